@@ -1,0 +1,64 @@
+//! Wire formats shared by the 64-bit `dmtcp` tools, the preload library `libdmtcp.so` and the
+//! restorer `mtcp_restart`, for both x86_64 and i686.
+//!
+//! Rule: `#![no_std]`, no allocation, no `unsafe`. Every field is fixed-width little-endian and
+//! every record has one layout on every architecture (unlike the C++ DMTCP, whose records differ
+//! between i386 and x86_64), so that any of our programs can read what any other wrote.
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod env;
+pub mod msg;
+pub mod shared;
+
+pub use msg::*;
+
+/// Version of the product, carried into every build of every payload.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The file descriptor at which the preload library keeps its coordinator connection. High, like
+/// DMTCP's protected fds (820..842), so that ordinary programs never collide with it.
+pub const COORD_FD: i32 = 821;
+
+/// Default coordinator port, as in DMTCP.
+pub const DEFAULT_PORT: u16 = 7779;
+
+/// Little-endian field helpers over byte slices; panics only on a programming error (offset out
+/// of the fixed record), never on input data, because every record has a fixed size.
+pub mod le {
+    pub fn get_u32(b: &[u8], off: usize) -> u32 {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&b[off..off + 4]);
+        u32::from_le_bytes(a)
+    }
+    pub fn get_i32(b: &[u8], off: usize) -> i32 {
+        get_u32(b, off) as i32
+    }
+    pub fn get_u64(b: &[u8], off: usize) -> u64 {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[off..off + 8]);
+        u64::from_le_bytes(a)
+    }
+    pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
+        b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    pub fn put_i32(b: &mut [u8], off: usize, v: i32) {
+        put_u32(b, off, v as u32)
+    }
+    pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
+        b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    /// Copies `s` into a fixed field, truncating, always leaving a NUL terminator.
+    pub fn put_str(b: &mut [u8], off: usize, len: usize, s: &[u8]) {
+        let field = &mut b[off..off + len];
+        field.fill(0);
+        let n = core::cmp::min(s.len(), len - 1);
+        field[..n].copy_from_slice(&s[..n]);
+    }
+    /// The bytes of a NUL-terminated fixed field, without the terminator.
+    pub fn get_str(b: &[u8], off: usize, len: usize) -> &[u8] {
+        let field = &b[off..off + len];
+        let n = field.iter().position(|&c| c == 0).unwrap_or(len);
+        &field[..n]
+    }
+}

@@ -1,0 +1,74 @@
+//! Argument handling shared by every role: argh parsing with DMTCP-style spellings, uniform
+//! `--help`/`--version` behaviour and exit codes.
+use argh::FromArgs;
+
+/// Exit code for a usage error (unknown option, missing value).
+pub const EXIT_USAGE: i32 = 1;
+/// Exit code for a runtime failure (no coordinator, bad image, I/O error).
+pub const EXIT_FAILURE: i32 = 2;
+
+pub fn version_line(program: &str) -> String {
+    format!("{program} (dmtcp-rs) {} build {}", env!("CARGO_PKG_VERSION"), env!("DMTCP_BUILD_ID"))
+}
+
+/// Rewrites DMTCP's attached spellings into the separate form argh understands: `-p7779` into
+/// `-p 7779` and `--opt=value` into `--opt value`. `letters` lists the one-letter options that
+/// take a value, `long_values` the long ones. With `tail` set, the first word that is neither an
+/// option nor an option's value starts the program to run, and it and everything after it are
+/// left alone (so that `dmtcp_launch ./app -p5` passes `-p5` to the app).
+pub fn normalize(args: &[String], letters: &[char], long_values: &[&str], tail: bool) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let b = a.as_bytes();
+        if a == "--" || (tail && !a.starts_with('-')) {
+            out.push(a.clone());
+            out.extend(it.cloned());
+            break;
+        }
+        if b.len() > 2 && b[0] == b'-' && b[1] != b'-' && letters.contains(&(b[1] as char)) {
+            out.push(a[..2].to_string());
+            out.push(a[2..].to_string());
+        } else if a.starts_with("--") && a.contains('=') {
+            let (k, v) = a.split_once('=').unwrap();
+            out.push(k.to_string());
+            out.push(v.to_string());
+        } else {
+            out.push(a.clone());
+            let takes_value = (b.len() == 2 && b[0] == b'-' && letters.contains(&(b[1] as char)))
+                || long_values.contains(&a.as_str());
+            if takes_value {
+                if let Some(v) = it.next() {
+                    out.push(v.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Parses `args` for `program`. `--help` prints the usage (exit 0); a bad argument prints what
+/// is wrong and the usage, and gives EXIT_USAGE. Each role's options carry their own `--version`.
+pub fn parse<T: FromArgs>(program: &str, args: &[String]) -> Result<T, i32> {
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    match T::from_args(&[program], &strs) {
+        Ok(v) => Ok(v),
+        Err(early) => match early.status {
+            Ok(()) => {
+                print!("{}", early.output);
+                Err(0)
+            }
+            Err(()) => {
+                eprint!("{program}: {}", early.output);
+                if !early.output.ends_with('\n') {
+                    eprintln!();
+                }
+                if let Err(help) = T::from_args(&[program], &["--help"]) {
+                    eprintln!();
+                    eprint!("{}", help.output);
+                }
+                Err(EXIT_USAGE)
+            }
+        },
+    }
+}

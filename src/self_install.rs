@@ -1,0 +1,91 @@
+//! `dmtcp self-install --prefix P`: lays out the installation tree of the seed document, with
+//! the binary, its role symlinks and the payloads of both architectures:
+//!
+//! ```text
+//! P/bin/dmtcp  P/bin/dmtcp_{launch,coordinator,command,restart} -> dmtcp  P/bin/mtcp_restart
+//! P/lib/dmtcp/libdmtcp.so  P/lib/dmtcp/32/bin/mtcp_restart  P/lib/dmtcp/32/lib/dmtcp/libdmtcp.so
+//! ```
+//!
+//! Every file is replaced atomically, so running it again over a tree (even one in use) leaves a
+//! correct tree.
+use crate::cli::{self, EXIT_FAILURE};
+use crate::payloads::{self, Tree};
+use crate::Role;
+use argh::FromArgs;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(FromArgs)]
+#[argh(help_triggers("--help"))]
+/// Install dmtcp into a prefix: dmtcp self-install --prefix P
+struct SelfInstallArgs {
+    /// installation prefix (files go to P/bin and P/lib/dmtcp)
+    #[argh(option, long = "prefix")]
+    prefix: Option<PathBuf>,
+    /// print only errors
+    #[argh(switch, short = 'q', long = "quiet")]
+    quiet: bool,
+    /// print the version and exit
+    #[argh(switch, long = "version")]
+    version: bool,
+}
+
+const PROGRAM: &str = "dmtcp self-install";
+
+pub fn main(args: &[String]) -> i32 {
+    let args = cli::normalize(args, &[], &["--prefix"], false);
+    let a: SelfInstallArgs = match cli::parse(PROGRAM, &args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if a.version {
+        println!("{}", cli::version_line(PROGRAM));
+        return 0;
+    }
+    crate::logging::init(PROGRAM, a.quiet);
+    let Some(prefix) = a.prefix else {
+        eprintln!("{PROGRAM}: --prefix is required; see `{PROGRAM} --help`");
+        return cli::EXIT_USAGE;
+    };
+    match install(&prefix) {
+        Ok(()) => {
+            log::info!("installed into {}", prefix.display());
+            0
+        }
+        Err(e) => {
+            log::error!("cannot install into {}: {e}", prefix.display());
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn install(prefix: &Path) -> io::Result<()> {
+    let prefix = if prefix.is_absolute() { prefix.to_path_buf() } else { std::env::current_dir()?.join(prefix) };
+    let bin = prefix.join("bin");
+    fs::create_dir_all(&bin)?;
+    let exe = fs::read("/proc/self/exe")?;
+    let target = bin.join("dmtcp");
+    // Writing onto ourselves is a no-op; anything else is replaced atomically.
+    if fs::canonicalize(&target).ok() != fs::canonicalize("/proc/self/exe").ok() {
+        payloads::write_atomic(&target, &exe, 0o755)?;
+    }
+    for role in Role::ALL {
+        let name = role.program();
+        if name.contains(' ') {
+            continue;
+        }
+        symlink_atomic(Path::new("dmtcp"), &bin.join(name))?;
+    }
+    // Always rewrite the payloads: the tree must match this binary even if a stamp says so.
+    Tree { root: prefix }.install()
+}
+
+/// Points `link` at `to`, replacing whatever is there, without a moment where it is missing.
+fn symlink_atomic(to: &Path, link: &Path) -> io::Result<()> {
+    let tmp = payloads::temp_name(link);
+    std::os::unix::fs::symlink(to, &tmp)?;
+    fs::rename(&tmp, link).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
