@@ -26,10 +26,32 @@ struct Payload {
     dir: &'static str,
     artifact: &'static str,
     rustflags: &'static [&'static str],
+    /// Extra flags per architecture tag.
+    arch_flags: fn(&str) -> Vec<String>,
+}
+
+fn no_flags(_: &str) -> Vec<String> {
+    Vec::new()
+}
+
+/// The restorer is linked at a fixed address far from programs (see RESTORER_BASE_* in
+/// payloads/proto/src/lib.rs; keep the two in step).
+fn restorer_flags(tag: &str) -> Vec<String> {
+    // x86_64 code is compiled position-independent (RIP-relative) so that it can sit above
+    // 4 GiB; both are then linked as plain static executables at that base.
+    let (base, model) = if tag == "i686" { ("0x20000000", "static") } else { ("0x100000000000", "pic") };
+    vec![
+        "-C".into(),
+        format!("relocation-model={model}"),
+        "-C".into(),
+        "link-arg=-no-pie".into(),
+        "-C".into(),
+        format!("link-arg=-Wl,--image-base={base}"),
+    ]
 }
 
 const PAYLOADS: [Payload; 2] = [
-    Payload { dir: "libdmtcp", artifact: "libdmtcp.so", rustflags: &[] },
+    Payload { dir: "libdmtcp", artifact: "libdmtcp.so", rustflags: &[], arch_flags: no_flags },
     Payload {
         dir: "mtcp_restart",
         artifact: "mtcp_restart",
@@ -41,10 +63,9 @@ const PAYLOADS: [Payload; 2] = [
             "-C",
             "link-arg=-static",
             "-C",
-            "relocation-model=static",
-            "-C",
             "target-feature=+crt-static",
         ],
+        arch_flags: restorer_flags,
     },
 ];
 
@@ -151,6 +172,7 @@ fn build_one(
         }
     }
     let mut flags: Vec<String> = p.rustflags.iter().map(|s| s.to_string()).collect();
+    flags.extend((p.arch_flags)(arch.tag));
     if let Some(s) = sysroot {
         flags.push("--sysroot".into());
         flags.push(s.clone());

@@ -1,41 +1,45 @@
-//! `mtcp_restart`: the static, libc-free restorer that `dmtcp_restart` runs for each image.
+//! `mtcp_restart`: the static, libc-free restorer that `dmtcp_restart` runs for each image, in the
+//! process that becomes the restored program (already carrying the program's old pid).
 //!
-//! Rules for this crate: no libc, no allocation, no panics that unwind (panic = abort, and the
-//! handler exits with a message). It must stay small and self-contained, because in the full
-//! restore it moves itself out of the way of the program it brings back.
+//! Rules for this crate: no libc, no allocation, no unwinding (panic = abort, and the handler
+//! exits with a message). It is linked at a fixed address (`dmtcp_proto::RESTORER_BASE_*`) far
+//! from where programs live, runs on a stack in its own .bss, and keeps scratch memory inside its
+//! own range, so that everything else in the address space can be given back to the program.
 //!
-//! This version starts, checks its arguments and reports that it cannot restore images yet.
+//! The restore, in order (see `restore`):
+//! 1. read the header and the tables (areas and threads) from `--fd`; refuse a foreign image;
+//! 2. unmap everything that is not ours, move the kernel's vdso/vvar to where the program had
+//!    them (same sizes required: same kernel);
+//! 3. map every area at its address and fill in the stored pages, then set the protections and
+//!    the kernel's view of brk, code, data, arguments and auxv (PR_SET_MM_MAP);
+//! 4. recreate every other thread with its old tid (clone3 with set_tid) and its TLS, and
+//!    resume each one, this thread last as the main thread, inside the preload library's
+//!    checkpoint handler, from where it returns to the program.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
 mod arch;
 mod mem;
+mod out;
+mod restore;
+mod sys;
 
-use arch::{syscall3, SYS_EXIT_GROUP, SYS_WRITE};
+use out::Out;
 
-const USAGE: &[u8] = b"usage: mtcp_restart [--stderr-fd N] --fd N | IMAGE\n\
-  Restores one dmtcp checkpoint image into this process. It is run by dmtcp_restart;\n\
-  users call dmtcp_restart instead.\n";
+pub const STACK_SIZE: usize = 256 * 1024;
 
-fn write_all(fd: usize, mut s: &[u8]) {
-    while !s.is_empty() {
-        let n = syscall3(SYS_WRITE, fd, s.as_ptr() as usize, s.len());
-        if n <= 0 {
-            return;
-        }
-        s = &s[n as usize..];
-    }
-}
+/// The restorer's own stack (see `_start`).
+#[allow(unsafe_code)]
+#[no_mangle]
+pub static mut STACK: [u8; STACK_SIZE] = [0; STACK_SIZE];
 
-fn exit(code: usize) -> ! {
-    loop {
-        syscall3(SYS_EXIT_GROUP, code, 0, 0);
-    }
-}
+const USAGE: &str = "usage: mtcp_restart [--stderr-fd N] --fd N\n\
+  Restores one dmtcp checkpoint image, read from file descriptor N, into this process.\n\
+  It is run by dmtcp_restart; users call dmtcp_restart instead.\n";
 
-/// Parses a decimal file descriptor.
-fn parse_fd(s: &[u8]) -> Option<usize> {
+/// Parses a decimal number.
+fn parse_num(s: &[u8]) -> Option<usize> {
     if s.is_empty() || s.len() > 9 {
         return None;
     }
@@ -49,10 +53,11 @@ fn parse_fd(s: &[u8]) -> Option<usize> {
     Some(v)
 }
 
-/// Length of a NUL-terminated string from the kernel's argument block.
+/// A NUL-terminated string from the kernel's argument block.
 fn cstr(p: *const u8) -> &'static [u8] {
     let mut n = 0;
-    // SAFETY: `p` is one of argv's pointers, which the kernel terminates with a NUL.
+    // SAFETY: `p` is one of argv's pointers, which the kernel terminates with a NUL; the
+    // initial stack stays mapped until after argument parsing.
     #[allow(unsafe_code)]
     unsafe {
         while *p.add(n) != 0 {
@@ -62,72 +67,66 @@ fn cstr(p: *const u8) -> &'static [u8] {
     }
 }
 
+pub struct Args {
+    pub image_fd: usize,
+    pub err_fd: usize,
+}
 
 pub extern "C" fn restorer_main(sp: *const usize) -> ! {
     // SAFETY: `sp` is the initial stack pointer: argc followed by argc argv pointers.
     #[allow(unsafe_code)]
     let (argc, argv) = unsafe { (*sp, sp.add(1) as *const *const u8) };
+    let arg = |j: usize| -> &'static [u8] {
+        // SAFETY: callers check j < argc, so argv[j] is a valid pointer.
+        #[allow(unsafe_code)]
+        cstr(unsafe { *argv.add(j) })
+    };
     let mut err_fd = 2usize;
-    let mut have_image = false;
+    let mut image_fd = None;
     let mut i = 1;
     while i < argc {
-        // SAFETY: i < argc, so argv[i] is a valid pointer.
-        #[allow(unsafe_code)]
-        let a = cstr(unsafe { *argv.add(i) });
-        let next = |j: usize| -> Option<&'static [u8]> {
-            // SAFETY: j < argc checked before the read.
-            #[allow(unsafe_code)]
-            (j < argc).then(|| cstr(unsafe { *argv.add(j) }))
-        };
+        let a = arg(i);
         match a {
             b"--help" | b"-h" => {
-                write_all(1, USAGE);
-                exit(0);
+                Out::new(1).s(USAGE);
+                sys::exit(0);
             }
             b"--version" => {
-                write_all(1, b"mtcp_restart (dmtcp) ");
-                write_all(1, dmtcp_proto::VERSION.as_bytes());
-                write_all(1, b"\n");
-                exit(0);
+                Out::new(1).s("mtcp_restart (dmtcp-rs) ").s(dmtcp_proto::VERSION).s("\n");
+                sys::exit(0);
             }
             b"--fd" | b"--stderr-fd" => {
-                let Some(v) = next(i + 1).and_then(parse_fd) else {
-                    write_all(err_fd, b"mtcp_restart: option ");
-                    write_all(err_fd, a);
-                    write_all(err_fd, b" needs a file descriptor number\n");
-                    write_all(err_fd, USAGE);
-                    exit(2);
+                let Some(v) = (i + 1 < argc).then(|| arg(i + 1)).and_then(parse_num) else {
+                    Out::new(err_fd).s("mtcp_restart: option ").b(a).s(" needs a file descriptor number\n").s(USAGE);
+                    sys::exit(2);
                 };
                 if a == b"--stderr-fd" {
                     err_fd = v;
                 } else {
-                    have_image = true;
+                    image_fd = Some(v);
                 }
                 i += 2;
-                continue;
             }
-            _ if a.first() == Some(&b'-') => {
-                write_all(err_fd, b"mtcp_restart: unknown option ");
-                write_all(err_fd, a);
-                write_all(err_fd, b"\n");
-                write_all(err_fd, USAGE);
-                exit(2);
+            _ => {
+                Out::new(err_fd).s("mtcp_restart: unexpected argument ").b(a).s("\n").s(USAGE);
+                sys::exit(2);
             }
-            _ => have_image = true,
         }
-        i += 1;
     }
-    if !have_image {
-        write_all(err_fd, b"mtcp_restart: no image given\n");
-        write_all(err_fd, USAGE);
-        exit(2);
-    }
-    write_all(err_fd, b"mtcp_restart: this build cannot restore images yet\n");
-    exit(3)
+    let Some(image_fd) = image_fd else {
+        Out::new(err_fd).s("mtcp_restart: no image given (--fd N)\n").s(USAGE);
+        sys::exit(2);
+    };
+    restore::run(Args { image_fd, err_fd })
+}
+
+/// First code of a restored thread (see `arch::clone3_thread`).
+pub extern "C" fn thread_entry(start: usize) -> ! {
+    restore::thread_start(start)
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    write_all(2, b"mtcp_restart: internal error\n");
-    exit(70)
+    Out::new(2).s("mtcp_restart: internal error\n");
+    sys::exit(70)
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod env;
+pub mod image;
 pub mod msg;
 pub mod shared;
 
@@ -22,6 +23,15 @@ pub const COORD_FD: i32 = 821;
 
 /// Default coordinator port, as in DMTCP.
 pub const DEFAULT_PORT: u16 = 7779;
+
+/// Where the restorer `mtcp_restart` lives (it is linked there, not position-independent): far
+/// from where the kernel puts programs, libraries, heaps and stacks, so that it does not collide
+/// with the areas it restores. It refuses an image with an area in this range, and the preload
+/// library unmaps whatever the restorer left there once the program runs again.
+pub const RESTORER_BASE_X86_64: u64 = 0x0000_1000_0000_0000;
+pub const RESTORER_BASE_I686: u64 = 0x2000_0000;
+/// Size of the restorer's range: its code, data, stack and scratch.
+pub const RESTORER_SPAN: u64 = 0x0400_0000;
 
 /// Little-endian field helpers over byte slices; panics only on a programming error (offset out
 /// of the fixed record), never on input data, because every record has a fixed size.

@@ -1,0 +1,242 @@
+//! The process's dmtcp settings, copied out of the environment once by the constructor (the
+//! program may later change or overwrite its environment), plus the mapped shared-data area.
+//!
+//! Rules: written only by the constructor, while the process has a single thread and before
+//! our own thread exists; read-only afterwards, from any thread and from the fork child. Fixed
+//! buffers in .bss, no allocation.
+use crate::cstr::{env_match, parse_u64, CArray, Fixed};
+use crate::log::Bytes;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+use dmtcp_proto::{env, le, shared};
+
+/// Longest `NAME=value` we carry into exec'd programs (paths up to PATH_MAX).
+pub const CARRY_LEN: usize = 4200;
+
+/// The variables re-injected at every exec when the caller's environment dropped them.
+pub const CARRIED: [&str; 10] = [
+    env::COORD_HOST,
+    env::COORD_PORT,
+    env::SHARED_AREA,
+    env::HIJACK_LIBS,
+    env::HIJACK_LIBS_M32,
+    env::CHECKPOINT_DIR,
+    env::GZIP,
+    env::SIGCKPT,
+    env::QUIET,
+    env::LOG_LEVEL,
+];
+const I_HOST: usize = 0;
+const I_SHARED: usize = 2;
+const I_HIJACK: usize = 3;
+const I_HIJACK_M32: usize = 4;
+
+pub struct Config {
+    /// `NAME=value` of each `CARRIED` variable present at startup (empty if absent).
+    pub carried: [Fixed<CARRY_LEN>; CARRIED.len()],
+    pub coord_ip: [u8; 4],
+    pub coord_port: u16,
+    /// DMTCP_CHECKPOINT_INTERVAL at startup, or INTERVAL_UNCHANGED.
+    pub interval: u32,
+    pub progname: Fixed<256>,
+    pub hostname: Fixed<256>,
+    /// DMTCP_DLSYM_OFFSET / _M32 at startup (0 = absent or invalid).
+    pub offset_env: u64,
+    pub offset_env_m32: u64,
+    /// The shared-data area, if DMTCP_SHARED_AREA named a valid one.
+    pub shared: Option<&'static [u8]>,
+}
+
+impl Config {
+    const EMPTY: Config = Config {
+        carried: [const { Fixed::new() }; CARRIED.len()],
+        coord_ip: [127, 0, 0, 1],
+        coord_port: 0,
+        interval: dmtcp_proto::INTERVAL_UNCHANGED,
+        progname: Fixed::new(),
+        hostname: Fixed::new(),
+        offset_env: 0,
+        offset_env_m32: 0,
+        shared: None,
+    };
+
+    fn carried_value(&self, i: usize) -> &[u8] {
+        env_match(self.carried[i].bytes(), CARRIED[i].as_bytes()).unwrap_or(b"")
+    }
+
+    pub fn coord_host_text(&self) -> &[u8] {
+        self.carried_value(I_HOST)
+    }
+
+    /// Absolute path of the libdmtcp.so for 32-bit (`m32`) or 64-bit programs, if known.
+    pub fn hijack_lib(&self, m32: bool) -> &[u8] {
+        let v = self.carried_value(if m32 { I_HIJACK_M32 } else { I_HIJACK });
+        if !v.is_empty() {
+            return v;
+        }
+        match self.shared {
+            Some(s) => le::get_str(s, if m32 { shared::OFF_HIJACK_M32 } else { shared::OFF_HIJACK }, shared::LEN_PATH),
+            None => b"",
+        }
+    }
+
+    /// `dlsym - dlinfo` in the 32-bit (`m32`) or 64-bit libc: the shared-data area's current
+    /// value, else our startup environment's; 0 if unknown.
+    pub fn dlsym_offset(&self, m32: bool) -> u64 {
+        if let Some(s) = self.shared {
+            let v = le::get_u64(s, if m32 { shared::OFF_DLSYM_M32 } else { shared::OFF_DLSYM });
+            if v != 0 {
+                return v;
+            }
+        }
+        if m32 {
+            self.offset_env_m32
+        } else {
+            self.offset_env
+        }
+    }
+
+    /// The offset for this library's own architecture.
+    pub fn own_dlsym_offset(&self) -> u64 {
+        self.dlsym_offset(cfg!(target_pointer_width = "32"))
+    }
+}
+
+struct Global(UnsafeCell<Config>);
+// SAFETY: mutated only by the constructor while the process is single-threaded (see module
+// rules); every later access is a read.
+unsafe impl Sync for Global {}
+
+static CONFIG: Global = Global(UnsafeCell::new(Config::EMPTY));
+
+pub fn get() -> &'static Config {
+    // SAFETY: see `Global`: no writer exists once anyone else can call this.
+    unsafe { &*CONFIG.0.get() }
+}
+
+/// True while this process is registered with a coordinator: then exec'd programs and forked
+/// children join the computation too. Cleared when the coordinator goes away or refused us.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+pub fn set_active(v: bool) {
+    ACTIVE.store(v, Ordering::Release)
+}
+
+/// Fills the configuration from the startup environment. Returns false when this process is
+/// not under dmtcp (no DMTCP_COORD_PORT), having changed nothing.
+///
+/// # Safety
+/// Only from the constructor, while the process is single-threaded.
+pub unsafe fn load(envp: CArray, argv0: Option<&[u8]>) -> bool {
+    let Some(port_text) = envp.env_value(env::COORD_PORT.as_bytes()) else {
+        return false;
+    };
+    // SAFETY: the caller guarantees no other thread reads CONFIG yet.
+    let c = unsafe { &mut *CONFIG.0.get() };
+    crate::log::configure(
+        envp.env_value(env::LOG_LEVEL.as_bytes()),
+        envp.env_value(env::QUIET.as_bytes()),
+    );
+    for (i, name) in CARRIED.iter().enumerate() {
+        let name = name.as_bytes();
+        if let Some(entry) = envp.iter().map(|e| e.to_bytes()).find(|e| env_match(e, name).is_some()) {
+            if !c.carried[i].set(entry) {
+                warn!("{} is too long to pass on to exec'd programs", Bytes(name));
+            }
+        }
+    }
+    c.coord_port = match parse_u64(port_text) {
+        Some(p) if p > 0 && p < 65536 => p as u16,
+        _ => 0,
+    };
+    c.coord_ip = match c.coord_host_text() {
+        b"" | b"localhost" => [127, 0, 0, 1],
+        h => parse_ipv4(h).unwrap_or([0, 0, 0, 0]),
+    };
+    if let Some(v) = envp.env_value(env::CHECKPOINT_INTERVAL.as_bytes()) {
+        if let Some(n) = parse_u64(v) {
+            c.interval = core::cmp::min(n, u32::MAX as u64 - 1) as u32;
+        }
+    }
+    c.offset_env = envp.env_value(env::DLSYM_OFFSET.as_bytes()).and_then(parse_u64).unwrap_or(0);
+    c.offset_env_m32 =
+        envp.env_value(env::DLSYM_OFFSET_M32.as_bytes()).and_then(parse_u64).unwrap_or(0);
+    c.shared = map_shared(c.carried_value(I_SHARED));
+    load_names(c, argv0);
+    true
+}
+
+fn map_shared(path: &[u8]) -> Option<&'static [u8]> {
+    if path.is_empty() {
+        return None;
+    }
+    let mut p = Fixed::<CARRY_LEN>::new();
+    p.set(path);
+    match crate::sys::map_file_readonly(p.as_cstr(), shared::SHARED_SIZE) {
+        Ok(b) if shared::valid(b) => Some(b),
+        Ok(_) => {
+            trace!("{} is not a shared-data area of this version; ignored", Bytes(path));
+            None
+        }
+        Err(e) => {
+            trace!("cannot map the shared-data area {}: {}", Bytes(path), Bytes(crate::sys::strerror(e)));
+            None
+        }
+    }
+}
+
+/// Host name and program name (basename of /proc/self/exe, else of argv[0]).
+fn load_names(c: &mut Config, argv0: Option<&[u8]>) {
+    let mut buf = [0u8; 256];
+    let n = crate::sys::hostname(&mut buf);
+    c.hostname.set(&buf[..n]);
+    let mut exe = [0u8; 4096];
+    let name = match crate::sys::readlink(c"/proc/self/exe", &mut exe) {
+        Ok(n) if n < exe.len() => crate::cstr::basename(&exe[..n]),
+        _ => crate::cstr::basename(argv0.unwrap_or(b"")),
+    };
+    if !c.progname.set(name) {
+        c.progname.set(&name[..255]);
+    }
+}
+
+/// Parses a dotted-quad IPv4 address.
+pub fn parse_ipv4(s: &[u8]) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = s.split(|&c| c == b'.');
+    for o in out.iter_mut() {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 {
+            return None;
+        }
+        let v = parse_u64(p)?;
+        if v > 255 {
+            return None;
+        }
+        *o = v as u8;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(out)
+}
+
+/// Names of our own tools: they talk to the coordinator themselves and must never register as
+/// workers (DMTCP refuses to run them under itself and passes their execs straight through).
+pub fn is_dmtcp_tool(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"dmtcp"
+            | b"dmtcp_launch"
+            | b"dmtcp_command"
+            | b"dmtcp_coordinator"
+            | b"dmtcp_restart"
+            | b"dmtcp_nocheckpoint"
+            | b"mtcp_restart"
+            | b"mtcp_restart-32"
+    )
+}

@@ -1,0 +1,94 @@
+//! Start-up: the constructor (an `.init_array` entry; glibc passes it argc, argv, envp) and the
+//! fork child handler.
+//!
+//! Rules: the constructor runs while the process is single-threaded, before the program's own
+//! constructors; it may call libc freely (setenv, dlopen, socket, pthread_create) but must
+//! return promptly (it waits only for the bounded handshake) and leave errno as it found it.
+//! The fork child handler runs in a child that has only the forking thread; it allocates
+//! nothing itself.
+use crate::config;
+use crate::cstr::CArray;
+use crate::sys;
+use core::ffi::{c_char, c_int};
+use dmtcp_proto::{env, COORD_FD, INTERVAL_UNCHANGED};
+
+type InitFn = extern "C" fn(c_int, *const *const c_char, *const *const c_char);
+
+#[used]
+#[link_section = ".init_array"]
+static INIT: InitFn = dmtcp_init;
+
+extern "C" fn dmtcp_init(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) {
+    sys::keep_errno(|| {
+        // SAFETY: glibc passes the process's argv and envp arrays, NULL-terminated and valid
+        // for the life of the process (we copy what we keep before the program can change
+        // them).
+        let (argv, envp) = unsafe { (CArray::new(argv), CArray::new(envp)) };
+        let argv0 = if argc > 0 { argv.get(0).map(|s| s.to_bytes()) } else { None };
+        // SAFETY: the constructor runs single-threaded, as `config::load` requires.
+        if !unsafe { config::load(envp, argv0) } {
+            return; // not under dmtcp: do nothing at all
+        }
+        hide_from_environment(envp);
+        let c = config::get();
+        crate::dlsym::init(c.own_dlsym_offset());
+        crate::real::resolve_all();
+        if config::is_dmtcp_tool(c.progname.bytes()) {
+            trace!("{} is a dmtcp tool; not registering it", crate::log::Bytes(c.progname.bytes()));
+            return;
+        }
+        // SAFETY: atfork_child is a plain function with no arguments, valid forever.
+        let r = unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
+        if r != 0 {
+            trace!("pthread_atfork failed; forked children will not join the computation");
+        }
+        join(c.interval);
+    })
+}
+
+/// Registers with the coordinator and starts the background thread.
+fn join(interval: u32) {
+    let c = config::get();
+    if !crate::coord::connect_and_register(c, interval) {
+        return;
+    }
+    config::set_active(true);
+    if !crate::ckpt_thread::start() {
+        crate::coord::disconnect();
+    }
+}
+
+/// The program must not see our library in `LD_PRELOAD`: put back the user's own value (or
+/// none), as DMTCP's restoreUserLDPRELOAD does. The interval is sent to the coordinator once;
+/// like DMTCP we drop it so that exec'd programs do not reset a changed interval.
+fn hide_from_environment(envp: CArray) {
+    let orig = envp.env_value_c(env::ORIG_LD_PRELOAD.as_bytes());
+    // SAFETY: setenv/unsetenv with NUL-terminated strings, while single-threaded.
+    unsafe {
+        match orig {
+            Some(v) => libc::setenv(c"LD_PRELOAD".as_ptr(), v.as_ptr(), 1),
+            None => libc::unsetenv(c"LD_PRELOAD".as_ptr()),
+        };
+        libc::unsetenv(cstr_of(env::CHECKPOINT_INTERVAL).as_cstr().as_ptr());
+    }
+}
+
+/// The NUL-terminated form of one of the `env` names (all shorter than 64 bytes).
+fn cstr_of(name: &str) -> crate::cstr::Fixed<64> {
+    let mut f = crate::cstr::Fixed::<64>::new();
+    f.set(name.as_bytes());
+    f
+}
+
+/// In a forked child: never share the parent's connection; register anew as a worker of its
+/// own (same program name) and start the background thread again.
+extern "C" fn atfork_child() {
+    sys::keep_errno(|| {
+        if !config::active() {
+            return;
+        }
+        config::set_active(false);
+        sys::close(COORD_FD);
+        join(INTERVAL_UNCHANGED);
+    })
+}

@@ -1,0 +1,45 @@
+//! `libdmtcp.so`: the preload library that `dmtcp launch` puts into every process of a
+//! computation (built for x86_64 and i686).
+//!
+//! What it does today: at load time it hides itself from the program's environment, finds the
+//! C library's real `dlsym` without going through any `dlsym` the program may wrap, registers the
+//! process with the coordinator on fd 821, and starts the background thread that will become the
+//! checkpoint thread. Its `exec*`/`posix_spawn*` wrappers put the library of the *target's*
+//! architecture back into the new program's `LD_PRELOAD`, and a fork handler registers every
+//! child as a worker of its own.
+//!
+//! Rules for all code in this crate, which runs inside other people's programs:
+//! - Small; no Rust std, no allocation (no `alloc`); no panics in practice (panic = abort).
+//! - Never call the application's `malloc` from code that may run while threads are stopped or
+//!   in a signal handler; memory that must be allocated comes from `mmap`. Calling libc
+//!   (socket, connect, getenv, setenv, pthread_create, dlopen, ...) is fine in the constructor.
+//! - Async-signal-safe where a signal can land.
+//! - Silent: the program must behave exactly as without dmtcp (arguments, environment, exit
+//!   status, stdio, signals, errno). Only real problems go to stderr, one line each, prefixed
+//!   `dmtcp[<pid>]: `; detail only with `DMTCP_LOG_LEVEL=trace` (or `3`).
+//! - `unsafe` is concentrated in `sys` (libc calls), `cstr` (C strings and arrays from the
+//!   program), `dlsym`/`real` (function pointers) and the exported `extern "C"` wrappers in
+//!   `exec`; every block carries a `// SAFETY:` line.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+#[macro_use]
+mod log;
+mod ckpt_thread;
+mod config;
+mod coord;
+mod cstr;
+mod dlsym;
+mod exec;
+mod init;
+mod real;
+mod sys;
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // Never expected: every slice access is bounds-checked by construction. Say so and stop
+    // rather than spin inside the user's program.
+    log::raw_error(b"internal error (panic) in libdmtcp.so; aborting");
+    sys::abort()
+}

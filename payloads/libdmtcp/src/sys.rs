@@ -1,0 +1,400 @@
+//! Safe wrappers over the few C library calls the library makes. This is where most `unsafe`
+//! lives: each wrapper passes only pointers derived from Rust references of the right length.
+//!
+//! Rules: no allocation; everything here is async-signal-safe except `gethostname`-style
+//! lookups, which are only used from the constructor and the fork child handler. Errors are
+//! returned as the `errno` value (`Err(e)`); `EINTR` is retried where a retry is harmless.
+use core::ffi::{c_int, c_void, CStr};
+
+pub type Errno = c_int;
+
+pub fn errno() -> Errno {
+    // SAFETY: __errno_location always returns this thread's valid errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+pub fn set_errno(e: Errno) {
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = e }
+}
+
+/// Runs `f` and puts `errno` back to what it was before, so that our work inside a wrapper or
+/// the constructor never shows through to the program.
+pub fn keep_errno<T>(f: impl FnOnce() -> T) -> T {
+    let saved = errno();
+    let r = f();
+    set_errno(saved);
+    r
+}
+
+fn check(r: c_int) -> Result<c_int, Errno> {
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+pub fn getpid() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getpid() }
+}
+
+pub fn getppid() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getppid() }
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+pub fn getegid() -> u32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getegid() }
+}
+
+pub fn exit_now(code: c_int) -> ! {
+    // SAFETY: _exit never returns and touches no user-space state (no atexit, no stdio flush).
+    unsafe { libc::_exit(code) }
+}
+
+pub fn abort() -> ! {
+    // SAFETY: abort never returns.
+    unsafe { libc::abort() }
+}
+
+/// Writes all of `buf`, retrying on short writes and EINTR.
+pub fn write_all(fd: c_int, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        // SAFETY: buf is a valid readable slice of buf.len() bytes.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// One `read`, retried on EINTR. `Ok(0)` is end of file.
+pub fn read_some(fd: c_int, buf: &mut [u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: buf is a valid writable slice of buf.len() bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// One `pread` at `off`, retried on EINTR.
+pub fn pread(fd: c_int, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: buf is a valid writable slice of buf.len() bytes.
+        let n = unsafe { libc::pread64(fd, buf.as_mut_ptr().cast(), buf.len(), off as i64) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+pub fn close(fd: c_int) {
+    // SAFETY: closing a descriptor number has no memory-safety effect.
+    unsafe { libc::close(fd) };
+}
+
+/// `dup3(old, new, O_CLOEXEC)`.
+pub fn dup_to_cloexec(old: c_int, new: c_int) -> Result<(), Errno> {
+    // SAFETY: plain descriptor operation.
+    check(unsafe { libc::dup3(old, new, libc::O_CLOEXEC) }).map(|_| ())
+}
+
+/// Waits for `events` on `fd` for at most `timeout_ms` (negative = forever). Returns the
+/// `revents`, or `Ok(0)` on timeout.
+pub fn poll_one(fd: c_int, events: i16, timeout_ms: c_int) -> Result<i16, Errno> {
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    loop {
+        // SAFETY: p is one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        if r >= 0 {
+            return Ok(if r == 0 { 0 } else { p.revents });
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Milliseconds of CLOCK_MONOTONIC, for handshake deadlines.
+#[allow(clippy::unnecessary_cast)] // time_t is 32-bit on i686
+pub fn now_ms() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000
+}
+
+pub fn open_read(path: &CStr) -> Result<c_int, Errno> {
+    // SAFETY: path is NUL-terminated.
+    check(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })
+}
+
+/// The few `stat` fields we need.
+#[derive(Clone, Copy)]
+pub struct FileInfo {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl FileInfo {
+    pub fn is_regular(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+}
+
+fn file_info(st: &libc::stat64) -> FileInfo {
+    FileInfo { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid }
+}
+
+pub fn fstat(fd: c_int) -> Result<FileInfo, Errno> {
+    // SAFETY: an all-zero stat64 is a valid value of this plain C struct.
+    let mut st: libc::stat64 = unsafe { core::mem::zeroed() };
+    // SAFETY: st is a valid stat64 to fill.
+    check(unsafe { libc::fstat64(fd, &mut st) })?;
+    Ok(file_info(&st))
+}
+
+pub fn stat(path: &CStr) -> Result<FileInfo, Errno> {
+    // SAFETY: an all-zero stat64 is a valid value of this plain C struct.
+    let mut st: libc::stat64 = unsafe { core::mem::zeroed() };
+    // SAFETY: path is NUL-terminated, st is a valid stat64 to fill.
+    check(unsafe { libc::stat64(path.as_ptr(), &mut st) })?;
+    Ok(file_info(&st))
+}
+
+pub fn can_execute(path: &CStr) -> bool {
+    // SAFETY: path is NUL-terminated.
+    unsafe { libc::access(path.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// `readlink` into `buf`; returns the length (not NUL-terminated).
+pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: path is NUL-terminated; buf is writable for buf.len() bytes.
+    let n = unsafe { libc::readlink(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(errno())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The host name, without NUL, in `buf`.
+pub fn hostname(buf: &mut [u8]) -> usize {
+    if buf.is_empty() {
+        return 0;
+    }
+    let last = buf.len() - 1;
+    // SAFETY: buf is writable for last bytes; we terminate it ourselves.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), last) };
+    if r != 0 {
+        return 0;
+    }
+    buf[last] = 0;
+    buf.iter().position(|&c| c == 0).unwrap_or(last)
+}
+
+/// English text for an errno value (glibc's `strerrordesc_np`: static strings, no locale,
+/// no allocation).
+pub fn strerror(e: Errno) -> &'static [u8] {
+    extern "C" {
+        fn strerrordesc_np(errnum: c_int) -> *const core::ffi::c_char;
+    }
+    // SAFETY: strerrordesc_np returns NULL or a pointer to a static NUL-terminated string.
+    unsafe {
+        let p = strerrordesc_np(e);
+        if p.is_null() {
+            b"unknown error"
+        } else {
+            CStr::from_ptr(p).to_bytes()
+        }
+    }
+}
+
+/// An anonymous private read-write mapping, unmapped on drop (keeping errno).
+pub struct Mapping {
+    addr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    pub fn new(len: usize) -> Result<Mapping, Errno> {
+        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(errno());
+        }
+        Ok(Mapping { addr: p.cast(), len })
+    }
+
+    pub fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is len bytes, readable and writable, owned by self.
+        unsafe { core::slice::from_raw_parts_mut(self.addr, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        keep_errno(|| {
+            // SAFETY: we own the mapping; nothing refers to it after drop.
+            unsafe { libc::munmap(self.addr.cast::<c_void>(), self.len) };
+        });
+    }
+}
+
+/// Maps `len` bytes of the file at `path` read-only and shared, and leaves the mapping in place
+/// for the life of the process. Returns the mapped bytes.
+pub fn map_file_readonly(path: &CStr, len: usize) -> Result<&'static [u8], Errno> {
+    let fd = open_read(path)?;
+    let size = match fstat_size(fd) {
+        Ok(s) => s,
+        Err(e) => {
+            close(fd);
+            return Err(e);
+        }
+    };
+    if size < len as u64 {
+        close(fd);
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: a fresh shared read-only mapping of a file we just opened.
+    let p = unsafe { libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd, 0) };
+    let e = errno();
+    close(fd);
+    if p == libc::MAP_FAILED {
+        return Err(e);
+    }
+    // SAFETY: the mapping is len readable bytes and is never unmapped.
+    Ok(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) })
+}
+
+fn fstat_size(fd: c_int) -> Result<u64, Errno> {
+    // SAFETY: an all-zero stat64 is a valid value of this plain C struct.
+    let mut st: libc::stat64 = unsafe { core::mem::zeroed() };
+    // SAFETY: st is a valid stat64 to fill.
+    check(unsafe { libc::fstat64(fd, &mut st) })?;
+    Ok(st.st_size as u64)
+}
+
+/// A TCP connection to an IPv4 address, made with a deadline: the socket is non-blocking only
+/// while connecting. Returns the descriptor (close-on-exec).
+pub fn tcp_connect(ip: [u8; 4], port: u16, timeout_ms: c_int) -> Result<c_int, Errno> {
+    // SAFETY: plain socket creation.
+    let fd = check(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)
+    })?;
+    let r = connect_nonblocking(fd, ip, port, timeout_ms).and_then(|()| {
+        // SAFETY: fcntl on our own descriptor.
+        let fl = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+        // SAFETY: as above.
+        check(unsafe { libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK) })?;
+        let one: c_int = 1;
+        // SAFETY: one is a valid int option value of the given size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&one as *const c_int).cast(),
+                core::mem::size_of::<c_int>() as libc::socklen_t,
+            )
+        };
+        Ok(())
+    });
+    match r {
+        Ok(()) => Ok(fd),
+        Err(e) => {
+            close(fd);
+            Err(e)
+        }
+    }
+}
+
+fn connect_nonblocking(fd: c_int, ip: [u8; 4], port: u16, timeout_ms: c_int) -> Result<(), Errno> {
+    // SAFETY: an all-zero sockaddr_in is valid; we fill in the fields below.
+    let mut sa: libc::sockaddr_in = unsafe { core::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_port = port.to_be();
+    sa.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(ip) };
+    // SAFETY: sa is a valid sockaddr_in of the size we pass.
+    let r = unsafe {
+        libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            core::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = errno();
+    if e != libc::EINPROGRESS && e != libc::EINTR {
+        return Err(e);
+    }
+    if poll_one(fd, libc::POLLOUT, timeout_ms)? == 0 {
+        return Err(libc::ETIMEDOUT);
+    }
+    let mut err: c_int = 0;
+    let mut len = core::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: err and len are valid for getsockopt to fill.
+    check(unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut c_int).cast(), &mut len)
+    })?;
+    if err != 0 {
+        Err(err)
+    } else {
+        Ok(())
+    }
+}
+
+/// A signal set with every signal in it.
+pub fn full_sigset() -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is valid storage; sigfillset initializes it.
+    let mut s: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: s is a valid sigset_t.
+    unsafe { libc::sigfillset(&mut s) };
+    s
+}
+
+/// Sets this thread's signal mask; returns the previous one.
+pub fn set_sigmask(set: &libc::sigset_t) -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is valid storage for the old mask.
+    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: both pointers refer to valid sigset_t values.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, set, &mut old) };
+    old
+}

@@ -1,0 +1,513 @@
+//! The restore itself (see the crate documentation for the order of steps). Everything here runs
+//! in the process that becomes the program, with no libc and no allocation; scratch memory is
+//! mapped inside the restorer's own address range.
+use crate::arch::{self, ARCH, RESTORER_BASE};
+use crate::out::Out;
+use crate::sys::{self, *};
+use crate::Args;
+use dmtcp_proto::image::{self, area, chunk, hdr, thread, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
+use dmtcp_proto::le::{get_i32, get_str, get_u32, get_u64};
+
+const PAGE: usize = 4096;
+const SPAN: usize = dmtcp_proto::RESTORER_SPAN as usize;
+/// Where the header and tables are kept (inside our range, after the binary).
+const SCRATCH: usize = RESTORER_BASE + 0x0100_0000;
+const SCRATCH_MAX: usize = 0x0200_0000;
+/// Where the kernel's vdso and vvar wait while they move (inside our range).
+const PARK: usize = RESTORER_BASE + 0x0300_0000;
+
+/// The process-wide state of the restore, in .bss so that it survives the unmapping.
+#[allow(unsafe_code)]
+static mut MAPS_BUF: [u8; 65536] = [0; 65536];
+
+struct Ctx {
+    err: usize,
+    fd: usize,
+    header: &'static [u8],
+    areas: &'static [u8],
+    threads: &'static [u8],
+}
+
+fn die(err: usize, what: &str) -> ! {
+    Out::new(err).s("mtcp_restart: ").s(what).s("\n");
+    sys::exit(3)
+}
+
+fn die_errno(err: usize, what: &str, e: Errno) -> ! {
+    Out::new(err).s("mtcp_restart: ").s(what).s(" (errno ").dec(e.0 as u64).s(")\n");
+    sys::exit(3)
+}
+
+fn read_exact(fd: usize, mut p: *mut u8, mut len: usize) -> Result<(), Errno> {
+    while len > 0 {
+        match sys::read(fd, p, len) {
+            Ok(0) => return Err(Errno(0)),
+            Ok(n) => {
+                // SAFETY-free pointer arithmetic: `wrapping_add` stays within the caller's range.
+                p = p.wrapping_add(n);
+                len -= n;
+            }
+            Err(Errno(4)) => continue, // EINTR
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn page_up(x: usize) -> usize {
+    (x + PAGE - 1) & !(PAGE - 1)
+}
+
+/// A mapping of this process, from /proc/self/maps.
+#[derive(Clone, Copy)]
+struct Map {
+    start: usize,
+    end: usize,
+    kind: MapKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MapKind {
+    Other,
+    Vdso,
+    Vvar,
+    Vclock,
+    Vsyscall,
+}
+
+fn parse_hex(s: &[u8]) -> usize {
+    let mut v = 0usize;
+    for &c in s {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => break,
+        };
+        v = (v << 4) | d as usize;
+    }
+    v
+}
+
+/// Reads our own mappings into `out`, returns how many.
+fn own_maps(err: usize, out: &mut [Map; 64]) -> usize {
+    let fd = sys::open(b"/proc/self/maps\0", O_RDONLY).unwrap_or_else(|e| die_errno(err, "cannot open /proc/self/maps", e));
+    // SAFETY: single-threaded at this point; the buffer is only used here.
+    #[allow(unsafe_code)]
+    let buf: &mut [u8; 65536] = unsafe { &mut *core::ptr::addr_of_mut!(MAPS_BUF) };
+    let mut len = 0;
+    loop {
+        match sys::read(fd, buf[len..].as_mut_ptr(), buf.len() - len) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(Errno(4)) => continue,
+            Err(e) => die_errno(err, "cannot read /proc/self/maps", e),
+        }
+        if len == buf.len() {
+            die(err, "/proc/self/maps of the restorer is unexpectedly large");
+        }
+    }
+    let _ = sys::close(fd);
+    let mut n = 0;
+    for line in buf[..len].split(|&c| c == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        let dash = line.iter().position(|&c| c == b'-').unwrap_or(0);
+        let start = parse_hex(&line[..dash]);
+        let end = parse_hex(&line[dash + 1..]);
+        let name = line.rsplit(|&c| c == b' ').next().unwrap_or(b"");
+        let kind = match name {
+            b"[vdso]" => MapKind::Vdso,
+            b"[vvar]" => MapKind::Vvar,
+            b"[vvar_vclock]" => MapKind::Vclock,
+            b"[vsyscall]" => MapKind::Vsyscall,
+            _ => MapKind::Other,
+        };
+        if n == out.len() {
+            die(err, "the restorer has too many mappings");
+        }
+        out[n] = Map { start, end, kind };
+        n += 1;
+    }
+    n
+}
+
+fn ours(start: usize, end: usize) -> bool {
+    start >= RESTORER_BASE && end <= RESTORER_BASE + SPAN
+}
+
+fn area_rec(c: &Ctx, i: usize) -> &'static [u8] {
+    &c.areas[i * AREA_SIZE..(i + 1) * AREA_SIZE]
+}
+
+pub fn run(args: Args) -> ! {
+    let err = args.err_fd;
+    sys::block_all_signals();
+
+    // 1. Header and tables.
+    let hdr_buf = sys::mmap(SCRATCH, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, usize::MAX, 0)
+        .unwrap_or_else(|e| die_errno(err, "cannot map scratch memory", e));
+    read_exact(args.image_fd, hdr_buf as *mut u8, HEADER_SIZE).unwrap_or_else(|_| die(err, "image is truncated (no header)"));
+    // SAFETY: the page at SCRATCH was just mapped read-write and stays mapped.
+    #[allow(unsafe_code)]
+    let header: &'static [u8] = unsafe { core::slice::from_raw_parts(hdr_buf as *const u8, HEADER_SIZE) };
+    match image::check_header(header) {
+        Ok(a) if a == ARCH => {}
+        Ok(a) => {
+            Out::new(err)
+                .s("mtcp_restart: this restorer is for ")
+                .s(image::arch_name(ARCH))
+                .s(" but the image is ")
+                .s(image::arch_name(a))
+                .s("\n");
+            sys::exit(3)
+        }
+        Err(e) => {
+            let mut msg = [0u8; 128];
+            let mut w = Buf { b: &mut msg, n: 0 };
+            let _ = core::fmt::write(&mut w, format_args!("{e}"));
+            let n = w.n;
+            Out::new(err).s("mtcp_restart: ").b(&msg[..n]).s("\n");
+            sys::exit(3)
+        }
+    }
+    let tables = image::tables_len(header);
+    if PAGE + tables > SCRATCH_MAX {
+        die(err, "image has too many areas or threads for this restorer");
+    }
+    let tab = SCRATCH + PAGE;
+    if tables > 0 {
+        sys::mmap(tab, page_up(tables), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, usize::MAX, 0)
+            .unwrap_or_else(|e| die_errno(err, "cannot map scratch memory", e));
+        read_exact(args.image_fd, tab as *mut u8, tables).unwrap_or_else(|_| die(err, "image is truncated (tables)"));
+    }
+    let n_areas = get_u32(header, hdr::NUM_AREAS) as usize;
+    // SAFETY: `tables` bytes at `tab` were mapped and filled above and stay mapped.
+    #[allow(unsafe_code)]
+    let all: &'static [u8] = unsafe { core::slice::from_raw_parts(tab as *const u8, tables) };
+    let c = Ctx {
+        err,
+        fd: args.image_fd,
+        header,
+        areas: &all[..n_areas * AREA_SIZE],
+        threads: &all[n_areas * AREA_SIZE..],
+    };
+    check_tables(&c);
+
+    // 2. Clear the address space and put the vdso where the program had it.
+    let mut maps = [Map { start: 0, end: 0, kind: MapKind::Other }; 64];
+    let n = own_maps(err, &mut maps);
+    for m in &maps[..n] {
+        if m.kind == MapKind::Other && !ours(m.start, m.end) {
+            let _ = sys::munmap(m.start, m.end - m.start);
+        }
+    }
+    move_vdso(&c, &maps[..n]);
+
+    // 3. Memory.
+    map_areas(&c);
+    read_data(&c);
+    protect_areas(&c);
+    set_mm(&c);
+    let _ = sys::close(c.fd);
+
+    // 4. Threads, then this one as the main thread.
+    start_threads(&c)
+}
+
+struct Buf<'a> {
+    b: &'a mut [u8],
+    n: usize,
+}
+
+impl core::fmt::Write for Buf<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let k = core::cmp::min(s.len(), self.b.len() - self.n);
+        self.b[self.n..self.n + k].copy_from_slice(&s.as_bytes()[..k]);
+        self.n += k;
+        Ok(())
+    }
+}
+
+fn check_tables(c: &Ctx) {
+    let n_areas = c.areas.len() / AREA_SIZE;
+    for i in 0..n_areas {
+        let a = area_rec(c, i);
+        let (s, e) = (get_u64(a, area::START) as usize, get_u64(a, area::END) as usize);
+        if s >= e || s % PAGE != 0 || e % PAGE != 0 {
+            die(c.err, "image is corrupt (bad area bounds)");
+        }
+        if s < RESTORER_BASE + SPAN && e > RESTORER_BASE {
+            Out::new(c.err)
+                .s("mtcp_restart: the program had memory at ")
+                .hex(s as u64)
+                .s("-")
+                .hex(e as u64)
+                .s(", inside the range this restorer occupies; it cannot be restored\n");
+            sys::exit(3);
+        }
+    }
+    let mut mains = 0;
+    for t in c.threads.chunks_exact(THREAD_SIZE) {
+        if get_u32(t, thread::FLAGS) & image::THREAD_MAIN != 0 {
+            mains += 1;
+        }
+    }
+    if mains != 1 {
+        die(c.err, "image has no main thread (the program's first thread had exited); not supported");
+    }
+}
+
+fn move_vdso(c: &Ctx, maps: &[Map]) {
+    let pairs = [
+        (MapKind::Vvar, hdr::VVAR_START, hdr::VVAR_END),
+        (MapKind::Vclock, hdr::VCLOCK_START, hdr::VCLOCK_END),
+        (MapKind::Vdso, hdr::VDSO_START, hdr::VDSO_END),
+    ];
+    if get_u64(c.header, hdr::VDSO_START) == 0 {
+        return; // The program had no vdso; leave ours where the kernel put it.
+    }
+    let mut park = PARK;
+    let mut parked = [(0usize, 0usize); 3];
+    for (i, (kind, s_off, e_off)) in pairs.iter().enumerate() {
+        let want = (get_u64(c.header, *s_off) as usize, get_u64(c.header, *e_off) as usize);
+        let cur = maps.iter().find(|m| m.kind == *kind);
+        match cur {
+            None if want.0 == 0 => continue,
+            Some(m) if want.0 != 0 && m.end - m.start == want.1 - want.0 => {
+                let len = m.end - m.start;
+                sys::mremap_fixed(m.start, len, park).unwrap_or_else(|e| die_errno(c.err, "cannot move the vdso", e));
+                parked[i] = (park, len);
+                park += len + PAGE;
+            }
+            _ => die(
+                c.err,
+                "the kernel's vdso/vvar layout differs from the one at checkpoint time (a different kernel); cannot restart here",
+            ),
+        }
+    }
+    for (i, (_, s_off, _)) in pairs.iter().enumerate() {
+        let (from, len) = parked[i];
+        if len == 0 {
+            continue;
+        }
+        let to = get_u64(c.header, *s_off) as usize;
+        sys::mremap_fixed(from, len, to).unwrap_or_else(|e| die_errno(c.err, "cannot move the vdso to its old place", e));
+    }
+}
+
+/// Whether the area's pages come back with data (so it must be writable while we fill it).
+fn map_areas(c: &Ctx) {
+    let mut path = [0u8; area::NAME_LEN + 1];
+    for i in 0..c.areas.len() / AREA_SIZE {
+        let a = area_rec(c, i);
+        let start = get_u64(a, area::START) as usize;
+        let len = get_u64(a, area::END) as usize - start;
+        let prot = get_u32(a, area::PROT) as usize;
+        let flags = get_u32(a, area::FLAGS);
+        let name = get_str(a, area::NAME, area::NAME_LEN);
+        path[..name.len()].copy_from_slice(name);
+        path[name.len()] = 0;
+        let result = if flags & image::AREA_SHARED != 0 {
+            // Shared file mapping: the contents live in the file; map it shared again.
+            let oflags = if prot & PROT_WRITE != 0 { O_RDWR } else { O_RDONLY };
+            match sys::open(&path[..=name.len()], oflags) {
+                Ok(fd) => {
+                    let r = sys::mmap(start, len, prot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, get_u64(a, area::OFFSET));
+                    let _ = sys::close(fd);
+                    r
+                }
+                Err(e) => {
+                    Out::new(c.err).s("mtcp_restart: cannot reopen shared mapping of ").b(name).s("\n");
+                    die_errno(c.err, "open failed", e)
+                }
+            }
+        } else {
+            let wprot = if prot & PROT_READ != 0 || prot & PROT_WRITE != 0 { prot | PROT_READ | PROT_WRITE } else { prot };
+            let mut r = Err(Errno(0));
+            if flags & image::AREA_FILE != 0 && !name.is_empty() {
+                // Map the file privately so the mapping keeps its name; the stored pages go on top.
+                if let Ok(fd) = sys::open(&path[..=name.len()], O_RDONLY) {
+                    r = sys::mmap(start, len, wprot, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, get_u64(a, area::OFFSET));
+                    let _ = sys::close(fd);
+                }
+            }
+            if r.is_err() {
+                let grow = if flags & image::AREA_STACK != 0 { MAP_GROWSDOWN } else { 0 };
+                r = sys::mmap(start, len, wprot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | grow, usize::MAX, 0);
+            }
+            r
+        };
+        match result {
+            Ok(got) if got == start => {}
+            Ok(_) => die(c.err, "the kernel placed an area elsewhere than asked"),
+            Err(e) => {
+                Out::new(c.err).s("mtcp_restart: cannot map ").hex(start as u64).s("-").hex((start + len) as u64).s(" ").b(name).s("\n");
+                die_errno(c.err, "mmap failed", e)
+            }
+        }
+    }
+}
+
+fn read_data(c: &Ctx) {
+    let n_areas = c.areas.len() / AREA_SIZE;
+    let mut h = [0u8; image::CHUNK_SIZE];
+    loop {
+        read_exact(c.fd, h.as_mut_ptr(), h.len()).unwrap_or_else(|_| die(c.err, "image is truncated (memory data)"));
+        let idx = get_u32(&h, chunk::AREA);
+        if idx == image::END_CHUNK {
+            break;
+        }
+        let idx = idx as usize;
+        if idx >= n_areas {
+            die(c.err, "image is corrupt (chunk names no area)");
+        }
+        let a = area_rec(c, idx);
+        let (s, e) = (get_u64(a, area::START), get_u64(a, area::END));
+        let (off, len) = (get_u64(&h, chunk::OFFSET), get_u64(&h, chunk::LEN));
+        if off.checked_add(len).is_none_or(|x| x > e - s) || get_u32(a, area::FLAGS) & image::AREA_SHARED != 0 {
+            die(c.err, "image is corrupt (chunk outside its area)");
+        }
+        read_exact(c.fd, (s + off) as usize as *mut u8, len as usize).unwrap_or_else(|_| die(c.err, "image is truncated (memory data)"));
+    }
+    let mut t = [0u8; image::TRAILER_SIZE];
+    let _ = read_exact(c.fd, t.as_mut_ptr(), t.len());
+}
+
+fn protect_areas(c: &Ctx) {
+    for i in 0..c.areas.len() / AREA_SIZE {
+        let a = area_rec(c, i);
+        if get_u32(a, area::FLAGS) & image::AREA_SHARED != 0 {
+            continue;
+        }
+        let start = get_u64(a, area::START) as usize;
+        let len = get_u64(a, area::END) as usize - start;
+        let prot = get_u32(a, area::PROT) as usize;
+        if prot != PROT_READ | PROT_WRITE {
+            let _ = sys::mprotect(start, len, prot);
+        }
+    }
+}
+
+/// Gives the kernel the program's brk, code, data, argument and auxv addresses, so that brk()
+/// extends the program's heap and /proc shows its command line (PR_SET_MM_MAP needs no
+/// privilege). A failure is reported but not fatal: malloc falls back to mmap.
+fn set_mm(c: &Ctx) {
+    const PR_SET_MM: usize = 35;
+    const PR_SET_MM_MAP: usize = 14;
+    let h = c.header;
+    let mm = |k: usize| get_u64(h, hdr::MM_START_CODE + 8 * k);
+    if mm(0) == 0 {
+        return;
+    }
+    let auxv_len = core::cmp::min(get_u32(h, hdr::AUXV_LEN) as usize, hdr::AUXV_MAX);
+    // struct prctl_mm_map: eleven u64 addresses, u64 auxv pointer, u32 auxv_size, u32 exe_fd.
+    let mut map = [0u64; 13];
+    map[0] = mm(0); // start_code
+    map[1] = mm(1); // end_code
+    map[2] = mm(2); // start_data
+    map[3] = mm(3); // end_data
+    map[4] = get_u64(h, hdr::START_BRK);
+    map[5] = get_u64(h, hdr::BRK);
+    map[6] = mm(4); // start_stack
+    map[7] = mm(5); // arg_start
+    map[8] = mm(6); // arg_end
+    map[9] = mm(7); // env_start
+    map[10] = mm(8); // env_end
+    map[11] = if auxv_len > 0 { h[hdr::AUXV..].as_ptr() as usize as u64 } else { 0 };
+    map[12] = (auxv_len as u64) | (u64::from(u32::MAX) << 32); // auxv_size, exe_fd = -1
+    if let Err(e) = sys::prctl(PR_SET_MM, PR_SET_MM_MAP, map.as_ptr() as usize, core::mem::size_of_val(&map), 0) {
+        Out::new(c.err)
+            .s("mtcp_restart: warning: cannot restore the program's brk and mm fields (errno ")
+            .dec(e.0 as u64)
+            .s("); its heap continues in new memory\n");
+    }
+}
+
+/// What a new thread needs: its record, and whether it may keep the tid it got.
+fn start_threads(c: &Ctx) -> ! {
+    const CLONE_VM: u64 = 0x100;
+    const CLONE_FS: u64 = 0x200;
+    const CLONE_FILES: u64 = 0x400;
+    const CLONE_SIGHAND: u64 = 0x800;
+    const CLONE_THREAD: u64 = 0x10000;
+    const CLONE_SYSVSEM: u64 = 0x40000;
+    const CLONE_SETTLS: u64 = 0x80000;
+    let pid = sys::getpid() as i32;
+    let mut main = None;
+    let mut warned = false;
+    for t in c.threads.chunks_exact(THREAD_SIZE) {
+        let tid = get_i32(t, thread::TID);
+        if get_u32(t, thread::FLAGS) & image::THREAD_MAIN != 0 {
+            main = Some(t);
+            if tid != pid && !warned {
+                Out::new(c.err).s("mtcp_restart: warning: restored without its old pid ").dec(tid as u64).s("\n");
+                warned = true;
+            }
+            continue;
+        }
+        // Start the thread on its own stack, below the point where it stopped.
+        let sp = get_u64(t, thread::REGS + 8 * SP_SLOT) as usize;
+        let top = (sp - 512) & !15;
+        let set_tid = [tid, 0];
+        let mut args = [0u64; 11];
+        args[0] = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS;
+        args[5] = (top - 4096) as u64; // stack
+        args[6] = 4096; // stack_size
+        args[7] = arch::clone_tls(t);
+        args[8] = set_tid.as_ptr() as usize as u64;
+        args[9] = 1;
+        // SAFETY: `args` is a complete clone_args; the stack is the thread's own restored stack
+        // below its saved sp, unused; the record `t` lives in scratch until the library unmaps
+        // our range after every thread is back.
+        #[allow(unsafe_code)]
+        let mut r = unsafe { arch::clone3_thread(args.as_ptr(), 88, t.as_ptr() as usize) };
+        if r < 0 && (r == -(EPERM as isize) || r == -22 || r == -(EEXIST as isize)) {
+            if !warned {
+                Out::new(c.err).s("mtcp_restart: warning: cannot give threads their old ids (errno ").dec((-r) as u64).s(")\n");
+                warned = true;
+            }
+            args[8] = 0;
+            args[9] = 0;
+            // SAFETY: as above, without set_tid.
+            #[allow(unsafe_code)]
+            {
+                r = unsafe { arch::clone3_thread(args.as_ptr(), 88, t.as_ptr() as usize) };
+            }
+        }
+        if r < 0 {
+            die_errno(c.err, "cannot recreate a thread", Errno(-r as i32));
+        }
+    }
+    let t = main.unwrap_or_else(|| die(c.err, "no main thread"));
+    if arch::set_tls(t) < 0 {
+        die(c.err, "cannot restore the main thread's TLS");
+    }
+    sys::drop_capabilities();
+    // SAFETY: the record holds the main thread's saved context, whose stack is restored.
+    #[allow(unsafe_code)]
+    unsafe {
+        arch::resume(t[thread::REGS..].as_ptr() as *const u64)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+const SP_SLOT: usize = 6;
+#[cfg(target_arch = "x86")]
+const SP_SLOT: usize = 4;
+
+/// Runs first in every recreated thread (see `arch::clone3_thread`).
+pub fn thread_start(rec_addr: usize) -> ! {
+    // SAFETY: `rec_addr` points at a THREAD_SIZE record in scratch, valid until the library
+    // unmaps our range after all threads are back.
+    #[allow(unsafe_code)]
+    let t: &[u8] = unsafe { core::slice::from_raw_parts(rec_addr as *const u8, THREAD_SIZE) };
+    #[cfg(target_arch = "x86")]
+    arch::load_gs(get_u32(t, thread::GS));
+    sys::drop_capabilities();
+    // SAFETY: the record holds this thread's saved context, whose stack is restored.
+    #[allow(unsafe_code)]
+    unsafe {
+        arch::resume(t[thread::REGS..].as_ptr() as *const u64)
+    }
+}
