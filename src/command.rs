@@ -1,0 +1,481 @@
+//! `dmtcp_command`: sends one user command to a coordinator and prints the answer, as text or
+//! (`--json`) as one JSON object in DMTCP's schema (reference §1.4, §2.5).
+//!
+//! Exit status: 0 success, 1 usage error, 2 failure (no coordinator at the address, the
+//! computation is not running, the checkpoint failed).
+use crate::{cli, client};
+use argh::FromArgs;
+use dmtcp_proto::{status, Cmd, Kind, Msg, INTERVAL_UNCHANGED};
+use std::io;
+use std::time::Duration;
+
+const PROGRAM: &str = "dmtcp_command";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the answer to a command other than a blocking checkpoint.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(FromArgs)]
+#[argh(help_triggers("--help"))]
+/// Send a command to the dmtcp_coordinator of a computation. DMTCP's bare words work too:
+/// s, l, c, bc, kc, k, q, i N (e.g. `dmtcp_command bc`).
+struct Args {
+    /// coordinator host (default: $DMTCP_COORD_HOST or 127.0.0.1)
+    #[argh(option, short = 'h')]
+    coord_host: Option<String>,
+
+    /// coordinator port (default: $DMTCP_COORD_PORT or 7779)
+    #[argh(option, short = 'p')]
+    coord_port: Option<u16>,
+
+    /// print the result as one JSON object
+    #[argh(switch)]
+    json: bool,
+
+    /// print errors only
+    #[argh(switch)]
+    quiet: bool,
+
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+
+    /// print the status of the computation
+    #[argh(switch, short = 's')]
+    status: bool,
+
+    /// list the processes of the computation
+    #[argh(switch, short = 'l')]
+    list: bool,
+
+    /// start a checkpoint (returns at once)
+    #[argh(switch, short = 'c')]
+    checkpoint: bool,
+
+    /// checkpoint and wait until it is written (also -bc)
+    #[argh(switch)]
+    bcheckpoint: bool,
+
+    /// checkpoint, then kill the computation (also -kc)
+    #[argh(switch)]
+    kcheckpoint: bool,
+
+    /// set the checkpoint interval to N seconds (0 = checkpoint manually)
+    #[argh(option, short = 'i')]
+    interval: Option<u32>,
+
+    /// kill every process of the computation
+    #[argh(switch, short = 'k')]
+    kill: bool,
+
+    /// kill every process and quit the coordinator
+    #[argh(switch, short = 'q')]
+    quit: bool,
+}
+
+/// Options that argh knows; every other dashed word may be a DMTCP command spelling.
+const KNOWN: &[&str] = &[
+    "-h",
+    "--coord-host",
+    "-p",
+    "--coord-port",
+    "--json",
+    "--quiet",
+    "--version",
+    "--help",
+    "-s",
+    "--status",
+    "-l",
+    "--list",
+    "-c",
+    "--checkpoint",
+    "--bcheckpoint",
+    "--kcheckpoint",
+    "-i",
+    "--interval",
+    "-k",
+    "--kill",
+    "-q",
+    "--quit",
+];
+
+/// Options followed by a value (the short ones first; `normalize` wants the long ones).
+const TAKES_VALUE: &[&str] = &[
+    "-h",
+    "-p",
+    "-i",
+    "--coord-host",
+    "--coord-port",
+    "--interval",
+];
+
+/// DMTCP's command words (leading dashes stripped) and the option they stand for.
+fn command_word(w: &str) -> Option<&'static str> {
+    Some(match w {
+        "s" | "status" => "--status",
+        "l" | "t" | "list" => "--list",
+        "c" | "checkpoint" => "--checkpoint",
+        "bc" | "bcheckpoint" => "--bcheckpoint",
+        "kc" | "ck" | "K" | "Kc" | "kcheckpoint" => "--kcheckpoint",
+        "k" | "kill" => "--kill",
+        "q" | "quit" => "--quit",
+        "i" | "interval" => "--interval",
+        _ => return None,
+    })
+}
+
+/// Rewrites DMTCP's spellings (`-bc`, `bc`, `i 10`, `i10`, `-p7779`, `--coord-port=7779`,
+/// `--host`, `--port`) into the options argh parses.
+fn preprocess(args: &[String]) -> Vec<String> {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| match a.as_str() {
+            "--host" => "--coord-host".to_string(),
+            "--port" => "--coord-port".to_string(),
+            _ => a.clone(),
+        })
+        .collect();
+    let args = cli::normalize(&args, &['h', 'p', 'i'], &TAKES_VALUE[3..], false);
+    let mut out = Vec::with_capacity(args.len());
+    let mut value_next = false;
+    for a in args {
+        if std::mem::take(&mut value_next) {
+            out.push(a);
+            continue;
+        }
+        if KNOWN.contains(&a.as_str()) {
+            value_next = TAKES_VALUE.contains(&a.as_str());
+            out.push(a);
+            continue;
+        }
+        let dashed = a.starts_with('-');
+        let word = a.trim_start_matches('-');
+        if !dashed && matches!(word, "h" | "?" | "help") || a == "-?" {
+            out.push("--help".to_string());
+        } else if let Some(opt) = command_word(word) {
+            value_next = opt == "--interval";
+            out.push(opt.to_string());
+        } else if let Some(n) = word
+            .strip_prefix('i')
+            .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        {
+            out.push("--interval".to_string());
+            out.push(n.to_string());
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn usage_error(msg: &str) -> i32 {
+    eprintln!("{PROGRAM}: {msg}");
+    if let Err(help) = Args::from_args(&[PROGRAM], &["--help"]) {
+        eprintln!();
+        eprint!("{}", help.output);
+    }
+    cli::EXIT_USAGE
+}
+
+pub fn main(args: &[String]) -> i32 {
+    let args = preprocess(args);
+    let a: Args = match cli::parse(PROGRAM, &args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if a.version {
+        println!("{}", cli::version_line(PROGRAM));
+        return 0;
+    }
+    crate::logging::init(PROGRAM, a.quiet);
+    let mut cmds = Vec::new();
+    for (set, c) in [
+        (a.status, Cmd::Status),
+        (a.list, Cmd::List),
+        (a.checkpoint, Cmd::Checkpoint),
+        (a.bcheckpoint, Cmd::BlockingCkpt),
+        (a.kcheckpoint, Cmd::KillAfterCkpt),
+        (a.interval.is_some(), Cmd::UpdateInterval),
+        (a.kill, Cmd::Kill),
+        (a.quit, Cmd::Quit),
+    ] {
+        if set {
+            cmds.push(c);
+        }
+    }
+    let cmd = match cmds[..] {
+        [c] => c,
+        [] => return usage_error("no command given"),
+        _ => return usage_error("give one command at a time"),
+    };
+    let interval = a.interval.unwrap_or(INTERVAL_UNCHANGED);
+    if interval == INTERVAL_UNCHANGED && cmd == Cmd::UpdateInterval {
+        return usage_error("interval out of range");
+    }
+    let (host, port) = match client::coord_address(a.coord_host.as_deref(), a.coord_port) {
+        Ok(hp) => hp,
+        Err(e) => return usage_error(&e),
+    };
+    let out = Output {
+        json: a.json,
+        cmd,
+        host: &host,
+        port,
+    };
+    match exchange(&host, port, cmd, interval) {
+        Ok((reply, extra)) => out.result(&reply, &extra),
+        Err(Failure::NoCoordinator(why)) => {
+            let text = format!(
+                "no coordinator at {host}:{port} ({why}); start one with dmtcp_coordinator or dmtcp_launch"
+            );
+            out.failure("DMT_COORD_NOT_FOUND", &text)
+        }
+        Err(Failure::Protocol(text)) => out.failure("DMT_COORD_ERROR", &text),
+    }
+}
+
+enum Failure {
+    NoCoordinator(String),
+    Protocol(String),
+}
+
+fn connect_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn exchange(host: &str, port: u16, cmd: Cmd, interval: u32) -> Result<(Msg, Vec<u8>), Failure> {
+    let mut s = client::connect(host, port, CONNECT_TIMEOUT)
+        .map_err(|e| Failure::NoCoordinator(connect_error(&e)))?;
+    let mut m = Msg::new(Kind::UserCmd);
+    m.cmd = cmd as u32;
+    m.interval = interval;
+    m.pid = std::process::id() as i32;
+    let lost = |e: io::Error| {
+        Failure::Protocol(format!(
+            "lost the connection to the coordinator at {host}:{port}: {e}"
+        ))
+    };
+    client::send(&mut s, &m, &[]).map_err(lost)?;
+    // A blocking checkpoint takes as long as it takes.
+    let timeout = if cmd == Cmd::BlockingCkpt {
+        None
+    } else {
+        Some(REPLY_TIMEOUT)
+    };
+    s.set_read_timeout(timeout).map_err(lost)?;
+    let (reply, extra) = client::recv(&mut s).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => Failure::Protocol(format!(
+            "the coordinator at {host}:{port} closed the connection without answering"
+        )),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Failure::Protocol(format!(
+            "the coordinator at {host}:{port} did not answer within {} s",
+            REPLY_TIMEOUT.as_secs()
+        )),
+        io::ErrorKind::InvalidData => Failure::Protocol(format!(
+            "{host}:{port} does not speak the dmtcp protocol: {e}"
+        )),
+        _ => lost(e),
+    })?;
+    match reply.kind {
+        Kind::UserCmdResult => Ok((reply, extra)),
+        Kind::KillPeer => Err(Failure::Protocol(
+            "the coordinator is killing its computation; try again later".into(),
+        )),
+        k => Err(Failure::Protocol(format!(
+            "unexpected answer {k:?} from the coordinator"
+        ))),
+    }
+}
+
+struct Output<'a> {
+    json: bool,
+    cmd: Cmd,
+    host: &'a str,
+    port: u16,
+}
+
+impl Output<'_> {
+    fn json_head(&self, status_name: &str) -> String {
+        format!(
+            "{{\"schema_version\":1,\"command\":{},\"command_status\":{},\"coordinator_host\":{},\"coordinator_port\":{}",
+            json_str(self.cmd.json_name()),
+            json_str(status_name),
+            json_str(self.host),
+            self.port
+        )
+    }
+
+    /// A failure before any answer (no coordinator, lost connection).
+    fn failure(&self, status_name: &str, text: &str) -> i32 {
+        log::error!("{text}");
+        if self.json {
+            println!(
+                "{},\"error\":{}}}",
+                self.json_head(status_name),
+                json_str(text)
+            );
+        }
+        cli::EXIT_FAILURE
+    }
+
+    fn result(&self, r: &Msg, extra: &[u8]) -> i32 {
+        let text = String::from_utf8_lossy(extra);
+        let ok = r.cmd_status == status::SUCCESS;
+        let error = if ok {
+            None
+        } else {
+            Some(match r.cmd_status {
+                status::NOT_RUNNING => format!(
+                    "cannot {}: {}",
+                    verb(self.cmd),
+                    if text.is_empty() {
+                        "the computation is not running".into()
+                    } else {
+                        text.to_string()
+                    }
+                ),
+                status::CKPT_FAILED => format!(
+                    "checkpoint failed: {}",
+                    if text.is_empty() {
+                        "no reason given".into()
+                    } else {
+                        text.to_string()
+                    }
+                ),
+                status::INVALID_COMMAND => "the coordinator does not know this command".to_string(),
+                s => format!("the coordinator answered with status {s}"),
+            })
+        };
+        if self.json {
+            let mut j = self.json_head(status::json_name(r.cmd_status));
+            match self.cmd {
+                Cmd::Status => j.push_str(&format!(
+                    ",\"num_peers\":{},\"running\":{},\"checkpoint_interval\":{}",
+                    r.num_peers,
+                    r.running != 0,
+                    r.interval
+                )),
+                Cmd::List => j.push_str(&format!(",\"workers\":{}", json_str(&text))),
+                Cmd::Checkpoint | Cmd::BlockingCkpt | Cmd::KillAfterCkpt => {
+                    j.push_str(&format!(",\"num_peers\":{}", r.num_peers))
+                }
+                Cmd::UpdateInterval => {
+                    j.push_str(&format!(",\"checkpoint_interval\":{}", r.interval))
+                }
+                Cmd::Kill | Cmd::Quit => {}
+            }
+            if let Some(e) = &error {
+                j.push_str(&format!(",\"error\":{}", json_str(e)));
+            }
+            j.push('}');
+            println!("{j}");
+        }
+        if let Some(e) = error {
+            log::error!("{e}");
+            return cli::EXIT_FAILURE;
+        }
+        if self.json {
+            return 0;
+        }
+        let n = r.num_peers;
+        let procs = format!("{n} process{}", if n == 1 { "" } else { "es" });
+        match self.cmd {
+            Cmd::Status => {
+                let interval = if r.interval == 0 {
+                    "0 (checkpoint manually)".to_string()
+                } else {
+                    r.interval.to_string()
+                };
+                println!(
+                    "Coordinator:\n  Host: {}\n  Port: {}\nStatus...\n  NUM_PEERS={}\n  RUNNING={}\n  CKPT_INTERVAL={}",
+                    self.host,
+                    self.port,
+                    r.num_peers,
+                    if r.running != 0 { "yes" } else { "no" },
+                    interval
+                );
+            }
+            Cmd::List => print!("{text}"),
+            Cmd::Checkpoint => log::info!("checkpoint of {procs} started"),
+            Cmd::BlockingCkpt => log::info!("checkpoint of {procs} written"),
+            Cmd::KillAfterCkpt => {
+                log::info!("checkpoint of {procs} started; they exit once it is written")
+            }
+            Cmd::UpdateInterval => {
+                if r.interval == 0 {
+                    log::info!("checkpoint interval: none (checkpoint manually)")
+                } else {
+                    log::info!("checkpoint interval: {} s", r.interval)
+                }
+            }
+            Cmd::Kill => log::info!("killing {procs}"),
+            Cmd::Quit => log::info!("the coordinator quits"),
+        }
+        0
+    }
+}
+
+fn verb(c: Cmd) -> &'static str {
+    match c {
+        Cmd::Checkpoint | Cmd::BlockingCkpt | Cmd::KillAfterCkpt => "checkpoint",
+        Cmd::Status => "get the status",
+        Cmd::List => "list the processes",
+        Cmd::UpdateInterval => "set the interval",
+        Cmd::Kill => "kill",
+        Cmd::Quit => "quit",
+    }
+}
+
+/// `s` as a JSON string literal.
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                o.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pre(a: &[&str]) -> Vec<String> {
+        preprocess(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn dmtcp_spellings_become_options() {
+        assert_eq!(pre(&["-bc"]), ["--bcheckpoint"]);
+        assert_eq!(pre(&["kc"]), ["--kcheckpoint"]);
+        assert_eq!(pre(&["i", "10"]), ["--interval", "10"]);
+        assert_eq!(pre(&["i10"]), ["--interval", "10"]);
+        assert_eq!(pre(&["-i10"]), ["-i", "10"]);
+        assert_eq!(pre(&["-p7779", "s"]), ["-p", "7779", "--status"]);
+        assert_eq!(pre(&["--coord-port=7", "-q"]), ["--coord-port", "7", "-q"]);
+        // A value is never taken for a command word.
+        assert_eq!(pre(&["-h", "s", "l"]), ["-h", "s", "--list"]);
+        assert_eq!(pre(&["--host", "x", "h"]), ["--coord-host", "x", "--help"]);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+}
