@@ -1,5 +1,8 @@
-//! The background thread: blocks on the coordinator connection and obeys its messages. It is
-//! the seed of the checkpoint thread (it will run the checkpoint sequence on `DoCheckpoint`).
+//! The checkpoint thread: blocks on the coordinator connection and obeys its messages. On
+//! `DoCheckpoint` it runs the barrier sequence (DMT:SUSPEND, stop the threads, DMT:CHECKPOINT,
+//! write the image, DMT:WriteCkpt, report the file or the failure, resume); after a restart it
+//! comes back here through `threads::checkpoint_point`, gives the process its kernel state back
+//! (`restart`), passes DMT:Restart and releases the program.
 //!
 //! Rules: created with the real `pthread_create`, detached, with every signal blocked so the
 //! program's signals never land here; no allocation; it alone reads and writes `COORD_FD` after
@@ -8,6 +11,8 @@ use crate::coord::{self, ReadError};
 use crate::log::Bytes;
 use crate::sys;
 use core::ffi::c_void;
+use crate::{threads, writer};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use dmtcp_proto::{Kind, Msg, WorkerState, MSG_SIZE};
 
 const STACK_SIZE: usize = 256 * 1024;
@@ -46,6 +51,7 @@ pub fn start() -> bool {
 }
 
 extern "C" fn thread_main(_: *mut c_void) -> *mut c_void {
+    crate::threads::CKPT_TID.store(crate::threads::gettid(), core::sync::atomic::Ordering::Relaxed);
     run();
     core::ptr::null_mut()
 }
@@ -73,7 +79,7 @@ fn run() {
         match m.kind {
             Kind::KillPeer => sys::exit_now(0),
             Kind::DoCheckpoint => {
-                if !refuse_checkpoint() {
+                if !checkpoint(&m) {
                     return;
                 }
             }
@@ -82,20 +88,140 @@ fn run() {
     }
 }
 
-/// This build cannot checkpoint yet: say so, so that the coordinator fails the checkpoint
-/// cleanly instead of waiting for us.
-fn refuse_checkpoint() -> bool {
-    let mut m = Msg::new(Kind::CkptFailed);
-    m.state = WorkerState::Running as u32;
+/// Why a barrier was not passed.
+enum BarrierError {
+    Lost(ReadError),
+}
+
+fn send_state(kind: Kind, state: WorkerState, payload: &[u8]) -> Result<(), BarrierError> {
+    let mut m = Msg::new(kind);
+    m.state = state as u32;
     m.pid = sys::getpid();
-    m.vpid = coord::VPID.load(core::sync::atomic::Ordering::Relaxed);
-    match coord::send(&m, b"checkpointing is not implemented in this build") {
+    m.vpid = coord::VPID.load(Relaxed);
+    coord::send(&m, payload).map_err(|e| BarrierError::Lost(ReadError::Io(e)))
+}
+
+/// Announces a global barrier and waits for the coordinator to release it.
+fn barrier(name: &[u8], state: WorkerState) -> Result<Msg, BarrierError> {
+    let mut m = Msg::new(Kind::Barrier).with_name(name);
+    m.state = state as u32;
+    m.pid = sys::getpid();
+    m.vpid = coord::VPID.load(Relaxed);
+    coord::send(&m, b"").map_err(|e| BarrierError::Lost(ReadError::Io(e)))?;
+    loop {
+        let mut hdr = [0u8; MSG_SIZE];
+        coord::read_exact(&mut hdr).map_err(BarrierError::Lost)?;
+        let r = Msg::decode(&hdr).map_err(|_| BarrierError::Lost(ReadError::Eof))?;
+        coord::discard(r.extra_len as usize).map_err(BarrierError::Lost)?;
+        match r.kind {
+            Kind::KillPeer => sys::exit_now(0),
+            Kind::BarrierReleased if r.name_bytes() == name => return Ok(r),
+            k => trace!("ignoring {:?} while waiting at barrier {}", k, crate::log::Bytes(name)),
+        }
+    }
+}
+
+static LAST_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs one checkpoint. Returns false when the coordinator is gone (the thread ends).
+fn checkpoint(m: &Msg) -> bool {
+    let exit_after = m.flags & dmtcp_proto::FLAG_EXIT_AFTER_CKPT != 0;
+    let req_base = (m.comp_id, m.generation, m.num_peers);
+    if let Err(BarrierError::Lost(e)) = barrier(b"DMT:SUSPEND", WorkerState::Presuspend) {
+        lost(e);
+        return false;
+    }
+    let stopped = threads::suspend_all();
+    let state = if stopped.is_ok() { WorkerState::Suspended } else { WorkerState::Running };
+    if let Err(BarrierError::Lost(e)) = barrier(b"DMT:CHECKPOINT", state) {
+        threads::resume_all();
+        error!("lost contact with the coordinator during a checkpoint; the program goes on");
+        lost_quiet(e);
+        return false;
+    }
+    let outcome = match stopped {
+        Ok(n) => {
+            LAST_THREADS.store(n, Relaxed);
+            crate::restart::prepare();
+            let req = writer::Request {
+                comp_id: req_base.0,
+                generation: req_base.1,
+                num_peers: req_base.2,
+                vpid: coord::VPID.load(Relaxed),
+                n_threads: n,
+            };
+            match threads::checkpoint_point(|| writer::write_image(&req)) {
+                None => return after_restart(),
+                Some(r) => r,
+            }
+        }
+        Err(why) => Err(writer::Failure({
+            let mut f = crate::cstr::Fixed::<512>::new();
+            f.set(why.as_bytes());
+            f
+        })),
+    };
+    let passed = barrier(b"DMT:WriteCkpt", WorkerState::Checkpointed);
+    let report = match &outcome {
+        Ok(()) => send_state(Kind::CkptFilename, WorkerState::Checkpointed, writer::image_path()),
+        Err(f) => {
+            warn!("checkpoint failed: {}; the program goes on", crate::log::Bytes(f.0.bytes()));
+            send_state(Kind::CkptFailed, WorkerState::Running, f.0.bytes())
+        }
+    };
+    if exit_after && outcome.is_ok() && passed.is_ok() && report.is_ok() {
+        sys::exit_now(0);
+    }
+    threads::resume_all();
+    if let Err(BarrierError::Lost(e)) = passed.and(report.map(|_| Msg::new(Kind::WorkerResuming))) {
+        error!("lost contact with the coordinator during a checkpoint; the program goes on");
+        lost_quiet(e);
+        return false;
+    }
+    if let Err(BarrierError::Lost(e)) = send_state(Kind::WorkerResuming, WorkerState::Running, b"") {
+        lost(e);
+        return false;
+    }
+    true
+}
+
+/// The restart path: we are in a new process made from the image; the restorer resumed this
+/// thread at `checkpoint_point`.
+fn after_restart() -> bool {
+    let own = threads::slot(threads::CKPT_SLOT);
+    threads::restore_thread(own);
+    crate::threads::CKPT_TID.store(crate::threads::gettid(), Relaxed);
+    crate::restart::read_restart_info();
+    threads::wait_restored(LAST_THREADS.load(Relaxed));
+    // The restorer's range (code, stack, scratch) is no longer in use by any thread.
+    let (base, span) = if cfg!(target_pointer_width = "64") {
+        (dmtcp_proto::RESTORER_BASE_X86_64, dmtcp_proto::RESTORER_SPAN)
+    } else {
+        (dmtcp_proto::RESTORER_BASE_I686, dmtcp_proto::RESTORER_SPAN)
+    };
+    // SAFETY: nothing of the program lives in the restorer's range (the restorer refuses such
+    // images), and every thread has left it.
+    unsafe { libc::munmap(base as usize as *mut c_void, span as usize) };
+    crate::restart::after_restart();
+    crate::config::set_active(true);
+    let result = barrier(b"DMT:Restart", WorkerState::Restarting);
+    crate::restart::raise_process_pending();
+    threads::reset_restored();
+    threads::resume_all();
+    match result.and_then(|_| send_state(Kind::WorkerResuming, WorkerState::Running, b"")) {
         Ok(()) => true,
-        Err(e) => {
-            lost(ReadError::Io(e));
+        Err(BarrierError::Lost(e)) => {
+            lost(e);
             false
         }
     }
+}
+
+fn lost_quiet(e: ReadError) {
+    if let ReadError::Io(e) = e {
+        trace!("coordinator connection error: {}", Bytes(sys::strerror(e)));
+    }
+    coord::disconnect();
 }
 
 fn lost(e: ReadError) {

@@ -14,7 +14,7 @@ use dmtcp_proto::{env, le, shared};
 pub const CARRY_LEN: usize = 4200;
 
 /// The variables re-injected at every exec when the caller's environment dropped them.
-pub const CARRIED: [&str; 10] = [
+pub const CARRIED: [&str; 11] = [
     env::COORD_HOST,
     env::COORD_PORT,
     env::SHARED_AREA,
@@ -25,11 +25,16 @@ pub const CARRIED: [&str; 10] = [
     env::SIGCKPT,
     env::QUIET,
     env::LOG_LEVEL,
+    env::BIN,
 ];
 const I_HOST: usize = 0;
 const I_SHARED: usize = 2;
 const I_HIJACK: usize = 3;
 const I_HIJACK_M32: usize = 4;
+const I_CKPT_DIR: usize = 5;
+const I_GZIP: usize = 6;
+const I_SIGCKPT: usize = 7;
+const I_BIN: usize = 10;
 
 pub struct Config {
     /// `NAME=value` of each `CARRIED` variable present at startup (empty if absent).
@@ -96,6 +101,29 @@ impl Config {
         }
     }
 
+    /// Folder for checkpoint images (DMTCP_CHECKPOINT_DIR; the launcher always sets it).
+    pub fn ckpt_dir(&self) -> &[u8] {
+        self.carried_value(I_CKPT_DIR)
+    }
+
+    /// The `dmtcp` binary that writes images (DMTCP_BIN).
+    pub fn dmtcp_bin(&self) -> &[u8] {
+        self.carried_value(I_BIN)
+    }
+
+    /// Whether images are compressed (DMTCP_GZIP, default on).
+    pub fn compress(&self) -> bool {
+        !matches!(self.carried_value(I_GZIP), b"0" | b"no" | b"false")
+    }
+
+    /// The checkpoint signal (DMTCP_SIGCKPT, default SIGUSR2).
+    pub fn ckpt_signal(&self) -> i32 {
+        match parse_u64(self.carried_value(I_SIGCKPT)) {
+            Some(s) if (1..=64).contains(&s) && s != 9 && s != 19 => s as i32,
+            _ => libc::SIGUSR2,
+        }
+    }
+
     /// The offset for this library's own architecture.
     pub fn own_dlsym_offset(&self) -> u64 {
         self.dlsym_offset(cfg!(target_pointer_width = "32"))
@@ -124,6 +152,36 @@ pub fn active() -> bool {
 
 pub fn set_active(v: bool) {
     ACTIVE.store(v, Ordering::Release)
+}
+
+/// Replaces the settings that a restart may change (`KEY=VALUE` lines from dmtcp_restart).
+///
+/// # Safety
+/// Only from the checkpoint thread after a restart, while every other thread is stopped.
+pub unsafe fn apply_restart_info(text: &[u8]) {
+    // SAFETY: the caller guarantees no other thread runs.
+    let c = unsafe { &mut *CONFIG.0.get() };
+    for line in text.split(|&b| b == b'\n') {
+        for (i, name) in CARRIED.iter().enumerate() {
+            if env_match(line, name.as_bytes()).is_some() {
+                c.carried[i].set(line);
+            }
+        }
+        if let Some(v) = env_match(line, env::DLSYM_OFFSET.as_bytes()) {
+            c.offset_env = parse_u64(v).unwrap_or(0);
+        }
+        if let Some(v) = env_match(line, env::DLSYM_OFFSET_M32.as_bytes()) {
+            c.offset_env_m32 = parse_u64(v).unwrap_or(0);
+        }
+    }
+    if let Some(p) = parse_u64(c.carried_value(1)) {
+        c.coord_port = p as u16;
+    }
+    c.coord_ip = match c.coord_host_text() {
+        b"" | b"localhost" => [127, 0, 0, 1],
+        h => parse_ipv4(h).unwrap_or([0, 0, 0, 0]),
+    };
+    c.shared = map_shared(c.carried_value(I_SHARED));
 }
 
 /// Fills the configuration from the startup environment. Returns false when this process is

@@ -42,8 +42,28 @@ extern "C" fn dmtcp_init(argc: c_int, argv: *const *const c_char, envp: *const *
         if r != 0 {
             trace!("pthread_atfork failed; forked children will not join the computation");
         }
+        find_rseq();
+        if !crate::signals::install(c.ckpt_signal()) {
+            error!("cannot install the checkpoint signal handler; the program runs without checkpoints");
+            return;
+        }
         join(c.interval);
     })
+}
+
+/// glibc's rseq area of each thread is at the thread pointer plus `__rseq_offset`; a restored
+/// thread must register it again (glibc 2.35 and later).
+fn find_rseq() {
+    use core::sync::atomic::Ordering::Relaxed;
+    let off = crate::dlsym::next(c"__rseq_offset");
+    let size = crate::dlsym::next(c"__rseq_size");
+    if off != 0 && size != 0 {
+        // SAFETY: glibc's exported `ptrdiff_t __rseq_offset` and `unsigned int __rseq_size`.
+        unsafe {
+            crate::threads::RSEQ_OFFSET.store(*(off as *const isize) as usize, Relaxed);
+            crate::threads::RSEQ_SIZE.store(*(size as *const u32), Relaxed);
+        }
+    }
 }
 
 /// Registers with the coordinator and starts the background thread.

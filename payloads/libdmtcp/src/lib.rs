@@ -35,6 +35,11 @@ mod exec;
 mod init;
 mod real;
 mod sys;
+mod ctx;
+mod restart;
+mod signals;
+mod threads;
+mod writer;
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {

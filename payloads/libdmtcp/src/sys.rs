@@ -394,7 +394,11 @@ pub fn full_sigset() -> libc::sigset_t {
 pub fn set_sigmask(set: &libc::sigset_t) -> libc::sigset_t {
     // SAFETY: an all-zero sigset_t is valid storage for the old mask.
     let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: both pointers refer to valid sigset_t values.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, set, &mut old) };
+    // SAFETY: both pointers refer to valid sigset_t values (the kernel reads and writes 8
+    // bytes of each). A raw system call, so that our own pthread_sigmask wrapper (which keeps
+    // the checkpoint signal deliverable) does not apply to our internal masks.
+    unsafe {
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, set as *const libc::sigset_t, &mut old as *mut libc::sigset_t, 8usize)
+    };
     old
 }

@@ -17,3 +17,12 @@ pub const HIJACK_LIBS_M32: &str = "DMTCP_HIJACK_LIBS_M32";
 pub const ORIG_LD_PRELOAD: &str = "DMTCP_ORIG_LD_PRELOAD";
 /// Path of the computation's shared-data file (see `shared`).
 pub const SHARED_AREA: &str = "DMTCP_SHARED_AREA";
+/// Absolute path of the `dmtcp` binary, which the preload library runs to write images.
+pub const BIN: &str = "DMTCP_BIN";
+/// Set to 0 to run without the private pid namespace (pids then change at restart).
+pub const PIDNS: &str = "DMTCP_PIDNS";
+
+/// File descriptor on which `dmtcp_restart` hands the restored process the facts of the new
+/// run, as `KEY=VALUE` lines with the names above (coordinator, checkpoint folder, binary and
+/// library paths, dlsym offsets, shared-data area). The library reads and closes it.
+pub const RESTART_INFO_FD: i32 = 820;

@@ -14,6 +14,11 @@
 //! +--------------------------------------------+
 //! | Trailer (32 bytes): magic, length, checksum |  checksum of everything before it
 //! +--------------------------------------------+
+//!
+//! The process that is checkpointed sends the trailer with checksum 0: `dmtcp write-image`
+//! checks the length, computes the checksum of the bytes it received and writes the real
+//! trailer into the file. So a stream cut short never becomes an image, and an image corrupted
+//! on disk later fails its checksum.
 //! ```
 //!
 //! The whole stream may be wrapped in one zstd frame (compressed images); `dmtcp_restart` tells
@@ -82,6 +87,10 @@ pub mod hdr {
     pub const EXE: usize = 1000; // [1024]
     pub const CWD: usize = 2024; // [1024]
     pub const HOSTNAME: usize = 3048; // [64]
+    pub const PIDNS: usize = 3112; // u64 inode of the pid namespace the process ran in
+    pub const PARENT_PID: usize = 3120; // i32 pid of the parent inside that namespace
+    pub const IS_ROOT: usize = 3124; // u32 1 for the process dmtcp_launch started
+    pub const COMPRESSED: usize = 3128; // u32 1 if the writer asked for compression
     pub const CHECKSUM: usize = 4088; // u64 of bytes [0, 4088)
     pub const PROGNAME_LEN: usize = 256;
     pub const PATH_LEN: usize = 1024;

@@ -1,0 +1,265 @@
+//! The checkpoint signal (DMTCP_SIGCKPT, default SIGUSR2): our handler, and the wrappers that
+//! keep a program from taking it over or blocking it, as DMTCP does. A program's own handler for
+//! that signal is kept and still called for signals that did not come from our checkpoint
+//! thread. Also the sleep wrappers: a sleep interrupted by a checkpoint goes on sleeping for the
+//! time it had left.
+//!
+//! Rules: the handler is async-signal-safe (atomics, raw system calls); wrappers may run
+//! before our constructor and outside dmtcp, where they pass everything straight through.
+use crate::threads::{self, CKPT_SIGNAL};
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_uint, c_void};
+use core::sync::atomic::Ordering::*;
+
+struct AppAction(UnsafeCell<libc::sigaction>);
+// SAFETY: written by the sigaction/signal wrappers (the program's calls for our signal) and
+// read by the handler; a torn read could only mix two handlers the program installed, which a
+// program racing its own sigaction calls against the signal accepts anyway.
+unsafe impl Sync for AppAction {}
+// SAFETY: an all-zero sigaction is SIG_DFL with an empty mask.
+static APP_ACTION: AppAction = AppAction(UnsafeCell::new(unsafe { core::mem::zeroed() }));
+
+type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+type SigmaskFn = unsafe extern "C" fn(c_int, *const libc::sigset_t, *mut libc::sigset_t) -> c_int;
+type NanosleepFn = unsafe extern "C" fn(*const libc::timespec, *mut libc::timespec) -> c_int;
+type ClockNanosleepFn =
+    unsafe extern "C" fn(libc::clockid_t, c_int, *const libc::timespec, *mut libc::timespec) -> c_int;
+
+fn real<T: Copy>(cache: &core::sync::atomic::AtomicUsize, name: &core::ffi::CStr) -> Option<T> {
+    let mut a = cache.load(Acquire);
+    if a == 0 {
+        a = crate::dlsym::next(name);
+        cache.store(a, Release);
+    }
+    if a == 0 {
+        return None;
+    }
+    // SAFETY: `a` is the C library's address for `name`, whose prototype is T (each caller
+    // names the matching type); T is a function pointer the size of usize.
+    Some(unsafe { core::mem::transmute_copy::<usize, T>(&a) })
+}
+
+macro_rules! real_fn {
+    ($f:ident, $sym:literal, $ty:ty) => {
+        fn $f() -> Option<$ty> {
+            static C: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+            real::<$ty>(&C, $sym)
+        }
+    };
+}
+real_fn!(real_sigaction, c"sigaction", SigactionFn);
+real_fn!(real_sigprocmask, c"sigprocmask", SigmaskFn);
+real_fn!(real_pthread_sigmask, c"pthread_sigmask", SigmaskFn);
+real_fn!(real_nanosleep, c"nanosleep", NanosleepFn);
+real_fn!(real_clock_nanosleep, c"clock_nanosleep", ClockNanosleepFn);
+
+extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
+    crate::sys::keep_errno(|| {
+        if threads::on_signal(info) {
+            return;
+        }
+        // Not ours: the program's own handler for this signal, if it set one.
+        // SAFETY: reading the saved action; see `AppAction`.
+        let app = unsafe { *APP_ACTION.0.get() };
+        let h = app.sa_sigaction;
+        if h == libc::SIG_DFL || h == libc::SIG_IGN {
+            return;
+        }
+        // SAFETY: the program installed `h` for this signal with these flags; we call it as the
+        // kernel would have.
+        unsafe {
+            if app.sa_flags & libc::SA_SIGINFO != 0 {
+                let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) = core::mem::transmute(h);
+                f(sig, info, uc);
+            } else {
+                let f: extern "C" fn(c_int) = core::mem::transmute(h);
+                f(sig);
+            }
+        }
+    })
+}
+
+/// Installs the checkpoint signal's handler (from the constructor). Returns false on failure.
+pub fn install(sig: c_int) -> bool {
+    let Some(sa) = real_sigaction() else { return false };
+    // SAFETY: a zeroed sigaction filled in field by field; the old action is stored for the
+    // program (it is normally SIG_DFL this early).
+    unsafe {
+        let mut act: libc::sigaction = core::mem::zeroed();
+        act.sa_sigaction = handler as *const () as usize;
+        act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        libc::sigfillset(&mut act.sa_mask);
+        if sa(sig, &act, APP_ACTION.0.get()) != 0 {
+            return false;
+        }
+    }
+    CKPT_SIGNAL.store(sig, Release);
+    true
+}
+
+fn ours(sig: c_int) -> bool {
+    let s = CKPT_SIGNAL.load(Relaxed);
+    s != 0 && s == sig
+}
+
+/// The program's view of our signal's action.
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+    if ours(sig) {
+        // SAFETY: the caller passes valid pointers or null, as for sigaction(2).
+        unsafe {
+            let saved = *APP_ACTION.0.get();
+            if !act.is_null() {
+                *APP_ACTION.0.get() = *act;
+            }
+            if !old.is_null() {
+                *old = saved;
+            }
+        }
+        return 0;
+    }
+    match real_sigaction() {
+        // SAFETY: forwarding the caller's arguments unchanged.
+        Some(f) => unsafe { f(sig, act, old) },
+        None => {
+            crate::sys::set_errno(libc::ENOSYS);
+            -1
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn signal(sig: c_int, h: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: building a sigaction like glibc's signal() (BSD semantics: SA_RESTART).
+    unsafe {
+        let mut act: libc::sigaction = core::mem::zeroed();
+        act.sa_sigaction = h;
+        act.sa_flags = libc::SA_RESTART;
+        let mut old: libc::sigaction = core::mem::zeroed();
+        if sigaction(sig, &act, &mut old) != 0 {
+            return libc::SIG_ERR;
+        }
+        old.sa_sigaction
+    }
+}
+
+/// A copy of `set` without our signal, when the call would block it.
+fn filtered(how: c_int, set: *const libc::sigset_t, buf: &mut libc::sigset_t) -> *const libc::sigset_t {
+    let sig = CKPT_SIGNAL.load(Relaxed);
+    if set.is_null() || sig == 0 || how == libc::SIG_UNBLOCK {
+        return set;
+    }
+    // SAFETY: `set` is the caller's valid sigset; `buf` is ours.
+    unsafe {
+        *buf = *set;
+        libc::sigdelset(buf, sig);
+    }
+    buf
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
+    // SAFETY: an all-zero sigset_t is valid storage.
+    let mut buf: libc::sigset_t = unsafe { core::mem::zeroed() };
+    let set = filtered(how, set, &mut buf);
+    match real_sigprocmask() {
+        // SAFETY: forwarding valid pointers.
+        Some(f) => unsafe { f(how, set, old) },
+        None => {
+            crate::sys::set_errno(libc::ENOSYS);
+            -1
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const libc::sigset_t, old: *mut libc::sigset_t) -> c_int {
+    // SAFETY: an all-zero sigset_t is valid storage.
+    let mut buf: libc::sigset_t = unsafe { core::mem::zeroed() };
+    let set = filtered(how, set, &mut buf);
+    match real_pthread_sigmask() {
+        // SAFETY: forwarding valid pointers.
+        Some(f) => unsafe { f(how, set, old) },
+        None => libc::ENOSYS,
+    }
+}
+
+/// Sleeps for `req`, going on with the time left when a checkpoint interrupted the sleep.
+fn sleep_through(req: libc::timespec, rem: *mut libc::timespec) -> c_int {
+    let Some(f) = real_nanosleep() else {
+        crate::sys::set_errno(libc::ENOSYS);
+        return -1;
+    };
+    let mut cur = req;
+    loop {
+        let epoch = threads::EPOCH.load(Acquire);
+        let mut left = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: valid timespec pointers.
+        let r = unsafe { f(&cur, &mut left) };
+        if r == 0 {
+            return 0;
+        }
+        if crate::sys::errno() == libc::EINTR && threads::EPOCH.load(Acquire) != epoch {
+            cur = left;
+            continue;
+        }
+        if !rem.is_null() {
+            // SAFETY: the caller's rem pointer, as for nanosleep(2).
+            unsafe { *rem = left };
+        }
+        return r;
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
+    if req.is_null() {
+        crate::sys::set_errno(libc::EFAULT);
+        return -1;
+    }
+    // SAFETY: non-null request from the caller.
+    sleep_through(unsafe { *req }, rem)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn clock_nanosleep(clk: libc::clockid_t, flags: c_int, req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
+    let Some(f) = real_clock_nanosleep() else { return libc::ENOSYS };
+    if req.is_null() {
+        return libc::EFAULT;
+    }
+    // SAFETY: non-null request from the caller.
+    let mut cur = unsafe { *req };
+    loop {
+        let epoch = threads::EPOCH.load(Acquire);
+        let mut left = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: valid pointers.
+        let r = unsafe { f(clk, flags, &cur, &mut left) };
+        if r == libc::EINTR && threads::EPOCH.load(Acquire) != epoch {
+            if flags & libc::TIMER_ABSTIME == 0 {
+                cur = left;
+            }
+            continue;
+        }
+        if r == libc::EINTR && !rem.is_null() && flags & libc::TIMER_ABSTIME == 0 {
+            // SAFETY: the caller's rem pointer.
+            unsafe { *rem = left };
+        }
+        return r;
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn sleep(secs: c_uint) -> c_uint {
+    let mut left = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let req = libc::timespec { tv_sec: secs as _, tv_nsec: 0 };
+    if sleep_through(req, &mut left) == 0 {
+        return 0;
+    }
+    (left.tv_sec as c_uint) + u32::from(left.tv_nsec > 0)
+}
+
+#[no_mangle]
+pub extern "C" fn usleep(us: libc::useconds_t) -> c_int {
+    let req = libc::timespec { tv_sec: (us / 1_000_000) as _, tv_nsec: ((us % 1_000_000) * 1000) as _ };
+    sleep_through(req, core::ptr::null_mut())
+}

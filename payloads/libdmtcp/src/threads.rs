@@ -1,0 +1,387 @@
+//! Stopping and resuming the program's threads around a checkpoint, and each thread's own part
+//! of a restart.
+//!
+//! The checkpoint thread sends the checkpoint signal to every other thread (found in
+//! /proc/self/task). Each one, in `on_signal`, records what the kernel keeps per thread (TLS,
+//! the clear-child-tid address, the robust futex list, rseq, the alternate signal stack, its
+//! name, pending signals) in a slot, saves its resume point (`ctx::save_context`) and waits on
+//! a futex. After a checkpoint the checkpoint thread bumps `RESUME_GEN` and they return from the
+//! handler. After a restart the restorer resumes each one at its saved point: it gives the
+//! kernel its per-thread state back, checks in, and waits for the same release; returning from
+//! the handler then restores its registers and signal mask from the signal frame (rt_sigreturn).
+//!
+//! Rules: everything in `on_signal` is async-signal-safe: raw system calls and atomics, no
+//! locks, no allocation, errno preserved. Slots live in .bss; each thread writes only its own.
+use crate::ctx;
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_long};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::*};
+
+pub const MAX_THREADS: usize = 1024;
+
+/// What one thread leaves for the image and for its own restart.
+#[repr(C)]
+pub struct Slot {
+    pub regs: [u64; 16],
+    pub tid: i32,
+    pub flags: u32,
+    /// x86_64: fs base in the first 8 bytes; i686: struct user_desc.
+    pub tls: [u8; 16],
+    /// x86_64: gs base; i686: the %gs selector.
+    pub gs: u64,
+    pub tid_addr: usize,
+    pub robust_head: usize,
+    pub robust_len: usize,
+    pub altstack: libc::stack_t,
+    pub rseq_area: usize,
+    pub comm: [u8; 16],
+    pub pending: u64,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        regs: [0; 16],
+        tid: 0,
+        flags: 0,
+        tls: [0; 16],
+        gs: 0,
+        tid_addr: 0,
+        robust_head: 0,
+        robust_len: 0,
+        altstack: libc::stack_t { ss_sp: core::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 },
+        rseq_area: 0,
+        comm: [0; 16],
+        pending: 0,
+    };
+}
+
+struct Slots(UnsafeCell<[Slot; MAX_THREADS + 1]>);
+// SAFETY: slot i is written only by the thread that took index i (fetch_add on NEXT) or, for
+// the last slot, by the checkpoint thread; it is read by the checkpoint thread only after that
+// thread has announced itself through SUSPENDED (release/acquire).
+unsafe impl Sync for Slots {}
+static SLOTS: Slots = Slots(UnsafeCell::new([const { Slot::EMPTY }; MAX_THREADS + 1]));
+
+/// Index of the checkpoint thread's own slot.
+pub const CKPT_SLOT: usize = MAX_THREADS;
+
+pub fn slot(i: usize) -> &'static mut Slot {
+    // SAFETY: see `Slots`: each index has one writer at a time.
+    unsafe { &mut (*SLOTS.0.get())[i] }
+}
+
+/// The checkpoint signal, once installed (0 before).
+pub static CKPT_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// Tid of the checkpoint thread, which never stops itself.
+pub static CKPT_TID: AtomicI32 = AtomicI32::new(0);
+/// True while the checkpoint thread is stopping threads: only then is the signal ours.
+static SUSPENDING: AtomicU32 = AtomicU32::new(0);
+/// Next free slot.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// How many threads have stopped (futex word).
+static SUSPENDED: AtomicU32 = AtomicU32::new(0);
+/// How many threads have checked in after a restart (futex word).
+static RESTORED: AtomicU32 = AtomicU32::new(0);
+/// Bumped to release stopped threads (futex word).
+static RESUME_GEN: AtomicU32 = AtomicU32::new(0);
+/// Bumped at each checkpoint, so sleep wrappers can tell our interruption from others.
+pub static EPOCH: AtomicU32 = AtomicU32::new(0);
+/// glibc's rseq registration (`__rseq_offset`, `__rseq_size`), found at start-up; 0 = none.
+pub static RSEQ_OFFSET: AtomicUsize = AtomicUsize::new(0);
+pub static RSEQ_SIZE: AtomicU32 = AtomicU32::new(0);
+
+const RSEQ_SIG: u32 = 0x5305_3053;
+const PR_GET_TID_ADDRESS: c_int = 40;
+
+fn futex_wait(word: &AtomicU32, val: u32) {
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 that lives forever; no timeout.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, val, core::ptr::null::<libc::timespec>());
+    }
+}
+
+fn futex_wait_ms(word: &AtomicU32, val: u32, ms: i64) {
+    let ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };
+    // SAFETY: FUTEX_WAIT on a valid u32 with a valid relative timeout.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, val, &ts as *const libc::timespec);
+    }
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a valid u32; wakes every waiter.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+    }
+}
+
+pub fn gettid() -> i32 {
+    // SAFETY: no arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+fn tgkill(pid: i32, tid: i32, sig: c_int) -> bool {
+    // SAFETY: plain system call with integer arguments.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) == 0 }
+}
+
+/// Records this thread's kernel state in `s` (TLS, tid address, robust list, rseq, altstack,
+/// name, pending signals). Async-signal-safe.
+pub fn capture_thread(s: &mut Slot) {
+    s.tid = gettid();
+    s.regs = [0; 16];
+    let tp = capture_tls(s);
+    // SAFETY: each call writes into the fields of `s`, which are valid for the sizes given.
+    unsafe {
+        let mut addr: usize = 0;
+        libc::prctl(PR_GET_TID_ADDRESS, &mut addr as *mut usize);
+        s.tid_addr = addr;
+        let mut head: usize = 0;
+        let mut len: usize = 0;
+        libc::syscall(libc::SYS_get_robust_list, 0 as c_long, &mut head as *mut usize, &mut len as *mut usize);
+        s.robust_head = head;
+        s.robust_len = len;
+        libc::sigaltstack(core::ptr::null(), &mut s.altstack);
+        s.comm = [0; 16];
+        libc::prctl(libc::PR_GET_NAME, s.comm.as_mut_ptr());
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::syscall(libc::SYS_rt_sigpending, &mut set as *mut libc::sigset_t, 8usize);
+        s.pending = *(&set as *const libc::sigset_t as *const u64);
+    }
+    let off = RSEQ_OFFSET.load(Relaxed);
+    s.rseq_area = if RSEQ_SIZE.load(Relaxed) > 0 { tp.wrapping_add(off) } else { 0 };
+}
+
+/// Saves the TLS registers into the slot; returns the thread pointer.
+#[cfg(target_arch = "x86_64")]
+fn capture_tls(s: &mut Slot) -> usize {
+    let mut fs: u64 = 0;
+    let mut gs: u64 = 0;
+    // SAFETY: ARCH_GET_FS/GS write one u64 each into valid locals.
+    unsafe {
+        libc::syscall(libc::SYS_arch_prctl, 0x1003, &mut fs as *mut u64);
+        libc::syscall(libc::SYS_arch_prctl, 0x1004, &mut gs as *mut u64);
+    }
+    s.tls = [0; 16];
+    s.tls[..8].copy_from_slice(&fs.to_le_bytes());
+    s.gs = gs;
+    fs as usize
+}
+
+#[cfg(target_arch = "x86")]
+fn capture_tls(s: &mut Slot) -> usize {
+    let sel: u16;
+    // SAFETY: reads the %gs selector.
+    unsafe { core::arch::asm!("mov {0:x}, gs", out(reg) sel) };
+    let mut desc = [0u32; 4];
+    desc[0] = u32::from(sel >> 3);
+    // SAFETY: get_thread_area fills the 16-byte user_desc for entry desc[0].
+    unsafe { libc::syscall(libc::SYS_get_thread_area, desc.as_mut_ptr()) };
+    for (i, d) in desc.iter().enumerate() {
+        s.tls[i * 4..i * 4 + 4].copy_from_slice(&d.to_le_bytes());
+    }
+    s.gs = u64::from(sel);
+    desc[1] as usize
+}
+
+/// Gives the kernel this thread's state back after a restart. Async-signal-safe.
+pub fn restore_thread(s: &Slot) {
+    // SAFETY: every pointer comes from the same thread's state at checkpoint time, in memory
+    // that the restorer mapped back at the same addresses.
+    unsafe {
+        if s.tid_addr != 0 {
+            libc::syscall(libc::SYS_set_tid_address, s.tid_addr);
+        }
+        if s.robust_head != 0 {
+            libc::syscall(libc::SYS_set_robust_list, s.robust_head, s.robust_len);
+        }
+        if s.rseq_area != 0 {
+            let size = RSEQ_SIZE.load(Relaxed);
+            let len = if size <= 32 { 32 } else { (size + 31) & !31 };
+            libc::syscall(libc::SYS_rseq, s.rseq_area, len, 0, RSEQ_SIG);
+        }
+        if s.altstack.ss_flags & libc::SS_DISABLE == 0 {
+            let ss = libc::stack_t { ss_sp: s.altstack.ss_sp, ss_flags: 0, ss_size: s.altstack.ss_size };
+            libc::sigaltstack(&ss, core::ptr::null_mut());
+        }
+        libc::prctl(libc::PR_SET_NAME, s.comm.as_ptr());
+    }
+}
+
+/// The checkpoint signal's handler, in every thread. Returns true when the signal was ours.
+pub fn on_signal(info: *const libc::siginfo_t) -> bool {
+    if SUSPENDING.load(Acquire) == 0 || gettid() == CKPT_TID.load(Relaxed) {
+        return false;
+    }
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let (code, pid) = unsafe { ((*info).si_code, (*info).si_pid()) };
+    if code != libc::SI_TKILL || pid != crate::sys::getpid() {
+        return false;
+    }
+    let gen = RESUME_GEN.load(Acquire);
+    let idx = NEXT.fetch_add(1, AcqRel);
+    if idx >= MAX_THREADS {
+        SUSPENDED.fetch_add(1, Release);
+        futex_wake(&SUSPENDED);
+        while RESUME_GEN.load(Acquire) == gen {
+            futex_wait(&RESUME_GEN, gen);
+        }
+        return true;
+    }
+    stop_here(idx, gen);
+    true
+}
+
+/// Records and saves this thread in slot `idx`, then waits for the release. The frame of this
+/// function stays live while the memory is captured (see `ctx`).
+#[inline(never)]
+fn stop_here(idx: usize, gen: u32) {
+    let s = slot(idx);
+    capture_thread(s);
+    if ctx::save_context(&mut s.regs) == 0 {
+        SUSPENDED.fetch_add(1, Release);
+        futex_wake(&SUSPENDED);
+    } else {
+        // Restarted: this thread was recreated by the restorer with its old tid and TLS.
+        let s = slot(idx);
+        restore_thread(s);
+        raise_own_pending(s);
+        RESTORED.fetch_add(1, Release);
+        futex_wake(&RESTORED);
+    }
+    while RESUME_GEN.load(Acquire) == gen {
+        futex_wait(&RESUME_GEN, gen);
+    }
+}
+
+/// Pending signals of this thread alone (not the process's) at checkpoint time are raised
+/// again; they stay pending until the thread's own mask allows them.
+fn raise_own_pending(s: &Slot) {
+    let process = crate::restart::process_pending();
+    let sig = CKPT_SIGNAL.load(Relaxed);
+    for n in 1..64 {
+        if s.pending & (1u64 << (n - 1)) != 0 && process & (1u64 << (n - 1)) == 0 && n != sig {
+            tgkill(crate::sys::getpid(), s.tid, n);
+        }
+    }
+}
+
+/// Lists this process's tids into `out`; returns how many.
+fn list_tasks(out: &mut [i32]) -> usize {
+    let mut n = 0;
+    // SAFETY: opendir/readdir/closedir on a constant path; entries are read while the stream
+    // is open. glibc's opendir allocates its buffer with malloc — but it is called only by the
+    // checkpoint thread *before* any thread is stopped (first scan) and while others may be
+    // stopped; to stay clear of the program's malloc we use getdents64 on a raw fd instead.
+    let fd = unsafe { libc::open(c"/proc/self/task".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return 0;
+    }
+    let mut buf = [0u8; 8192];
+    loop {
+        // SAFETY: getdents64 fills at most buf.len() bytes of the buffer.
+        let r = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+        if r <= 0 {
+            break;
+        }
+        let mut off = 0usize;
+        while off < r as usize {
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name = &buf[off + 19..off + reclen];
+            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+            if let Some(t) = crate::cstr::parse_u64(name) {
+                if n < out.len() {
+                    out[n] = t as i32;
+                    n += 1;
+                }
+            }
+            off += reclen;
+        }
+    }
+    crate::sys::close(fd);
+    n
+}
+
+/// Stops every other thread. Returns how many stopped, or Err with a reason.
+pub fn suspend_all() -> Result<usize, &'static str> {
+    let me = gettid();
+    let pid = crate::sys::getpid();
+    let sig = CKPT_SIGNAL.load(Relaxed);
+    NEXT.store(0, Relaxed);
+    SUSPENDED.store(0, Relaxed);
+    EPOCH.fetch_add(1, Relaxed);
+    SUSPENDING.store(1, Release);
+    let mut signaled = [0i32; MAX_THREADS];
+    let mut n_sig = 0usize;
+    let mut tasks = [0i32; MAX_THREADS + 8];
+    let start = crate::sys::now_ms();
+    loop {
+        let n = list_tasks(&mut tasks);
+        if n > MAX_THREADS {
+            return Err("too many threads (more than 1024)");
+        }
+        let mut new = 0;
+        for &t in &tasks[..n] {
+            if t == me || signaled[..n_sig].contains(&t) {
+                continue;
+            }
+            if tgkill(pid, t, sig) {
+                signaled[n_sig] = t;
+                n_sig += 1;
+                new += 1;
+            }
+        }
+        // Threads that died after being signaled are not waited for.
+        let alive_signaled = tasks[..n].iter().filter(|t| signaled[..n_sig].contains(t)).count();
+        let done = SUSPENDED.load(Acquire) as usize;
+        if new == 0 && done >= alive_signaled {
+            break;
+        }
+        if crate::sys::now_ms() - start > 20_000 {
+            return Err("a thread did not stop within 20 s (is the checkpoint signal blocked?)");
+        }
+        futex_wait_ms(&SUSPENDED, done as u32, 5);
+    }
+    let n = NEXT.load(Acquire);
+    if n > MAX_THREADS {
+        return Err("too many threads (more than 1024)");
+    }
+    Ok(n)
+}
+
+/// Releases every stopped thread.
+pub fn resume_all() {
+    SUSPENDING.store(0, Release);
+    RESUME_GEN.fetch_add(1, AcqRel);
+    futex_wake(&RESUME_GEN);
+}
+
+/// After a restart: waits until `n` user threads have given the kernel their state back.
+pub fn wait_restored(n: usize) {
+    loop {
+        let r = RESTORED.load(Acquire);
+        if r as usize >= n {
+            return;
+        }
+        futex_wait_ms(&RESTORED, r, 100);
+    }
+}
+
+pub fn reset_restored() {
+    RESTORED.store(0, Release);
+}
+
+/// The checkpoint thread's own resume point: fills its slot, saves its context, and runs
+/// `write` (which captures the memory) while this frame is live. Returns None when the process
+/// was just restarted from the image that `write` produced, else Some(write's result).
+#[inline(never)]
+pub fn checkpoint_point<T>(write: impl FnOnce() -> T) -> Option<T> {
+    let s = slot(CKPT_SLOT);
+    capture_thread(s);
+    s.flags = dmtcp_proto::image::THREAD_CKPT;
+    if ctx::save_context(&mut s.regs) == 0 {
+        Some(write())
+    } else {
+        None
+    }
+}

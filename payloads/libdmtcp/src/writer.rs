@@ -1,0 +1,645 @@
+//! Writing this process's checkpoint image (format: `dmtcp_proto::image`), from the checkpoint
+//! thread while every other thread is stopped.
+//!
+//! The memory is streamed through a pipe into `dmtcp write-image` (the 64-bit `dmtcp` binary,
+//! started here with a vfork-style clone and a raw execve), which compresses it, writes it under
+//! a temporary name, checks the trailer, fsyncs and renames it; we never write the file
+//! ourselves, so a crash or a full disk cannot leave a partial image under the final name.
+//!
+//! Rules: other threads are stopped, possibly inside malloc: no allocation, no locks. Memory
+//! for the map and the tables comes from one mmap (`Scratch`), which is left out of the image.
+//! Only raw-ish libc calls that do not allocate (open, read, pread, write, close, mmap, pipe2,
+//! clone, waitpid, readlink, getcwd with a buffer).
+use crate::cstr::Fixed;
+use crate::sys;
+use crate::threads::{self, Slot, CKPT_SLOT};
+use core::ffi::{c_int, c_void};
+use dmtcp_proto::image::{self, area, chunk, hdr, thread, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
+use dmtcp_proto::le::{put_i32, put_str, put_u32, put_u64};
+
+const PAGE: usize = 4096;
+const SCRATCH_LEN: usize = 16 << 20;
+const MAPS_MAX: usize = 4 << 20;
+const AREAS_OFF: usize = MAPS_MAX;
+const MAX_AREAS: usize = (SCRATCH_LEN - MAPS_MAX) / AREA_SIZE;
+
+/// What the coordinator's DoCheckpoint told us, and who we are.
+pub struct Request {
+    pub comp_id: u64,
+    pub generation: u32,
+    pub num_peers: u32,
+    pub vpid: i32,
+    /// Slots 0..n_threads hold the stopped user threads.
+    pub n_threads: usize,
+}
+
+/// A failed checkpoint, with a message for the coordinator and the log.
+pub struct Failure(pub Fixed<512>);
+
+fn fail(parts: &[&[u8]]) -> Failure {
+    let mut f = Fixed::<512>::new();
+    for p in parts {
+        f.push(p);
+    }
+    Failure(f)
+}
+
+/// The image's final path, kept for the CkptFilename message.
+static mut IMAGE_PATH: Fixed<4200> = Fixed::new();
+
+pub fn image_path() -> &'static [u8] {
+    // SAFETY: written only by the checkpoint thread in `write_image`, read by it afterwards.
+    unsafe { (*core::ptr::addr_of!(IMAGE_PATH)).bytes() }
+}
+
+struct Scratch {
+    base: *mut u8,
+}
+
+impl Scratch {
+    fn new() -> Result<Scratch, Failure> {
+        // SAFETY: a fresh anonymous mapping; unmapped in Drop.
+        let p = unsafe {
+            libc::mmap(core::ptr::null_mut(), SCRATCH_LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
+        };
+        if p == libc::MAP_FAILED {
+            return Err(fail(&[b"cannot map scratch memory: ", sys::strerror(sys::errno())]));
+        }
+        Ok(Scratch { base: p.cast() })
+    }
+    fn range(&self) -> (usize, usize) {
+        (self.base as usize, self.base as usize + SCRATCH_LEN)
+    }
+    fn maps(&mut self) -> &mut [u8] {
+        // SAFETY: the first MAPS_MAX bytes of our mapping.
+        unsafe { core::slice::from_raw_parts_mut(self.base, MAPS_MAX) }
+    }
+    fn areas(&mut self) -> &mut [u8] {
+        // SAFETY: the rest of our mapping.
+        unsafe { core::slice::from_raw_parts_mut(self.base.add(AREAS_OFF), SCRATCH_LEN - AREAS_OFF) }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, no longer referenced.
+        unsafe { libc::munmap(self.base.cast(), SCRATCH_LEN) };
+    }
+}
+
+/// The pipe into the writer process. The checksum is not computed here: memory that changes
+/// while we write (this thread's own stack) would make it disagree with the bytes sent, and it
+/// would lengthen the program's pause; `dmtcp write-image` computes it on the bytes it
+/// receives, on another core, and writes it into the trailer on disk. We send the length.
+struct Stream {
+    fd: c_int,
+    len: u64,
+}
+
+impl Stream {
+    fn put(&mut self, b: &[u8]) -> Result<(), Failure> {
+        self.len += b.len() as u64;
+        sys::write_all(self.fd, b).map_err(|e| fail(&[b"the image writer stopped reading: ", sys::strerror(e)]))
+    }
+}
+
+fn parse_hex(s: &[u8]) -> u64 {
+    let mut v = 0u64;
+    for &c in s {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => break,
+        };
+        v = (v << 4) | u64::from(d);
+    }
+    v
+}
+
+fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
+    let Ok(fd) = sys::open_read(path) else { return 0 };
+    let mut n = 0;
+    while n < buf.len() {
+        match sys::read_some(fd, &mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    sys::close(fd);
+    n
+}
+
+/// One parsed line of /proc/self/maps.
+struct MapLine<'a> {
+    start: u64,
+    end: u64,
+    perms: &'a [u8],
+    offset: u64,
+    dev: u64,
+    inode: u64,
+    name: &'a [u8],
+}
+
+fn parse_line(line: &[u8]) -> Option<MapLine<'_>> {
+    let mut f = line.splitn(6, |&c| c == b' ');
+    let range = f.next()?;
+    let perms = f.next()?;
+    let offset = parse_hex(f.next()?);
+    let dev = f.next()?;
+    let inode = crate::cstr::parse_u64(f.next()?).unwrap_or(0);
+    let name = f.next().map(|n| n.trim_ascii_start()).unwrap_or(b"");
+    let dash = range.iter().position(|&c| c == b'-')?;
+    let colon = dev.iter().position(|&c| c == b':').unwrap_or(0);
+    Some(MapLine {
+        start: parse_hex(&range[..dash]),
+        end: parse_hex(&range[dash + 1..]),
+        perms,
+        offset,
+        dev: (parse_hex(&dev[..colon]) << 32) | parse_hex(&dev[colon + 1..]),
+        inode,
+        name,
+    })
+}
+
+fn prot_of(perms: &[u8]) -> u32 {
+    let mut p = 0;
+    if perms.first() == Some(&b'r') {
+        p |= libc::PROT_READ as u32;
+    }
+    if perms.get(1) == Some(&b'w') {
+        p |= libc::PROT_WRITE as u32;
+    }
+    if perms.get(2) == Some(&b'x') {
+        p |= libc::PROT_EXEC as u32;
+    }
+    p
+}
+
+/// Where the data of an area comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Data {
+    /// Nothing stored (shared file mapping: the file holds it).
+    None,
+    /// Every page (private file mapping).
+    All,
+    /// Pages the process touched and that are not all zero (anonymous memory).
+    Touched,
+}
+
+/// Writes the image; returns Ok(()) once `dmtcp write-image` has it safely on disk.
+pub fn write_image(req: &Request) -> Result<(), Failure> {
+    let c = crate::config::get();
+    let mut scratch = Scratch::new()?;
+    build_path(req)?;
+    let (child, data_fd, status_fd) = spawn_writer(c.dmtcp_bin(), c.compress())?;
+    let mut stream = Stream { fd: data_fd, len: 0 };
+    let result = stream_image(req, &mut scratch, &mut stream);
+    sys::close(data_fd);
+    let verdict = collect_status(child, status_fd);
+    result?;
+    verdict
+}
+
+fn build_path(req: &Request) -> Result<(), Failure> {
+    let c = crate::config::get();
+    // SAFETY: only the checkpoint thread touches IMAGE_PATH.
+    let p = unsafe { &mut *core::ptr::addr_of_mut!(IMAGE_PATH) };
+    p.clear();
+    let dir = c.ckpt_dir();
+    if dir.is_empty() {
+        let mut cwd = [0u8; 4096];
+        // SAFETY: getcwd with our buffer does not allocate.
+        let r = unsafe { libc::getcwd(cwd.as_mut_ptr().cast(), cwd.len()) };
+        if r.is_null() {
+            return Err(fail(&[b"no checkpoint folder"]));
+        }
+        let n = cwd.iter().position(|&b| b == 0).unwrap_or(0);
+        p.push(&cwd[..n]);
+    } else {
+        p.push(dir);
+    }
+    // Make sure the folder exists (mode 0700 like DMTCP); an existing one is fine.
+    {
+        let mut d = Fixed::<4200>::new();
+        d.set(p.bytes());
+        // SAFETY: a NUL-terminated path.
+        unsafe { libc::mkdir(d.as_cstr().as_ptr(), 0o700) };
+    }
+    let mut num = [0u8; 20];
+    let mut hex = [0u8; 16];
+    for (i, h) in hex.iter_mut().enumerate() {
+        let d = ((req.comp_id >> (60 - 4 * i)) & 0xf) as u8;
+        *h = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+    }
+    let id = if req.vpid > 0 { req.vpid as u64 } else { sys::getpid() as u64 };
+    let ok = p.push(b"/ckpt_")
+        && p.push(c.progname.bytes())
+        && p.push(b"_")
+        && p.push(&hex)
+        && p.push(b"-")
+        && p.push(crate::cstr::fmt_u64(id, &mut num))
+        && p.push(b".dmtcp");
+    if !ok {
+        return Err(fail(&[b"checkpoint folder path too long"]));
+    }
+    Ok(())
+}
+
+const CHILD_STACK: usize = 64 * 1024;
+static mut CHILD_STACK_MEM: [u8; CHILD_STACK] = [0; CHILD_STACK];
+
+/// Arguments for the writer child, prepared before the clone (the child only calls dup2 and
+/// execve).
+struct ChildArgs {
+    argv: [*const u8; 6],
+    envp: [*const u8; 2],
+    data_r: c_int,
+    status_w: c_int,
+}
+
+extern "C" fn writer_child(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the ChildArgs on the parent's stack, valid while the parent is
+    // suspended (CLONE_VFORK). Raw system calls only: we share the parent's memory.
+    unsafe {
+        let a = &*(arg as *const ChildArgs);
+        libc::syscall(libc::SYS_dup2 as _, a.data_r, 0);
+        libc::syscall(libc::SYS_dup2 as _, a.status_w, 1);
+        libc::syscall(libc::SYS_execve, a.argv[0], a.argv.as_ptr(), a.envp.as_ptr());
+        let msg = b"error cannot run the dmtcp binary (DMTCP_BIN) to write the image\n";
+        libc::syscall(libc::SYS_write, 1, msg.as_ptr(), msg.len());
+        libc::syscall(libc::SYS_exit, 127);
+    }
+    127
+}
+
+/// Starts `dmtcp write-image --out PATH [--compress]`; returns (pid, data fd, status fd).
+fn spawn_writer(bin: &[u8], compress: bool) -> Result<(i32, c_int, c_int), Failure> {
+    if bin.is_empty() {
+        return Err(fail(&[b"DMTCP_BIN is not set; cannot run the image writer"]));
+    }
+    let mut binz = Fixed::<4200>::new();
+    binz.set(bin);
+    let mut out = Fixed::<4200>::new();
+    out.set(image_path());
+    let mut data = [0 as c_int; 2];
+    let mut status = [0 as c_int; 2];
+    // SAFETY: pipe2 fills two fds each.
+    unsafe {
+        if libc::pipe2(data.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(fail(&[b"pipe: ", sys::strerror(sys::errno())]));
+        }
+        if libc::pipe2(status.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            sys::close(data[0]);
+            sys::close(data[1]);
+            return Err(fail(&[b"pipe: ", sys::strerror(sys::errno())]));
+        }
+        libc::fcntl(data[1], libc::F_SETPIPE_SZ, 1 << 20);
+    }
+    let args = ChildArgs {
+        argv: [
+            binz.as_cstr().as_ptr().cast(),
+            c"write-image".as_ptr().cast(),
+            c"--out".as_ptr().cast(),
+            out.as_cstr().as_ptr().cast(),
+            if compress { c"--compress".as_ptr().cast() } else { core::ptr::null() },
+            core::ptr::null(),
+        ],
+        envp: [c"DMTCP_WRITER=1".as_ptr().cast(), core::ptr::null()],
+        data_r: data[0],
+        status_w: status[1],
+    };
+    // SAFETY: the child runs `writer_child` on its own static stack, sharing our memory until
+    // it execs (CLONE_VFORK suspends us meanwhile); exit signal 0, so the program never sees a
+    // SIGCHLD for it; we reap it with __WALL.
+    let pid = unsafe {
+        let stack = core::ptr::addr_of_mut!(CHILD_STACK_MEM).cast::<u8>().add(CHILD_STACK - 64);
+        libc::clone(writer_child, stack.cast(), libc::CLONE_VM | libc::CLONE_VFORK, &args as *const ChildArgs as *mut c_void)
+    };
+    let e = sys::errno();
+    sys::close(data[0]);
+    sys::close(status[1]);
+    if pid <= 0 {
+        sys::close(data[1]);
+        sys::close(status[0]);
+        return Err(fail(&[b"cannot start the image writer: ", sys::strerror(e)]));
+    }
+    Ok((pid, data[1], status[0]))
+}
+
+/// Reads the writer's verdict and reaps it.
+fn collect_status(pid: i32, fd: c_int) -> Result<(), Failure> {
+    let mut buf = [0u8; 480];
+    let mut n = 0;
+    while n < buf.len() {
+        match sys::read_some(fd, &mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    sys::close(fd);
+    let mut st: c_int = 0;
+    // SAFETY: reaping our own child; __WALL because it has no exit signal.
+    unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
+    let text = buf[..n].split(|&c| c == b'\n').next().unwrap_or(b"");
+    if text.starts_with(b"ok") {
+        Ok(())
+    } else if let Some(msg) = text.strip_prefix(b"error ") {
+        Err(fail(&[msg]))
+    } else {
+        Err(fail(&[b"the image writer failed without a message"]))
+    }
+}
+
+fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Result<(), Failure> {
+    let (skip_lo, skip_hi) = scratch.range();
+    let n_maps = {
+        let buf = scratch.maps();
+        let n = read_file(c"/proc/self/maps", buf);
+        if n == buf.len() {
+            return Err(fail(&[b"too many memory areas"]));
+        }
+        n
+    };
+    let mut header = [0u8; HEADER_SIZE];
+    let shared_addr = crate::config::get().shared.map(|s| s.as_ptr() as u64).unwrap_or(0);
+    let restorer = if cfg!(target_pointer_width = "64") { dmtcp_proto::RESTORER_BASE_X86_64 } else { dmtcp_proto::RESTORER_BASE_I686 };
+
+    // Area table.
+    let mut n_areas = 0usize;
+    {
+        // SAFETY: the maps text and the area table are disjoint parts of the scratch mapping.
+        let maps: &[u8] = unsafe { core::slice::from_raw_parts(scratch.base, n_maps) };
+        let table = scratch.areas();
+        for line in maps.split(|&c| c == b'\n') {
+            let Some(m) = parse_line(line) else { continue };
+            if m.start >= skip_lo as u64 && m.end <= skip_hi as u64 {
+                continue;
+            }
+            if m.start == shared_addr || (m.start >= restorer && m.start < restorer + dmtcp_proto::RESTORER_SPAN) {
+                continue;
+            }
+            match m.name {
+                b"[vdso]" => {
+                    put_u64(&mut header, hdr::VDSO_START, m.start);
+                    put_u64(&mut header, hdr::VDSO_END, m.end);
+                    continue;
+                }
+                b"[vvar]" => {
+                    put_u64(&mut header, hdr::VVAR_START, m.start);
+                    put_u64(&mut header, hdr::VVAR_END, m.end);
+                    continue;
+                }
+                b"[vvar_vclock]" => {
+                    put_u64(&mut header, hdr::VCLOCK_START, m.start);
+                    put_u64(&mut header, hdr::VCLOCK_END, m.end);
+                    continue;
+                }
+                b"[vsyscall]" => continue,
+                _ => {}
+            }
+            if n_areas >= MAX_AREAS {
+                return Err(fail(&[b"too many memory areas"]));
+            }
+            let rec = &mut table[n_areas * AREA_SIZE..(n_areas + 1) * AREA_SIZE];
+            rec.fill(0);
+            let deleted = m.name.ends_with(b" (deleted)");
+            let is_file = m.name.first() == Some(&b'/') && m.inode != 0 && !deleted && m.name.len() < area::NAME_LEN;
+            let shared = m.perms.get(3) == Some(&b's');
+            let mut flags = 0;
+            if is_file {
+                flags |= image::AREA_FILE;
+                if shared {
+                    flags |= image::AREA_SHARED;
+                }
+            }
+            if m.name == b"[stack]" {
+                flags |= image::AREA_STACK;
+            }
+            if m.name == b"[heap]" {
+                flags |= image::AREA_HEAP;
+            }
+            put_u64(rec, area::START, m.start);
+            put_u64(rec, area::END, m.end);
+            put_u64(rec, area::OFFSET, m.offset);
+            put_u32(rec, area::PROT, prot_of(m.perms));
+            put_u32(rec, area::FLAGS, flags);
+            put_u64(rec, area::DEV, m.dev);
+            put_u64(rec, area::INODE, m.inode);
+            put_str(rec, area::NAME, area::NAME_LEN, m.name);
+            n_areas += 1;
+        }
+    }
+
+    // Header.
+    fill_header(&mut header, req, n_areas);
+    out.put(&header)?;
+    out.put(&scratch.areas()[..n_areas * AREA_SIZE])?;
+    let pid = sys::getpid();
+    let mut rec = [0u8; THREAD_SIZE];
+    for i in (0..req.n_threads).chain(core::iter::once(CKPT_SLOT)) {
+        thread_record(threads::slot(i), pid, &mut rec);
+        out.put(&rec)?;
+    }
+
+    // Memory.
+    let pagemap = sys::open_read(c"/proc/self/pagemap").map_err(|e| fail(&[b"cannot open /proc/self/pagemap: ", sys::strerror(e)]))?;
+    let mut r = Ok(());
+    for i in 0..n_areas {
+        let (start, end, prot, flags) = {
+            let a = &scratch.areas()[i * AREA_SIZE..(i + 1) * AREA_SIZE];
+            (
+                dmtcp_proto::le::get_u64(a, area::START) as usize,
+                dmtcp_proto::le::get_u64(a, area::END) as usize,
+                dmtcp_proto::le::get_u32(a, area::PROT),
+                dmtcp_proto::le::get_u32(a, area::FLAGS),
+            )
+        };
+        let data = if flags & image::AREA_SHARED != 0 {
+            Data::None
+        } else if flags & image::AREA_FILE != 0 && prot & libc::PROT_READ as u32 != 0 {
+            Data::All
+        } else {
+            Data::Touched
+        };
+        if data == Data::None {
+            continue;
+        }
+        r = write_area(out, pagemap, i as u32, start, end, prot, data);
+        if r.is_err() {
+            break;
+        }
+    }
+    sys::close(pagemap);
+    r?;
+    let mut end = [0u8; image::CHUNK_SIZE];
+    put_u32(&mut end, chunk::AREA, image::END_CHUNK);
+    out.put(&end)?;
+    let trailer = image::trailer(out.len, 0);
+    sys::write_all(out.fd, &trailer).map_err(|e| fail(&[b"the image writer stopped reading: ", sys::strerror(e)]))
+}
+
+fn chunk_header(area: u32, off: u64, len: u64) -> [u8; image::CHUNK_SIZE] {
+    let mut h = [0u8; image::CHUNK_SIZE];
+    put_u32(&mut h, chunk::AREA, area);
+    put_u64(&mut h, chunk::OFFSET, off);
+    put_u64(&mut h, chunk::LEN, len);
+    h
+}
+
+fn is_zero(p: &[u8]) -> bool {
+    let (pre, words, post) = {
+        // SAFETY: u64 has no invalid bit patterns; align_to only reinterprets the aligned middle.
+        unsafe { p.align_to::<u64>() }
+    };
+    pre.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && post.iter().all(|&b| b == 0)
+}
+
+/// Writes the stored pages of one area as chunks of consecutive pages.
+fn write_area(out: &mut Stream, pagemap: c_int, idx: u32, start: usize, end: usize, prot: u32, data: Data) -> Result<(), Failure> {
+    let readable = prot & libc::PROT_READ as u32 != 0;
+    let mut made_readable = false;
+    let mut entries = [0u64; 512];
+    let mut page = start;
+    let mut run_start = 0usize;
+    let mut run_len = 0usize;
+    let flush = |out: &mut Stream, s: usize, l: usize| -> Result<(), Failure> {
+        if l == 0 {
+            return Ok(());
+        }
+        out.put(&chunk_header(idx, (s - start) as u64, l as u64))?;
+        // SAFETY: [s, s+l) lies inside a mapped, readable area of this process, and no other
+        // thread runs.
+        out.put(unsafe { core::slice::from_raw_parts(s as *const u8, l) })
+    };
+    let mut result = Ok(());
+    while page < end {
+        let n = core::cmp::min(entries.len(), (end - page) / PAGE);
+        if data == Data::Touched {
+            // SAFETY: u64 slice viewed as bytes for pread.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<u8>(), n * 8) };
+            match sys::pread(pagemap, bytes, (page / PAGE) as u64 * 8) {
+                Ok(k) if k == n * 8 => {}
+                _ => entries[..n].fill(1 << 63), // unknown: treat every page as touched
+            }
+        }
+        for (k, e) in entries[..n].iter().enumerate() {
+            let p = page + k * PAGE;
+            let mut keep = match data {
+                Data::All => true,
+                Data::Touched => e & (3 << 62) != 0,
+                Data::None => false,
+            };
+            if keep && !readable && !made_readable {
+                // SAFETY: temporarily readable so that we can save it; restored below.
+                unsafe { libc::mprotect(start as *mut c_void, end - start, (prot | libc::PROT_READ as u32) as c_int) };
+                made_readable = true;
+            }
+            if keep && data == Data::Touched {
+                // SAFETY: p is a page of this area, readable now.
+                keep = !is_zero(unsafe { core::slice::from_raw_parts(p as *const u8, PAGE) });
+            }
+            if keep {
+                if run_len == 0 {
+                    run_start = p;
+                }
+                run_len += PAGE;
+                if run_len >= 64 << 20 {
+                    result = flush(out, run_start, run_len);
+                    run_len = 0;
+                }
+            } else if run_len > 0 {
+                result = flush(out, run_start, run_len);
+                run_len = 0;
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_err() {
+            break;
+        }
+        page += n * PAGE;
+    }
+    if result.is_ok() {
+        result = flush(out, run_start, run_len);
+    }
+    if made_readable {
+        // SAFETY: back to the area's own protection.
+        unsafe { libc::mprotect(start as *mut c_void, end - start, prot as c_int) };
+    }
+    result
+}
+
+fn thread_record(s: &Slot, pid: i32, rec: &mut [u8; THREAD_SIZE]) {
+    rec.fill(0);
+    put_i32(rec, thread::TID, s.tid);
+    let mut flags = s.flags;
+    if s.tid == pid {
+        flags |= image::THREAD_MAIN;
+    }
+    put_u32(rec, thread::FLAGS, flags);
+    for (i, r) in s.regs.iter().enumerate() {
+        put_u64(rec, thread::REGS + 8 * i, *r);
+    }
+    rec[thread::TLS..thread::TLS + 16].copy_from_slice(&s.tls);
+    put_u64(rec, thread::GS, s.gs);
+    rec[thread::COMM..thread::COMM + 16].copy_from_slice(&s.comm);
+}
+
+fn fill_header(h: &mut [u8; HEADER_SIZE], req: &Request, n_areas: usize) {
+    let c = crate::config::get();
+    h[..8].copy_from_slice(&image::IMAGE_MAGIC);
+    put_u32(h, hdr::VERSION, image::IMAGE_VERSION);
+    put_u32(h, hdr::ARCH, if cfg!(target_pointer_width = "64") { image::ARCH_X86_64 } else { image::ARCH_I686 });
+    put_u32(h, hdr::HEADER_SIZE, HEADER_SIZE as u32);
+    put_u32(h, hdr::NUM_AREAS, n_areas as u32);
+    put_u32(h, hdr::NUM_THREADS, req.n_threads as u32 + 1);
+    put_i32(h, hdr::PID, sys::getpid());
+    put_i32(h, hdr::PPID, sys::getppid());
+    // SAFETY: plain system calls without pointers (or with our buffers, below).
+    unsafe {
+        put_i32(h, hdr::PGID, libc::getpgid(0));
+        put_i32(h, hdr::SID, libc::getsid(0));
+        put_u32(h, hdr::UID, libc::getuid());
+        put_u64(h, hdr::BRK, libc::syscall(libc::SYS_brk, 0) as usize as u64);
+        put_u64(h, hdr::CKPT_TIME, libc::time(core::ptr::null_mut()) as u64);
+    }
+    put_u64(h, hdr::COMP_ID, req.comp_id);
+    put_u32(h, hdr::GENERATION, req.generation);
+    put_u32(h, hdr::NUM_PEERS, req.num_peers);
+    put_i32(h, hdr::VPID, req.vpid);
+    put_i32(h, hdr::PARENT_PID, sys::getppid());
+    put_u32(h, hdr::IS_ROOT, u32::from(sys::getppid() == 1));
+    put_u32(h, hdr::COMPRESSED, u32::from(c.compress()));
+    // The kernel's mm fields, from /proc/self/stat (fields 26-28 and 45-51).
+    let mut stat = [0u8; 2048];
+    let n = read_file(c"/proc/self/stat", &mut stat);
+    let after = stat[..n].iter().rposition(|&b| b == b')').map(|i| &stat[i + 2..n]).unwrap_or(b"");
+    let field = |k: usize| -> u64 {
+        after.split(|&b| b == b' ').nth(k - 3).and_then(|f| crate::cstr::parse_u64(f.trim_ascii_end())).unwrap_or(0)
+    };
+    let mm = [field(26), field(27), field(45), field(46), field(28), field(48), field(49), field(50), field(51)];
+    for (i, v) in mm.iter().enumerate() {
+        put_u64(h, hdr::MM_START_CODE + 8 * i, *v);
+    }
+    put_u64(h, hdr::START_BRK, field(47));
+    let mut auxv = [0u8; hdr::AUXV_MAX];
+    let an = read_file(c"/proc/self/auxv", &mut auxv);
+    put_u32(h, hdr::AUXV_LEN, an as u32);
+    h[hdr::AUXV..hdr::AUXV + an].copy_from_slice(&auxv[..an]);
+    put_str(h, hdr::PROGNAME, hdr::PROGNAME_LEN, c.progname.bytes());
+    let mut buf = [0u8; hdr::PATH_LEN];
+    if let Ok(k) = sys::readlink(c"/proc/self/exe", &mut buf) {
+        put_str(h, hdr::EXE, hdr::PATH_LEN, &buf[..core::cmp::min(k, hdr::PATH_LEN - 1)]);
+    }
+    put_str(h, hdr::CWD, hdr::PATH_LEN, crate::restart::saved_cwd());
+    put_str(h, hdr::HOSTNAME, hdr::HOSTNAME_LEN, c.hostname.bytes());
+    let mut ns = [0u8; 64];
+    if let Ok(k) = sys::readlink(c"/proc/self/ns/pid", &mut ns) {
+        // "pid:[4026531836]"
+        let digits: &[u8] = ns[..k].split(|&b| b == b'[' || b == b']').nth(1).unwrap_or(b"");
+        put_u64(h, hdr::PIDNS, crate::cstr::parse_u64(digits).unwrap_or(0));
+    }
+    image::seal_header(h);
+}
