@@ -5,6 +5,13 @@
 //! architectures, writes the computation's shared-data area, and execs the program with our
 //! library first in LD_PRELOAD (the user's own LD_PRELOAD kept after it; the library hides ours
 //! from the program again).
+//!
+//! The program runs as pid 2 of a private user + pid + mount namespace under a minimal init of
+//! ours (see `ns` for the reasons and the layout), so that `dmtcp_restart` can give every process
+//! its old pid back. Where a namespace cannot be made (some containers) or `DMTCP_PIDNS=0` is
+//! set, the launcher execs the program itself as before and warns that pids will change after
+//! restart. The program also gets `DMTCP_BIN`, the absolute path of this binary, which the
+//! library runs as `dmtcp write-image` to store images.
 use crate::cli::{self, EXIT_FAILURE, EXIT_USAGE};
 use crate::client;
 use crate::dlsym;
@@ -13,6 +20,10 @@ use crate::shared_area;
 use argh::FromArgs;
 use dmtcp_proto::env as ev;
 use dmtcp_proto::{Cmd, Kind, Msg};
+use crate::ns;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -70,7 +81,7 @@ struct LaunchArgs {
 const PROGRAM: &str = "dmtcp_launch";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Mode {
+pub(crate) enum Mode {
     Join,
     New,
     Any,
@@ -104,13 +115,13 @@ pub fn main(args: &[String]) -> i32 {
 
 enum Never {}
 
-type Fail = (i32, String);
+pub(crate) type Fail = (i32, String);
 
 fn usage_err(msg: impl Into<String>) -> Fail {
     (EXIT_USAGE, format!("{}; see `{PROGRAM} --help`", msg.into()))
 }
 
-fn fail(msg: impl Into<String>) -> Fail {
+pub(crate) fn fail(msg: impl Into<String>) -> Fail {
     (EXIT_FAILURE, msg.into())
 }
 
@@ -160,13 +171,216 @@ fn run(a: LaunchArgs) -> Result<Never, Fail> {
         Some(d) => absolute(&d),
         None => std::env::current_dir().map_err(|e| fail(format!("current folder: {e}")))?,
     };
-    let port = coordinator(mode, &host, port, &a, &ckptdir)?;
+    let port = coordinator(mode, &host, port, a.interval, &ckptdir)?;
     if let Some(f) = &a.port_file {
         payloads::write_atomic(f, format!("{port}\n").as_bytes(), 0o644)
             .map_err(|e| fail(format!("--port-file {}: {e}", f.display())))?;
     }
 
     let tree = payloads::tree().map_err(|e| fail(e.to_string()))?;
+    let lib64 = tree.preload_lib(Arch::X86_64);
+    let lib32 = tree.preload_lib(Arch::I686);
+    let (shared, off64, off32) = write_shared_area(&tree, &host, port, &ckptdir)?;
+
+    let mut env = EnvBuilder::from_current();
+    let user_preload = std::env::var("LD_PRELOAD").ok().filter(|v| !v.is_empty());
+    if !info.is_static && !setid {
+        let ours = tree.preload_lib(info.arch);
+        let mut preload = ours.display().to_string();
+        if let Some(u) = &user_preload {
+            preload.push(':');
+            preload.push_str(u);
+            env.set(ev::ORIG_LD_PRELOAD, u);
+        } else {
+            env.remove(ev::ORIG_LD_PRELOAD);
+        }
+        env.set("LD_PRELOAD", preload);
+    }
+    env.set(ev::HIJACK_LIBS, &lib64);
+    env.set(ev::HIJACK_LIBS_M32, &lib32);
+    env.set(ev::COORD_HOST, &host);
+    env.set(ev::COORD_PORT, port.to_string());
+    env.set(ev::SHARED_AREA, &shared);
+    env.set(ev::CHECKPOINT_DIR, &ckptdir);
+    env.set(ev::BIN, own_binary()?);
+    match off64 {
+        Some(o) => env.set(ev::DLSYM_OFFSET, o.to_string()),
+        None => env.remove(ev::DLSYM_OFFSET),
+    };
+    match off32 {
+        Some(o) => env.set(ev::DLSYM_OFFSET_M32, o.to_string()),
+        None => env.remove(ev::DLSYM_OFFSET_M32),
+    };
+    if let Some(i) = a.interval {
+        env.set(ev::CHECKPOINT_INTERVAL, i.to_string());
+    }
+    if a.gzip {
+        env.set(ev::GZIP, "1");
+    } else if a.no_gzip {
+        env.set(ev::GZIP, "0");
+    }
+    if let Some(s) = a.ckpt_signal {
+        env.set(ev::SIGCKPT, s.to_string());
+    }
+    if a.quiet {
+        env.set(ev::QUIET, "1");
+    }
+    log::debug!("exec {} with {}", path.display(), tree.preload_lib(info.arch).display());
+    if ns::disabled_by_env() {
+        log::warn!("{}=0: running without a private pid namespace; pids will change after restart", ev::PIDNS);
+    } else {
+        run_in_namespace(&path, program, &a.command[1..], &env)?;
+    }
+    exec_plain(&path, program, &a.command[1..], &env)
+}
+
+/// The program's environment: ours, with the launcher's variables set or removed.
+pub(crate) struct EnvBuilder {
+    vars: Vec<(OsString, OsString)>,
+}
+
+impl EnvBuilder {
+    pub(crate) fn from_current() -> EnvBuilder {
+        EnvBuilder { vars: std::env::vars_os().collect() }
+    }
+    pub(crate) fn set(&mut self, k: &str, v: impl AsRef<OsStr>) {
+        let v = v.as_ref().to_os_string();
+        match self.vars.iter_mut().find(|(name, _)| name == k) {
+            Some(slot) => slot.1 = v,
+            None => self.vars.push((k.into(), v)),
+        }
+    }
+    pub(crate) fn remove(&mut self, k: &str) {
+        self.vars.retain(|(name, _)| name != k);
+    }
+    /// `KEY=VALUE` C strings for execve (variables with a NUL byte cannot exist; skipped).
+    pub(crate) fn to_cstrings(&self) -> Vec<CString> {
+        self.vars
+            .iter()
+            .filter_map(|(k, v)| {
+                let mut b = k.as_bytes().to_vec();
+                b.push(b'=');
+                b.extend_from_slice(v.as_bytes());
+                CString::new(b).ok()
+            })
+            .collect()
+    }
+}
+
+/// Absolute path of the running `dmtcp` binary (DMTCP_BIN).
+pub(crate) fn own_binary() -> Result<PathBuf, Fail> {
+    std::env::current_exe().map_err(|e| fail(format!("cannot find own binary: {e}")))
+}
+
+/// Today's launch without a namespace: exec the program in this process.
+fn exec_plain(path: &Path, program: &str, args: &[String], env: &EnvBuilder) -> Result<Never, Fail> {
+    let mut cmd = Command::new(path);
+    cmd.arg0(program).args(args).env_clear().envs(env.vars.iter().map(|(k, v)| (k, v)));
+    let err = cmd.exec();
+    Err(fail(format!("cannot run {}: {err}", path.display())))
+}
+
+/// Runs the program as pid 2 of a new pid namespace (see `ns`): this process (X) unshares,
+/// forks C (pid 1), which mounts /proc and forks G (pid 2), which execs the program. X waits
+/// and ends like the program. Returns only when the namespace is unavailable here (after a
+/// warning), so that the caller runs the program without it.
+fn run_in_namespace(path: &Path, program: &str, args: &[String], env: &EnvBuilder) -> Result<(), Fail> {
+    // Everything the children need is allocated now: after the fork they only make syscalls.
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| fail("program path contains a NUL byte"))?;
+    let mut c_argv = vec![CString::new(program).map_err(|_| fail("argument contains a NUL byte"))?];
+    for a in args {
+        c_argv.push(CString::new(a.as_str()).map_err(|_| fail("argument contains a NUL byte"))?);
+    }
+    let c_env = env.to_cstrings();
+    let argv: Vec<*const libc::c_char> = c_argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> = c_env.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let (status_r, status_w) = ns::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
+    // X keeps `lifeline_w` until it exits; C watches the other end (see ns::die_with_parent).
+    let (lifeline_r, lifeline_w) = ns::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
+
+    match ns::unshare_all(ns::Ids::current()) {
+        Ok(()) => {}
+        Err(ns::NsError::Unshare(e)) if ns::is_unavailable(e) => {
+            log::warn!("no private pid namespace here ({}): pids will change after restart", e.desc());
+            return Ok(());
+        }
+        Err(e) => return Err(fail(format!("{e}; set {}=0 to run without it", ev::PIDNS))),
+    }
+    let old_mask = ns::block_signals();
+    let w = status_w.as_raw_fd();
+    // SAFETY: fork in a single-threaded process. The child (C) and grandchild (G) run only
+    // allocation-free code: system calls on data prepared above, then exec or _exit.
+    let c_pid = unsafe { libc::fork() };
+    if c_pid < 0 {
+        ns::restore_mask(&old_mask);
+        return Err(fail(format!("fork: {}", nix::errno::Errno::last().desc())));
+    }
+    if c_pid == 0 {
+        // C: pid 1 of the namespace.
+        ns::die_with_parent(lifeline_r.as_raw_fd(), lifeline_w.as_raw_fd());
+        if let Err(e) = ns::mount_proc() {
+            ns::record::send(w, ns::record::PROC_ERRNO, e as i32);
+            ns::child_exit(0);
+        }
+        // SAFETY: as above; G execs or _exits.
+        let g = unsafe { libc::fork() };
+        if g == 0 {
+            ns::restore_mask(&old_mask);
+            // SAFETY: NUL-terminated strings and NULL-terminated arrays built before the fork.
+            unsafe { libc::execve(c_path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+            ns::record::send(w, ns::record::EXEC_ERRNO, nix::errno::Errno::last() as i32);
+            ns::child_exit(127);
+        }
+        if g < 0 {
+            ns::record::send(w, ns::record::EXEC_ERRNO, nix::errno::Errno::last() as i32);
+            ns::child_exit(127);
+        }
+        let status = ns::init_loop(g);
+        ns::record::send(w, ns::record::STATUS, status);
+        ns::child_exit(0);
+    }
+    drop(status_w);
+    drop(lifeline_r);
+    let mut c_status = 0;
+    ns::wait_forwarding(&[c_pid], |_, s| {
+        c_status = s;
+        Vec::new()
+    });
+    let mut bytes = Vec::new();
+    ns::drain_nonblocking(&status_r, &mut bytes);
+    for (tag, value) in ns::record::parse(&bytes) {
+        match tag {
+            ns::record::PROC_ERRNO => {
+                ns::restore_mask(&old_mask);
+                log::warn!(
+                    "cannot mount /proc in a private pid namespace ({}): pids will change after restart",
+                    nix::errno::Errno::from_raw(value).desc()
+                );
+                return Ok(());
+            }
+            ns::record::EXEC_ERRNO => {
+                return Err(fail(format!(
+                    "cannot run {}: {}",
+                    path.display(),
+                    std::io::Error::from_raw_os_error(value)
+                )))
+            }
+            ns::record::STATUS => ns::exit_like(value),
+            _ => {}
+        }
+    }
+    // C itself died without a word (killed from outside): report that.
+    ns::exit_like(c_status)
+}
+
+/// Computes the dlsym offsets of both architectures and writes the computation's shared-data
+/// area; returns its path and the offsets.
+pub(crate) fn write_shared_area(
+    tree: &payloads::Tree,
+    host: &str,
+    port: u16,
+    ckptdir: &Path,
+) -> Result<(PathBuf, Option<i64>, Option<i64>), Fail> {
     let lib64 = tree.preload_lib(Arch::X86_64);
     let lib32 = tree.preload_lib(Arch::I686);
     let off64 = offset_or_warn(Arch::X86_64, &lib64);
@@ -185,53 +399,7 @@ fn run(a: LaunchArgs) -> Result<Never, Fail> {
         port,
     )
     .map_err(|e| fail(format!("cannot write the shared-data area: {e}")))?;
-
-    let mut cmd = Command::new(&path);
-    cmd.arg0(program).args(&a.command[1..]);
-    let user_preload = std::env::var("LD_PRELOAD").ok().filter(|v| !v.is_empty());
-    if !info.is_static && !setid {
-        let ours = tree.preload_lib(info.arch);
-        let mut preload = ours.display().to_string();
-        if let Some(u) = &user_preload {
-            preload.push(':');
-            preload.push_str(u);
-            cmd.env(ev::ORIG_LD_PRELOAD, u);
-        } else {
-            cmd.env_remove(ev::ORIG_LD_PRELOAD);
-        }
-        cmd.env("LD_PRELOAD", preload);
-    }
-    cmd.env(ev::HIJACK_LIBS, &lib64)
-        .env(ev::HIJACK_LIBS_M32, &lib32)
-        .env(ev::COORD_HOST, &host)
-        .env(ev::COORD_PORT, port.to_string())
-        .env(ev::SHARED_AREA, &shared)
-        .env(ev::CHECKPOINT_DIR, &ckptdir);
-    match (off64, off32) {
-        (Some(o), _) => cmd.env(ev::DLSYM_OFFSET, o.to_string()),
-        (None, _) => cmd.env_remove(ev::DLSYM_OFFSET),
-    };
-    match off32 {
-        Some(o) => cmd.env(ev::DLSYM_OFFSET_M32, o.to_string()),
-        None => cmd.env_remove(ev::DLSYM_OFFSET_M32),
-    };
-    if let Some(i) = a.interval {
-        cmd.env(ev::CHECKPOINT_INTERVAL, i.to_string());
-    }
-    if a.gzip {
-        cmd.env(ev::GZIP, "1");
-    } else if a.no_gzip {
-        cmd.env(ev::GZIP, "0");
-    }
-    if let Some(s) = a.ckpt_signal {
-        cmd.env(ev::SIGCKPT, s.to_string());
-    }
-    if a.quiet {
-        cmd.env(ev::QUIET, "1");
-    }
-    log::debug!("exec {} with {}", path.display(), tree.preload_lib(info.arch).display());
-    let err = cmd.exec();
-    Err(fail(format!("cannot run {}: {err}", path.display())))
+    Ok((shared, off64, off32))
 }
 
 fn offset_or_warn(arch: Arch, sample: &Path) -> Option<i64> {
@@ -245,7 +413,7 @@ fn offset_or_warn(arch: Arch, sample: &Path) -> Option<i64> {
     }
 }
 
-fn absolute(p: &Path) -> PathBuf {
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -298,7 +466,7 @@ fn is_local(host: &str) -> bool {
 }
 
 /// Returns the port of the coordinator the program will join, starting one if the mode says so.
-fn coordinator(mode: Mode, host: &str, port: u16, a: &LaunchArgs, ckptdir: &Path) -> Result<u16, Fail> {
+pub(crate) fn coordinator(mode: Mode, host: &str, port: u16, interval: Option<u32>, ckptdir: &Path) -> Result<u16, Fail> {
     if mode != Mode::New && port != 0 {
         match probe(host, port) {
             Probe::Coordinator => return Ok(port),
@@ -316,7 +484,7 @@ fn coordinator(mode: Mode, host: &str, port: u16, a: &LaunchArgs, ckptdir: &Path
     if !is_local(host) {
         return Err(fail(format!("cannot start a coordinator on the remote host {host}; start it there first")));
     }
-    match start_coordinator(port, a, ckptdir) {
+    match start_coordinator(port, interval, ckptdir) {
         Ok(p) => Ok(p),
         Err(e) if mode == Mode::Any => {
             // Another launch may have started one on this port in the meantime.
@@ -330,7 +498,7 @@ fn coordinator(mode: Mode, host: &str, port: u16, a: &LaunchArgs, ckptdir: &Path
 }
 
 /// Starts a background coordinator that exits with its last client, returns its port.
-fn start_coordinator(port: u16, a: &LaunchArgs, ckptdir: &Path) -> Result<u16, String> {
+fn start_coordinator(port: u16, interval: Option<u32>, ckptdir: &Path) -> Result<u16, String> {
     let dir = shared_area::tmpdir().map_err(|e| e.to_string())?;
     let port_file = payloads::temp_name(&dir.join("coordinator.port"));
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
@@ -342,7 +510,7 @@ fn start_coordinator(port: u16, a: &LaunchArgs, ckptdir: &Path) -> Result<u16, S
         .arg(&port_file)
         .arg("--ckptdir")
         .arg(ckptdir);
-    if let Some(i) = a.interval {
+    if let Some(i) = interval {
         cmd.args(["--interval", &i.to_string()]);
     }
     let out = cmd.output().map_err(|e| format!("cannot start a coordinator: {e}"))?;

@@ -8,8 +8,11 @@ mod client;
 mod command;
 mod coordinator;
 mod dlsym;
+mod image_check;
+mod image_writer;
 mod launch;
 mod logging;
+mod ns;
 mod payloads;
 mod restart;
 mod self_install;
@@ -101,6 +104,8 @@ fn main() {
                 println!("{TOP_USAGE}");
                 0
             }
+            // Hidden helper role run by the preload library, not listed in the help.
+            Some("write-image") => image_writer::main(&args[2..]),
             Some("--version") => {
                 println!("{}", cli::version_line("dmtcp"));
                 0

@@ -5,3 +5,5 @@ mod util;
 mod install;
 mod library;
 mod coordinator;
+mod ckpt;
+mod restart;

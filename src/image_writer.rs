@@ -1,0 +1,202 @@
+//! `dmtcp write-image --out PATH [--compress]`: the hidden helper that stores one checkpoint
+//! image. The preload library runs it (with `DMTCP_BIN`, without LD_PRELOAD) with stdin = the
+//! pipe it streams the image into and stdout = a status pipe, so that the application's process
+//! does no compression and no file-system work of its own (see design-notes "Compression
+//! outside the application").
+//!
+//! It reads the stream in 1 MiB pieces until EOF, checks it as it goes (`image_check::Validator`:
+//! header, tables, chunks, END chunk, trailer length and checksum), and writes it to a temporary
+//! name beside PATH (created 0600), raw or as one zstd frame (level 1, two worker threads). The
+//! library may send the trailer with checksum 0 (see `Validator::finish_stream`): the writer
+//! holds the last 32 bytes back and writes the trailer itself, with the checksum it computed
+//! over the bytes it received, so every file on disk carries a real checksum. Only
+//! a complete, valid stream replaces PATH: fsync the file, rename, fsync the folder, then print
+//! `ok <bytes written to the file>` and exit 0. Otherwise (stream cut short because the process
+//! died, bad trailer, disk full, I/O error) the temporary file is removed, the previous image at
+//! PATH is left as it was, and it prints `error <message>` and exits 1. After a write error it
+//! keeps reading the stream to its end, so that the writing process never meets a broken pipe
+//! in the middle of a checkpoint.
+use crate::image_check::{Validator, BUF_SIZE};
+use crate::payloads::temp_name;
+use dmtcp_proto::image;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "usage: dmtcp write-image --out PATH [--compress]  (run by libdmtcp.so)";
+
+pub fn main(args: &[String]) -> i32 {
+    let mut out: Option<PathBuf> = None;
+    let mut compress = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--out" => out = it.next().map(PathBuf::from),
+            "--compress" => compress = true,
+            _ => {
+                println!("error {USAGE}");
+                return 1;
+            }
+        }
+    }
+    let Some(out) = out else {
+        println!("error {USAGE}");
+        return 1;
+    };
+    match write_image(&out, compress, &mut io::stdin().lock()) {
+        Ok(n) => {
+            println!("ok {n}");
+            0
+        }
+        Err(msg) => {
+            println!("error {msg}");
+            1
+        }
+    }
+}
+
+/// Where a write went wrong, in words for the `error` line.
+fn describe(e: &io::Error, path: &Path) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => format!("disk full writing {}: {e}", path.display()),
+        Some(libc::EIO) => format!("I/O error writing {}: {e}", path.display()),
+        _ => format!("cannot write {}: {e}", path.display()),
+    }
+}
+
+enum Sink {
+    Raw(File),
+    Zstd(zstd::stream::write::Encoder<'static, File>),
+}
+
+impl Sink {
+    fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Raw(f) => f.write_all(b),
+            Sink::Zstd(z) => z.write_all(b),
+        }
+    }
+    fn finish(self) -> io::Result<File> {
+        match self {
+            Sink::Raw(f) => Ok(f),
+            Sink::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+/// Writes everything but the last TRAILER_SIZE bytes seen (the trailer, which we write).
+#[derive(Default)]
+struct HeldBack {
+    tail: [u8; image::TRAILER_SIZE],
+    len: usize,
+}
+
+impl HeldBack {
+    fn push(&mut self, sink: &mut Sink, data: &[u8]) -> io::Result<()> {
+        const T: usize = image::TRAILER_SIZE;
+        if data.len() >= T {
+            sink.write_all(&self.tail[..self.len])?;
+            sink.write_all(&data[..data.len() - T])?;
+            self.tail.copy_from_slice(&data[data.len() - T..]);
+            self.len = T;
+        } else {
+            let total = self.len + data.len();
+            if total > T {
+                let out = total - T;
+                sink.write_all(&self.tail[..out])?;
+                self.tail.copy_within(out..self.len, 0);
+                self.len -= out;
+            }
+            self.tail[self.len..self.len + data.len()].copy_from_slice(data);
+            self.len += data.len();
+        }
+        Ok(())
+    }
+}
+
+/// Stores the stream read from `input` at `dest`; returns the file's size.
+pub fn write_image(dest: &Path, compress: bool, input: &mut impl Read) -> Result<u64, String> {
+    let tmp = temp_name(dest);
+    let r = store(dest, &tmp, compress, input);
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}
+
+fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Result<u64, String> {
+    let mut v = Validator::new();
+    let mut buf = vec![0u8; BUF_SIZE];
+    // The first error (of the stream or of the file) is remembered; the stream is read to its
+    // end regardless.
+    let mut failed: Option<String> = None;
+    let mut held = HeldBack::default();
+    let mut sink = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp) {
+        Ok(f) if compress => {
+            let enc = zstd::stream::write::Encoder::new(f, 1).and_then(|mut e| {
+                e.multithread(2)?;
+                Ok(e)
+            });
+            match enc {
+                Ok(e) => Some(Sink::Zstd(e)),
+                Err(e) => {
+                    failed = Some(format!("cannot start the compressor for {}: {e}", dest.display()));
+                    None
+                }
+            }
+        }
+        Ok(f) => Some(Sink::Raw(f)),
+        Err(e) => {
+            failed = Some(describe(&e, dest));
+            None
+        }
+    };
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                failed.get_or_insert_with(|| format!("cannot read the image stream for {}: {e}", dest.display()));
+                break;
+            }
+        };
+        if failed.is_some() {
+            continue;
+        }
+        if let Err(p) = v.feed(&buf[..n]) {
+            failed = Some(format!("bad image stream for {}: {p}", dest.display()));
+            sink = None;
+            continue;
+        }
+        if let Some(s) = sink.as_mut() {
+            if let Err(e) = held.push(s, &buf[..n]) {
+                failed = Some(describe(&e, dest));
+                sink = None;
+            }
+        }
+    }
+    if let Some(msg) = failed {
+        return Err(msg);
+    }
+    let len = v.len();
+    let (_, sum) = v
+        .finish_stream()
+        .map_err(|p| format!("bad image stream for {} ({len} bytes received): {p}", dest.display()))?;
+    let mut sink = sink.expect("no error, so the sink exists");
+    let trailer = image::trailer(len - image::TRAILER_SIZE as u64, sum);
+    sink.write_all(&trailer).map_err(|e| describe(&e, dest))?;
+    let file = sink.finish().map_err(|e| describe(&e, dest))?;
+    file.sync_all().map_err(|e| describe(&e, dest))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    drop(file);
+    fs::rename(tmp, dest).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), dest.display()))?;
+    let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+        // The image is in place (the old one is gone): report success, with the doubt about its
+        // durability across a power loss on stderr.
+        eprintln!("dmtcp write-image: warning: cannot fsync {}: {e}", dir.display());
+    }
+    Ok(size)
+}

@@ -1,0 +1,469 @@
+//! The private pid namespace every launched computation runs in, and the small init that
+//! lives at its pid 1. Used by `dmtcp_launch` (launch.rs) and `dmtcp_restart` (restart.rs).
+//!
+//! Why: a restarted process must see the same `getpid()`, `getppid()` and `gettid()` as before.
+//! Instead of DMTCP's pid virtualisation (wrappers, a translation table, patching glibc's cached
+//! tid), every launch runs its program in a new user + pid + mount namespace, which an ordinary
+//! user may create. In the restarted computation `dmtcp_restart` builds a fresh namespace the same
+//! way and creates each process with its old pid (`clone3` with `set_tid`), which the kernel
+//! allows because we hold CAP_CHECKPOINT_RESTORE/CAP_SYS_ADMIN in our own user namespace. The
+//! program never sees a virtual id: the kernel's ids *are* the old ids.
+//!
+//! The user namespace maps only our own uid and gid ("U U 1", "G G 1", after "deny" to
+//! setgroups), so the program keeps its identity; files of other users show as the overflow
+//! id. Mount propagation is made private and a fresh proc is mounted on /proc so that
+//! `/proc/self` and `/proc/self/task` show the namespace's ids.
+//!
+//! Layout, at launch and per namespace at restart:
+//! ```text
+//!   X  dmtcp_launch / dmtcp_restart (outside: keeps the user's pid; waits, forwards signals)
+//!   `- C  pid 1 of the namespace: our own code, no exec (it must keep its capabilities). It
+//!      |  mounts /proc, creates the program, reaps every process, forwards signals, and when
+//!      |  the program's root process is gone and nothing else is left, reports its status to
+//!      |  X through a pipe and exits (which would kill whatever remained anyway).
+//!      `- G  pid 2: the program (at restart: every restored process with its old pid)
+//! ```
+//! A pid-1 init cannot be killed from inside its namespace by signals it does not handle;
+//! that is fine for C. X re-creates the program's end: the same exit code, or the same signal
+//! (X resets the disposition and kills itself with it) so that a shell sees the same status.
+//!
+//! Signal forwarding: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGALRM, SIGCONT and SIGWINCH
+//! sent to X (or to C from outside the namespace) are passed down. Signals the kernel generated
+//! (`SI_KERNEL`, e.g. Ctrl-C from the terminal) are not, because the terminal already sent them
+//! to the whole foreground process group, the program included; forwarding them would deliver
+//! them twice. C forwards only what its parent sent (so a program that signals its parent,
+//! pid 1, does not get the signal back).
+//!
+//! Code that runs between `fork` and `exec`/`_exit` here is allocation-free and uses libc
+//! directly: every string and array it needs is built before forking.
+use nix::errno::Errno;
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// Signals X and C pass down to the program.
+pub const FORWARDED: [libc::c_int; 8] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGALRM,
+    libc::SIGCONT,
+    libc::SIGWINCH,
+];
+
+/// `si_code` of a signal the kernel generated (terminal, SIGCHLD aside).
+const SI_KERNEL: libc::c_int = 0x80;
+
+/// Whether the user asked for no namespace (`DMTCP_PIDNS=0`).
+pub fn disabled_by_env() -> bool {
+    std::env::var(dmtcp_proto::env::PIDNS).is_ok_and(|v| v.trim() == "0")
+}
+
+/// Whether a namespace error means "not available here" (containers, sysctls, limits), after
+/// which we fall back to running without a namespace.
+pub fn is_unavailable(e: Errno) -> bool {
+    matches!(e, Errno::EPERM | Errno::EINVAL | Errno::ENOSPC | Errno::EACCES | Errno::ENOSYS | Errno::EUSERS)
+}
+
+/// The ids to map, taken before the unshare (afterwards they read as the overflow id).
+#[derive(Clone, Copy)]
+pub struct Ids {
+    uid: u32,
+    gid: u32,
+}
+
+impl Ids {
+    pub fn current() -> Ids {
+        Ids { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() }
+    }
+}
+
+/// Moves the caller into a new user and mount namespace, and makes its next child pid 1 of a
+/// new pid namespace. Returns the errno of `unshare` (see `is_unavailable`), or an I/O error
+/// writing the id maps (the caller is then in a user namespace without a mapping and must not
+/// run the program).
+pub fn unshare_all(ids: Ids) -> Result<(), NsError> {
+    // SAFETY: unshare(2) only changes this (single-threaded) process's namespaces.
+    let r = unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS) };
+    if r != 0 {
+        return Err(NsError::Unshare(Errno::last()));
+    }
+    let write = |file: &str, text: String| {
+        std::fs::write(file, text).map_err(|e| NsError::Maps(format!("{file}: {e}")))
+    };
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("{} {} 1\n", ids.uid, ids.uid))?;
+    write("/proc/self/gid_map", format!("{} {} 1\n", ids.gid, ids.gid))?;
+    // Our mounts (the /proc below) must not propagate back to the user's namespace.
+    // SAFETY: mount(2) with a constant path and NULL source, type and data (a propagation change).
+    let r = unsafe {
+        libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null())
+    };
+    if r != 0 {
+        return Err(NsError::Unshare(Errno::last()));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub enum NsError {
+    Unshare(Errno),
+    Maps(String),
+}
+
+impl std::fmt::Display for NsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NsError::Unshare(e) => write!(f, "cannot create the user/pid/mount namespace: {}", e.desc()),
+            NsError::Maps(m) => write!(f, "cannot write the user namespace's id maps: {m}"),
+        }
+    }
+}
+
+/// Mounts a fresh proc on /proc, for pid 1 of the new namespace. Allocation-free.
+pub fn mount_proc() -> Result<(), Errno> {
+    const PROC: &CStr = c"proc";
+    const TARGET: &CStr = c"/proc";
+    // SAFETY: mount(2) with NUL-terminated constant strings and no data argument.
+    let r = unsafe {
+        libc::mount(
+            PROC.as_ptr(),
+            TARGET.as_ptr(),
+            PROC.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(Errno::last())
+    }
+}
+
+/// Tries, in a throw-away child, everything a namespace needs (unshare, maps, proc mount), so
+/// that `dmtcp_restart` can decide once, before creating anything, whether pids can be kept.
+pub fn probe() -> Result<(), String> {
+    let ids = Ids::current();
+    // SAFETY: fork in a single-threaded process; the child only makes system calls, writes
+    // small files (allocation is safe: no other thread can hold the allocator lock) and exits.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", Errno::last().desc())),
+        0 => {
+            let code = match unshare_all(ids) {
+                Err(NsError::Unshare(e)) => e as i32,
+                Err(NsError::Maps(_)) => 255,
+                // SAFETY: as above; the grandchild is pid 1 of the new namespace.
+                Ok(()) => match unsafe { libc::fork() } {
+                    -1 => Errno::last() as i32,
+                    0 => child_exit(match mount_proc() {
+                        Ok(()) => 0,
+                        Err(e) => e as i32,
+                    }),
+                    pid => match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+                        Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
+                        _ => 254,
+                    },
+                },
+            };
+            child_exit(code)
+        }
+        pid => match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 255)) => Err("cannot write the user namespace's id maps".into()),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => Err(Errno::from_raw(c).desc().to_string()),
+            other => Err(format!("namespace probe ended with {other:?}")),
+        },
+    }
+}
+
+/// Makes the caller (a child of X) die with SIGKILL when its parent dies, so that killing
+/// `dmtcp_launch`/`dmtcp_restart`, even with SIGKILL, ends the computation it runs (as killing
+/// the program itself did before the namespace). For pid 1 of a namespace that takes the whole
+/// namespace with it. `lifeline` is the read end of a pipe whose write end only X holds: if it
+/// already reads as hung up, X died before the death signal was armed; the caller's inherited
+/// copy of the write end, `lifeline_w`, is closed first. Allocation-free.
+pub fn die_with_parent(lifeline: RawFd, lifeline_w: RawFd) {
+    // SAFETY: close(2) of our copy of X's end (its OwnedFd is never dropped here: the caller
+    // ends with exec or _exit), prctl(PR_SET_PDEATHSIG) and poll(2) on a local pollfd.
+    unsafe {
+        libc::close(lifeline_w);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+        let mut p = libc::pollfd { fd: lifeline, events: libc::POLLIN, revents: 0 };
+        if libc::poll(&mut p, 1, 0) == 1 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            libc::_exit(128 + libc::SIGKILL);
+        }
+    }
+}
+
+/// `_exit` without running Rust or libc exit handlers (for forked children).
+pub fn child_exit(code: i32) -> ! {
+    // SAFETY: _exit(2) ends the process immediately; nothing is shared with the parent.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes all of `buf` to `fd`, ignoring errors (allocation-free, for children).
+pub fn write_all_raw(fd: RawFd, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        // SAFETY: write(2) from a valid slice.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        buf = &buf[n as usize..];
+    }
+}
+
+/// Records that C (and its children before they exec) send to X through the status pipe. Each
+/// is 8 bytes, so one write is atomic.
+pub mod record {
+    /// Raw wait status of the root process.
+    pub const STATUS: u32 = 1;
+    /// The program could not be executed (value: errno).
+    pub const EXEC_ERRNO: u32 = 2;
+    /// /proc could not be mounted in the new namespace (value: errno).
+    pub const PROC_ERRNO: u32 = 3;
+    /// Creating the restored processes failed (the message went to stderr).
+    pub const FAILED: u32 = 4;
+    /// Pid of C in X's namespace (so that X can kill a whole namespace).
+    pub const INIT_PID: u32 = 5;
+
+    pub fn send(fd: super::RawFd, tag: u32, value: i32) {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&tag.to_le_bytes());
+        b[4..].copy_from_slice(&value.to_le_bytes());
+        super::write_all_raw(fd, &b);
+    }
+
+    /// Decodes what was read from the pipe.
+    pub fn parse(bytes: &[u8]) -> Vec<(u32, i32)> {
+        bytes
+            .chunks_exact(8)
+            .map(|c| {
+                (u32::from_le_bytes([c[0], c[1], c[2], c[3]]), i32::from_le_bytes([c[4], c[5], c[6], c[7]]))
+            })
+            .collect()
+    }
+}
+
+/// A close-on-exec pipe (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Reads what is available from `fd` without blocking and appends it to `out`.
+pub fn drain_nonblocking(fd: &OwnedFd, out: &mut Vec<u8>) {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let fl = libc::fcntl(raw, libc::F_GETFL);
+        libc::fcntl(raw, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    let mut buf = [0u8; 512];
+    loop {
+        // SAFETY: read(2) into a local buffer.
+        let n = unsafe { libc::read(raw, buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            out.extend_from_slice(&buf[..n as usize]);
+        } else if n < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        } else {
+            return;
+        }
+    }
+}
+
+/// The set of forwarded signals plus SIGCHLD.
+fn wait_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise a local sigset_t.
+    unsafe {
+        let mut s: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut s);
+        for sig in FORWARDED {
+            libc::sigaddset(&mut s, sig);
+        }
+        libc::sigaddset(&mut s, libc::SIGCHLD);
+        s
+    }
+}
+
+/// Blocks the forwarded signals and SIGCHLD (to be taken with sigwaitinfo) and returns the
+/// previous mask, which children restore before they exec. Call before forking, so that no
+/// signal is lost between the fork and the wait loop.
+pub fn block_signals() -> libc::sigset_t {
+    let set = wait_set();
+    // SAFETY: sigprocmask with valid local sets.
+    unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+        old
+    }
+}
+
+/// Restores a mask saved by `block_signals` (allocation-free, for children before exec).
+pub fn restore_mask(old: &libc::sigset_t) {
+    // SAFETY: sigprocmask with a mask obtained from the kernel.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+}
+
+/// Waits for the next blocked signal. Returns (signo, si_code, si_pid).
+fn next_signal(set: &libc::sigset_t) -> (libc::c_int, libc::c_int, libc::pid_t) {
+    loop {
+        // SAFETY: sigwaitinfo fills a local siginfo_t; si_pid is read for every signal, which is
+        // defined for kill()-sent and SIGCHLD signals and reads as 0 or garbage-free padding
+        // otherwise (the kernel zeroes siginfo before filling it).
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(set, &mut info);
+            if sig > 0 {
+                return (sig, info.si_code, info.si_pid());
+            }
+        }
+    }
+}
+
+/// X's loop: waits until every child in `pids` has exited, passing the forwarded signals that
+/// did not come from the kernel to every child still running. `on_exit` is called as each one
+/// ends, with its index and raw wait status, and may return more pids to kill with SIGKILL.
+pub fn wait_forwarding(pids: &[libc::pid_t], mut on_exit: impl FnMut(usize, i32) -> Vec<libc::pid_t>) {
+    let set = wait_set();
+    let mut live: Vec<bool> = vec![true; pids.len()];
+    while live.iter().any(|&l| l) {
+        // Reap first: a child may have ended before the loop started.
+        for (i, &pid) in pids.iter().enumerate() {
+            if !live[i] {
+                continue;
+            }
+            let mut status = 0;
+            // SAFETY: waitpid on our own child.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid || (r < 0 && Errno::last() == Errno::ECHILD) {
+                live[i] = false;
+                for victim in on_exit(i, status) {
+                    // SAFETY: kill(2) of a process we were told belongs to our tree.
+                    unsafe { libc::kill(victim, libc::SIGKILL) };
+                }
+            }
+        }
+        if !live.iter().any(|&l| l) {
+            break;
+        }
+        let (sig, code, _) = next_signal(&set);
+        if sig == libc::SIGCHLD || code == SI_KERNEL {
+            continue;
+        }
+        for (i, &pid) in pids.iter().enumerate() {
+            if live[i] {
+                // SAFETY: kill(2) of our own live child.
+                unsafe { libc::kill(pid, sig) };
+            }
+        }
+    }
+}
+
+/// C's loop (pid 1 of the namespace; also used without a namespace as a child subreaper):
+/// reaps every child, forwards the signals its parent sent to `root` (or, once `root` is
+/// gone, to every remaining process), and returns `root`'s raw wait status when `root` has
+/// exited and no child is left. Allocation-free.
+pub fn init_loop(root: libc::pid_t) -> i32 {
+    let set = wait_set();
+    // SAFETY: getppid(2) has no preconditions. Inside a new namespace it is 0 (the parent is
+    // outside), which is also the si_pid of signals sent from outside.
+    let parent = unsafe { libc::getppid() };
+    let mut root_status: Option<i32> = None;
+    loop {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid(-1) reaps any of our children.
+            let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if r > 0 {
+                if r == root {
+                    root_status = Some(status);
+                }
+                continue;
+            }
+            if r < 0 && Errno::last() == Errno::ECHILD {
+                if let Some(s) = root_status {
+                    return s;
+                }
+                // No child at all and no root status: the root was never ours (cannot happen).
+                return 0;
+            }
+            break;
+        }
+        let (sig, code, from) = next_signal(&set);
+        if sig == libc::SIGCHLD || code == SI_KERNEL || (from != parent && from != 0) {
+            continue;
+        }
+        // SAFETY: kill(2); -1 means every process we may signal (in a namespace: all of it).
+        unsafe { libc::kill(if root_status.is_none() { root } else { -1 }, sig) };
+    }
+}
+
+/// Ends X the way the program ended: the same exit code, or the same signal.
+pub fn exit_like(status: i32) -> ! {
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        // SAFETY: resetting a disposition, unblocking and raising a signal in our own process;
+        // RLIMIT_CORE 0 keeps X from writing a second core file after the program's.
+        unsafe {
+            let lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            libc::setrlimit(libc::RLIMIT_CORE, &lim);
+            libc::signal(sig, libc::SIG_DFL);
+            let mut s: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut s);
+            libc::sigaddset(&mut s, sig);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &s, std::ptr::null_mut());
+            libc::kill(libc::getpid(), sig);
+        }
+        std::process::exit(128 + sig);
+    }
+    if libc::WIFEXITED(status) {
+        std::process::exit(libc::WEXITSTATUS(status));
+    }
+    std::process::exit(1)
+}
+
+/// `struct clone_args` of clone3(2), up to `set_tid_size` (CLONE_ARGS_SIZE_VER1).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+}
+
+/// Forks with the given pid in the caller's pid namespace (clone3 with `set_tid`), like
+/// fork(2): returns 0 in the child and the child's pid in the parent. Needs
+/// CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) in the user namespace that owns the pid namespace.
+/// Only for single-threaded callers that exec or _exit soon (glibc's cached thread id in the
+/// child is the parent's until then).
+pub fn fork_with_pid(pid: libc::pid_t) -> Result<libc::pid_t, Errno> {
+    let tids = [pid];
+    let args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        set_tid: tids.as_ptr() as u64,
+        set_tid_size: 1,
+        ..Default::default()
+    };
+    // SAFETY: clone3 without CLONE_VM or a new stack behaves like fork: the child continues on
+    // a copy of this stack; `args` and `tids` outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as libc::pid_t)
+    }
+}

@@ -1,0 +1,202 @@
+//! Checkpoint and restart, for real: C programs built by the tests are launched, checkpointed
+//! mid-run, killed, restarted from their images, and their final results compared with an
+//! uninterrupted run of the same program, through several checkpoint/restart cycles.
+use crate::util::*;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Spawns `c` with stdout on a pipe (output "to the outside", as from a terminal or a shell
+/// pipeline), copied into `out` by a thread.
+fn spawn_piped(c: &mut Command, out: &Path) -> Child {
+    c.stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut from = child.stdout.take().unwrap();
+    let mut to = File::create(out).unwrap();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+    });
+    child
+}
+
+/// A computation under a private coordinator, driven through checkpoint/kill/restart cycles.
+pub struct Cycle {
+    pub coord: Coordinator,
+    pub work: TempDir,
+    pub ckdir: PathBuf,
+    child: Option<Child>,
+    outputs: Vec<PathBuf>,
+}
+
+impl Cycle {
+    pub fn launch(program: &Path, args: &[&str], extra_launch: &[&str]) -> Cycle {
+        let work = TempDir::new("ckpt");
+        let ckdir = work.join("ckpt");
+        std::fs::create_dir_all(&ckdir).unwrap();
+        let coord = Coordinator::start(&["--ckptdir", ckdir.to_str().unwrap()]);
+        let out = work.join("out-0.txt");
+        let mut c = role("launch");
+        c.args(["--join-coordinator", "--coord-port", &coord.port.to_string()])
+            .args(extra_launch)
+            .arg(program)
+            .args(args)
+            .env("DMTCP_CHECKPOINT_DIR", &ckdir)
+            .current_dir(work.path())
+            .stdin(Stdio::null())
+            .stderr(File::create(work.join("err-0.txt")).unwrap());
+        let child = spawn_piped(&mut c, &out);
+        let mut cy = Cycle { coord, work, ckdir, child: Some(child), outputs: vec![out] };
+        cy.wait_running(1);
+        cy
+    }
+
+    pub fn wait_running(&self, peers: usize) {
+        let ok = wait_until(Duration::from_secs(30), || {
+            let out = self.coord.command(&["--status"]);
+            let t = stdout(&out);
+            t.contains(&format!("NUM_PEERS={peers}")) && t.contains("RUNNING=yes")
+        });
+        assert!(ok, "computation not running with {peers} peers:\n{}\n{}", stdout(&self.coord.command(&["--status"])), self.diagnostics());
+    }
+
+    pub fn diagnostics(&self) -> String {
+        let mut s = String::new();
+        for entry in std::fs::read_dir(self.work.path()).unwrap().flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "txt") {
+                s += &format!("--- {}:\n{}\n", p.display(), std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+        s
+    }
+
+    pub fn images(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.ckdir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.starts_with("ckpt_") && n.ends_with(".dmtcp")
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `--bcheckpoint`, which must succeed.
+    pub fn checkpoint(&self) {
+        let out = self.coord.command(&["--bcheckpoint"]);
+        assert!(out.status.success(), "checkpoint failed: {}{}\n{}", stdout(&out), stderr(&out), self.diagnostics());
+    }
+
+    /// Kills the computation and waits for its launcher or restarter to exit.
+    pub fn kill(&mut self) {
+        let out = self.coord.command(&["--kill"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut child = self.child.take().unwrap();
+        let pid = child.id() as i32;
+        assert!(wait_until(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_)))), "pid {pid} did not exit after --kill");
+        assert!(wait_until(Duration::from_secs(10), || self.coord.peers() == 0));
+    }
+
+    /// Restarts from the current images.
+    pub fn restart(&mut self, peers: usize) {
+        let images = self.images();
+        assert!(!images.is_empty(), "no images in {}", self.ckdir.display());
+        let k = self.outputs.len();
+        let out = self.work.join(format!("out-{k}.txt"));
+        let mut c = role("restart");
+        c.args(["--join-coordinator", "--coord-port", &self.coord.port.to_string()])
+            .args(&images)
+            .current_dir(self.work.path())
+            .stdin(Stdio::null())
+            .stderr(File::create(self.work.join(format!("err-{k}.txt"))).unwrap());
+        self.child = Some(spawn_piped(&mut c, &out));
+        self.outputs.push(out);
+        self.wait_running(peers);
+    }
+
+    /// Waits for the computation to end; returns the last run's stdout.
+    pub fn finish(&mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        let mut status = None;
+        wait_until(Duration::from_secs(120), || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        let Some(status) = status else {
+            let _ = child.kill();
+            panic!("computation did not finish\n{}", self.diagnostics());
+        };
+        assert!(status.success(), "computation ended with {status}\n{}", self.diagnostics());
+        // The copying thread may still be draining the pipe.
+        let last = self.outputs.last().unwrap().clone();
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&last).unwrap_or_default().contains("RESULT"));
+        std::fs::read_to_string(&last).unwrap()
+    }
+}
+
+impl Drop for Cycle {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = self.coord.command(&["--kill"]);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn result_line(out: &str) -> String {
+    out.lines().find(|l| l.starts_with("RESULT")).unwrap_or_else(|| panic!("no RESULT line in:\n{out}")).to_string()
+}
+
+/// The program's RESULT without dmtcp.
+pub fn uninterrupted(program: &Path, args: &[&str], dir: &Path) -> String {
+    let out = run_ok(Command::new(program).args(args).current_dir(dir));
+    result_line(&stdout(&out))
+}
+
+/// Launch, then `cycles` times: wait, checkpoint, kill, restart; then compare the result.
+pub fn cycles(program: &Path, args: &[&str], cycles: usize, settle: Duration, extra_launch: &[&str]) {
+    let reference = {
+        let d = TempDir::new("ref");
+        uninterrupted(program, args, d.path())
+    };
+    let mut cy = Cycle::launch(program, args, extra_launch);
+    for _ in 0..cycles {
+        std::thread::sleep(settle);
+        cy.checkpoint();
+        assert_eq!(cy.images().len(), 1, "{:?}", cy.images());
+        cy.kill();
+        cy.restart(1);
+    }
+    let last = cy.finish();
+    assert!(!last.starts_with("step 1\n") && !last.starts_with("tick 0\n") && !last.starts_with("slept 0\n"), "the restarted run began from the start:\n{last}");
+    assert_eq!(result_line(&last), reference, "\n{}", cy.diagnostics());
+}
+
+#[test]
+fn single_threaded_heap_stack_file_signals_survive_three_restarts_64() {
+    let p = c_program("ckpt_single", false);
+    cycles(&p, &["40", "data.bin", "48"], 3, Duration::from_millis(700), &[]);
+}
+
+#[test]
+fn threads_in_mutex_condvar_barrier_with_tls_survive_three_restarts_64() {
+    let p = c_program("ckpt_threads", false);
+    cycles(&p, &["60"], 3, Duration::from_millis(500), &[]);
+}
+
+#[test]
+fn sleep_across_checkpoint_keeps_its_time_64() {
+    let p = c_program("ckpt_sleep", false);
+    cycles(&p, &["5"], 2, Duration::from_millis(2500), &[]);
+}
+
+#[test]
+fn uncompressed_images_restart_too_64() {
+    let p = c_program("ckpt_single", false);
+    cycles(&p, &["30", "data.bin", "16"], 2, Duration::from_millis(600), &["--no-gzip"]);
+}
