@@ -162,7 +162,8 @@ mod tests {
         extern "C" {
             fn dlinfo(h: *mut libc::c_void, req: libc::c_int, arg: *mut libc::c_void) -> libc::c_int;
         }
-        let libc = find_libc(Arch::X86_64, Path::new("/proc/self/exe")).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let libc = find_libc(Arch::X86_64, &exe).unwrap();
         let off = offset_in(&libc).unwrap();
         let want = libc::dlsym as usize as i64 - dlinfo as usize as i64;
         assert_eq!(off, want, "{}", libc.display());

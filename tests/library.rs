@@ -116,7 +116,8 @@ fn dlsym_wrapper(m32: bool, dir: &TempDir) -> PathBuf {
 fn library_paths(coord: &Coordinator) -> (String, String) {
     let p = Running::spawn(&mut coord.launch(&c_program("sleeper", false), &[]));
     let pid = p.pid("ready");
-    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let host = host_pid(p.child.id() as i32, pid).expect("launched program not found among the launcher's descendants");
+    let env = std::fs::read(format!("/proc/{host}/environ")).unwrap();
     let get = |k: &str| {
         env.split(|&c| c == 0)
             .find_map(|e| e.strip_prefix(format!("{k}=").as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
@@ -246,8 +247,9 @@ fn forked_child_registers_as_its_own_process() {
         }
         wait_listed(&coord, &name(&s), child, 2);
         wait_listed(&coord, &name(&s), parent, 2);
+        let host_child = host_pid(p.child.id() as i32, child).expect("forked child not found");
         let _ = coord.command(&["--kill"]);
-        assert!(wait_until(WAIT, || !alive(child) && coord.peers() == 0), "{}", list(&coord));
+        assert!(wait_until(WAIT, || !alive(host_child) && coord.peers() == 0), "{}", list(&coord));
     }
 }
 

@@ -215,3 +215,38 @@ impl Drop for Coordinator {
         let _ = self.child.wait();
     }
 }
+
+/// The host pid of the process that sees itself as `ns_pid` inside the pid namespace of the
+/// computation started by `root` (a launcher or restarter we spawned): searched among
+/// `root`'s descendants by the last field of NSpid in /proc/<pid>/status.
+pub fn host_pid(root: i32, ns_pid: i32) -> Option<i32> {
+    let mut parent_of = Vec::new();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let ppid = st.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let descends = |mut p: i32| {
+        for _ in 0..64 {
+            if p == root {
+                return true;
+            }
+            match parent_of.iter().find(|(c, _)| *c == p) {
+                Some((_, pp)) if *pp > 0 => p = *pp,
+                _ => return false,
+            }
+        }
+        false
+    };
+    parent_of.iter().map(|(p, _)| *p).filter(|p| descends(*p)).find(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("NSpid:")).map(|l| l.split_whitespace().last().map(str::to_string)))
+            .flatten()
+            .and_then(|v| v.parse::<i32>().ok())
+            == Some(ns_pid)
+    })
+}
