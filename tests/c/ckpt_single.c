@@ -7,8 +7,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* 1 if glibc's rseq area of this thread is registered with the kernel (a second registration
+ * is refused with EBUSY), 0 if not (a stale registration after a restart), 2 without rseq. */
+static int rseq_state(void) {
+    if (__rseq_size == 0) return 2;
+    void *area = (char *)__builtin_thread_pointer() + __rseq_offset;
+    long r = syscall(SYS_rseq, area, 32, 0, 0x53053053);
+    if (r == 0) { syscall(SYS_rseq, area, 32, 1 /* unregister */, 0x53053053); return 0; }
+    return errno == EBUSY ? 1 : 3;
+}
+
+/* The capability sets as /proc shows them. */
+static void caps(char *out, size_t n) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    out[0] = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "CapEff:", 7) == 0 || strncmp(line, "CapPrm:", 7) == 0 || strncmp(line, "CapAmb:", 7) == 0) {
+            line[strcspn(line, "\n")] = 0;
+            strncat(out, line + 7, n - strlen(out) - 1);
+        }
+    }
+    if (f) fclose(f);
+}
 
 static volatile sig_atomic_t handled;
 static void on_usr1(int sig) { (void)sig; handled++; }
@@ -52,6 +78,9 @@ int main(int argc, char **argv) {
         if (pread(fd, buf, 9, (off_t)(s - 1) * 9) != 9) { perror("pread"); return 2; }
         for (int i = 0; i < 9; i++) fsum = fsum * 131 + (unsigned char)buf[i];
     }
-    printf("RESULT acc=%lu heap=%lu file=%lu handled=%d ids_ok=%d\n", acc, h, fsum, (int)handled, ids_ok);
+    char capbuf[128];
+    caps(capbuf, sizeof capbuf);
+    printf("RESULT acc=%lu heap=%lu file=%lu handled=%d ids_ok=%d rseq=%d caps=%s\n", acc, h, fsum, (int)handled,
+           ids_ok, rseq_state(), capbuf);
     return 0;
 }

@@ -36,6 +36,8 @@ pub struct Slot {
     pub rseq_area: usize,
     pub comm: [u8; 16],
     pub pending: u64,
+    /// capget data (effective, permitted, inheritable for two 32-bit words).
+    pub caps: [u32; 6],
 }
 
 impl Slot {
@@ -52,6 +54,7 @@ impl Slot {
         rseq_area: 0,
         comm: [0; 16],
         pending: 0,
+        caps: [0; 6],
     };
 }
 
@@ -147,6 +150,8 @@ pub fn capture_thread(s: &mut Slot) {
         let mut set: libc::sigset_t = core::mem::zeroed();
         libc::syscall(libc::SYS_rt_sigpending, &mut set as *mut libc::sigset_t, 8usize);
         s.pending = *(&set as *const libc::sigset_t as *const u64);
+        let header: [u32; 2] = [0x2008_0522, 0];
+        libc::syscall(libc::SYS_capget, header.as_ptr(), s.caps.as_mut_ptr());
     }
     let off = RSEQ_OFFSET.load(Relaxed);
     s.rseq_area = if RSEQ_SIZE.load(Relaxed) > 0 { tp.wrapping_add(off) } else { 0 };
@@ -205,6 +210,11 @@ pub fn restore_thread(s: &Slot) {
             libc::sigaltstack(&ss, core::ptr::null_mut());
         }
         libc::prctl(libc::PR_SET_NAME, s.comm.as_ptr());
+        // Back to the capabilities this thread had; this also drops the CAP_CHECKPOINT_RESTORE
+        // that the restorer needed. Ambient capabilities are not carried over.
+        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong);
+        let header: [u32; 2] = [0x2008_0522, 0];
+        libc::syscall(libc::SYS_capset, header.as_ptr(), s.caps.as_ptr());
     }
 }
 

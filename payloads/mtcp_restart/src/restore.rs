@@ -483,7 +483,9 @@ fn start_threads(c: &Ctx) -> ! {
     if arch::set_tls(t) < 0 {
         die(c.err, "cannot restore the main thread's TLS");
     }
-    sys::drop_capabilities();
+    // Capabilities: each thread sets its own back to what it had at checkpoint time (the
+    // preload library does it as it resumes), which also drops the CAP_CHECKPOINT_RESTORE
+    // that dmtcp_restart gave us for set_tid.
     // SAFETY: the record holds the main thread's saved context, whose stack is restored.
     #[allow(unsafe_code)]
     unsafe {
@@ -504,7 +506,6 @@ pub fn thread_start(rec_addr: usize) -> ! {
     let t: &[u8] = unsafe { core::slice::from_raw_parts(rec_addr as *const u8, THREAD_SIZE) };
     #[cfg(target_arch = "x86")]
     arch::load_gs(get_u32(t, thread::GS));
-    sys::drop_capabilities();
     // SAFETY: the record holds this thread's saved context, whose stack is restored.
     #[allow(unsafe_code)]
     unsafe {

@@ -85,17 +85,6 @@ pub fn block_all_signals() {
     syscall6(nr::RT_SIGPROCMASK, 0, &all as *const u64 as usize, 0, 8, 0, 0);
 }
 
-/// Drops every capability of this thread (and the ambient set), so the program does not run
-/// with the CAP_CHECKPOINT_RESTORE that `dmtcp_restart` gave the restorer for set_tid.
-pub fn drop_capabilities() {
-    const PR_CAP_AMBIENT: usize = 47;
-    const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
-    let _ = prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-    let header: [u32; 2] = [0x2008_0522, 0]; // _LINUX_CAPABILITY_VERSION_3, this thread
-    let data = [0u32; 6];
-    syscall6(nr::CAPSET, header.as_ptr() as usize, data.as_ptr() as usize, 0, 0, 0, 0);
-}
-
 pub fn exit(code: usize) -> ! {
     loop {
         syscall6(nr::EXIT_GROUP, code, 0, 0, 0, 0, 0);

@@ -34,7 +34,6 @@ pub mod nr {
     pub const MPROTECT: usize = 125;
     pub const RT_SIGPROCMASK: usize = 175;
     pub const MREMAP: usize = 163;
-    pub const CAPSET: usize = 185;
     pub const PRCTL: usize = 172;
     pub const MMAP2: usize = 192;
     pub const SET_THREAD_AREA: usize = 243;

@@ -33,7 +33,6 @@ pub mod nr {
     pub const RT_SIGPROCMASK: usize = 14;
     pub const MREMAP: usize = 25;
     pub const GETPID: usize = 39;
-    pub const CAPSET: usize = 126;
     pub const PRCTL: usize = 157;
     pub const ARCH_PRCTL: usize = 158;
     pub const EXIT_GROUP: usize = 231;

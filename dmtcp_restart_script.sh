@@ -1,0 +1,1 @@
+dmtcp_restart_script_7295dfb71bcccc05.sh
