@@ -203,7 +203,9 @@ pub fn restore_thread(s: &Slot) {
         if s.rseq_area != 0 {
             let size = RSEQ_SIZE.load(Relaxed);
             let len = if size <= 32 { 32 } else { (size + 31) & !31 };
-            libc::syscall(libc::SYS_rseq, s.rseq_area, len, 0, RSEQ_SIG);
+            if libc::syscall(libc::SYS_rseq, s.rseq_area, len, 0, RSEQ_SIG) != 0 {
+                trace!("thread {}: cannot register rseq again: {}", s.tid, crate::log::Bytes(crate::sys::strerror(crate::sys::errno())));
+            }
         }
         if s.altstack.ss_flags & libc::SS_DISABLE == 0 {
             let ss = libc::stack_t { ss_sp: s.altstack.ss_sp, ss_flags: 0, ss_size: s.altstack.ss_size };
