@@ -85,6 +85,11 @@ impl Cycle {
         v
     }
 
+    /// Pid of the launcher or restarter we spawned (outside the namespace).
+    pub fn root_pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
     /// `--bcheckpoint`, which must succeed.
     pub fn checkpoint(&self) {
         let out = self.coord.command(&["--bcheckpoint"]);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 #[path = "../src/image_check.rs"]
 #[allow(dead_code)]
-mod image_check;
+pub(crate) mod image_check;
 
 /// A valid minimal image stream: sealed header, one area, one thread, one chunk of `data_len`
 /// bytes, END, trailer.

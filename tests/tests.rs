@@ -7,3 +7,4 @@ mod library;
 mod coordinator;
 mod ckpt;
 mod restart;
+mod faults;
