@@ -341,6 +341,12 @@ impl CheckedImage {
     pub fn parent_pid(&self) -> i32 {
         get_i32(self.h(), hdr::PARENT_PID)
     }
+    pub fn pgid(&self) -> i32 {
+        get_i32(self.h(), hdr::PGID)
+    }
+    pub fn sid(&self) -> i32 {
+        get_i32(self.h(), hdr::SID)
+    }
     pub fn vpid(&self) -> i32 {
         get_i32(self.h(), hdr::VPID)
     }

@@ -11,7 +11,9 @@
 //!    and forks C, pid 1 there, which mounts /proc and creates the group's processes with their
 //!    old pids (clone3 `set_tid`): C creates those whose parent is not in the group, and each
 //!    created process first creates its own children (header PARENT_PID), so that getppid()
-//!    and waitpid() see the same family as before. Each process then joins the coordinator
+//!    and waitpid() see the same family as before. A process that led a session or a process
+//!    group (header SID, PGID) does so again (setsid/setpgid) before it creates its children,
+//!    which are created leaders first, so that members find their group. Each process then joins the coordinator
 //!    (RestartWorker; the socket at fd 821), gets the facts of the new run on a memfd at fd 820
 //!    (`KEY=VALUE` lines), raises CAP_CHECKPOINT_RESTORE into its inheritable and ambient sets
 //!    (the restorer gives threads their old tids with clone3 `set_tid` too), closes every other
@@ -475,11 +477,20 @@ fn become_restored(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t
     if ctx.use_ns && nix::unistd::getpid().as_raw() != me {
         return format!("{name}: got pid {} instead of {me}", nix::unistd::getpid());
     }
-    for &c in &g.members {
-        if c != i && ctx.targets[c].img.parent_pid() == me {
-            if let Err(e) = spawn(ctx, g, c, old_mask, wfd) {
-                return e;
-            }
+    if ctx.use_ns {
+        if let Err(e) = join_group_and_session(ctx, g, i) {
+            return format!("{name}: {e}");
+        }
+    }
+    // Leaders of sessions and process groups first, so that their members can join them.
+    let mut kids: Vec<usize> = g.members.iter().copied().filter(|&c| c != i && ctx.targets[c].img.parent_pid() == me).collect();
+    kids.sort_by_key(|&c| {
+        let img = &ctx.targets[c].img;
+        (img.sid() != img.pid(), img.pgid() != img.pid())
+    });
+    for c in kids {
+        if let Err(e) = spawn(ctx, g, c, old_mask, wfd) {
+            return e;
         }
     }
     match prepare(ctx, t, confirm) {
@@ -494,6 +505,29 @@ fn become_restored(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t
     // the environment is ours (the restorer restores the program's own).
     unsafe { libc::execv(t.restorer.as_ptr(), argv.as_ptr()) };
     format!("{name}: cannot run the restorer {}: {}", t.restorer.to_string_lossy(), std::io::Error::last_os_error())
+}
+
+/// Gives the new process its old session and process group (header SID, PGID): a session or
+/// group it led is made anew; a group led by another process of the namespace is joined (its
+/// leader was created first: an ancestor, or an earlier sibling). Ids outside the namespace
+/// read as 0 and are left as inherited.
+fn join_group_and_session(ctx: &Ctx<'_>, g: &Group, i: usize) -> Result<(), String> {
+    let img = &ctx.targets[i].img;
+    let (me, pgid, sid) = (img.pid(), img.pgid(), img.sid());
+    // SAFETY: setsid/setpgid/getpgid on this process only.
+    unsafe {
+        if sid == me && libc::setsid() < 0 {
+            return Err(format!("cannot lead a session again (setsid: {})", std::io::Error::last_os_error()));
+        }
+        if pgid == me && sid != me && libc::setpgid(0, 0) < 0 {
+            return Err(format!("cannot lead process group {me} again (setpgid: {})", std::io::Error::last_os_error()));
+        }
+        let known = g.members.iter().any(|&m| ctx.targets[m].img.pid() == pgid);
+        if pgid != me && pgid > 1 && known && libc::getpgid(0) != pgid && libc::setpgid(0, pgid) < 0 {
+            return Err(format!("cannot join process group {pgid} again (setpgid: {})", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
 }
 
 /// Joins the coordinator (fd 821), writes the restart facts (fd 820), puts the image on

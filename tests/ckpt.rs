@@ -31,6 +31,11 @@ pub struct Cycle {
 
 impl Cycle {
     pub fn launch(program: &Path, args: &[&str], extra_launch: &[&str]) -> Cycle {
+        Cycle::launch_n(program, args, extra_launch, 1)
+    }
+
+    /// Like `launch`, for a computation of `peers` processes.
+    pub fn launch_n(program: &Path, args: &[&str], extra_launch: &[&str], peers: usize) -> Cycle {
         let work = TempDir::new("ckpt");
         let ckdir = work.join("ckpt");
         std::fs::create_dir_all(&ckdir).unwrap();
@@ -46,8 +51,8 @@ impl Cycle {
             .stdin(Stdio::null())
             .stderr(File::create(work.join("err-0.txt")).unwrap());
         let child = spawn_piped(&mut c, &out);
-        let mut cy = Cycle { coord, work, ckdir, child: Some(child), outputs: vec![out] };
-        cy.wait_running(1);
+        let cy = Cycle { coord, work, ckdir, child: Some(child), outputs: vec![out] };
+        cy.wait_running(peers);
         cy
     }
 
@@ -110,12 +115,16 @@ impl Cycle {
     pub fn restart(&mut self, peers: usize) {
         let images = self.images();
         assert!(!images.is_empty(), "no images in {}", self.ckdir.display());
+        let mut c = role("restart");
+        c.args(["--join-coordinator", "--coord-port", &self.coord.port.to_string()]).args(&images);
+        self.restart_with(c, peers);
+    }
+
+    /// Restarts with `c` (a `dmtcp_restart` or restart-script command line).
+    pub fn restart_with(&mut self, mut c: Command, peers: usize) {
         let k = self.outputs.len();
         let out = self.work.join(format!("out-{k}.txt"));
-        let mut c = role("restart");
-        c.args(["--join-coordinator", "--coord-port", &self.coord.port.to_string()])
-            .args(&images)
-            .current_dir(self.work.path())
+        c.current_dir(self.work.path())
             .stdin(Stdio::null())
             .stderr(File::create(self.work.join(format!("err-{k}.txt"))).unwrap());
         self.child = Some(spawn_piped(&mut c, &out));

@@ -7,4 +7,5 @@ mod library;
 mod coordinator;
 mod ckpt;
 mod restart;
+mod trees;
 mod faults;

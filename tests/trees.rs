@@ -1,0 +1,78 @@
+//! Computations of several processes: process trees (parents, children, process groups and
+//! sessions), pipes between the processes, mixed 32/64-bit families, `system()`/`popen()`
+//! children, and children that run outside the computation. Each is checkpointed mid-run,
+//! killed, restarted (from the images or through the coordinator's restart script) and its
+//! RESULT compared with an uninterrupted run.
+use crate::ckpt::{result_line, uninterrupted, Cycle};
+use crate::util::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// How a cycle restarts the computation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Via {
+    Images,
+    Script,
+}
+
+fn restart_command(cy: &Cycle, via: Via) -> Command {
+    match via {
+        Via::Images => {
+            let mut c = role("restart");
+            c.args(["--join-coordinator", "--coord-port", &cy.coord.port.to_string()]).args(cy.images());
+            c
+        }
+        Via::Script => {
+            let script = cy.ckdir.join("dmtcp_restart_script.sh");
+            assert!(script.exists(), "the coordinator wrote no restart script in {}", cy.ckdir.display());
+            let text = std::fs::read_to_string(&script).unwrap();
+            for img in cy.images() {
+                assert!(text.contains(img.to_str().unwrap()), "{} is not in the restart script:\n{text}", img.display());
+            }
+            let mut c = Command::new("bash");
+            c.arg(&script);
+            for v in ["DMTCP_COORD_HOST", "DMTCP_COORD_PORT", "DMTCP_CHECKPOINT_DIR", "DMTCP_GZIP", "DMTCP_SIGCKPT"] {
+                c.env_remove(v);
+            }
+            c
+        }
+    }
+}
+
+/// Launch a computation of `peers` processes, then once per element of `vias`: wait `settle`,
+/// checkpoint, kill, restart that way; compare the final RESULT with an uninterrupted run.
+fn tree_cycles(program: &Path, args: &[&str], peers: usize, vias: &[Via], settle: Duration) -> String {
+    let reference = {
+        let d = TempDir::new("ref");
+        uninterrupted(program, args, d.path())
+    };
+    let mut cy = Cycle::launch_n(program, args, &[], peers);
+    for &via in vias {
+        std::thread::sleep(settle);
+        cy.checkpoint();
+        assert_eq!(cy.images().len(), peers, "{:?}\n{}", cy.images(), cy.diagnostics());
+        cy.kill();
+        let c = restart_command(&cy, via);
+        cy.restart_with(c, peers);
+        // The restored processes have read their images: the next cycle must use new ones.
+        for img in cy.images() {
+            std::fs::remove_file(img).unwrap();
+        }
+    }
+    let last = cy.finish();
+    assert_eq!(result_line(&last), reference, "\n{}", cy.diagnostics());
+    last
+}
+
+#[test]
+fn forked_children_keep_parent_pids_groups_sessions_and_exit_statuses_via_script_and_images_64() {
+    let p = c_program("tree_fork", false);
+    tree_cycles(&p, &["250"], 3, &[Via::Script, Via::Images, Via::Script], Duration::from_millis(400));
+}
+
+#[test]
+fn forked_children_keep_parent_pids_groups_sessions_and_exit_statuses_32() {
+    let p = c_program("tree_fork", true);
+    tree_cycles(&p, &["250"], 3, &[Via::Images, Via::Script], Duration::from_millis(400));
+}
