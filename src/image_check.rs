@@ -51,6 +51,7 @@ enum State {
     Header,
     Areas { left: u32 },
     Skip { left: u64 },
+    Fds { left: u32 },
     ChunkHeader,
     ChunkData { left: u64 },
     Trailer,
@@ -66,6 +67,18 @@ pub struct Summary {
     pub len: u64,
     pub chunks: u64,
     pub data_bytes: u64,
+    /// The fd table (pipe ends), version 2.
+    pub fds: Vec<FdEntry>,
+}
+
+/// One record of the image's fd table (`dmtcp_proto::image::fdrec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdEntry {
+    pub fd: i32,
+    pub kind: u32,
+    pub end: u32,
+    pub pipe_size: u32,
+    pub id: u64,
 }
 
 /// Streaming image checker; see the module docs.
@@ -82,6 +95,7 @@ pub struct Validator {
     trailer: [u8; image::TRAILER_SIZE],
     chunks: u64,
     data_bytes: u64,
+    fds: Vec<FdEntry>,
 }
 
 impl Default for Validator {
@@ -105,6 +119,7 @@ impl Validator {
             trailer: [0; image::TRAILER_SIZE],
             chunks: 0,
             data_bytes: 0,
+            fds: Vec::new(),
         }
     }
 
@@ -191,8 +206,31 @@ impl Validator {
             }
             State::Skip { left } => {
                 let n = left.min(d.len() as u64);
-                self.state = if n == left { State::ChunkHeader } else { State::Skip { left: left - n } };
+                self.state = if n < left {
+                    State::Skip { left: left - n }
+                } else {
+                    match get_u32(&self.header.as_ref().expect("header read")[..], hdr::NUM_FDS) {
+                        0 => State::ChunkHeader,
+                        k => State::Fds { left: k },
+                    }
+                };
                 Ok(&d[n as usize..])
+            }
+            State::Fds { left } => {
+                let (rest, full) = self.fill(d, image::FD_SIZE);
+                if full {
+                    use image::fdrec;
+                    self.fds.push(FdEntry {
+                        fd: get_i32(&self.rec, fdrec::FD),
+                        kind: get_u32(&self.rec, fdrec::KIND),
+                        end: get_u32(&self.rec, fdrec::END),
+                        pipe_size: get_u32(&self.rec, fdrec::PIPE_SIZE),
+                        id: get_u64(&self.rec, fdrec::ID),
+                    });
+                    self.rec.clear();
+                    self.state = if left > 1 { State::Fds { left: left - 1 } } else { State::ChunkHeader };
+                }
+                Ok(rest)
             }
             State::ChunkHeader => {
                 let (rest, full) = self.fill(d, image::CHUNK_SIZE);
@@ -271,6 +309,7 @@ impl Validator {
             State::Header => "it ends inside the header",
             State::Areas { .. } => "it ends inside the area table",
             State::Skip { .. } => "it ends inside the thread table",
+            State::Fds { .. } => "it ends inside the fd table",
             State::ChunkHeader | State::ChunkData { .. } => "it ends inside the memory data, before the END chunk",
             State::Trailer => "it ends before the trailer",
             State::Done => "",
@@ -294,6 +333,7 @@ impl Validator {
             len: self.pos,
             chunks: self.chunks,
             data_bytes: self.data_bytes,
+            fds: self.fds,
         };
         Ok((summary, computed))
     }
@@ -364,6 +404,10 @@ impl CheckedImage {
     }
     pub fn num_peers(&self) -> u32 {
         get_u32(self.h(), hdr::NUM_PEERS)
+    }
+    /// The pipe ends this process held (fd table records of kind FD_PIPE).
+    pub fn pipe_ends(&self) -> impl Iterator<Item = &FdEntry> {
+        self.summary.fds.iter().filter(|f| f.kind == image::FD_PIPE)
     }
     pub fn progname(&self) -> String {
         String::from_utf8_lossy(dmtcp_proto::le::get_str(self.h(), hdr::PROGNAME, hdr::PROGNAME_LEN)).into_owned()

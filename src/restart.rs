@@ -306,6 +306,9 @@ fn arch_of(img: &CheckedImage) -> Arch {
 /// Images that ran in one pid namespace.
 struct Group {
     members: Vec<usize>,
+    /// The group's pipes, made by C before it creates any process (see `make_pipes`): the old
+    /// inode, the read end and the write end (close-on-exec fds, inherited down the tree).
+    pipes: std::cell::RefCell<Vec<(u64, RawFd, RawFd)>>,
     /// Index of the group's root (IS_ROOT, else the first image).
     root: usize,
 }
@@ -315,7 +318,7 @@ fn group_images(images: &[&CheckedImage]) -> Result<Vec<Group>, Fail> {
     for (i, img) in images.iter().enumerate() {
         match groups.iter_mut().find(|(ns, _)| *ns == img.pidns()) {
             Some((_, g)) => g.members.push(i),
-            None => groups.push((img.pidns(), Group { members: vec![i], root: i })),
+            None => groups.push((img.pidns(), Group { members: vec![i], root: i, pipes: Default::default() })),
         }
     }
     for (_, g) in &mut groups {
@@ -399,6 +402,11 @@ fn init_main(ctx: &Ctx<'_>, g: &Group, old_mask: &libc::sigset_t, wfd: RawFd) ->
         .filter(|&i| !pids.contains(&ctx.targets[i].img.parent_pid()))
         .collect();
     let mut root_pid = 0;
+    if let Err(msg) = make_pipes(ctx, g) {
+        eprintln!("{PROGRAM}: {msg}");
+        ns::record::send(wfd, ns::record::FAILED, 0);
+        ns::child_exit(EXIT_FAILURE);
+    }
     for i in tops.iter().copied() {
         match spawn(ctx, g, i, old_mask, wfd) {
             Ok(pid) => {
@@ -418,6 +426,14 @@ fn init_main(ctx: &Ctx<'_>, g: &Group, old_mask: &libc::sigset_t, wfd: RawFd) ->
                 }
                 ns::child_exit(EXIT_FAILURE);
             }
+        }
+    }
+    // Only the restored processes hold the pipes now (a reader must see the end of its input).
+    for &(_, r, w) in g.pipes.borrow().iter() {
+        // SAFETY: closing C's own copies, which nothing here uses any more.
+        unsafe {
+            libc::close(r);
+            libc::close(w);
         }
     }
     if root_pid == 0 {
@@ -450,8 +466,9 @@ fn spawn(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t, wfd: Raw
     };
     if pid == 0 {
         drop(r);
-        let err = become_restored(ctx, g, i, old_mask, wfd, w.as_raw_fd());
-        ns::write_all_raw(w.as_raw_fd(), err.as_bytes());
+        let mut confirm = w.as_raw_fd();
+        let err = become_restored(ctx, g, i, old_mask, wfd, &mut confirm);
+        ns::write_all_raw(confirm, err.as_bytes());
         ns::child_exit(EXIT_FAILURE);
     }
     drop(w);
@@ -470,7 +487,7 @@ fn spawn(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t, wfd: Raw
 
 /// In the new process: children first, then the coordinator, the fds, the capability and the
 /// restorer. Returns only on failure, with the message for the creator.
-fn become_restored(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t, wfd: RawFd, confirm: RawFd) -> String {
+fn become_restored(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t, wfd: RawFd, confirm: &mut RawFd) -> String {
     let t = &ctx.targets[i];
     let name = t.img.path.display().to_string();
     let me = t.img.pid();
@@ -493,7 +510,7 @@ fn become_restored(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t
             return e;
         }
     }
-    match prepare(ctx, t, confirm) {
+    match prepare(ctx, g, t, confirm) {
         Ok(()) => {}
         Err(e) => return format!("{name}: {e}"),
     }
@@ -533,7 +550,7 @@ fn join_group_and_session(ctx: &Ctx<'_>, g: &Group, i: usize) -> Result<(), Stri
 /// Joins the coordinator (fd 821), writes the restart facts (fd 820), puts the image on
 /// IMAGE_FD, raises CAP_CHECKPOINT_RESTORE for the restorer and closes every other fd but
 /// `confirm` (close-on-exec: it tells our creator that the exec happened, or why not).
-fn prepare(ctx: &Ctx<'_>, t: &Target, confirm: RawFd) -> Result<(), String> {
+fn prepare(ctx: &Ctx<'_>, g: &Group, t: &Target, confirm: &mut RawFd) -> Result<(), String> {
     let mut s = client::connect(ctx.host, ctx.port, Duration::from_secs(10))
         .map_err(|e| format!("cannot reach the coordinator at {}:{}: {e}", ctx.host, ctx.port))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
@@ -574,8 +591,84 @@ fn prepare(ctx: &Ctx<'_>, t: &Target, confirm: RawFd) -> Result<(), String> {
     raise_checkpoint_restore()?;
     // Nothing owned may be dropped after this (it would close a closed fd): the caller execs
     // or _exits.
-    close_others(&[0, 1, 2, ev::RESTART_INFO_FD, dmtcp_proto::COORD_FD, IMAGE_FD, confirm]);
+    let mut keep = vec![0, 1, 2, ev::RESTART_INFO_FD, dmtcp_proto::COORD_FD, IMAGE_FD];
+    keep.extend(place_pipes(g, t, confirm)?);
+    keep.push(*confirm);
+    close_others(&keep);
     Ok(())
+}
+
+/// C's part: one new pipe per pipe of the computation (an old inode that some process of the
+/// group held at fd 3 or above; a pipe seen only at fds 0-2 is the outside world's, like a
+/// shell pipeline's, and those fds stay dmtcp_restart's own), with the largest capacity any
+/// process saw.
+fn make_pipes(ctx: &Ctx<'_>, g: &Group) -> Result<(), String> {
+    let mut ids: Vec<(u64, u32)> = Vec::new();
+    for &m in &g.members {
+        for e in ctx.targets[m].img.pipe_ends() {
+            match ids.iter_mut().find(|(id, _)| *id == e.id) {
+                Some(p) => p.1 = p.1.max(e.pipe_size),
+                None => ids.push((e.id, e.pipe_size)),
+            }
+        }
+    }
+    let internal = |id: u64| g.members.iter().any(|&m| ctx.targets[m].img.pipe_ends().any(|e| e.id == id && e.fd > 2));
+    let mut pipes = g.pipes.borrow_mut();
+    for (id, size) in ids.into_iter().filter(|&(id, _)| internal(id)) {
+        let (r, w) = ns::pipe().map_err(|e| format!("pipe: {e}"))?;
+        let (r, w) = (std::os::fd::IntoRawFd::into_raw_fd(r), std::os::fd::IntoRawFd::into_raw_fd(w));
+        if size > 0 {
+            // SAFETY: fcntl on our own new pipe; a smaller capacity than asked is not fatal.
+            unsafe { libc::fcntl(w, libc::F_SETPIPE_SZ, size as libc::c_int) };
+        }
+        pipes.push((id, r, w));
+    }
+    Ok(())
+}
+
+/// In a new process: puts the ends of the group's pipes at the fd numbers the image lists (via
+/// temporary fds above all of them, so that no end is overwritten before it is placed; the
+/// creator's `confirm` fd moves too if it is in the way). Returns the fds placed.
+fn place_pipes(g: &Group, t: &Target, confirm: &mut RawFd) -> Result<Vec<RawFd>, String> {
+    let pipes = g.pipes.borrow();
+    let reserved = [ev::RESTART_INFO_FD, dmtcp_proto::COORD_FD, IMAGE_FD];
+    let mut wanted = Vec::new();
+    for e in t.img.pipe_ends() {
+        let Some(&(_, r, w)) = pipes.iter().find(|p| p.0 == e.id) else { continue };
+        if reserved.contains(&e.fd) || e.fd < 0 {
+            eprintln!("{PROGRAM}: warning: {}: pipe at fd {} collides with dmtcp's own fds; not restored", t.img.path.display(), e.fd);
+            continue;
+        }
+        wanted.push((e.fd, if e.end == dmtcp_proto::image::FD_READ { r } else { w }));
+    }
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let above = wanted.iter().map(|&(fd, _)| fd).chain([IMAGE_FD, *confirm]).max().unwrap_or(IMAGE_FD) + 1;
+    let dup_above = |fd: RawFd| -> Result<RawFd, String> {
+        // SAFETY: F_DUPFD_CLOEXEC of an fd we hold, to a free number above `above`.
+        let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above) };
+        if n < 0 {
+            Err(format!("cannot duplicate a pipe: {}", std::io::Error::last_os_error()))
+        } else {
+            Ok(n)
+        }
+    };
+    if wanted.iter().any(|&(fd, _)| fd == *confirm) {
+        *confirm = dup_above(*confirm)?;
+    }
+    let mut temps = Vec::with_capacity(wanted.len());
+    for &(_, src) in &wanted {
+        temps.push(dup_above(src)?);
+    }
+    for (&(fd, _), &tmp) in wanted.iter().zip(&temps) {
+        // SAFETY: dup2 of our temporary copy onto the program's number (dup2 clears CLOEXEC;
+        // the library restores the program's own flags).
+        if unsafe { libc::dup2(tmp, fd) } < 0 {
+            return Err(format!("cannot put a pipe at fd {fd}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(wanted.iter().map(|&(fd, _)| fd).collect())
 }
 
 const CAP_CHECKPOINT_RESTORE: u32 = 40;

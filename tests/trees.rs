@@ -76,3 +76,11 @@ fn forked_children_keep_parent_pids_groups_sessions_and_exit_statuses_32() {
     let p = c_program("tree_fork", true);
     tree_cycles(&p, &["250"], 3, &[Via::Images, Via::Script], Duration::from_millis(400));
 }
+
+#[test]
+fn pipes_between_parent_and_child_keep_bytes_in_flight_across_restarts_64() {
+    let p = c_program("pipe_pair", false);
+    let last = tree_cycles(&p, &["4000"], 2, &[Via::Images, Via::Script], Duration::from_millis(700));
+    let r = result_line(&last);
+    assert!(r.contains("bad=0") && r.contains("balanced=1") && r.contains("eof=y"), "{r}");
+}

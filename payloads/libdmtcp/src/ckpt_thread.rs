@@ -1,6 +1,6 @@
 //! The checkpoint thread: blocks on the coordinator connection and obeys its messages. On
 //! `DoCheckpoint` it runs the barrier sequence (DMT:SUSPEND, stop the threads, DMT:CHECKPOINT,
-//! write the image, DMT:WriteCkpt, report the file or the failure, resume); after a restart it
+//! elect pipe drainers, DMT:Drain, drain, write the image, refill the pipes, DMT:WriteCkpt, report the file or the failure, resume); after a restart it
 //! comes back here through `threads::checkpoint_point`, gives the process its kernel state back
 //! (`restart`), passes DMT:Restart and releases the program.
 //!
@@ -143,6 +143,15 @@ fn checkpoint(m: &Msg) -> bool {
         Ok(n) => {
             LAST_THREADS.store(n, Relaxed);
             crate::restart::prepare();
+            // Every process has taken part in the pipe drainer election (restart::prepare).
+            if let Err(BarrierError::Lost(e)) = barrier(b"DMT:Drain", WorkerState::Checkpointing) {
+                crate::restart::refill();
+                threads::resume_all();
+                error!("lost contact with the coordinator during a checkpoint; the program goes on");
+                lost_quiet(e);
+                return false;
+            }
+            crate::restart::drain();
             let req = writer::Request {
                 comp_id: req_base.0,
                 generation: req_base.1,
@@ -156,11 +165,15 @@ fn checkpoint(m: &Msg) -> bool {
             }
         }
         Err(why) => Err(writer::Failure({
+            // Keep step with the others' barriers; this process has nothing to drain.
+            let _ = barrier(b"DMT:Drain", WorkerState::Running);
             let mut f = crate::cstr::Fixed::<512>::new();
             f.set(why.as_bytes());
             f
         })),
     };
+    // The bytes drained from pipes go back before anyone runs again.
+    crate::restart::refill();
     let passed = barrier(b"DMT:WriteCkpt", WorkerState::Checkpointed);
     let report = match &outcome {
         Ok(()) => send_state(Kind::CkptFilename, WorkerState::Checkpointed, writer::image_path()),

@@ -441,6 +441,13 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
         thread_record(threads::slot(i), pid, &mut rec);
         out.put(&rec)?;
     }
+    let mut r = Ok(());
+    crate::restart::for_each_fd_record(|f| {
+        if r.is_ok() {
+            r = out.put(f);
+        }
+    });
+    r?;
 
     // Memory.
     let pagemap = sys::open_read(c"/proc/self/pagemap").map_err(|e| fail(&[b"cannot open /proc/self/pagemap: ", sys::strerror(e)]))?;
@@ -612,6 +619,7 @@ fn fill_header(h: &mut [u8; HEADER_SIZE], req: &Request, n_areas: usize) {
     put_i32(h, hdr::PARENT_PID, sys::getppid());
     put_u32(h, hdr::IS_ROOT, u32::from(sys::getppid() == 1));
     put_u32(h, hdr::COMPRESSED, u32::from(c.compress()));
+    put_u32(h, hdr::NUM_FDS, crate::restart::fd_records() as u32);
     // The kernel's mm fields, from /proc/self/stat (fields 26-28 and 45-51).
     let mut stat = [0u8; 2048];
     let n = read_file(c"/proc/self/stat", &mut stat);

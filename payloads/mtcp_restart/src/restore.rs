@@ -182,6 +182,7 @@ pub fn run(args: Args) -> ! {
         read_exact(args.image_fd, tab as *mut u8, tables).unwrap_or_else(|_| die(err, "image is truncated (tables)"));
     }
     let n_areas = get_u32(header, hdr::NUM_AREAS) as usize;
+    let n_threads = get_u32(header, hdr::NUM_THREADS) as usize;
     // SAFETY: `tables` bytes at `tab` were mapped and filled above and stay mapped.
     #[allow(unsafe_code)]
     let all: &'static [u8] = unsafe { core::slice::from_raw_parts(tab as *const u8, tables) };
@@ -190,7 +191,8 @@ pub fn run(args: Args) -> ! {
         fd: args.image_fd,
         header,
         areas: &all[..n_areas * AREA_SIZE],
-        threads: &all[n_areas * AREA_SIZE..],
+        // The fd table after it is dmtcp_restart's (it has put the pipes in place already).
+        threads: &all[n_areas * AREA_SIZE..n_areas * AREA_SIZE + n_threads * THREAD_SIZE],
     };
     check_tables(&c);
 

@@ -8,6 +8,7 @@
 //! +--------------------------------------------+  4096
 //! | num_areas   x AreaRecord   (512 bytes)      |  every mapping, known before any data:
 //! | num_threads x ThreadRecord (256 bytes)      |  the restorer sees the whole map first
+//! | num_fds     x FdRecord     (64 bytes)       |  pipes, for dmtcp_restart (version 2)
 //! +--------------------------------------------+
 //! | data: Chunk header (32 bytes) + bytes, ...  |  only pages that hold data; untouched
 //! |       ... Chunk{area = END_CHUNK}           |  and all-zero pages are left out
@@ -30,15 +31,18 @@ use crate::le::*;
 pub const IMAGE_MAGIC: [u8; 8] = *b"DMTCPIMG";
 pub const TRAILER_MAGIC: [u8; 8] = *b"DMTCPEND";
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-pub const IMAGE_VERSION: u32 = 1;
+/// 2: the fd table (`num_fds` FdRecords after the thread table; header NUM_FDS).
+pub const IMAGE_VERSION: u32 = 2;
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;
 pub const THREAD_SIZE: usize = 256;
+pub const FD_SIZE: usize = 64;
 pub const CHUNK_SIZE: usize = 32;
 pub const TRAILER_SIZE: usize = 32;
 pub const END_CHUNK: u32 = u32::MAX;
 pub const MAX_AREAS: u32 = 1 << 20;
 pub const MAX_THREADS: u32 = 1 << 16;
+pub const MAX_FDS: u32 = 1 << 16;
 
 pub const ARCH_X86_64: u32 = 1;
 pub const ARCH_I686: u32 = 2;
@@ -91,6 +95,7 @@ pub mod hdr {
     pub const PARENT_PID: usize = 3120; // i32 pid of the parent inside that namespace
     pub const IS_ROOT: usize = 3124; // u32 1 for the process dmtcp_launch started
     pub const COMPRESSED: usize = 3128; // u32 1 if the writer asked for compression
+    pub const NUM_FDS: usize = 3132; // u32 records in the fd table (version 2)
     pub const CHECKSUM: usize = 4088; // u64 of bytes [0, 4088)
     pub const PROGNAME_LEN: usize = 256;
     pub const PATH_LEN: usize = 1024;
@@ -132,6 +137,26 @@ pub mod thread {
 
 pub const THREAD_MAIN: u32 = 1;
 pub const THREAD_CKPT: u32 = 2;
+
+/// Fd record field offsets: one per pipe end the process held at checkpoint time, so that
+/// `dmtcp_restart` can recreate each pipe once (pipes are named by their old inode, `ID`) and
+/// put its ends at the same fd numbers in every process that had them. The bytes that were in
+/// flight are not here: the process that drained them keeps them in its memory and writes them
+/// back itself after the restart.
+pub mod fdrec {
+    pub const FD: usize = 0; // i32 the fd number
+    pub const KIND: usize = 4; // u32 FD_PIPE
+    pub const END: usize = 8; // u32 FD_READ or FD_WRITE
+    pub const FD_FLAGS: usize = 12; // u32 F_GETFD (FD_CLOEXEC)
+    pub const STATUS: usize = 16; // u32 F_GETFL (access mode, O_NONBLOCK, ...)
+    pub const PIPE_SIZE: usize = 20; // u32 F_GETPIPE_SZ (0 = unknown)
+    pub const ID: usize = 24; // u64 the pipe's inode at checkpoint time
+    pub const PENDING: usize = 32; // u64 bytes this process drained from it (informational)
+}
+
+pub const FD_PIPE: u32 = 1;
+pub const FD_READ: u32 = 0;
+pub const FD_WRITE: u32 = 1;
 
 /// Chunk header: `len` bytes follow, for area `area` at `start + offset`.
 pub mod chunk {
@@ -184,6 +209,7 @@ pub fn check_header(h: &[u8]) -> Result<u32, ImageError> {
     if get_u32(h, hdr::NUM_AREAS) > MAX_AREAS
         || get_u32(h, hdr::NUM_THREADS) > MAX_THREADS
         || get_u32(h, hdr::NUM_THREADS) == 0
+        || get_u32(h, hdr::NUM_FDS) > MAX_FDS
         || get_u32(h, hdr::HEADER_SIZE) as usize != HEADER_SIZE
     {
         return Err(ImageError::BadCounts);
@@ -199,7 +225,9 @@ pub fn seal_header(h: &mut [u8]) {
 
 /// Size of the tables that follow the header.
 pub fn tables_len(h: &[u8]) -> usize {
-    get_u32(h, hdr::NUM_AREAS) as usize * AREA_SIZE + get_u32(h, hdr::NUM_THREADS) as usize * THREAD_SIZE
+    get_u32(h, hdr::NUM_AREAS) as usize * AREA_SIZE
+        + get_u32(h, hdr::NUM_THREADS) as usize * THREAD_SIZE
+        + get_u32(h, hdr::NUM_FDS) as usize * FD_SIZE
 }
 
 pub const CHECKSUM_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
