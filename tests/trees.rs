@@ -84,3 +84,21 @@ fn pipes_between_parent_and_child_keep_bytes_in_flight_across_restarts_64() {
     let r = result_line(&last);
     assert!(r.contains("bad=0") && r.contains("balanced=1") && r.contains("eof=y"), "{r}");
 }
+
+fn mixed_pipes(parent_m32: bool) {
+    let parent = c_program("pipe_pair", parent_m32);
+    let child = c_program("pipe_pair", !parent_m32);
+    let last = tree_cycles(&parent, &["4000", child.to_str().unwrap()], 2, &[Via::Images, Via::Script], Duration::from_millis(700));
+    let r = result_line(&last);
+    assert!(r.contains("bad=0") && r.contains("balanced=1") && r.contains("child=0"), "{r}");
+}
+
+#[test]
+fn mixed_64_bit_parent_and_exec_32_bit_child_talk_through_pipes_across_restarts() {
+    mixed_pipes(false);
+}
+
+#[test]
+fn mixed_32_bit_parent_and_exec_64_bit_child_talk_through_pipes_across_restarts() {
+    mixed_pipes(true);
+}

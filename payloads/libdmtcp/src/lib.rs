@@ -32,6 +32,7 @@ mod coord;
 mod cstr;
 mod dlsym;
 mod exec;
+mod execl;
 mod init;
 mod real;
 mod sys;
