@@ -31,7 +31,7 @@ need_pkg() {
   fi
 }
 
-need_pkg gcc gcc-multilib make ca-certificates
+need_pkg gcc gcc-multilib make ca-certificates zstd python3
 
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 if ! command -v cargo >/dev/null; then

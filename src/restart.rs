@@ -68,6 +68,9 @@ struct RestartArgs {
     /// folder for later checkpoint images (env DMTCP_CHECKPOINT_DIR, default each image's folder)
     #[argh(option, short = 'c', long = "ckptdir")]
     ckptdir: Option<PathBuf>,
+    /// checkpoint every N seconds after the restart (as dmtcp_launch -i)
+    #[argh(option, short = 'i', long = "interval")]
+    interval: Option<u32>,
     /// restart every ckpt_*.dmtcp image in this folder
     #[argh(option, short = 'r', long = "restartdir")]
     restartdir: Option<PathBuf>,
@@ -85,7 +88,7 @@ struct RestartArgs {
 const PROGRAM: &str = "dmtcp_restart";
 
 pub fn main(args: &[String]) -> i32 {
-    let args = cli::normalize(args, &['p', 'h', 'c', 'r'], &["--coord-host", "--coord-port", "--ckptdir", "--restartdir"], false);
+    let args = cli::normalize(args, &['p', 'h', 'c', 'r', 'i'], &["--coord-host", "--coord-port", "--ckptdir", "--restartdir", "--interval"], false);
     let a: RestartArgs = match cli::parse(PROGRAM, &args) {
         Ok(a) => a,
         Err(code) => return code,
@@ -231,7 +234,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
     };
     // X keeps `lifeline_w` until it exits; P and C watch the other end (ns::die_with_parent).
     let (lifeline_r, lifeline_w) = ns::pipe().map_err(|e| launch::fail(format!("pipe: {e}")))?;
-    let ctx = Ctx { targets: &targets, host: &host, port, use_ns, lifeline: lifeline_r.as_raw_fd(), lifeline_w: lifeline_w.as_raw_fd() };
+    let ctx = Ctx { targets: &targets, host: &host, port, use_ns, lifeline: lifeline_r.as_raw_fd(), lifeline_w: lifeline_w.as_raw_fd(), interval: a.interval.unwrap_or(dmtcp_proto::INTERVAL_UNCHANGED) };
     let root_group = groups.iter().position(|g| g.members.iter().any(|&i| targets[i].img.is_root())).unwrap_or(0);
 
     let old_mask = ns::block_signals();
@@ -349,6 +352,8 @@ struct Ctx<'a> {
     use_ns: bool,
     lifeline: RawFd,
     lifeline_w: RawFd,
+    /// `-i/--interval` (seconds), or INTERVAL_UNCHANGED.
+    interval: u32,
 }
 
 /// P: makes the group's namespace and forks C, then waits for it (forwarding signals).
@@ -561,6 +566,7 @@ fn prepare(ctx: &Ctx<'_>, g: &Group, t: &Target, confirm: &mut RawFd) -> Result<
     m.comp_id = t.img.comp_id();
     m.generation = t.img.generation();
     m.num_peers = t.img.num_peers();
+    m.interval = ctx.interval;
     client::send(&mut s, &m, &t.hello).map_err(|e| format!("coordinator: {e}"))?;
     let (reply, extra) = client::recv(&mut s).map_err(|e| format!("no answer from the coordinator: {e}"))?;
     let why = String::from_utf8_lossy(&extra).trim_end_matches('\0').to_string();

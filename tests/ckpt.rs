@@ -233,3 +233,29 @@ fn uncompressed_images_restart_too_64() {
     let p = c_program("ckpt_single", false);
     cycles(&p, &["30", "data.bin", "16"], 2, Duration::from_millis(600), &["--no-gzip"]);
 }
+
+#[test]
+fn restart_with_interval_checkpoints_again_by_itself() {
+    let p = c_program("ckpt_single", false);
+    let args = ["50", "data.bin", "8"];
+    let reference = {
+        let d = TempDir::new("ref");
+        uninterrupted(&p, &args, d.path())
+    };
+    let mut cy = Cycle::launch(&p, &args, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    cy.checkpoint();
+    cy.kill();
+    let img = cy.images().pop().unwrap();
+    let before = std::fs::metadata(&img).unwrap().modified().unwrap();
+    let mut c = role("restart");
+    c.args(["-j", "-p", &cy.coord.port.to_string(), "-i", "1"]).arg(&img);
+    cy.restart_with(c, 1);
+    let status = stdout(&cy.coord.command(&["--status"]));
+    assert!(status.contains("CKPT_INTERVAL=1"), "{status}");
+    assert!(
+        wait_until(Duration::from_secs(6), || std::fs::metadata(&img).unwrap().modified().unwrap() > before),
+        "no interval checkpoint after the restart"
+    );
+    assert_eq!(result_line(&cy.finish()), reference);
+}

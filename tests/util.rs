@@ -173,6 +173,10 @@ impl Coordinator {
         let pf = dir.join("port");
         let mut cmd = role("coordinator");
         cmd.args(["--coord-port", "0", "--quiet", "--port-file"]).arg(&pf).args(extra);
+        if !extra.contains(&"--ckptdir") {
+            // Restart scripts go into the test's folder, never into the current folder.
+            cmd.arg("--ckptdir").arg(dir.path());
+        }
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let child = cmd.spawn().unwrap();
         let mut port = 0;

@@ -1,6 +1,7 @@
 /* Benchmark program: holds N MiB of memory (random or compressible content) and ticks every
  * millisecond, recording the longest gap between ticks (how long it was paused). Prints
- * "ready" once the memory is filled and "maxgap_ms <x>" once a second. */
+ * "ready" once the memory is filled and "maxgap_ms <x>" once a second.
+ * `hold MiB random|text dump FILE` writes the same bytes to FILE and exits. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,11 @@ int main(int argc, char **argv) {
         } else {
             mem[i] = (i / 512) * 0x0101010101010101ull; /* text-like: long runs, few values */
         }
+    }
+    if (argc > 4 && strcmp(argv[3], "dump") == 0) {
+        FILE *f = fopen(argv[4], "w");
+        if (!f || fwrite(mem, 1, len, f) != len || fclose(f) != 0) { perror(argv[4]); return 1; }
+        return 0;
     }
     printf("ready\n");
     fflush(stdout);
