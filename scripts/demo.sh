@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Shows the main job on a sample program: launch under dmtcp, look at it with dmtcp_command,
-# checkpoint it, and (once checkpointing lands) restart it. Uses a private coordinator on a free
-# port and a temporary folder, and cleans up after itself.
+# Shows the main job on a sample program, a 64-bit and a 32-bit copy of it: launch under dmtcp,
+# look at them with dmtcp_command, checkpoint, kill, restart from the images, and let them
+# finish where they left off. Uses a private coordinator on a free port and a temporary folder,
+# and cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x target/release/dmtcp ] || cargo build --release
 work=$(mktemp -d /tmp/dmtcp-demo.XXXXXX)
-prefix="$work/install"
-target/release/dmtcp self-install --prefix "$prefix" -q
-bin="$prefix/bin"
+chmod 755 "$work"
+target/release/dmtcp self-install --prefix "$work/install" -q
+bin="$work/install/bin"
 gcc -O1 -o "$work/sample" scripts/sample.c
 gcc -m32 -O1 -o "$work/sample32" scripts/sample.c
 
@@ -23,27 +24,32 @@ trap cleanup EXIT
 coord_pid=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 export DMTCP_COORD_PORT=$(cat "$work/port") DMTCP_CHECKPOINT_DIR="$work"
+wait_peers() { for _ in $(seq 500); do "$bin/dmtcp_command" -s | grep -q "NUM_PEERS=$1" && return; sleep 0.02; done; }
 echo "== coordinator on port $DMTCP_COORD_PORT"
 
-echo "== dmtcp_launch ./sample 20 (64-bit) and ./sample32 20 (32-bit)"
-"$bin/dmtcp_launch" -j "$work/sample" 20 > "$work/out64" &
-"$bin/dmtcp_launch" -j "$work/sample32" 20 > "$work/out32" &
-for _ in $(seq 100); do
-  "$bin/dmtcp_command" -s | grep -q 'NUM_PEERS=2' && break; sleep 0.05
-done
-sleep 2
-"$bin/dmtcp_command" --status
+echo "== dmtcp_launch ./sample 12 (64-bit) and ./sample32 12 (32-bit), one line a second"
+"$bin/dmtcp_launch" -j "$work/sample" 12 > "$work/out64" &
+l64=$!
+"$bin/dmtcp_launch" -j "$work/sample32" 12 > "$work/out32" &
+l32=$!
+wait_peers 2
+sleep 4
 "$bin/dmtcp_command" --list
 
 echo "== dmtcp_command --bcheckpoint"
-if "$bin/dmtcp_command" --bcheckpoint; then
-  ls -l "$work"/ckpt_*.dmtcp
-else
-  echo "(checkpoint failed; see the message above)"
-fi
+"$bin/dmtcp_command" --bcheckpoint
+ls -l "$work"/ckpt_*.dmtcp
 
-echo "== dmtcp_command --kill"
+echo "== dmtcp_command --kill, then dmtcp_restart_script.sh"
 "$bin/dmtcp_command" --kill
-wait %2 %3 2>/dev/null || true
-echo "last lines of the two programs:"
-tail -n 1 "$work/out64" "$work/out32"
+wait_peers 0
+wait "$l64" "$l32" || true
+echo "last lines before the restart:"; tail -qn 1 "$work/out64" "$work/out32"
+"$work/dmtcp_restart_script.sh" &
+r=$!
+wait_peers 2
+"$bin/dmtcp_command" --status
+wait "$r"
+echo "== both programs finished after the restart; their output files:"
+echo "-- 64-bit:"; cat "$work/out64"
+echo "-- 32-bit:"; tail -n 3 "$work/out32"
