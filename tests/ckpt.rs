@@ -111,6 +111,12 @@ impl Cycle {
         assert!(wait_until(Duration::from_secs(10), || self.coord.peers() == 0));
     }
 
+    /// Waits for the launcher or restarter to exit after the computation ended by itself.
+    pub fn reap(&mut self) {
+        let mut child = self.child.take().unwrap();
+        assert!(wait_until(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_)))), "the computation did not end");
+    }
+
     /// Restarts from the current images.
     pub fn restart(&mut self, peers: usize) {
         let images = self.images();
@@ -258,4 +264,42 @@ fn restart_with_interval_checkpoints_again_by_itself() {
         "no interval checkpoint after the restart"
     );
     assert_eq!(result_line(&cy.finish()), reference);
+}
+
+#[test]
+fn program_owning_the_checkpoint_signal_is_still_checkpointed_64() {
+    let p = c_program("ckpt_ownsig", false);
+    cycles(&p, &["30"], 2, Duration::from_millis(600), &[]);
+}
+
+#[test]
+fn another_checkpoint_signal_can_be_chosen_32() {
+    let p = c_program("ckpt_ownsig", true);
+    cycles(&p, &["30"], 2, Duration::from_millis(600), &["--ckpt-signal", "40"]);
+}
+
+#[test]
+fn kcheckpoint_writes_images_then_ends_the_computation() {
+    let p = c_program("ckpt_single", false);
+    let args = ["40", "data.bin", "8"];
+    let reference = {
+        let d = TempDir::new("ref");
+        uninterrupted(&p, &args, d.path())
+    };
+    let mut cy = Cycle::launch(&p, &args, &[]);
+    std::thread::sleep(Duration::from_millis(600));
+    let out = cy.coord.command(&["--kcheckpoint"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(wait_until(Duration::from_secs(20), || cy.coord.peers() == 0 && cy.images().len() == 1), "{}", cy.diagnostics());
+    cy.reap();
+    cy.restart(1);
+    assert_eq!(result_line(&cy.finish()), reference);
+}
+
+#[test]
+fn launch_interval_checkpoints_by_itself() {
+    let p = c_program("ckpt_single", false);
+    let mut cy = Cycle::launch(&p, &["30", "data.bin", "8"], &["--interval", "1"]);
+    assert!(wait_until(Duration::from_secs(6), || cy.images().len() == 1), "no interval checkpoint\n{}", cy.diagnostics());
+    let _ = cy.finish();
 }

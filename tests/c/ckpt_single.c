@@ -9,6 +9,9 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/rseq.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -53,6 +56,14 @@ int main(int argc, char **argv) {
     sigaction(SIGUSR1, &sa, NULL);
     for (size_t i = 0; i < heap_len; i += 64) heap[i] = (unsigned char)(i * 7 + 3);
     for (int i = 0; i < 4096; i++) stack_arr[i] = (unsigned long)i * 2654435761u;
+    /* Process state outside memory: name, a resource limit, the working folder. */
+    prctl(PR_SET_NAME, "ckpt-single", 0, 0, 0);
+    struct rlimit rl = {200, 4096};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = 200;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    mkdir("workdir", 0755);
+    if (chdir("workdir") != 0) { perror("chdir"); return 2; }
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) { perror("open"); return 2; }
     unsigned long acc = 0;
@@ -78,9 +89,13 @@ int main(int argc, char **argv) {
         if (pread(fd, buf, 9, (off_t)(s - 1) * 9) != 9) { perror("pread"); return 2; }
         for (int i = 0; i < 9; i++) fsum = fsum * 131 + (unsigned char)buf[i];
     }
+    char name[17] = {0}, cwd[4096];
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    const char *dir = getcwd(cwd, sizeof cwd) ? strrchr(cwd, '/') + 1 : "?";
     char capbuf[128];
     caps(capbuf, sizeof capbuf);
-    printf("RESULT acc=%lu heap=%lu file=%lu handled=%d ids_ok=%d rseq=%d caps=%s\n", acc, h, fsum, (int)handled,
-           ids_ok, rseq_state(), capbuf);
+    printf("RESULT acc=%lu heap=%lu file=%lu handled=%d ids_ok=%d rseq=%d name=%s nofile=%lu cwd=%s caps=%s\n", acc, h,
+           fsum, (int)handled, ids_ok, rseq_state(), name, (unsigned long)rl.rlim_cur, dir, capbuf);
     return 0;
 }

@@ -47,12 +47,21 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* A thread that only waits to be cancelled (sleeping: a cancellation point). */
+static void *sleeper(void *arg) {
+    (void)arg;
+    for (;;) sleep(1);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     rounds = argc > 1 ? atoi(argv[1]) : 40;
     pthread_t th[NT];
     signal(SIGUSR1, on_usr1);
     pthread_barrier_init(&bar, NULL, NT);
     for (long i = 0; i < NT; i++) pthread_create(&th[i], NULL, worker, (void *)i);
+    pthread_t sl;
+    pthread_create(&sl, NULL, sleeper, NULL);
     for (int r = 0; r < rounds / 4; r++) {
         usleep(200000);
         for (int i = 0; i < NT; i++) pthread_kill(th[i], SIGUSR1);
@@ -60,9 +69,13 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     for (int i = 0; i < NT; i++) pthread_join(th[i], NULL);
+    void *ret = NULL;
+    pthread_cancel(sl);
+    pthread_join(sl, &ret);
+    int cancel_ok = ret == PTHREAD_CANCELED;
     int sig_ok = 1, ids = 1;
     for (int i = 0; i < NT; i++) { if (got[i] < 1) sig_ok = 0; if (!tid_ok[i]) ids = 0; }
-    printf("RESULT total=%lu token=%d tls=%lu,%lu,%lu,%lu signals_ok=%d tids_ok=%d\n", total, token,
-           results[0], results[1], results[2], results[3], sig_ok, ids);
+    printf("RESULT total=%lu token=%d tls=%lu,%lu,%lu,%lu signals_ok=%d tids_ok=%d cancel_ok=%d\n", total,
+           token, results[0], results[1], results[2], results[3], sig_ok, ids, cancel_ok);
     return 0;
 }
