@@ -151,39 +151,19 @@ pub fn prepare() {
 fn save_fds(s: &mut Saved) {
     s.n_fds = 0;
     s.lost_fds = 0;
-    // SAFETY: open on a constant path.
-    let dir = unsafe { libc::open(c"/proc/self/fd".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if dir < 0 {
-        return;
-    }
-    let mut buf = [0u8; 8192];
-    loop {
-        // SAFETY: getdents64 writes at most buf.len() bytes.
-        let r = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
-        if r <= 0 {
-            break;
+    sys::for_each_numbered_entry(c"/proc/self/fd", |fd, dir| {
+        let fd = fd as c_int;
+        if fd == dir || fd == dmtcp_proto::COORD_FD || fd == dmtcp_proto::env::RESTART_INFO_FD {
+            return;
         }
-        let mut off = 0usize;
-        while off < r as usize {
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            let name = &buf[off + 19..off + reclen];
-            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
-            off += reclen;
-            let Some(fd) = crate::cstr::parse_u64(name) else { continue };
-            let fd = fd as c_int;
-            if fd == dir || fd == dmtcp_proto::COORD_FD || fd == dmtcp_proto::env::RESTART_INFO_FD {
-                continue;
-            }
-            if s.n_fds == MAX_FDS {
-                s.lost_fds += 1;
-                continue;
-            }
-            if save_fd(&mut s.fds[s.n_fds], fd) {
-                s.n_fds += 1;
-            }
+        if s.n_fds == MAX_FDS {
+            s.lost_fds += 1;
+            return;
         }
-    }
-    sys::close(dir);
+        if save_fd(&mut s.fds[s.n_fds], fd) {
+            s.n_fds += 1;
+        }
+    });
 }
 
 fn save_fd(e: &mut FdEntry, fd: c_int) -> bool {

@@ -402,3 +402,36 @@ pub fn set_sigmask(set: &libc::sigset_t) -> libc::sigset_t {
     };
     old
 }
+
+/// Calls `f(number, folder_fd)` for each entry of the folder `path` whose name is a decimal
+/// number (/proc/self/fd, /proc/self/task). Uses getdents64 on a raw fd, because opendir
+/// allocates with malloc, which a stopped thread may hold. Returns false if the folder cannot
+/// be opened.
+pub fn for_each_numbered_entry(path: &CStr, mut f: impl FnMut(u64, c_int)) -> bool {
+    // SAFETY: open on a NUL-terminated path.
+    let dir = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if dir < 0 {
+        return false;
+    }
+    let mut buf = [0u8; 8192];
+    loop {
+        // SAFETY: getdents64 writes at most buf.len() bytes into buf.
+        let r = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+        if r <= 0 {
+            break;
+        }
+        let mut off = 0usize;
+        while off < r as usize {
+            // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name.
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name = &buf[off + 19..off + reclen];
+            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+            off += reclen;
+            if let Some(n) = crate::cstr::parse_u64(name) {
+                f(n, dir);
+            }
+        }
+    }
+    close(dir);
+    true
+}

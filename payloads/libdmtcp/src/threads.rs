@@ -281,36 +281,12 @@ fn raise_own_pending(s: &Slot) {
 /// Lists this process's tids into `out`; returns how many.
 fn list_tasks(out: &mut [i32]) -> usize {
     let mut n = 0;
-    // SAFETY: opendir/readdir/closedir on a constant path; entries are read while the stream
-    // is open. glibc's opendir allocates its buffer with malloc — but it is called only by the
-    // checkpoint thread *before* any thread is stopped (first scan) and while others may be
-    // stopped; to stay clear of the program's malloc we use getdents64 on a raw fd instead.
-    let fd = unsafe { libc::open(c"/proc/self/task".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return 0;
-    }
-    let mut buf = [0u8; 8192];
-    loop {
-        // SAFETY: getdents64 fills at most buf.len() bytes of the buffer.
-        let r = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
-        if r <= 0 {
-            break;
+    crate::sys::for_each_numbered_entry(c"/proc/self/task", |t, _| {
+        if n < out.len() {
+            out[n] = t as i32;
+            n += 1;
         }
-        let mut off = 0usize;
-        while off < r as usize {
-            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            let name = &buf[off + 19..off + reclen];
-            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
-            if let Some(t) = crate::cstr::parse_u64(name) {
-                if n < out.len() {
-                    out[n] = t as i32;
-                    n += 1;
-                }
-            }
-            off += reclen;
-        }
-    }
-    crate::sys::close(fd);
+    });
     n
 }
 
