@@ -165,7 +165,7 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         let libc = find_libc(Arch::X86_64, &exe).unwrap();
         let off = offset_in(&libc).unwrap();
-        let want = libc::dlsym as usize as i64 - dlinfo as usize as i64;
+        let want = libc::dlsym as *const () as usize as i64 - dlinfo as *const () as usize as i64;
         assert_eq!(off, want, "{}", libc.display());
     }
 }

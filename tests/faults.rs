@@ -43,7 +43,7 @@ fn coordinator_killed_during_checkpoint_the_program_goes_on() {
 #[test]
 fn program_killed_while_its_image_is_written_leaves_no_image() {
     let p = c_program("grower", false);
-    let mut cy = Cycle::launch(&p, &["384", "384", "1000000", "100000"], &["--no-gzip"]);
+    let cy = Cycle::launch(&p, &["384", "384", "1000000", "100000"], &["--no-gzip"]);
     std::thread::sleep(Duration::from_millis(300));
     let out = cy.coord.command(&["--checkpoint"]);
     assert!(out.status.success(), "{}", stderr(&out));
