@@ -319,3 +319,18 @@ fn losing_the_coordinator_leaves_the_program_running() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(alive(pid), "the program must go on without the coordinator");
 }
+
+#[test]
+fn vfork_then_exec_of_the_other_architecture_joins_the_computation() {
+    let coord = Coordinator::start(&[]);
+    for (parent32, child32) in [(false, true), (true, false)] {
+        let v = c_program("vforker", parent32);
+        let s = c_program("sleeper", child32);
+        let p = Running::spawn(&mut coord.launch(&v, &[s.to_str().unwrap()]));
+        let parent = p.pid("ready");
+        wait_listed(&coord, &name(&v), parent, 2);
+        assert!(wait_until(WAIT, || list(&coord).contains(&name(&s))), "{}", list(&coord));
+        let _ = coord.command(&["--kill"]);
+        assert!(wait_until(WAIT, || coord.peers() == 0), "{}", list(&coord));
+    }
+}
