@@ -72,7 +72,10 @@ pub struct Args {
     pub err_fd: usize,
 }
 
-pub extern "C" fn restorer_main(sp: *const usize) -> ! {
+/// # Safety
+/// Called only by `_start` with the kernel's initial stack pointer.
+#[allow(unsafe_code)]
+pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
     // SAFETY: `sp` is the initial stack pointer: argc followed by argc argv pointers.
     #[allow(unsafe_code)]
     let (argc, argv) = unsafe { (*sp, sp.add(1) as *const *const u8) };

@@ -471,9 +471,9 @@ fn start_threads(c: &Ctx) -> ! {
             }
             args[8] = 0;
             args[9] = 0;
-            // SAFETY: as above, without set_tid.
             #[allow(unsafe_code)]
             {
+                // SAFETY: as above, without set_tid.
                 r = unsafe { arch::clone3_thread(args.as_ptr(), 88, t.as_ptr() as usize) };
             }
         }
