@@ -9,3 +9,4 @@ mod ckpt;
 mod restart;
 mod trees;
 mod faults;
+mod spawn;

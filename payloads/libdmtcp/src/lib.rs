@@ -39,6 +39,7 @@ mod sys;
 mod ctx;
 mod restart;
 mod signals;
+mod shell;
 mod threads;
 mod writer;
 

@@ -56,4 +56,7 @@ real_fns! {
     posix_spawn: c"posix_spawn" => PosixSpawnFn;
     posix_spawnp: c"posix_spawnp" => PosixSpawnFn;
     pthread_create: c"pthread_create" => PthreadCreateFn;
+    system: c"system" => unsafe extern "C" fn(*const c_char) -> c_int;
+    popen: c"popen" => unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
+    pclose: c"pclose" => unsafe extern "C" fn(*mut libc::FILE) -> c_int;
 }
