@@ -618,7 +618,13 @@ fn make_pipes(ctx: &Ctx<'_>, g: &Group) -> Result<(), String> {
             }
         }
     }
-    let internal = |id: u64| g.members.iter().any(|&m| ctx.targets[m].img.pipe_ends().any(|e| e.id == id && e.fd > 2));
+    // A pipe belongs to the computation when its images hold both a read and a write end of
+    // it. One held from one side only leads outside (a shell's saved copy of the program's
+    // stdout at fd 11, say): it is not recreated, see `place_pipes`.
+    let holds = |id: u64, end: u32| {
+        g.members.iter().any(|&m| ctx.targets[m].img.pipe_ends().any(|e| e.id == id && e.end == end))
+    };
+    let internal = |id: u64| holds(id, dmtcp_proto::image::FD_READ) && holds(id, dmtcp_proto::image::FD_WRITE);
     let mut pipes = g.pipes.borrow_mut();
     for (id, size) in ids.into_iter().filter(|&(id, _)| internal(id)) {
         let (r, w) = ns::pipe().map_err(|e| format!("pipe: {e}"))?;
@@ -640,7 +646,16 @@ fn place_pipes(g: &Group, t: &Target, confirm: &mut RawFd) -> Result<Vec<RawFd>,
     let reserved = [ev::RESTART_INFO_FD, dmtcp_proto::COORD_FD, IMAGE_FD];
     let mut wanted = Vec::new();
     for e in t.img.pipe_ends() {
-        let Some(&(_, r, w)) = pipes.iter().find(|p| p.0 == e.id) else { continue };
+        let Some(&(_, r, w)) = pipes.iter().find(|p| p.0 == e.id) else {
+            // A pipe to the outside: where this process also had it at 0-2, the copy at a
+            // higher fd becomes a copy of dmtcp_restart's own stdio there.
+            if e.fd > 2 {
+                if let Some(k) = t.img.pipe_ends().find(|o| o.id == e.id && (0..=2).contains(&o.fd)) {
+                    wanted.push((e.fd, k.fd));
+                }
+            }
+            continue;
+        };
         if reserved.contains(&e.fd) || e.fd < 0 {
             eprintln!("{PROGRAM}: warning: {}: pipe at fd {} collides with dmtcp's own fds; not restored", t.img.path.display(), e.fd);
             continue;

@@ -233,7 +233,7 @@ fn exec_of_a_static_program_warns_runs_outside_and_parent_still_checkpoints_and_
 /// The fix: a pipe is the computation's own if the images hold both its ends, or if no process
 /// holds it at fds 0-2.
 #[test]
-#[ignore = "dmtcp_restart treats the outside stdout pipe as internal when a shell saved it at fd >= 3"]
+
 fn popen_child_whose_shell_saved_stdout_above_2_keeps_the_outside_stdout_after_restart() {
     let p = c_program("shell_kids", false);
     shell_cycles(&p, &["popen", "100", "wc -c >/dev/null; exit 6"], 5, 1, Duration::from_millis(700));
