@@ -19,9 +19,9 @@ pub fn coord_address(host: Option<&str>, port: Option<u16>) -> Result<(String, u
     let port = match port {
         Some(p) => p,
         None => match std::env::var(dmtcp_proto::env::COORD_PORT).ok().filter(|p| !p.is_empty()) {
-            Some(p) => p.trim().parse().map_err(|_| {
-                format!("{}={p:?} is not a port number", dmtcp_proto::env::COORD_PORT)
-            })?,
+            Some(p) => {
+                p.trim().parse().map_err(|_| format!("{}={p:?} is not a port number", dmtcp_proto::env::COORD_PORT))?
+            }
             None => dmtcp_proto::DEFAULT_PORT,
         },
     };

@@ -99,14 +99,7 @@ const KNOWN: &[&str] = &[
 ];
 
 /// Options followed by a value (the short ones first; `normalize` wants the long ones).
-const TAKES_VALUE: &[&str] = &[
-    "-h",
-    "-p",
-    "-i",
-    "--coord-host",
-    "--coord-port",
-    "--interval",
-];
+const TAKES_VALUE: &[&str] = &["-h", "-p", "-i", "--coord-host", "--coord-port", "--interval"];
 
 /// DMTCP's command words (leading dashes stripped) and the option they stand for.
 fn command_word(w: &str) -> Option<&'static str> {
@@ -154,9 +147,8 @@ fn preprocess(args: &[String]) -> Vec<String> {
         } else if let Some(opt) = command_word(word) {
             value_next = opt == "--interval";
             out.push(opt.to_string());
-        } else if let Some(n) = word
-            .strip_prefix('i')
-            .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        } else if let Some(n) =
+            word.strip_prefix('i').filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
         {
             out.push("--interval".to_string());
             out.push(n.to_string());
@@ -215,18 +207,12 @@ pub fn main(args: &[String]) -> i32 {
         Ok(hp) => hp,
         Err(e) => return usage_error(&e),
     };
-    let out = Output {
-        json: a.json,
-        cmd,
-        host: &host,
-        port,
-    };
+    let out = Output { json: a.json, cmd, host: &host, port };
     match exchange(&host, port, cmd, interval) {
         Ok((reply, extra)) => out.result(&reply, &extra),
         Err(Failure::NoCoordinator(why)) => {
-            let text = format!(
-                "no coordinator at {host}:{port} ({why}); start one with dmtcp_coordinator or dmtcp_launch"
-            );
+            let text =
+                format!("no coordinator at {host}:{port} ({why}); start one with dmtcp_coordinator or dmtcp_launch");
             out.failure("DMT_COORD_NOT_FOUND", &text)
         }
         Err(Failure::Protocol(text)) => out.failure("DMT_COORD_ERROR", &text),
@@ -249,46 +235,34 @@ fn connect_error(e: &io::Error) -> String {
 }
 
 fn exchange(host: &str, port: u16, cmd: Cmd, interval: u32) -> Result<(Msg, Vec<u8>), Failure> {
-    let mut s = client::connect(host, port, CONNECT_TIMEOUT)
-        .map_err(|e| Failure::NoCoordinator(connect_error(&e)))?;
+    let mut s = client::connect(host, port, CONNECT_TIMEOUT).map_err(|e| Failure::NoCoordinator(connect_error(&e)))?;
     let mut m = Msg::new(Kind::UserCmd);
     m.cmd = cmd as u32;
     m.interval = interval;
     m.pid = std::process::id() as i32;
-    let lost = |e: io::Error| {
-        Failure::Protocol(format!(
-            "lost the connection to the coordinator at {host}:{port}: {e}"
-        ))
-    };
+    let lost =
+        |e: io::Error| Failure::Protocol(format!("lost the connection to the coordinator at {host}:{port}: {e}"));
     client::send(&mut s, &m, &[]).map_err(lost)?;
     // A blocking checkpoint takes as long as it takes.
-    let timeout = if cmd == Cmd::BlockingCkpt {
-        None
-    } else {
-        Some(REPLY_TIMEOUT)
-    };
+    let timeout = if cmd == Cmd::BlockingCkpt { None } else { Some(REPLY_TIMEOUT) };
     s.set_read_timeout(timeout).map_err(lost)?;
     let (reply, extra) = client::recv(&mut s).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => Failure::Protocol(format!(
-            "the coordinator at {host}:{port} closed the connection without answering"
-        )),
+        io::ErrorKind::UnexpectedEof => {
+            Failure::Protocol(format!("the coordinator at {host}:{port} closed the connection without answering"))
+        }
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Failure::Protocol(format!(
             "the coordinator at {host}:{port} did not answer within {} s",
             REPLY_TIMEOUT.as_secs()
         )),
-        io::ErrorKind::InvalidData => Failure::Protocol(format!(
-            "{host}:{port} does not speak the dmtcp protocol: {e}"
-        )),
+        io::ErrorKind::InvalidData => {
+            Failure::Protocol(format!("{host}:{port} does not speak the dmtcp protocol: {e}"))
+        }
         _ => lost(e),
     })?;
     match reply.kind {
         Kind::UserCmdResult => Ok((reply, extra)),
-        Kind::KillPeer => Err(Failure::Protocol(
-            "the coordinator is killing its computation; try again later".into(),
-        )),
-        k => Err(Failure::Protocol(format!(
-            "unexpected answer {k:?} from the coordinator"
-        ))),
+        Kind::KillPeer => Err(Failure::Protocol("the coordinator is killing its computation; try again later".into())),
+        k => Err(Failure::Protocol(format!("unexpected answer {k:?} from the coordinator"))),
     }
 }
 
@@ -314,11 +288,7 @@ impl Output<'_> {
     fn failure(&self, status_name: &str, text: &str) -> i32 {
         log::error!("{text}");
         if self.json {
-            println!(
-                "{},\"error\":{}}}",
-                self.json_head(status_name),
-                json_str(text)
-            );
+            println!("{},\"error\":{}}}", self.json_head(status_name), json_str(text));
         }
         cli::EXIT_FAILURE
     }
@@ -333,19 +303,11 @@ impl Output<'_> {
                 status::NOT_RUNNING => format!(
                     "cannot {}: {}",
                     verb(self.cmd),
-                    if text.is_empty() {
-                        "the computation is not running".into()
-                    } else {
-                        text.to_string()
-                    }
+                    if text.is_empty() { "the computation is not running".into() } else { text.to_string() }
                 ),
                 status::CKPT_FAILED => format!(
                     "checkpoint failed: {}",
-                    if text.is_empty() {
-                        "no reason given".into()
-                    } else {
-                        text.to_string()
-                    }
+                    if text.is_empty() { "no reason given".into() } else { text.to_string() }
                 ),
                 status::INVALID_COMMAND => "the coordinator does not know this command".to_string(),
                 s => format!("the coordinator answered with status {s}"),
@@ -364,9 +326,7 @@ impl Output<'_> {
                 Cmd::Checkpoint | Cmd::BlockingCkpt | Cmd::KillAfterCkpt => {
                     j.push_str(&format!(",\"num_peers\":{}", r.num_peers))
                 }
-                Cmd::UpdateInterval => {
-                    j.push_str(&format!(",\"checkpoint_interval\":{}", r.interval))
-                }
+                Cmd::UpdateInterval => j.push_str(&format!(",\"checkpoint_interval\":{}", r.interval)),
                 Cmd::Kill | Cmd::Quit => {}
             }
             if let Some(e) = &error {
@@ -386,11 +346,8 @@ impl Output<'_> {
         let procs = format!("{n} process{}", if n == 1 { "" } else { "es" });
         match self.cmd {
             Cmd::Status => {
-                let interval = if r.interval == 0 {
-                    "0 (checkpoint manually)".to_string()
-                } else {
-                    r.interval.to_string()
-                };
+                let interval =
+                    if r.interval == 0 { "0 (checkpoint manually)".to_string() } else { r.interval.to_string() };
                 println!(
                     "Coordinator:\n  Host: {}\n  Port: {}\nStatus...\n  NUM_PEERS={}\n  RUNNING={}\n  CKPT_INTERVAL={}",
                     self.host,
@@ -442,9 +399,7 @@ fn json_str(s: &str) -> String {
             '\n' => o.push_str("\\n"),
             '\r' => o.push_str("\\r"),
             '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                o.push_str(&format!("\\u{:04x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => o.push_str(&format!("\\u{:04x}", c as u32)),
             c => o.push(c),
         }
     }

@@ -17,8 +17,8 @@
 use crate::cli;
 use argh::FromArgs;
 use dmtcp_proto::{
-    split_worker_payload, status, Cmd, Kind, Msg, WorkerState, FLAG_EXIT_AFTER_CKPT,
-    INTERVAL_UNCHANGED, MAX_EXTRA, MSG_SIZE,
+    split_worker_payload, status, Cmd, Kind, Msg, WorkerState, FLAG_EXIT_AFTER_CKPT, INTERVAL_UNCHANGED, MAX_EXTRA,
+    MSG_SIZE,
 };
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -141,10 +141,7 @@ struct Config {
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 fn secs(v: u64) -> Option<Duration> {
@@ -154,19 +151,12 @@ fn secs(v: u64) -> Option<Duration> {
 impl Config {
     fn resolve(o: Opts) -> Result<Config, String> {
         let port = match (o.coord_port, o.port) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(format!(
-                    "two different ports given: --coord-port {a} and {b}"
-                ))
-            }
+            (Some(a), Some(b)) if a != b => return Err(format!("two different ports given: --coord-port {a} and {b}")),
             (Some(p), _) | (None, Some(p)) => p,
             (None, None) => match env_nonempty(dmtcp_proto::env::COORD_PORT) {
-                Some(v) => v.parse().map_err(|_| {
-                    format!(
-                        "{}={v:?} is not a port number",
-                        dmtcp_proto::env::COORD_PORT
-                    )
-                })?,
+                Some(v) => {
+                    v.parse().map_err(|_| format!("{}={v:?} is not a port number", dmtcp_proto::env::COORD_PORT))?
+                }
                 None => dmtcp_proto::DEFAULT_PORT,
             },
         };
@@ -174,10 +164,7 @@ impl Config {
             Some(i) => i,
             None => match env_nonempty(dmtcp_proto::env::CHECKPOINT_INTERVAL) {
                 Some(v) => v.parse().map_err(|_| {
-                    format!(
-                        "{}={v:?} is not a number of seconds",
-                        dmtcp_proto::env::CHECKPOINT_INTERVAL
-                    )
+                    format!("{}={v:?} is not a number of seconds", dmtcp_proto::env::CHECKPOINT_INTERVAL)
                 })?,
                 None => 0,
             },
@@ -190,17 +177,9 @@ impl Config {
             .ckptdir
             .or_else(|| env_nonempty(dmtcp_proto::env::CHECKPOINT_DIR).map(PathBuf::from))
             .unwrap_or_else(|| cwd.clone());
-        let ckptdir = if ckptdir.is_absolute() {
-            ckptdir
-        } else {
-            cwd.join(ckptdir)
-        };
-        let port_file = o
-            .port_file
-            .map(|p| if p.is_absolute() { p } else { cwd.join(p) });
-        let logfile = o
-            .coord_logfile
-            .map(|p| if p.is_absolute() { p } else { cwd.join(p) });
+        let ckptdir = if ckptdir.is_absolute() { ckptdir } else { cwd.join(ckptdir) };
+        let port_file = o.port_file.map(|p| if p.is_absolute() { p } else { cwd.join(p) });
+        let logfile = o.coord_logfile.map(|p| if p.is_absolute() { p } else { cwd.join(p) });
         Ok(Config {
             host: o.coord_host.unwrap_or_else(|| "127.0.0.1".to_string()),
             port,
@@ -288,11 +267,7 @@ pub fn main(args: &[String]) -> i32 {
         hostname(),
         interval_text(cfg.interval),
         cfg.exit_on_last as u8,
-        if cfg.daemon {
-            ""
-        } else {
-            "; type '?' for help"
-        }
+        if cfg.daemon { "" } else { "; type '?' for help" }
     );
     if cfg.daemon {
         match daemonize(cfg.logfile.as_deref()) {
@@ -350,20 +325,10 @@ fn bind_listener(host: &str, port: u16) -> io::Result<TcpListener> {
 /// connects (std's is 128).
 fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
     use nix::sys::socket::{
-        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
-        SockaddrStorage,
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage,
     };
-    let family = if addr.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let fd: OwnedFd = socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )?;
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd: OwnedFd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
     listen(&fd, Backlog::new(LISTEN_BACKLOG)?)?;
@@ -375,16 +340,9 @@ fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
 /// log file (or /dev/null).
 fn daemonize(logfile: Option<&Path>) -> io::Result<bool> {
     use nix::unistd::{fork, setsid, ForkResult};
-    let devnull = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
+    let devnull = fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
     let err_target = match logfile {
-        Some(p) => fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(p)?,
+        Some(p) => fs::OpenOptions::new().create(true).append(true).mode(0o600).open(p)?,
         None => devnull.try_clone()?,
     };
     // SAFETY: the coordinator has not started any thread (no thread is ever started), so the
@@ -408,18 +366,10 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let res = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
         f.write_all(data)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
@@ -432,23 +382,17 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 }
 
 fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_string())
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "localhost".to_string())
 }
 
 /// DMTCP's host id: a hash of the host name (h = c + 331·h).
 fn host_id(name: &str) -> u32 {
-    name.bytes()
-        .fold(0u32, |h, c| (c as u32).wrapping_add(h.wrapping_mul(331)))
+    name.bytes().fold(0u32, |h, c| (c as u32).wrapping_add(h.wrapping_mul(331)))
 }
 
 fn monotonic_ns() -> u64 {
     use nix::time::{clock_gettime, ClockId};
-    clock_gettime(ClockId::CLOCK_MONOTONIC)
-        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-        .unwrap_or(0)
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64).unwrap_or(0)
 }
 
 fn interval_text(i: u32) -> String {
@@ -643,10 +587,7 @@ impl Coord {
         let mut stdin_open = false;
         if !cfg.daemon {
             let stdin = io::stdin();
-            match epoll.add(
-                stdin.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, TOK_STDIN),
-            ) {
+            match epoll.add(stdin.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, TOK_STDIN)) {
                 Ok(()) => stdin_open = true,
                 // A regular file or /dev/null cannot be polled; it never blocks either, so its
                 // commands are read once the loop runs (see `run`).
@@ -715,11 +656,7 @@ impl Coord {
         if let (Some(c), Some(t)) = (&self.ckpt, self.cfg.ckpt_timeout) {
             consider(c.last_progress + t);
         }
-        if self
-            .conns
-            .values()
-            .any(|c| matches!(c.role, Role::Pending) || c.partial_since.is_some())
-        {
+        if self.conns.values().any(|c| matches!(c.role, Role::Pending) || c.partial_since.is_some()) {
             consider(self.next_scan.max(now + Duration::from_millis(100)));
         }
         wake.saturating_duration_since(now).as_millis().min(1000) as u16 + 1
@@ -825,12 +762,7 @@ impl Coord {
         if ev.intersects(EpollFlags::EPOLLOUT) {
             self.flush(tok);
         }
-        if ev.intersects(
-            EpollFlags::EPOLLIN
-                | EpollFlags::EPOLLHUP
-                | EpollFlags::EPOLLERR
-                | EpollFlags::EPOLLRDHUP,
-        ) {
+        if ev.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR | EpollFlags::EPOLLRDHUP) {
             self.read_conn(tok);
         }
     }
@@ -873,10 +805,7 @@ impl Coord {
         };
         match &conn.role {
             Role::Worker(_) if !conn.inbuf.is_empty() => {
-                let r = format!(
-                    "disconnected in the middle of a message ({} bytes)",
-                    conn.inbuf.len()
-                );
+                let r = format!("disconnected in the middle of a message ({} bytes)", conn.inbuf.len());
                 self.drop_conn(tok, Some(r));
             }
             // A command client may half-close after its request: its answer (queued, or a
@@ -885,10 +814,7 @@ impl Coord {
             Role::User
                 if !conn.read_shut
                     && (conn.out_pos < conn.out.len()
-                        || self
-                            .ckpt
-                            .as_ref()
-                            .is_some_and(|c| c.requesters.contains(&tok))) =>
+                        || self.ckpt.as_ref().is_some_and(|c| c.requesters.contains(&tok))) =>
             {
                 if let Some(c) = self.conns.get_mut(&tok) {
                     c.read_shut = true;
@@ -898,18 +824,12 @@ impl Coord {
             Role::Worker(_) | Role::User => self.drop_conn(tok, None),
             Role::Pending if conn.inbuf.is_empty() => {
                 // A port probe, most likely: not worth a warning.
-                log::debug!(
-                    "connection from {} closed without sending anything",
-                    conn.peer
-                );
+                log::debug!("connection from {} closed without sending anything", conn.peer);
                 self.drop_conn(tok, None)
             }
             Role::Pending => self.drop_conn(
                 tok,
-                Some(format!(
-                    "disconnected in the middle of its first message ({} bytes)",
-                    conn.inbuf.len()
-                )),
+                Some(format!("disconnected in the middle of its first message ({} bytes)", conn.inbuf.len())),
             ),
         }
     }
@@ -924,11 +844,8 @@ impl Coord {
                 return;
             }
             if conn.inbuf.len() < MSG_SIZE {
-                conn.partial_since = if conn.inbuf.is_empty() {
-                    None
-                } else {
-                    conn.partial_since.or(Some(Instant::now()))
-                };
+                conn.partial_since =
+                    if conn.inbuf.is_empty() { None } else { conn.partial_since.or(Some(Instant::now())) };
                 return;
             }
             let mut hdr = [0u8; MSG_SIZE];
@@ -964,10 +881,7 @@ impl Coord {
             return;
         }
         if conn.out.len() - conn.out_pos + MSG_SIZE + extra.len() > OUT_LIMIT {
-            self.drop_conn(
-                tok,
-                Some("does not read its messages (out-buffer full)".into()),
-            );
+            self.drop_conn(tok, Some("does not read its messages (out-buffer full)".into()));
             return;
         }
         let mut m = *msg;
@@ -1082,9 +996,7 @@ impl Coord {
                     Kind::CkptFilename => self.ckpt_filename(tok, extra),
                     Kind::CkptFailed => self.ckpt_failed_by(tok, extra),
                     Kind::WorkerResuming => self.check_restart_done(),
-                    k => {
-                        self.drop_conn(tok, Some(format!("unexpected message {k:?} from a worker")))
-                    }
+                    k => self.drop_conn(tok, Some(format!("unexpected message {k:?} from a worker"))),
                 }
             }
             Role::User => {}
@@ -1092,17 +1004,11 @@ impl Coord {
     }
 
     fn worker_count(&self) -> usize {
-        self.conns
-            .values()
-            .filter(|c| c.worker().is_some() && !c.dead)
-            .count()
+        self.conns.values().filter(|c| c.worker().is_some() && !c.dead).count()
     }
 
     fn workers(&self) -> impl Iterator<Item = (u64, &Worker)> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| !c.dead)
-            .filter_map(|(&t, c)| c.worker().map(|w| (t, w)))
+        self.conns.iter().filter(|(_, c)| !c.dead).filter_map(|(&t, c)| c.worker().map(|w| (t, w)))
     }
 
     fn sorted_worker_toks(&self) -> Vec<u64> {
@@ -1124,10 +1030,7 @@ impl Coord {
     }
 
     fn min_state(&self) -> WorkerState {
-        self.workers()
-            .map(|(_, w)| w.state)
-            .min_by_key(|s| *s as u32)
-            .unwrap_or(WorkerState::Unknown)
+        self.workers().map(|(_, w)| w.state).min_by_key(|s| *s as u32).unwrap_or(WorkerState::Unknown)
     }
 
     /// A fresh computation: the first worker of an empty coordinator defines it.
@@ -1173,20 +1076,15 @@ impl Coord {
     }
 
     fn apply_handshake_interval(&mut self, msg: &Msg) {
-        if msg.interval != INTERVAL_UNCHANGED && msg.interval != 0 && msg.interval != self.interval
-        {
-            log::info!(
-                "checkpoint interval set to {} s by a process of the computation",
-                msg.interval
-            );
+        if msg.interval != INTERVAL_UNCHANGED && msg.interval != 0 && msg.interval != self.interval {
+            log::info!("checkpoint interval set to {} s by a process of the computation", msg.interval);
             self.interval = msg.interval;
             self.arm_interval();
         }
     }
 
     fn arm_interval(&mut self) {
-        self.next_ckpt =
-            (self.interval > 0).then(|| Instant::now() + Duration::from_secs(self.interval as u64));
+        self.next_ckpt = (self.interval > 0).then(|| Instant::now() + Duration::from_secs(self.interval as u64));
     }
 
     fn make_worker(&self, vpid: i32, msg: &Msg, extra: &[u8], state: WorkerState) -> Worker {
@@ -1237,21 +1135,10 @@ impl Coord {
             return;
         }
         if self.ckpt.is_some() || self.restart.is_some() {
-            let what = if self.ckpt.is_some() {
-                "checkpoint"
-            } else {
-                "restart"
-            };
-            return self.reject(
-                tok,
-                Kind::RejectNotRunning,
-                &format!("a {what} is in progress"),
-            );
+            let what = if self.ckpt.is_some() { "checkpoint" } else { "restart" };
+            return self.reject(tok, Kind::RejectNotRunning, &format!("a {what} is in progress"));
         }
-        if self
-            .workers()
-            .any(|(_, w)| !matches!(w.state, WorkerState::Running | WorkerState::Unknown))
-        {
+        if self.workers().any(|(_, w)| !matches!(w.state, WorkerState::Running | WorkerState::Unknown)) {
             return self.reject(
                 tok,
                 Kind::RejectNotRunning,
@@ -1291,11 +1178,7 @@ impl Coord {
             return;
         }
         if self.ckpt.is_some() {
-            return self.reject(
-                tok,
-                Kind::RejectNotRestarting,
-                "a checkpoint is in progress",
-            );
+            return self.reject(tok, Kind::RejectNotRestarting, "a checkpoint is in progress");
         }
         match &self.restart {
             None if self.worker_count() > 0 => {
@@ -1311,10 +1194,7 @@ impl Coord {
                     self.comp_id = msg.comp_id;
                 }
                 self.generation = msg.generation;
-                self.restart = Some(Restart {
-                    expected: msg.num_peers.max(1),
-                    participants: BTreeSet::new(),
-                });
+                self.restart = Some(Restart { expected: msg.num_peers.max(1), participants: BTreeSet::new() });
                 self.ever_had_worker = true;
                 log::info!(
                     "restarting computation {:x} (generation {}) of {} processes",
@@ -1328,45 +1208,25 @@ impl Coord {
                     return self.reject(
                         tok,
                         Kind::RejectWrongComp,
-                        &format!(
-                            "image of computation {:x}, restarting {:x}",
-                            msg.comp_id, self.comp_id
-                        ),
+                        &format!("image of computation {:x}, restarting {:x}", msg.comp_id, self.comp_id),
                     );
                 }
                 if msg.num_peers.max(1) != r.expected {
                     return self.reject(
                         tok,
                         Kind::RejectWrongComp,
-                        &format!(
-                            "image says {} processes, restart has {}",
-                            msg.num_peers, r.expected
-                        ),
+                        &format!("image says {} processes, restart has {}", msg.num_peers, r.expected),
                     );
                 }
             }
         }
         self.apply_handshake_interval(msg);
-        let vpid = if msg.vpid > 0 {
-            msg.vpid
-        } else {
-            self.alloc_vpid()
-        };
+        let vpid = if msg.vpid > 0 { msg.vpid } else { self.alloc_vpid() };
         if self.workers().any(|(_, w)| w.vpid == vpid) {
-            return self.reject(
-                tok,
-                Kind::RejectWrongComp,
-                &format!("virtual pid {vpid} is already restarted"),
-            );
+            return self.reject(tok, Kind::RejectWrongComp, &format!("virtual pid {vpid} is already restarted"));
         }
         let w = self.make_worker(vpid, msg, extra, WorkerState::Restarting);
-        log::info!(
-            "process {}[{}:{}]@{} restarting",
-            w.prog,
-            w.vpid,
-            w.pid,
-            w.host
-        );
+        log::info!("process {}[{}:{}]@{} restarting", w.prog, w.vpid, w.pid, w.host);
         if let Some(c) = self.conns.get_mut(&tok) {
             c.role = Role::Worker(w);
         }
@@ -1408,10 +1268,7 @@ impl Coord {
     // ---- Checkpoint --------------------------------------------------------------------
 
     fn can_start_ckpt(&self) -> bool {
-        self.ckpt.is_none()
-            && self.restart.is_none()
-            && !self.kill_in_progress
-            && self.all_running()
+        self.ckpt.is_none() && self.restart.is_none() && !self.kill_in_progress && self.all_running()
     }
 
     fn do_checkpoint_msg(&self) -> Msg {
@@ -1453,11 +1310,7 @@ impl Coord {
             "checkpoint {} of {n} process{} started{}",
             self.generation,
             if n == 1 { "" } else { "es" },
-            if kill_after || self.cfg.kill_after_ckpt {
-                " (they exit afterwards)"
-            } else {
-                ""
-            }
+            if kill_after || self.cfg.kill_after_ckpt { " (they exit afterwards)" } else { "" }
         );
         let m = self.do_checkpoint_msg();
         for tok in participants {
@@ -1471,9 +1324,7 @@ impl Coord {
         if let Some(c) = &self.ckpt {
             Some((&c.participants, 1))
         } else {
-            self.restart
-                .as_ref()
-                .map(|r| (&r.participants, r.expected as usize))
+            self.restart.as_ref().map(|r| (&r.participants, r.expected as usize))
         }
     }
 
@@ -1483,29 +1334,18 @@ impl Coord {
         let member = self.barrier_group().is_some_and(|(g, _)| g.contains(&tok));
         if !member {
             let label = self.conns.get(&tok).map(|c| c.label()).unwrap_or_default();
-            log::warn!(
-                "{label} arrived at barrier {shown} outside a checkpoint or restart; ignored"
-            );
+            log::warn!("{label} arrived at barrier {shown} outside a checkpoint or restart; ignored");
             return;
         }
         match &mut self.barrier {
-            None => {
-                self.barrier = Some(Barrier {
-                    name,
-                    arrived: BTreeSet::from([tok]),
-                })
-            }
+            None => self.barrier = Some(Barrier { name, arrived: BTreeSet::from([tok]) }),
             Some(b) if b.name == name => {
                 b.arrived.insert(tok);
             }
             Some(b) => {
                 let active = String::from_utf8_lossy(&b.name).into_owned();
-                return self.drop_conn(
-                    tok,
-                    Some(format!(
-                        "arrived at barrier {shown} while barrier {active} is active"
-                    )),
-                );
+                return self
+                    .drop_conn(tok, Some(format!("arrived at barrier {shown} while barrier {active} is active")));
             }
         }
         log::trace!("barrier {shown}: arrival of {tok}");
@@ -1522,8 +1362,7 @@ impl Coord {
             self.barrier = None;
             return;
         };
-        if group.is_empty() || group.len() < needed || !group.iter().all(|t| b.arrived.contains(t))
-        {
+        if group.is_empty() || group.len() < needed || !group.iter().all(|t| b.arrived.contains(t)) {
             return;
         }
         let members: Vec<u64> = group.iter().copied().collect();
@@ -1531,16 +1370,8 @@ impl Coord {
         m.num_peers = members.len() as u32;
         m.comp_id = self.comp_id;
         m.coord_timestamp = self.timestamp;
-        m.generation = self
-            .ckpt
-            .as_ref()
-            .map(|c| c.generation)
-            .unwrap_or(self.generation);
-        log::debug!(
-            "barrier {} released for {} processes",
-            String::from_utf8_lossy(&b.name),
-            members.len()
-        );
+        m.generation = self.ckpt.as_ref().map(|c| c.generation).unwrap_or(self.generation);
+        log::debug!("barrier {} released for {} processes", String::from_utf8_lossy(&b.name), members.len());
         self.barrier = None;
         if let Some(c) = &mut self.ckpt {
             c.last_progress = Instant::now();
@@ -1552,12 +1383,7 @@ impl Coord {
 
     fn ckpt_filename(&mut self, tok: u64, extra: &[u8]) {
         let path = payload_text(extra);
-        let vpid = self
-            .conns
-            .get(&tok)
-            .and_then(|c| c.worker())
-            .map(|w| w.vpid)
-            .unwrap_or(0);
+        let vpid = self.conns.get(&tok).and_then(|c| c.worker()).map(|w| w.vpid).unwrap_or(0);
         match &mut self.ckpt {
             Some(c) if c.participants.contains(&tok) => {
                 log::debug!("image of process {vpid}: {path}");
@@ -1575,16 +1401,8 @@ impl Coord {
     fn ckpt_failed_by(&mut self, tok: u64, extra: &[u8]) {
         let reason = payload_text(extra);
         let label = self.conns.get(&tok).map(|c| c.label()).unwrap_or_default();
-        let reason = if reason.is_empty() {
-            "no reason given".to_string()
-        } else {
-            reason
-        };
-        if self
-            .ckpt
-            .as_ref()
-            .is_some_and(|c| c.participants.contains(&tok))
-        {
+        let reason = if reason.is_empty() { "no reason given".to_string() } else { reason };
+        if self.ckpt.as_ref().is_some_and(|c| c.participants.contains(&tok)) {
             self.fail_ckpt(format!("{label}: {reason}"));
         } else {
             log::warn!("{label} reports a failed checkpoint outside a checkpoint: {reason}");
@@ -1660,10 +1478,7 @@ impl Coord {
                 }
             }
             // The multicall binary itself, unless it was installed under a role's name.
-            let name = exe
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             if !name.starts_with("dmtcp_") {
                 return format!("{} restart", shell_quote(&exe.to_string_lossy()));
             }
@@ -1689,10 +1504,7 @@ impl Coord {
         s.push_str(&format!(
             "# Restarts computation {:016x} from its checkpoint {} (written by {} on {}).\n",
             self.comp_id,
-            self.ckpt
-                .as_ref()
-                .map(|c| c.generation)
-                .unwrap_or(self.generation),
+            self.ckpt.as_ref().map(|c| c.generation).unwrap_or(self.generation),
             PROGRAM,
             self.hostname
         ));
@@ -1703,16 +1515,8 @@ impl Coord {
             dmtcp_proto::env::COORD_HOST,
             shell_quote(&self.public_host())
         ));
-        s.push_str(&format!(
-            "coord_port=${{{}:-{}}}\n",
-            dmtcp_proto::env::COORD_PORT,
-            self.port
-        ));
-        s.push_str(&format!(
-            "checkpoint_interval=${{{}:-{}}}\n",
-            dmtcp_proto::env::CHECKPOINT_INTERVAL,
-            self.interval
-        ));
+        s.push_str(&format!("coord_port=${{{}:-{}}}\n", dmtcp_proto::env::COORD_PORT, self.port));
+        s.push_str(&format!("checkpoint_interval=${{{}:-{}}}\n", dmtcp_proto::env::CHECKPOINT_INTERVAL, self.interval));
         s.push_str(
             "while [ $# -gt 0 ]; do\n\
              \x20 case \"$1\" in\n\
@@ -1742,10 +1546,7 @@ impl Coord {
         let path = dir.join(&name);
         write_atomic(&path, s.as_bytes(), 0o700)?;
         let link = dir.join("dmtcp_restart_script.sh");
-        let tmp_link = dir.join(format!(
-            ".dmtcp_restart_script.sh.tmp.{}",
-            std::process::id()
-        ));
+        let tmp_link = dir.join(format!(".dmtcp_restart_script.sh.tmp.{}", std::process::id()));
         let _ = fs::remove_file(&tmp_link);
         std::os::unix::fs::symlink(&name, &tmp_link)?;
         if let Err(e) = fs::rename(&tmp_link, &link) {
@@ -1758,13 +1559,7 @@ impl Coord {
     // ---- Departures --------------------------------------------------------------------
 
     fn worker_gone(&mut self, tok: u64, w: Worker) {
-        log::info!(
-            "process {}[{}:{}]@{} disconnected",
-            w.prog,
-            w.vpid,
-            w.pid,
-            w.host
-        );
+        log::info!("process {}[{}:{}]@{} disconnected", w.prog, w.vpid, w.pid, w.host);
         if let Some(b) = &mut self.barrier {
             b.arrived.remove(&tok);
         }
@@ -1801,17 +1596,11 @@ impl Coord {
     fn check_restart_done(&mut self) {
         let Some(r) = &self.restart else { return };
         let done = r.participants.len() >= r.expected as usize
-            && r.participants.iter().all(|t| {
-                self.conns
-                    .get(t)
-                    .and_then(|c| c.worker())
-                    .is_some_and(|w| w.state == WorkerState::Running)
-            });
+            && r.participants
+                .iter()
+                .all(|t| self.conns.get(t).and_then(|c| c.worker()).is_some_and(|w| w.state == WorkerState::Running));
         if done {
-            log::info!(
-                "restart complete: {} processes running",
-                r.participants.len()
-            );
+            log::info!("restart complete: {} processes running", r.participants.len());
             self.restart = None;
             self.barrier = None;
             self.arm_interval();
@@ -1835,10 +1624,7 @@ impl Coord {
                 let mut m = Msg::new(Kind::UserCmdResult);
                 m.cmd = msg.cmd;
                 m.cmd_status = status::INVALID_COMMAND;
-                Reply {
-                    msg: m,
-                    text: format!("unknown command {}", msg.cmd),
-                }
+                Reply { msg: m, text: format!("unknown command {}", msg.cmd) }
             }
         };
         self.send_and_close(tok, &r.msg, r.text.as_bytes());
@@ -1868,20 +1654,13 @@ impl Coord {
         } else if self.kill_in_progress {
             "the computation is being killed".to_string()
         } else {
-            format!(
-                "the computation is not running (state {})",
-                self.min_state().name()
-            )
+            format!("the computation is not running (state {})", self.min_state().name())
         };
-        Reply {
-            msg: self.result_msg(cmd, status::NOT_RUNNING),
-            text,
-        }
+        Reply { msg: self.result_msg(cmd, status::NOT_RUNNING), text }
     }
 
     fn list_text(&self) -> String {
-        let mut s =
-            String::from("Client List:\n#, PROG[virtPID:realPID]@HOST, DMTCP-UNIQUEPID, STATE\n");
+        let mut s = String::from("Client List:\n#, PROG[virtPID:realPID]@HOST, DMTCP-UNIQUEPID, STATE\n");
         for (i, tok) in self.sorted_worker_toks().iter().enumerate() {
             if let Some(w) = self.conns.get(tok).and_then(|c| c.worker()) {
                 s.push_str(&format!(
@@ -1901,10 +1680,7 @@ impl Coord {
 
     /// Every command but a blocking checkpoint (whose reply comes later).
     fn user_cmd(&mut self, cmd: Cmd, interval: u32) -> Reply {
-        let ok = |me: &Self, text: String| Reply {
-            msg: me.result_msg(cmd, status::SUCCESS),
-            text,
-        };
+        let ok = |me: &Self, text: String| Reply { msg: me.result_msg(cmd, status::SUCCESS), text };
         match cmd {
             Cmd::Status => ok(self, String::new()),
             Cmd::List => {
@@ -1948,11 +1724,7 @@ impl Coord {
         if toks.is_empty() {
             return;
         }
-        log::info!(
-            "killing {} process{}",
-            toks.len(),
-            if toks.len() == 1 { "" } else { "es" }
-        );
+        log::info!("killing {} process{}", toks.len(), if toks.len() == 1 { "" } else { "es" });
         if self.ckpt.is_some() {
             self.fail_ckpt("the computation was killed".into());
         }
@@ -1978,10 +1750,7 @@ impl Coord {
         if let Some(t) = self.listener_paused_until {
             if now >= t {
                 self.listener_paused_until = None;
-                if let Err(e) = self.epoll.add(
-                    &self.listener,
-                    EpollEvent::new(EpollFlags::EPOLLIN, TOK_LISTENER),
-                ) {
+                if let Err(e) = self.epoll.add(&self.listener, EpollEvent::new(EpollFlags::EPOLLIN, TOK_LISTENER)) {
                     log::error!("cannot watch the listener again: {e}");
                     self.exit = Some(cli::EXIT_FAILURE);
                     return;
@@ -1995,26 +1764,18 @@ impl Coord {
                 if c.dead {
                     continue;
                 }
-                if matches!(c.role, Role::Pending)
-                    && now.duration_since(c.since) >= FIRST_MSG_TIMEOUT
-                {
+                if matches!(c.role, Role::Pending) && now.duration_since(c.since) >= FIRST_MSG_TIMEOUT {
                     let why = if c.inbuf.is_empty() {
                         "sent nothing within 2 s".to_string()
                     } else {
-                        format!(
-                            "sent only {} bytes of its first message within 2 s",
-                            c.inbuf.len()
-                        )
+                        format!("sent only {} bytes of its first message within 2 s", c.inbuf.len())
                     };
                     stale.push((tok, why));
                 } else if let Some(p) = c.partial_since {
                     if c.worker().is_some() && now.duration_since(p) >= PARTIAL_MSG_TIMEOUT {
                         stale.push((
                             tok,
-                            format!(
-                                "stalled in the middle of a message for {} s",
-                                PARTIAL_MSG_TIMEOUT.as_secs()
-                            ),
+                            format!("stalled in the middle of a message for {} s", PARTIAL_MSG_TIMEOUT.as_secs()),
                         ));
                     }
                 }
@@ -2033,10 +1794,7 @@ impl Coord {
         }
         if let Some(t) = self.cfg.stale_timeout {
             if self.worker_count() == 0 && now.duration_since(self.no_workers_since) >= t {
-                log::info!(
-                    "quitting: no process connected for {} s (--stale-timeout)",
-                    t.as_secs()
-                );
+                log::info!("quitting: no process connected for {} s (--stale-timeout)", t.as_secs());
                 self.exit = Some(0);
                 return;
             }
@@ -2050,11 +1808,7 @@ impl Coord {
                         c.participants.len(),
                         String::from_utf8_lossy(&b.name)
                     ),
-                    None => format!(
-                        "; {} of {} images written",
-                        c.filenames.len(),
-                        c.participants.len()
-                    ),
+                    None => format!("; {} of {} images written", c.filenames.len(), c.participants.len()),
                 };
                 self.fail_ckpt(format!("no progress for {} s{at}", t.as_secs()));
             }
@@ -2071,9 +1825,7 @@ impl Coord {
         loop {
             match self.sigfd.read_signal() {
                 Ok(Some(info)) => {
-                    let name = Signal::try_from(info.ssi_signo as i32)
-                        .map(|s| s.as_str())
-                        .unwrap_or("a signal");
+                    let name = Signal::try_from(info.ssi_signo as i32).map(|s| s.as_str()).unwrap_or("a signal");
                     self.quit(&format!("received {name}"));
                 }
                 Ok(None) => return,
@@ -2177,18 +1929,12 @@ impl Coord {
             "l" | "t" | "list" => out = self.list_text(),
             "c" | "checkpoint" => {
                 if !self.start_ckpt(false, None) {
-                    out = format!(
-                        "cannot checkpoint: {}\n",
-                        self.not_running_reply(Cmd::Checkpoint).text
-                    );
+                    out = format!("cannot checkpoint: {}\n", self.not_running_reply(Cmd::Checkpoint).text);
                 }
             }
             "kc" | "ck" | "kcheckpoint" => {
                 if !self.start_ckpt(true, None) {
-                    out = format!(
-                        "cannot checkpoint: {}\n",
-                        self.not_running_reply(Cmd::KillAfterCkpt).text
-                    );
+                    out = format!("cannot checkpoint: {}\n", self.not_running_reply(Cmd::KillAfterCkpt).text);
                 }
             }
             "k" | "kill" => {
@@ -2260,9 +2006,7 @@ impl Coord {
             if left.is_zero() {
                 break;
             }
-            if conn.stream.set_nonblocking(false).is_ok()
-                && conn.stream.set_write_timeout(Some(left)).is_ok()
-            {
+            if conn.stream.set_nonblocking(false).is_ok() && conn.stream.set_write_timeout(Some(left)).is_ok() {
                 let _ = conn.stream.write_all(&conn.out[conn.out_pos..]);
             }
         }

@@ -46,15 +46,14 @@ pub fn elf_arch(path: &Path) -> Result<(Arch, bool), String> {
 /// Classifies a program: an ELF file directly, a `#!` script by its interpreter.
 pub fn program_info(path: &Path) -> Result<ProgramInfo, String> {
     let mut head = [0u8; 256];
-    let n = fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let n = fs::File::open(path).and_then(|mut f| f.read(&mut head)).map_err(|e| format!("{}: {e}", path.display()))?;
     if n >= 2 && &head[..2] == b"#!" {
         let line = head[2..n].split(|&c| c == b'\n').next().unwrap_or(&[]);
         let line = String::from_utf8_lossy(line);
-        let interp = line.split_whitespace().next().ok_or_else(|| {
-            format!("{}: script with an empty #! line", path.display())
-        })?;
+        let interp = line
+            .split_whitespace()
+            .next()
+            .ok_or_else(|| format!("{}: script with an empty #! line", path.display()))?;
         let interp = PathBuf::from(interp);
         let (arch, is_static) = elf_arch(&interp)?;
         return Ok(ProgramInfo { arch, is_static, interpreter: Some(interp) });
@@ -70,12 +69,7 @@ fn default_symbol(elf: &Elf<'_>, name: &str) -> Option<u64> {
         if sym.st_value == 0 || sym.st_shndx == 0 || elf.dynstrtab.get_at(sym.st_name) != Some(name) {
             continue;
         }
-        let hidden = elf
-            .versym
-            .as_ref()
-            .and_then(|v| v.get_at(i))
-            .map(|v| v.is_hidden())
-            .unwrap_or(false);
+        let hidden = elf.versym.as_ref().and_then(|v| v.get_at(i)).map(|v| v.is_hidden()).unwrap_or(false);
         if !hidden {
             return Some(sym.st_value);
         }

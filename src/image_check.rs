@@ -303,9 +303,7 @@ impl Validator {
     fn finish_inner(self, zero_ok: bool) -> Result<(Summary, u64), Problem> {
         let where_ = match self.state {
             State::Header if self.pos == 0 => return Err(Problem::NotAnImage("empty file")),
-            State::Header if self.rec.len() < image::IMAGE_MAGIC.len() => {
-                return Err(not_image_reason(&self.rec))
-            }
+            State::Header if self.rec.len() < image::IMAGE_MAGIC.len() => return Err(not_image_reason(&self.rec)),
             State::Header => "it ends inside the header",
             State::Areas { .. } => "it ends inside the area table",
             State::Skip { .. } => "it ends inside the thread table",
@@ -317,8 +315,8 @@ impl Validator {
         if self.state != State::Done {
             return Err(Problem::Truncated(format!("{where_}, after {} bytes", self.pos)));
         }
-        let (len, sum) = image::parse_trailer(&self.trailer)
-            .ok_or_else(|| Problem::Corrupt("bad trailer magic".into()))?;
+        let (len, sum) =
+            image::parse_trailer(&self.trailer).ok_or_else(|| Problem::Corrupt("bad trailer magic".into()))?;
         let before = self.pos - image::TRAILER_SIZE as u64;
         if len != before {
             return Err(Problem::Corrupt(format!("the trailer says {len} bytes, the image has {before}")));
@@ -452,7 +450,8 @@ pub fn check_file(path: &Path) -> Result<CheckedImage, Problem> {
                 Err(e) => return Err(Problem::Corrupt(format!("bad compressed data: {e}"))),
             };
             v.feed(&buf[..n])?;
-            out.write_all(&buf[..n]).map_err(|e| Problem::Io(format!("cannot hold the decompressed image in memory: {e}")))?;
+            out.write_all(&buf[..n])
+                .map_err(|e| Problem::Io(format!("cannot hold the decompressed image in memory: {e}")))?;
         }
         let summary = v.finish()?;
         out.seek(SeekFrom::Start(0)).map_err(|e| Problem::Io(format!("seek: {e}")))?;

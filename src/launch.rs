@@ -15,12 +15,12 @@
 use crate::cli::{self, EXIT_FAILURE, EXIT_USAGE};
 use crate::client;
 use crate::dlsym;
+use crate::ns;
 use crate::payloads::{self, Arch};
 use crate::shared_area;
 use argh::FromArgs;
 use dmtcp_proto::env as ev;
 use dmtcp_proto::{Cmd, Kind, Msg};
-use crate::ns;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -167,7 +167,11 @@ fn run(a: LaunchArgs) -> Result<Never, Fail> {
     }
 
     let (host, port) = client::coord_address(a.coord_host.as_deref(), a.coord_port).map_err(usage_err)?;
-    let ckptdir = match a.ckptdir.clone().or_else(|| std::env::var_os(ev::CHECKPOINT_DIR).filter(|v| !v.is_empty()).map(PathBuf::from)) {
+    let ckptdir = match a
+        .ckptdir
+        .clone()
+        .or_else(|| std::env::var_os(ev::CHECKPOINT_DIR).filter(|v| !v.is_empty()).map(PathBuf::from))
+    {
         Some(d) => absolute(&d),
         None => std::env::current_dir().map_err(|e| fail(format!("current folder: {e}")))?,
     };
@@ -292,8 +296,10 @@ fn run_in_namespace(path: &Path, program: &str, args: &[String], env: &EnvBuilde
         c_argv.push(CString::new(a.as_str()).map_err(|_| fail("argument contains a NUL byte"))?);
     }
     let c_env = env.to_cstrings();
-    let argv: Vec<*const libc::c_char> = c_argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Vec<*const libc::c_char> = c_env.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let argv: Vec<*const libc::c_char> =
+        c_argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> =
+        c_env.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let (status_r, status_w) = ns::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
     // X keeps `lifeline_w` until it exits; C watches the other end (see ns::die_with_parent).
     let (lifeline_r, lifeline_w) = ns::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
@@ -466,7 +472,13 @@ fn is_local(host: &str) -> bool {
 }
 
 /// Returns the port of the coordinator the program will join, starting one if the mode says so.
-pub(crate) fn coordinator(mode: Mode, host: &str, port: u16, interval: Option<u32>, ckptdir: &Path) -> Result<u16, Fail> {
+pub(crate) fn coordinator(
+    mode: Mode,
+    host: &str,
+    port: u16,
+    interval: Option<u32>,
+    ckptdir: &Path,
+) -> Result<u16, Fail> {
     if mode != Mode::New && port != 0 {
         match probe(host, port) {
             Probe::Coordinator => return Ok(port),

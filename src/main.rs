@@ -31,8 +31,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] =
-        [Role::Launch, Role::Coordinator, Role::Command, Role::Restart, Role::SelfInstall];
+    pub const ALL: [Role; 5] = [Role::Launch, Role::Coordinator, Role::Command, Role::Restart, Role::SelfInstall];
 
     /// The program name users know the role by (the name of its symlink).
     pub fn program(self) -> &'static str {

@@ -90,16 +90,21 @@ pub fn unshare_all(ids: Ids) -> Result<(), NsError> {
     if r != 0 {
         return Err(NsError::Unshare(Errno::last()));
     }
-    let write = |file: &str, text: String| {
-        std::fs::write(file, text).map_err(|e| NsError::Maps(format!("{file}: {e}")))
-    };
+    let write =
+        |file: &str, text: String| std::fs::write(file, text).map_err(|e| NsError::Maps(format!("{file}: {e}")));
     write("/proc/self/setgroups", "deny".into())?;
     write("/proc/self/uid_map", format!("{} {} 1\n", ids.uid, ids.uid))?;
     write("/proc/self/gid_map", format!("{} {} 1\n", ids.gid, ids.gid))?;
     // Our mounts (the /proc below) must not propagate back to the user's namespace.
     // SAFETY: mount(2) with a constant path and NULL source, type and data (a propagation change).
     let r = unsafe {
-        libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null())
+        libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
     };
     if r != 0 {
         return Err(NsError::Unshare(Errno::last()));
@@ -244,9 +249,7 @@ pub mod record {
     pub fn parse(bytes: &[u8]) -> Vec<(u32, i32)> {
         bytes
             .chunks_exact(8)
-            .map(|c| {
-                (u32::from_le_bytes([c[0], c[1], c[2], c[3]]), i32::from_le_bytes([c[4], c[5], c[6], c[7]]))
-            })
+            .map(|c| (u32::from_le_bytes([c[0], c[1], c[2], c[3]]), i32::from_le_bytes([c[4], c[5], c[6], c[7]])))
             .collect()
     }
 }

@@ -88,7 +88,12 @@ struct RestartArgs {
 const PROGRAM: &str = "dmtcp_restart";
 
 pub fn main(args: &[String]) -> i32 {
-    let args = cli::normalize(args, &['p', 'h', 'c', 'r', 'i'], &["--coord-host", "--coord-port", "--ckptdir", "--restartdir", "--interval"], false);
+    let args = cli::normalize(
+        args,
+        &['p', 'h', 'c', 'r', 'i'],
+        &["--coord-host", "--coord-port", "--ckptdir", "--restartdir", "--interval"],
+        false,
+    );
     let a: RestartArgs = match cli::parse(PROGRAM, &args) {
         Ok(a) => a,
         Err(code) => return code,
@@ -141,7 +146,9 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         let mut found: Vec<PathBuf> = rd
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt_") && n.ends_with(".dmtcp")))
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt_") && n.ends_with(".dmtcp"))
+            })
             .collect();
         found.sort();
         paths.extend(found);
@@ -190,7 +197,8 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         .clone()
         .or_else(|| std::env::var_os(ev::CHECKPOINT_DIR).filter(|v| !v.is_empty()).map(PathBuf::from))
         .map(|d| launch::absolute(&d));
-    let image_dir = |p: &Path| launch::absolute(p).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let image_dir =
+        |p: &Path| launch::absolute(p).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     let coord_dir = ckptdir_arg.clone().unwrap_or_else(|| image_dir(&paths[0]));
     let port = launch::coordinator(mode, &host, port, None, &coord_dir)?;
     let (shared, off64, off32) = launch::write_shared_area(&tree, &host, port, &coord_dir)?;
@@ -215,7 +223,8 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         hello.push(0);
         hello.extend_from_slice(img.progname().as_bytes());
         hello.push(0);
-        let restorer = CString::new(restorer.as_os_str().as_bytes()).map_err(|_| launch::fail("restorer path contains a NUL byte"))?;
+        let restorer = CString::new(restorer.as_os_str().as_bytes())
+            .map_err(|_| launch::fail("restorer path contains a NUL byte"))?;
         targets.push(Target { img, info: info.into_bytes(), restorer, hello });
     }
 
@@ -234,7 +243,15 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
     };
     // X keeps `lifeline_w` until it exits; P and C watch the other end (ns::die_with_parent).
     let (lifeline_r, lifeline_w) = ns::pipe().map_err(|e| launch::fail(format!("pipe: {e}")))?;
-    let ctx = Ctx { targets: &targets, host: &host, port, use_ns, lifeline: lifeline_r.as_raw_fd(), lifeline_w: lifeline_w.as_raw_fd(), interval: a.interval.unwrap_or(dmtcp_proto::INTERVAL_UNCHANGED) };
+    let ctx = Ctx {
+        targets: &targets,
+        host: &host,
+        port,
+        use_ns,
+        lifeline: lifeline_r.as_raw_fd(),
+        lifeline_w: lifeline_w.as_raw_fd(),
+        interval: a.interval.unwrap_or(dmtcp_proto::INTERVAL_UNCHANGED),
+    };
     let root_group = groups.iter().position(|g| g.members.iter().any(|&i| targets[i].img.is_root())).unwrap_or(0);
 
     let old_mask = ns::block_signals();
@@ -275,7 +292,9 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
             let mut victims = Vec::new();
             for (j, rec) in records.iter().enumerate() {
                 if j != i && exits[j].is_none() {
-                    victims.extend(ns::record::parse(rec).iter().filter(|&&(t, _)| t == ns::record::INIT_PID).map(|&(_, v)| v));
+                    victims.extend(
+                        ns::record::parse(rec).iter().filter(|&&(t, _)| t == ns::record::INIT_PID).map(|&(_, v)| v),
+                    );
                     victims.push(pids[j]);
                 }
             }
@@ -400,12 +419,8 @@ fn group_main(ctx: &Ctx<'_>, g: &Group, ids: ns::Ids, old_mask: &libc::sigset_t,
 /// C: creates the group's processes, then reaps and forwards until the root is gone.
 fn init_main(ctx: &Ctx<'_>, g: &Group, old_mask: &libc::sigset_t, wfd: RawFd) -> ! {
     let pids: Vec<i32> = g.members.iter().map(|&i| ctx.targets[i].img.pid()).collect();
-    let tops: Vec<usize> = g
-        .members
-        .iter()
-        .copied()
-        .filter(|&i| !pids.contains(&ctx.targets[i].img.parent_pid()))
-        .collect();
+    let tops: Vec<usize> =
+        g.members.iter().copied().filter(|&i| !pids.contains(&ctx.targets[i].img.parent_pid())).collect();
     let mut root_pid = 0;
     if let Err(msg) = make_pipes(ctx, g) {
         eprintln!("{PROGRAM}: {msg}");
@@ -461,7 +476,8 @@ fn spawn(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t, wfd: Raw
     let name = t.img.path.display().to_string();
     let (r, w) = ns::pipe().map_err(|e| format!("{name}: pipe: {e}"))?;
     let pid = if ctx.use_ns {
-        ns::fork_with_pid(t.img.pid()).map_err(|e| format!("{name}: cannot create process {}: {}", t.img.pid(), e.desc()))?
+        ns::fork_with_pid(t.img.pid())
+            .map_err(|e| format!("{name}: cannot create process {}: {}", t.img.pid(), e.desc()))?
     } else {
         // SAFETY: fork in a single-threaded process; the child ends in exec or _exit.
         match unsafe { libc::fork() } {
@@ -492,7 +508,14 @@ fn spawn(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t, wfd: Raw
 
 /// In the new process: children first, then the coordinator, the fds, the capability and the
 /// restorer. Returns only on failure, with the message for the creator.
-fn become_restored(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t, wfd: RawFd, confirm: &mut RawFd) -> String {
+fn become_restored(
+    ctx: &Ctx<'_>,
+    g: &Group,
+    i: usize,
+    old_mask: &libc::sigset_t,
+    wfd: RawFd,
+    confirm: &mut RawFd,
+) -> String {
     let t = &ctx.targets[i];
     let name = t.img.path.display().to_string();
     let me = t.img.pid();
@@ -505,7 +528,8 @@ fn become_restored(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t
         }
     }
     // Leaders of sessions and process groups first, so that their members can join them.
-    let mut kids: Vec<usize> = g.members.iter().copied().filter(|&c| c != i && ctx.targets[c].img.parent_pid() == me).collect();
+    let mut kids: Vec<usize> =
+        g.members.iter().copied().filter(|&c| c != i && ctx.targets[c].img.parent_pid() == me).collect();
     kids.sort_by_key(|&c| {
         let img = &ctx.targets[c].img;
         (img.sid() != img.pid(), img.pgid() != img.pid())
@@ -522,7 +546,8 @@ fn become_restored(ctx: &Ctx<'_>, g: &Group, i: usize, old_mask: &libc::sigset_t
     ns::restore_mask(old_mask);
     let argv0 = c"mtcp_restart";
     let fd_arg = CString::new(IMAGE_FD.to_string()).expect("digits");
-    let argv = [argv0.as_ptr(), c"--fd".as_ptr(), fd_arg.as_ptr(), c"--stderr-fd".as_ptr(), c"2".as_ptr(), std::ptr::null()];
+    let argv =
+        [argv0.as_ptr(), c"--fd".as_ptr(), fd_arg.as_ptr(), c"--stderr-fd".as_ptr(), c"2".as_ptr(), std::ptr::null()];
     // SAFETY: execv with NUL-terminated strings and a NULL-terminated array that outlive it;
     // the environment is ours (the restorer restores the program's own).
     unsafe { libc::execv(t.restorer.as_ptr(), argv.as_ptr()) };
@@ -546,7 +571,10 @@ fn join_group_and_session(ctx: &Ctx<'_>, g: &Group, i: usize) -> Result<(), Stri
         }
         let known = g.members.iter().any(|&m| ctx.targets[m].img.pid() == pgid);
         if pgid != me && pgid > 1 && known && libc::getpgid(0) != pgid && libc::setpgid(0, pgid) < 0 {
-            return Err(format!("cannot join process group {pgid} again (setpgid: {})", std::io::Error::last_os_error()));
+            return Err(format!(
+                "cannot join process group {pgid} again (setpgid: {})",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     Ok(())
@@ -572,7 +600,9 @@ fn prepare(ctx: &Ctx<'_>, g: &Group, t: &Target, confirm: &mut RawFd) -> Result<
     let why = String::from_utf8_lossy(&extra).trim_end_matches('\0').to_string();
     match reply.kind {
         Kind::Accept => {}
-        Kind::RejectNotRestarting => return Err(format!("the coordinator at {}:{} refuses the restart: {why}", ctx.host, ctx.port)),
+        Kind::RejectNotRestarting => {
+            return Err(format!("the coordinator at {}:{} refuses the restart: {why}", ctx.host, ctx.port))
+        }
         Kind::RejectWrongComp => {
             return Err(format!("the coordinator at {}:{} serves another computation: {why}", ctx.host, ctx.port))
         }
@@ -586,7 +616,9 @@ fn prepare(ctx: &Ctx<'_>, g: &Group, t: &Target, confirm: &mut RawFd) -> Result<
     let image_fd = t.img.stream.as_raw_fd();
     // SAFETY: lseek on the image fd we own (the stream is read from its start).
     unsafe { libc::lseek(image_fd, 0, libc::SEEK_SET) };
-    for (from, to) in [(s.as_raw_fd(), dmtcp_proto::COORD_FD), (f.as_raw_fd(), ev::RESTART_INFO_FD), (image_fd, IMAGE_FD)] {
+    for (from, to) in
+        [(s.as_raw_fd(), dmtcp_proto::COORD_FD), (f.as_raw_fd(), ev::RESTART_INFO_FD), (image_fd, IMAGE_FD)]
+    {
         // SAFETY: dup2 between fds we own; the targets are free or ours, and dup2 clears CLOEXEC.
         if unsafe { libc::dup2(from, to) } < 0 {
             return Err(format!("dup2 to fd {to}: {}", std::io::Error::last_os_error()));
@@ -657,7 +689,11 @@ fn place_pipes(g: &Group, t: &Target, confirm: &mut RawFd) -> Result<Vec<RawFd>,
             continue;
         };
         if reserved.contains(&e.fd) || e.fd < 0 {
-            eprintln!("{PROGRAM}: warning: {}: pipe at fd {} collides with dmtcp's own fds; not restored", t.img.path.display(), e.fd);
+            eprintln!(
+                "{PROGRAM}: warning: {}: pipe at fd {} collides with dmtcp's own fds; not restored",
+                t.img.path.display(),
+                e.fd
+            );
             continue;
         }
         wanted.push((e.fd, if e.end == dmtcp_proto::image::FD_READ { r } else { w }));
@@ -724,7 +760,13 @@ fn raise_checkpoint_restore() -> Result<(), String> {
                 d[w].inheritable |= bit;
                 h = Header { version: V3, pid: 0 };
                 libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) == 0
-                    && libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, CAP_CHECKPOINT_RESTORE as libc::c_ulong, 0, 0) == 0
+                    && libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE,
+                        CAP_CHECKPOINT_RESTORE as libc::c_ulong,
+                        0,
+                        0,
+                    ) == 0
             }
         }
     };

@@ -62,7 +62,12 @@ impl Cycle {
             let t = stdout(&out);
             t.contains(&format!("NUM_PEERS={peers}")) && t.contains("RUNNING=yes")
         });
-        assert!(ok, "computation not running with {peers} peers:\n{}\n{}", stdout(&self.coord.command(&["--status"])), self.diagnostics());
+        assert!(
+            ok,
+            "computation not running with {peers} peers:\n{}\n{}",
+            stdout(&self.coord.command(&["--status"])),
+            self.diagnostics()
+        );
     }
 
     pub fn diagnostics(&self) -> String {
@@ -107,14 +112,20 @@ impl Cycle {
         assert!(out.status.success(), "{}", stderr(&out));
         let mut child = self.child.take().unwrap();
         let pid = child.id() as i32;
-        assert!(wait_until(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_)))), "pid {pid} did not exit after --kill");
+        assert!(
+            wait_until(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_)))),
+            "pid {pid} did not exit after --kill"
+        );
         assert!(wait_until(Duration::from_secs(10), || self.coord.peers() == 0));
     }
 
     /// Waits for the launcher or restarter to exit after the computation ended by itself.
     pub fn reap(&mut self) {
         let mut child = self.child.take().unwrap();
-        assert!(wait_until(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_)))), "the computation did not end");
+        assert!(
+            wait_until(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_)))),
+            "the computation did not end"
+        );
     }
 
     /// Restarts from the current images.
@@ -175,7 +186,9 @@ pub fn result_line(out: &str) -> String {
 /// The program's RESULT in an uninterrupted run under dmtcp_launch (a launched program runs
 /// in a private user namespace, where even root's capability sets read differently).
 pub fn uninterrupted(program: &Path, args: &[&str], dir: &Path) -> String {
-    let out = run_ok(role("launch").args(["--new-coordinator", "--coord-port", "0", "-q"]).arg(program).args(args).current_dir(dir));
+    let out = run_ok(
+        role("launch").args(["--new-coordinator", "--coord-port", "0", "-q"]).arg(program).args(args).current_dir(dir),
+    );
     result_line(&stdout(&out))
 }
 
@@ -194,7 +207,10 @@ pub fn cycles(program: &Path, args: &[&str], cycles: usize, settle: Duration, ex
         cy.restart(1);
     }
     let last = cy.finish();
-    assert!(!last.starts_with("step 1\n") && !last.starts_with("tick 0\n") && !last.starts_with("slept 0\n"), "the restarted run began from the start:\n{last}");
+    assert!(
+        !last.starts_with("step 1\n") && !last.starts_with("tick 0\n") && !last.starts_with("slept 0\n"),
+        "the restarted run began from the start:\n{last}"
+    );
     assert_eq!(result_line(&last), reference, "\n{}", cy.diagnostics());
 }
 
@@ -290,7 +306,11 @@ fn kcheckpoint_writes_images_then_ends_the_computation() {
     std::thread::sleep(Duration::from_millis(600));
     let out = cy.coord.command(&["--kcheckpoint"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(wait_until(Duration::from_secs(20), || cy.coord.peers() == 0 && cy.images().len() == 1), "{}", cy.diagnostics());
+    assert!(
+        wait_until(Duration::from_secs(20), || cy.coord.peers() == 0 && cy.images().len() == 1),
+        "{}",
+        cy.diagnostics()
+    );
     cy.reap();
     cy.restart(1);
     assert_eq!(result_line(&cy.finish()), reference);
@@ -300,6 +320,10 @@ fn kcheckpoint_writes_images_then_ends_the_computation() {
 fn launch_interval_checkpoints_by_itself() {
     let p = c_program("ckpt_single", false);
     let mut cy = Cycle::launch(&p, &["30", "data.bin", "8"], &["--interval", "1"]);
-    assert!(wait_until(Duration::from_secs(6), || cy.images().len() == 1), "no interval checkpoint\n{}", cy.diagnostics());
+    assert!(
+        wait_until(Duration::from_secs(6), || cy.images().len() == 1),
+        "no interval checkpoint\n{}",
+        cy.diagnostics()
+    );
     let _ = cy.finish();
 }

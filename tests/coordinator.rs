@@ -26,34 +26,16 @@ impl Coord {
         let dir = TempDir::new("coordinator");
         let port_file = dir.join("port");
         let mut cmd = role("coordinator");
-        cmd.args(["--coord-port", "0", "--port-file"])
-            .arg(&port_file)
-            .arg("--ckptdir")
-            .arg(dir.path());
-        cmd.args(extra)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        cmd.args(["--coord-port", "0", "--port-file"]).arg(&port_file).arg("--ckptdir").arg(dir.path());
+        cmd.args(extra).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn the coordinator");
         let mut port = 0;
         let ok = wait_until(Duration::from_secs(10), || {
-            port = std::fs::read_to_string(&port_file)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0);
+            port = std::fs::read_to_string(&port_file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
             port != 0 || matches!(child.try_wait(), Ok(Some(_)))
         });
-        assert!(
-            ok && port != 0,
-            "the coordinator did not write its port file ({:?})",
-            child.try_wait()
-        );
-        Coord {
-            child,
-            port,
-            port_file,
-            dir,
-        }
+        assert!(ok && port != 0, "the coordinator did not write its port file ({:?})", child.try_wait());
+        Coord { child, port, port_file, dir }
     }
 
     fn pid(&self) -> u32 {
@@ -79,11 +61,7 @@ impl Coord {
     fn peers(&self) -> usize {
         let s = self.status();
         s.lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("NUM_PEERS=")
-                    .map(|v| v.trim().parse().unwrap())
-            })
+            .find_map(|l| l.trim().strip_prefix("NUM_PEERS=").map(|v| v.trim().parse().unwrap()))
             .unwrap_or_else(|| panic!("no NUM_PEERS in {s}"))
     }
 
@@ -159,9 +137,7 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
             Ok(0) => return true,
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return false
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return false,
             Err(e) => panic!("read: {e}"),
         }
     }
@@ -177,13 +153,8 @@ impl Fake {
             m.interval = interval;
         }
         send(&mut s, &m, format!("fakehost\0{prog}\0").as_bytes());
-        let (accept, _) =
-            recv_within(&mut s, Duration::from_secs(10)).expect("an answer to NewWorker");
-        assert_eq!(
-            accept.kind,
-            Kind::Accept,
-            "NewWorker of {prog} refused: {accept:?}"
-        );
+        let (accept, _) = recv_within(&mut s, Duration::from_secs(10)).expect("an answer to NewWorker");
+        assert_eq!(accept.kind, Kind::Accept, "NewWorker of {prog} refused: {accept:?}");
         Fake { s, accept }
     }
 
@@ -223,12 +194,7 @@ impl Fake {
 
 fn threads_of(pid: u32) -> usize {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| {
-            l.strip_prefix("Threads:")
-                .map(|v| v.trim().parse().unwrap())
-        })
-        .unwrap()
+    s.lines().find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().unwrap())).unwrap()
 }
 
 /// User + system CPU time of `pid`, in clock ticks.
@@ -255,12 +221,7 @@ fn wait_output(child: Child, limit: Duration) -> Output {
 }
 
 fn spawn_command(c: &Coord, args: &[&str]) -> Child {
-    c.command_cmd(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    c.command_cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 #[test]
@@ -269,19 +230,11 @@ fn empty_coordinator_status_list_and_json_show_no_peers_not_running() {
     let s = c.status();
     assert!(s.contains("Coordinator:\n  Host: 127.0.0.1\n"), "{s}");
     assert!(s.contains(&format!("  Port: {}\n", c.port)), "{s}");
-    assert!(
-        s.contains(
-            "Status...\n  NUM_PEERS=0\n  RUNNING=no\n  CKPT_INTERVAL=0 (checkpoint manually)"
-        ),
-        "{s}"
-    );
+    assert!(s.contains("Status...\n  NUM_PEERS=0\n  RUNNING=no\n  CKPT_INTERVAL=0 (checkpoint manually)"), "{s}");
     for words in [&["--list"][..], &["l"], &["-l"]] {
         let out = c.command(words);
         assert!(out.status.success(), "{words:?}: {}", stderr(&out));
-        assert_eq!(
-            stdout(&out),
-            "Client List:\n#, PROG[virtPID:realPID]@HOST, DMTCP-UNIQUEPID, STATE\n"
-        );
+        assert_eq!(stdout(&out), "Client List:\n#, PROG[virtPID:realPID]@HOST, DMTCP-UNIQUEPID, STATE\n");
     }
     let out = c.command(&["--json", "s"]);
     assert!(out.status.success());
@@ -298,11 +251,7 @@ fn empty_coordinator_status_list_and_json_show_no_peers_not_running() {
     ] {
         assert!(j.contains(field), "{field} missing in {j}");
     }
-    assert_eq!(
-        j.trim().lines().count(),
-        1,
-        "one JSON object on one line: {j}"
-    );
+    assert_eq!(j.trim().lines().count(), 1, "one JSON object on one line: {j}");
 }
 
 #[test]
@@ -315,26 +264,17 @@ fn worker_registers_is_counted_listed_with_program_and_pid_and_gets_distinct_vpi
     assert_ne!(a.accept.comp_id, 0);
     assert_eq!(a.accept.comp_id, b.accept.comp_id, "one computation");
     let s = c.status();
-    assert!(
-        s.contains("NUM_PEERS=2") && s.contains("RUNNING=yes"),
-        "{s}"
-    );
+    assert!(s.contains("NUM_PEERS=2") && s.contains("RUNNING=yes"), "{s}");
     let l = stdout(&c.command(&["--list"]));
     assert!(l.contains("1, fakeprog[40000:4242]@fakehost, "), "{l}");
     assert!(l.contains("2, other\"prog[41000:4343]@fakehost, "), "{l}");
     assert!(l.lines().nth(2).unwrap().ends_with(", RUNNING"), "{l}");
     let j = stdout(&c.command(&["--json", "--list"]));
     assert!(j.contains("\"command\":\"DMT_LIST\""), "{j}");
-    assert!(
-        j.contains("\\n1, fakeprog[40000:4242]@fakehost, "),
-        "newlines escaped: {j}"
-    );
+    assert!(j.contains("\\n1, fakeprog[40000:4242]@fakehost, "), "newlines escaped: {j}");
     assert!(j.contains("other\\\"prog[41000"), "quotes escaped: {j}");
     drop(a);
-    assert!(
-        wait_until(Duration::from_secs(5), || c.peers() == 1),
-        "a disconnected worker is forgotten"
-    );
+    assert!(wait_until(Duration::from_secs(5), || c.peers() == 1), "a disconnected worker is forgotten");
 }
 
 #[test]
@@ -342,10 +282,7 @@ fn update_after_exec_renames_the_worker() {
     let c = Coord::start(&[]);
     let mut w = c.worker("before", 77);
     w.send(Kind::UpdateAfterExec, WorkerState::Running, "", b"after\0");
-    assert!(wait_until(Duration::from_secs(5), || stdout(
-        &c.command(&["-l"])
-    )
-    .contains("after[40000:77]@fakehost")));
+    assert!(wait_until(Duration::from_secs(5), || stdout(&c.command(&["-l"])).contains("after[40000:77]@fakehost")));
 }
 
 #[test]
@@ -389,9 +326,7 @@ fn malformed_and_stalled_connections_are_dropped_while_others_are_served() {
     oversized.write_all(&hdr).unwrap();
 
     let mut short = connect(c.port);
-    short
-        .write_all(&Msg::new(Kind::NewWorker).encode()[..50])
-        .unwrap();
+    short.write_all(&Msg::new(Kind::NewWorker).encode()[..50]).unwrap();
 
     let mut silent = connect(c.port);
 
@@ -405,11 +340,7 @@ fn malformed_and_stalled_connections_are_dropped_while_others_are_served() {
     // Everyone else is served meanwhile.
     let t = Instant::now();
     assert_eq!(c.peers(), 1);
-    assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "status took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(2), "status took {:?}", t.elapsed());
 
     for (name, s) in [
         ("garbage", &mut garbage),
@@ -420,10 +351,7 @@ fn malformed_and_stalled_connections_are_dropped_while_others_are_served() {
         ("short message", &mut short),
         ("silent", &mut silent),
     ] {
-        assert!(
-            closed_within(s, Duration::from_secs(5)),
-            "{name} connection was not dropped"
-        );
+        assert!(closed_within(s, Duration::from_secs(5)), "{name} connection was not dropped");
     }
     assert_eq!(c.peers(), 1);
     assert!(c.child.id() > 0 && threads_of(c.pid()) == 1);
@@ -432,9 +360,7 @@ fn malformed_and_stalled_connections_are_dropped_while_others_are_served() {
 #[test]
 fn three_hundred_idle_workers_on_one_thread() {
     let c = Coord::start(&[]);
-    let workers: Vec<Fake> = (0..300)
-        .map(|i| c.worker(&format!("idle{i}"), 1000 + i))
-        .collect();
+    let workers: Vec<Fake> = (0..300).map(|i| c.worker(&format!("idle{i}"), 1000 + i)).collect();
     let mut vpids: Vec<i32> = workers.iter().map(|w| w.accept.vpid).collect();
     vpids.sort_unstable();
     vpids.dedup();
@@ -488,62 +414,29 @@ fn blocking_checkpoint_of_two_workers_walks_barriers_and_writes_restart_script()
     }
     let img_a = c.dir.join("ckpt_alpha_1.dmtcp");
     let img_b = c.dir.join("ckpt beta's_2.dmtcp"); // needs quoting in the script
-    a.send(
-        Kind::CkptFilename,
-        WorkerState::Checkpointed,
-        "",
-        format!("{}\0", img_a.display()).as_bytes(),
-    );
-    b.send(
-        Kind::CkptFilename,
-        WorkerState::Checkpointed,
-        "",
-        format!("{}\0", img_b.display()).as_bytes(),
-    );
+    a.send(Kind::CkptFilename, WorkerState::Checkpointed, "", format!("{}\0", img_a.display()).as_bytes());
+    b.send(Kind::CkptFilename, WorkerState::Checkpointed, "", format!("{}\0", img_b.display()).as_bytes());
 
     let out = wait_output(bc, Duration::from_secs(10));
-    assert!(
-        out.status.success(),
-        "--bcheckpoint failed: {}",
-        stderr(&out)
-    );
+    assert!(out.status.success(), "--bcheckpoint failed: {}", stderr(&out));
     let script = c.dir.join("dmtcp_restart_script.sh");
     let text = std::fs::read_to_string(&script).expect("restart script written");
     use std::os::unix::fs::PermissionsExt;
-    assert_ne!(
-        std::fs::metadata(&script).unwrap().permissions().mode() & 0o100,
-        0,
-        "executable"
-    );
+    assert_ne!(std::fs::metadata(&script).unwrap().permissions().mode() & 0o100, 0, "executable");
     assert!(text.starts_with("#!/bin/bash\n"), "{text}");
-    assert!(
-        text.contains("dmtcp_restart") || text.contains(" restart "),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("coord_port=${{DMTCP_COORD_PORT:-{}}}", c.port)),
-        "{text}"
-    );
+    assert!(text.contains("dmtcp_restart") || text.contains(" restart "), "{text}");
+    assert!(text.contains(&format!("coord_port=${{DMTCP_COORD_PORT:-{}}}", c.port)), "{text}");
     assert!(text.contains(&format!("'{}'", img_a.display())), "{text}");
     assert!(text.contains("beta'\\''s_2.dmtcp'"), "{text}");
-    let syntax = Command::new("bash")
-        .arg("-n")
-        .arg(&script)
-        .status()
-        .unwrap();
+    let syntax = Command::new("bash").arg("-n").arg(&script).status().unwrap();
     assert!(syntax.success(), "bash -n {}", script.display());
 
     // The workers resume; then the computation runs again and can be checkpointed again.
     let s = c.status();
-    assert!(
-        s.contains("RUNNING=no"),
-        "not running before the workers resume: {s}"
-    );
+    assert!(s.contains("RUNNING=no"), "not running before the workers resume: {s}");
     a.send(Kind::WorkerResuming, WorkerState::Running, "", &[]);
     b.send(Kind::WorkerResuming, WorkerState::Running, "", &[]);
-    assert!(wait_until(Duration::from_secs(5), || c
-        .status()
-        .contains("RUNNING=yes")));
+    assert!(wait_until(Duration::from_secs(5), || c.status().contains("RUNNING=yes")));
     let out = c.command(&["--json", "-c"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("\"num_peers\":2"), "{}", stdout(&out));
@@ -562,12 +455,7 @@ fn worker_leaving_during_checkpoint_no_longer_holds_the_barrier() {
     a.expect_nothing(Duration::from_millis(100));
     drop(b);
     assert_eq!(a.expect_release("DMT:SUSPEND").num_peers, 1);
-    a.send(
-        Kind::CkptFilename,
-        WorkerState::Checkpointed,
-        "",
-        b"/tmp/only.dmtcp\0",
-    );
+    a.send(Kind::CkptFilename, WorkerState::Checkpointed, "", b"/tmp/only.dmtcp\0");
     let out = wait_output(bc, Duration::from_secs(10));
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(c.dir.join("dmtcp_restart_script.sh")).unwrap();
@@ -582,19 +470,10 @@ fn ckpt_failed_makes_bcheckpoint_fail_with_the_reason_and_computation_runs_on() 
     w.expect(Kind::DoCheckpoint);
     w.barrier("DMT:SUSPEND", WorkerState::Presuspend);
     w.expect_release("DMT:SUSPEND");
-    w.send(
-        Kind::CkptFailed,
-        WorkerState::Running,
-        "",
-        b"disk full (test)\0",
-    );
+    w.send(Kind::CkptFailed, WorkerState::Running, "", b"disk full (test)\0");
     let out = wait_output(bc, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("disk full (test)"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("disk full (test)"), "{}", stderr(&out));
     assert!(!c.dir.join("dmtcp_restart_script.sh").exists());
 
     // JSON carries the status and reason too.
@@ -604,15 +483,10 @@ fn ckpt_failed_makes_bcheckpoint_fail_with_the_reason_and_computation_runs_on() 
     let out = wait_output(bc, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2));
     let j = stdout(&out);
-    assert!(
-        j.contains("\"command_status\":\"DMT_COORD_CKPT_FAILED\"") && j.contains("again"),
-        "{j}"
-    );
+    assert!(j.contains("\"command_status\":\"DMT_COORD_CKPT_FAILED\"") && j.contains("again"), "{j}");
 
     w.send(Kind::WorkerResuming, WorkerState::Running, "", &[]);
-    assert!(wait_until(Duration::from_secs(5), || c
-        .status()
-        .contains("RUNNING=yes")));
+    assert!(wait_until(Duration::from_secs(5), || c.status().contains("RUNNING=yes")));
 }
 
 #[test]
@@ -645,10 +519,7 @@ fn checkpoint_with_no_workers_is_not_running() {
         assert!(stderr(&out).contains("no process"), "{}", stderr(&out));
     }
     let j = stdout(&c.command(&["--json", "c"]));
-    assert!(
-        j.contains("\"command_status\":\"DMT_COORD_NOT_RUNNING\""),
-        "{j}"
-    );
+    assert!(j.contains("\"command_status\":\"DMT_COORD_NOT_RUNNING\""), "{j}");
 }
 
 #[test]
@@ -656,11 +527,7 @@ fn interval_command_handshake_and_timer() {
     let c = Coord::start(&[]);
     let out = c.command(&["--json", "i", "5"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("\"checkpoint_interval\":5"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("\"checkpoint_interval\":5"), "{}", stdout(&out));
     assert!(c.status().contains("CKPT_INTERVAL=5"));
     assert!(c.command(&["-i0"]).status.success());
     assert!(c.status().contains("CKPT_INTERVAL=0 (checkpoint manually)"));
@@ -674,11 +541,7 @@ fn interval_command_handshake_and_timer() {
     let mut w = c.worker("timed", 9);
     let t = Instant::now();
     w.expect(Kind::DoCheckpoint);
-    assert!(
-        t.elapsed() >= Duration::from_millis(900),
-        "too early: {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() >= Duration::from_millis(900), "too early: {:?}", t.elapsed());
 }
 
 #[test]
@@ -705,13 +568,7 @@ fn restart_workers_wait_at_barrier_until_all_images_are_back() {
     // A new process cannot join a restarting computation.
     let mut late = connect(c.port);
     send(&mut late, &Msg::new(Kind::NewWorker), b"fakehost\0late\0");
-    assert_eq!(
-        recv_within(&mut late, Duration::from_secs(5))
-            .unwrap()
-            .0
-            .kind,
-        Kind::RejectNotRunning
-    );
+    assert_eq!(recv_within(&mut late, Duration::from_secs(5)).unwrap().0.kind, Kind::RejectNotRunning);
     let mut b = restart(41000);
     b.barrier("DMT:Restart", WorkerState::Restarting);
     a.expect_release("DMT:Restart");
@@ -719,9 +576,7 @@ fn restart_workers_wait_at_barrier_until_all_images_are_back() {
     assert!(c.status().contains("RUNNING=no"));
     a.send(Kind::WorkerResuming, WorkerState::Running, "", &[]);
     b.send(Kind::WorkerResuming, WorkerState::Running, "", &[]);
-    assert!(wait_until(Duration::from_secs(5), || c
-        .status()
-        .contains("RUNNING=yes")));
+    assert!(wait_until(Duration::from_secs(5), || c.status().contains("RUNNING=yes")));
     assert!(c.command(&["c"]).status.success());
     assert_eq!(a.expect(Kind::DoCheckpoint).0.generation, 4);
 }
@@ -735,23 +590,12 @@ fn missing_coordinator_exits_2_with_a_clear_message() {
     let out = run(role("command").args(["-p", &port.to_string(), "-s"]));
     assert_eq!(out.status.code(), Some(2));
     let e = stderr(&out);
-    assert!(
-        e.contains(&format!(
-            "no coordinator at 127.0.0.1:{port} (connection refused)"
-        )),
-        "{e}"
-    );
+    assert!(e.contains(&format!("no coordinator at 127.0.0.1:{port} (connection refused)")), "{e}");
     assert!(e.contains("dmtcp_coordinator"), "{e}");
     // The environment gives the address too.
-    let out = run(role("command")
-        .env("DMTCP_COORD_PORT", port.to_string())
-        .arg("s"));
+    let out = run(role("command").env("DMTCP_COORD_PORT", port.to_string()).arg("s"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains(&format!("127.0.0.1:{port}")),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains(&format!("127.0.0.1:{port}")), "{}", stderr(&out));
 }
 
 #[test]
@@ -766,23 +610,13 @@ fn bad_options_exit_1_with_usage() {
     ] {
         let out = run(role(r).args(args));
         assert_eq!(out.status.code(), Some(1), "{r} {args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).contains("Usage:"),
-            "{r} {args:?}: {}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains("Usage:"), "{r} {args:?}: {}", stderr(&out));
     }
     for r in ["command", "coordinator"] {
         let out = run(role(r).arg("--help"));
-        assert!(
-            out.status.success() && stdout(&out).contains("Usage:"),
-            "{r} --help"
-        );
+        assert!(out.status.success() && stdout(&out).contains("Usage:"), "{r} --help");
         let out = run(role(r).arg("--version"));
-        assert!(
-            out.status.success() && stdout(&out).contains("dmtcp-rs"),
-            "{r} --version"
-        );
+        assert!(out.status.success() && stdout(&out).contains("dmtcp-rs"), "{r} --version");
     }
 }
 
@@ -793,9 +627,7 @@ fn quit_command_kills_workers_stops_coordinator_and_removes_port_file() {
     let out = c.command(&["--quit"]);
     assert!(out.status.success(), "{}", stderr(&out));
     w.expect(Kind::KillPeer);
-    let st = c
-        .wait_exit(Duration::from_secs(5))
-        .expect("coordinator exits after --quit");
+    let st = c.wait_exit(Duration::from_secs(5)).expect("coordinator exits after --quit");
     assert!(st.success(), "{st}");
     assert!(!c.port_file.exists(), "port file removed");
 }
@@ -805,9 +637,7 @@ fn sigterm_quits_cleanly_and_removes_port_file() {
     let mut c = Coord::start(&[]);
     // SAFETY: plain kill(2) of our own child's pid.
     unsafe { libc::kill(c.pid() as i32, libc::SIGTERM) };
-    let st = c
-        .wait_exit(Duration::from_secs(5))
-        .expect("coordinator exits on SIGTERM");
+    let st = c.wait_exit(Duration::from_secs(5)).expect("coordinator exits on SIGTERM");
     assert!(st.success(), "{st}");
     assert!(!c.port_file.exists());
 }
@@ -822,9 +652,7 @@ fn exit_on_last_quits_after_the_last_worker_leaves() {
     assert!(wait_until(Duration::from_secs(5), || c.peers() == 1));
     assert!(c.child.try_wait().unwrap().is_none(), "one worker left");
     drop(b);
-    let st = c
-        .wait_exit(Duration::from_secs(5))
-        .expect("exits with its last worker");
+    let st = c.wait_exit(Duration::from_secs(5)).expect("exits with its last worker");
     assert!(st.success(), "{st}");
     assert!(!c.port_file.exists());
 }
@@ -834,22 +662,13 @@ fn timeout_and_stale_timeout_end_the_coordinator() {
     let t = Instant::now();
     let mut c = Coord::start(&["--timeout", "1"]);
     let _w = c.worker("busy", 1);
-    let st = c
-        .wait_exit(Duration::from_secs(5))
-        .expect("exits after --timeout");
-    assert!(
-        t.elapsed() >= Duration::from_millis(900),
-        "{:?}",
-        t.elapsed()
-    );
+    let st = c.wait_exit(Duration::from_secs(5)).expect("exits after --timeout");
+    assert!(t.elapsed() >= Duration::from_millis(900), "{:?}", t.elapsed());
     assert!(st.success());
     assert!(!c.port_file.exists());
 
     let mut c = Coord::start(&["--stale-timeout", "1"]);
-    assert!(
-        c.wait_exit(Duration::from_secs(5)).is_some(),
-        "exits when nobody connects"
-    );
+    assert!(c.wait_exit(Duration::from_secs(5)).is_some(), "exits when nobody connects");
 }
 
 #[test]
@@ -868,18 +687,12 @@ fn stdin_commands_work_and_eof_neither_quits_nor_spins() {
         text.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&text);
-    assert!(
-        text.contains("NUM_PEERS=0") && text.contains("RUNNING=no"),
-        "{text}"
-    );
+    assert!(text.contains("NUM_PEERS=0") && text.contains("RUNNING=no"), "{text}");
     assert!(text.contains("Checkpoint Interval: 12 s"), "{text}");
     drop(stdin); // EOF
     let before = cpu_ticks(c.pid());
     std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        c.child.try_wait().unwrap().is_none(),
-        "EOF on stdin must not quit"
-    );
+    assert!(c.child.try_wait().unwrap().is_none(), "EOF on stdin must not quit");
     assert!(cpu_ticks(c.pid()) - before < 10, "busy after EOF on stdin");
     assert!(c.status().contains("CKPT_INTERVAL=12"));
 }
@@ -889,21 +702,14 @@ fn daemon_returns_once_port_file_is_written_and_keeps_serving() {
     let dir = TempDir::new("coord-daemon");
     let pf = dir.join("port");
     // `output()` also proves the daemon does not keep our pipes open.
-    let out = run(role("coordinator")
-        .args(["--daemon", "--coord-port", "0", "--port-file"])
-        .arg(&pf));
+    let out = run(role("coordinator").args(["--daemon", "--coord-port", "0", "--port-file"]).arg(&pf));
     assert!(out.status.success(), "{}", stderr(&out));
     let port = std::fs::read_to_string(&pf).expect("port file written before the parent exits");
     let port = port.trim();
     let st = run(role("command").args(["-p", port, "s"]));
     assert!(stdout(&st).contains("NUM_PEERS=0"), "{}", stderr(&st));
-    assert!(run(role("command").args(["-p", port, "q"]))
-        .status
-        .success());
-    assert!(
-        wait_until(Duration::from_secs(5), || !pf.exists()),
-        "daemon removes its port file on quit"
-    );
+    assert!(run(role("command").args(["-p", port, "q"])).status.success());
+    assert!(wait_until(Duration::from_secs(5), || !pf.exists()), "daemon removes its port file on quit");
 }
 
 /// The local IPv4 addresses (hex, as in /proc/net/tcp) listening on `port`.
@@ -914,8 +720,7 @@ fn listen_addrs(port: u16) -> Vec<String> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let (addr, p) = f.get(1)?.split_once(':')?;
-            (u16::from_str_radix(p, 16).ok()? == port && f.get(3)? == &"0A")
-                .then(|| addr.to_string())
+            (u16::from_str_radix(p, 16).ok()? == port && f.get(3)? == &"0A").then(|| addr.to_string())
         })
         .collect()
 }
@@ -938,10 +743,7 @@ fn a_user_command_gets_one_answer_with_its_status() {
     m.cmd = Cmd::Status as u32;
     send(&mut s, &m, &[]);
     let (r, _) = recv_within(&mut s, Duration::from_secs(5)).unwrap();
-    assert_eq!(
-        (r.kind, r.cmd_status, r.num_peers, r.running),
-        (Kind::UserCmdResult, status::SUCCESS, 0, 0)
-    );
+    assert_eq!((r.kind, r.cmd_status, r.num_peers, r.running), (Kind::UserCmdResult, status::SUCCESS, 0, 0));
     assert!(closed_within(&mut s, Duration::from_secs(5)));
     let mut s = connect(c.port);
     let mut m = Msg::new(Kind::UserCmd);
@@ -962,16 +764,8 @@ fn blocking_checkpoint_answer_reaches_a_client_that_half_closed() {
     s.shutdown(Shutdown::Write).unwrap();
     w.expect(Kind::DoCheckpoint);
     std::thread::sleep(Duration::from_millis(100)); // let the coordinator see the half-close
-    w.send(
-        Kind::CkptFilename,
-        WorkerState::Checkpointed,
-        "",
-        b"/tmp/w.dmtcp\0",
-    );
+    w.send(Kind::CkptFilename, WorkerState::Checkpointed, "", b"/tmp/w.dmtcp\0");
     let (r, _) = recv_within(&mut s, Duration::from_secs(5)).expect("the answer");
-    assert_eq!(
-        (r.kind, r.cmd_status),
-        (Kind::UserCmdResult, status::SUCCESS)
-    );
+    assert_eq!((r.kind, r.cmd_status), (Kind::UserCmdResult, status::SUCCESS));
     assert!(closed_within(&mut s, Duration::from_secs(5)));
 }

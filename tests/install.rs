@@ -1,6 +1,6 @@
 //! The multicall binary's roles, self-install, and first-use unpacking of the payloads.
 use crate::util::*;
-use goblin::elf::header::{ELFCLASS32, ELFCLASS64, EI_CLASS};
+use goblin::elf::header::{EI_CLASS, ELFCLASS32, ELFCLASS64};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

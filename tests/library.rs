@@ -152,7 +152,11 @@ fn program_sees_its_own_arguments_environment_stdio_and_exit_status() {
     for m32 in [false, true] {
         let hello = c_program("hello", m32);
         let args = ["a", "b c", "", "--coord-port", "-x"];
-        let direct = run(Command::new(&hello).args(args).env("HELLO_VAR", "v=1").env("HELLO_STATUS", "7").env_remove("LD_PRELOAD"));
+        let direct = run(Command::new(&hello)
+            .args(args)
+            .env("HELLO_VAR", "v=1")
+            .env("HELLO_STATUS", "7")
+            .env_remove("LD_PRELOAD"));
         let mut l = coord.launch(&hello, &args);
         let under = run(l.env("HELLO_VAR", "v=1").env("HELLO_STATUS", "7").env_remove("LD_PRELOAD"));
         assert_eq!(under.status.code(), Some(7), "{}", describe(&l, &under));
@@ -284,7 +288,11 @@ fn without_a_coordinator_the_program_runs_with_one_line_on_stderr() {
             .env("HELLO_STATUS", "3");
         let out = run(&mut c);
         assert_eq!(out.status.code(), Some(3), "{}", describe(&c, &out));
-        assert!(stdout(&out).contains("arg[1]=x\n") && stdout(&out).contains("LD_PRELOAD=(unset)\n"), "{}", describe(&c, &out));
+        assert!(
+            stdout(&out).contains("arg[1]=x\n") && stdout(&out).contains("LD_PRELOAD=(unset)\n"),
+            "{}",
+            describe(&c, &out)
+        );
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{}", describe(&c, &out));
         assert!(err.starts_with("dmtcp[") && err.contains("cannot reach the coordinator"), "{}", describe(&c, &out));

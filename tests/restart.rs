@@ -156,7 +156,11 @@ fn write_image_refuses_bad_streams_and_keeps_the_previous_image() {
             assert_eq!(code, 1, "{what}: {out}");
             assert!(out.starts_with("error ") && out.contains("ckpt_a.dmtcp"), "{what}: {out}");
             assert_eq!(std::fs::read(&path).unwrap(), before, "{what}: previous image changed");
-            assert!(others(d.path(), &["ckpt_a.dmtcp"]).is_empty(), "{what}: leftovers {:?}", others(d.path(), &["ckpt_a.dmtcp"]));
+            assert!(
+                others(d.path(), &["ckpt_a.dmtcp"]).is_empty(),
+                "{what}: leftovers {:?}",
+                others(d.path(), &["ckpt_a.dmtcp"])
+            );
         }
     }
 }
@@ -200,17 +204,12 @@ fn write_image_reports_a_full_disk() {
 /// `dmtcp restart` against a port where nobody listens, so that getting past the image checks
 /// would show up as a coordinator error.
 fn restart_refuses(file: &Path, problem: &str) {
-    let out = run_for(
-        role("restart").args(["--join-coordinator", "--coord-port", "1"]).arg(file),
-        Duration::from_secs(20),
-    );
+    let out =
+        run_for(role("restart").args(["--join-coordinator", "--coord-port", "1"]).arg(file), Duration::from_secs(20));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{}: {err}", file.display());
     let name = file.display().to_string();
-    assert!(
-        err.contains(&format!("{name}: ")) && err.contains(problem),
-        "{name}: expected `{problem}` in:\n{err}"
-    );
+    assert!(err.contains(&format!("{name}: ")) && err.contains(problem), "{name}: expected `{problem}` in:\n{err}");
     assert!(!err.contains("coordinator"), "{name}: went on to the coordinator:\n{err}");
 }
 
@@ -364,7 +363,9 @@ fn launch_propagates_signals_through_the_namespace() {
 #[test]
 fn launch_namespace_works_for_an_unprivileged_user() {
     if !is_root() {
-        eprintln!("launch_namespace_works_for_an_unprivileged_user: already unprivileged; the other launch tests cover it");
+        eprintln!(
+            "launch_namespace_works_for_an_unprivileged_user: already unprivileged; the other launch tests cover it"
+        );
         return;
     }
     if !Command::new("id").arg("tester").stdout(Stdio::null()).status().unwrap().success() {

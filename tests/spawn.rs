@@ -191,7 +191,11 @@ fn static_child(m32: bool, dir: &TempDir) -> Option<PathBuf> {
     cmd.arg("-o").arg(&out).arg(repo().join("tests/c/static_child.c"));
     let o = run(&mut cmd);
     if !o.status.success() {
-        eprintln!("cannot link statically (is libc6-dev{} installed?): skipped\n{}", if m32 { "-i386" } else { "" }, stderr(&o));
+        eprintln!(
+            "cannot link statically (is libc6-dev{} installed?): skipped\n{}",
+            if m32 { "-i386" } else { "" },
+            stderr(&o)
+        );
         return None;
     }
     Some(out)

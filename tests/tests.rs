@@ -2,11 +2,11 @@
 //! real `dmtcp` binary and real programs built by the tests with gcc and gcc -m32.
 mod util;
 
+mod ckpt;
+mod coordinator;
+mod faults;
 mod install;
 mod library;
-mod coordinator;
-mod ckpt;
 mod restart;
-mod trees;
-mod faults;
 mod spawn;
+mod trees;

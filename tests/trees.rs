@@ -28,7 +28,11 @@ fn restart_command(cy: &Cycle, via: Via) -> Command {
             assert!(script.exists(), "the coordinator wrote no restart script in {}", cy.ckdir.display());
             let text = std::fs::read_to_string(&script).unwrap();
             for img in cy.images() {
-                assert!(text.contains(img.to_str().unwrap()), "{} is not in the restart script:\n{text}", img.display());
+                assert!(
+                    text.contains(img.to_str().unwrap()),
+                    "{} is not in the restart script:\n{text}",
+                    img.display()
+                );
             }
             let mut c = Command::new("bash");
             c.arg(&script);
@@ -88,7 +92,13 @@ fn pipes_between_parent_and_child_keep_bytes_in_flight_across_restarts_64() {
 fn mixed_pipes(parent_m32: bool) {
     let parent = c_program("pipe_pair", parent_m32);
     let child = c_program("pipe_pair", !parent_m32);
-    let last = tree_cycles(&parent, &["4000", child.to_str().unwrap()], 2, &[Via::Images, Via::Script], Duration::from_millis(700));
+    let last = tree_cycles(
+        &parent,
+        &["4000", child.to_str().unwrap()],
+        2,
+        &[Via::Images, Via::Script],
+        Duration::from_millis(700),
+    );
     let r = result_line(&last);
     assert!(r.contains("bad=0") && r.contains("balanced=1") && r.contains("child=0"), "{r}");
 }

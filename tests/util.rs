@@ -248,7 +248,9 @@ pub fn host_pid(root: i32, ns_pid: i32) -> Option<i32> {
     parent_of.iter().map(|(p, _)| *p).filter(|p| descends(*p)).find(|p| {
         std::fs::read_to_string(format!("/proc/{p}/status"))
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("NSpid:")).map(|l| l.split_whitespace().last().map(str::to_string)))
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("NSpid:")).map(|l| l.split_whitespace().last().map(str::to_string))
+            })
             .flatten()
             .and_then(|v| v.parse::<i32>().ok())
             == Some(ns_pid)

@@ -10,8 +10,8 @@
 use crate::coord::{self, ReadError};
 use crate::log::Bytes;
 use crate::sys;
-use core::ffi::c_void;
 use crate::{threads, writer};
+use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use dmtcp_proto::{Kind, Msg, WorkerState, MSG_SIZE};
 
@@ -41,10 +41,7 @@ pub fn start() -> bool {
     };
     sys::set_sigmask(&old);
     if r != 0 {
-        error!(
-            "cannot start the dmtcp thread ({}); the program runs without checkpoints",
-            Bytes(sys::strerror(r))
-        );
+        error!("cannot start the dmtcp thread ({}); the program runs without checkpoints", Bytes(sys::strerror(r)));
         return false;
     }
     true

@@ -195,10 +195,7 @@ pub unsafe fn load(envp: CArray, argv0: Option<&[u8]>) -> bool {
     };
     // SAFETY: the caller guarantees no other thread reads CONFIG yet.
     let c = unsafe { &mut *CONFIG.0.get() };
-    crate::log::configure(
-        envp.env_value(env::LOG_LEVEL.as_bytes()),
-        envp.env_value(env::QUIET.as_bytes()),
-    );
+    crate::log::configure(envp.env_value(env::LOG_LEVEL.as_bytes()), envp.env_value(env::QUIET.as_bytes()));
     for (i, name) in CARRIED.iter().enumerate() {
         let name = name.as_bytes();
         if let Some(entry) = envp.iter().map(|e| e.to_bytes()).find(|e| env_match(e, name).is_some()) {
@@ -221,8 +218,7 @@ pub unsafe fn load(envp: CArray, argv0: Option<&[u8]>) -> bool {
         }
     }
     c.offset_env = envp.env_value(env::DLSYM_OFFSET.as_bytes()).and_then(parse_u64).unwrap_or(0);
-    c.offset_env_m32 =
-        envp.env_value(env::DLSYM_OFFSET_M32.as_bytes()).and_then(parse_u64).unwrap_or(0);
+    c.offset_env_m32 = envp.env_value(env::DLSYM_OFFSET_M32.as_bytes()).and_then(parse_u64).unwrap_or(0);
     c.shared = map_shared(c.carried_value(I_SHARED));
     load_names(c, argv0);
     true

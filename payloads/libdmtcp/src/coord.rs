@@ -146,9 +146,7 @@ fn handshake(c: &Config, interval: u32, deadline: i64) -> Result<(), Failure> {
             );
             Ok(())
         }
-        k @ (Kind::RejectWrongComp | Kind::RejectNotRunning | Kind::RejectNotRestarting) => {
-            Err(Failure::Rejected(k))
-        }
+        k @ (Kind::RejectWrongComp | Kind::RejectNotRunning | Kind::RejectNotRestarting) => Err(Failure::Rejected(k)),
         _ => Err(Failure::Protocol),
     }
 }

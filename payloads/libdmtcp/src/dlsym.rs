@@ -54,11 +54,7 @@ pub fn next(name: &CStr) -> usize {
 }
 
 fn env_offset() -> u64 {
-    let name: &CStr = if cfg!(target_pointer_width = "32") {
-        c"DMTCP_DLSYM_OFFSET_M32"
-    } else {
-        c"DMTCP_DLSYM_OFFSET"
-    };
+    let name: &CStr = if cfg!(target_pointer_width = "32") { c"DMTCP_DLSYM_OFFSET_M32" } else { c"DMTCP_DLSYM_OFFSET" };
     // SAFETY: getenv with a NUL-terminated name; the result is NULL or a NUL-terminated string
     // that we copy out at once.
     let v = unsafe { libc::getenv(name.as_ptr()) };

@@ -233,7 +233,11 @@ fn prepare(target: Target<'_>, env: CArray) -> Option<(Mapping, CStrArray)> {
     match build_env(env, lib) {
         Ok(r) => Some(r),
         Err(e) => {
-            error!("cannot prepare the environment of {} ({}): it runs without dmtcp", Bytes(name), Bytes(sys::strerror(e)));
+            error!(
+                "cannot prepare the environment of {} ({}): it runs without dmtcp",
+                Bytes(name),
+                Bytes(sys::strerror(e))
+            );
             None
         }
     }
@@ -297,8 +301,14 @@ fn build_env(env: CArray, lib: &[u8]) -> Result<(Mapping, CStrArray), sys::Errno
         return Err(libc::E2BIG);
     }
     let user_len = user.map_or(0, |u| u.len());
-    let strings_len = LD_PRELOAD.len() + 2 + lib.len() + 1 + user_len
-        + env::ORIG_LD_PRELOAD.len() + 2 + user_len
+    let strings_len = LD_PRELOAD.len()
+        + 2
+        + lib.len()
+        + 1
+        + user_len
+        + env::ORIG_LD_PRELOAD.len()
+        + 2
+        + user_len
         + 2 * (env::DLSYM_OFFSET_M32.len() + 2 + 20)
         + 16;
     let slots = n + 4 + CARRIED.len() + 1;

@@ -90,7 +90,13 @@ unsafe fn entry(regs: *const usize, nregs: usize, stack: *const usize, i: usize)
     }
 }
 
-extern "C" fn execl_impl(path: *const c_char, regs: *const usize, nregs: usize, stack: *const usize, kind: usize) -> c_int {
+extern "C" fn execl_impl(
+    path: *const c_char,
+    regs: *const usize,
+    nregs: usize,
+    stack: *const usize,
+    kind: usize,
+) -> c_int {
     // SAFETY: the trampoline passes the C caller's variadic list, NULL-terminated as execl(3)
     // requires; we read up to the NULL (and the envp after it for execle).
     unsafe {
@@ -102,7 +108,8 @@ extern "C" fn execl_impl(path: *const c_char, regs: *const usize, nregs: usize, 
             crate::sys::set_errno(libc::E2BIG);
             return -1;
         }
-        let envp = if kind == EXECLE { entry(regs, nregs, stack, n + 1) as CStrArray } else { libc::environ as CStrArray };
+        let envp =
+            if kind == EXECLE { entry(regs, nregs, stack, n + 1) as CStrArray } else { libc::environ as CStrArray };
         let ptr = core::mem::size_of::<usize>();
         let mut map = match crate::sys::Mapping::new(((n + 1) * ptr + 4095) & !4095) {
             Ok(m) => m,

@@ -170,10 +170,16 @@ fn save_fd(e: &mut FdEntry, fd: c_int) -> bool {
     let Ok(info) = sys::fstat(fd) else { return false };
     // SAFETY: fcntl and lseek on an fd of ours; isatty only queries.
     let (flags, fdflags, offset, tty) = unsafe {
-        (libc::fcntl(fd, libc::F_GETFL), libc::fcntl(fd, libc::F_GETFD), libc::lseek64(fd, 0, libc::SEEK_CUR), libc::isatty(fd) == 1)
+        (
+            libc::fcntl(fd, libc::F_GETFL),
+            libc::fcntl(fd, libc::F_GETFD),
+            libc::lseek64(fd, 0, libc::SEEK_CUR),
+            libc::isatty(fd) == 1,
+        )
     };
     let fmt = info.mode & libc::S_IFMT;
-    let by_path = !tty && (fmt == libc::S_IFREG || fmt == libc::S_IFDIR || fmt == libc::S_IFCHR || fmt == libc::S_IFBLK);
+    let by_path =
+        !tty && (fmt == libc::S_IFREG || fmt == libc::S_IFDIR || fmt == libc::S_IFCHR || fmt == libc::S_IFBLK);
     e.fd = fd;
     e.flags = flags;
     e.cloexec = fdflags >= 0 && fdflags & libc::FD_CLOEXEC != 0;
@@ -198,7 +204,9 @@ fn save_fd(e: &mut FdEntry, fd: c_int) -> bool {
         e.kind = FdKind::Other;
     }
     if fmt == libc::S_IFIFO {
-        if let Some(id) = e.path.bytes().strip_prefix(b"pipe:[").and_then(|r| r.strip_suffix(b"]")).and_then(crate::cstr::parse_u64) {
+        if let Some(id) =
+            e.path.bytes().strip_prefix(b"pipe:[").and_then(|r| r.strip_suffix(b"]")).and_then(crate::cstr::parse_u64)
+        {
             e.kind = FdKind::Pipe;
             e.pipe_id = id;
             // SAFETY: fcntl queries on our fd; the owner struct is two ints.
@@ -245,7 +253,14 @@ pub fn drain() {
         let len = n as usize;
         // SAFETY: a fresh anonymous mapping (part of the image), ours until `refill` unmaps it.
         let p = unsafe {
-            libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             warn!("cannot hold the {} bytes in flight in the pipe at fd {}; they stay in the pipe", len, fd);
@@ -396,7 +411,13 @@ pub fn after_restart() {
 }
 
 fn reopen(e: &FdEntry) -> bool {
-    let keep = libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_SYNC | libc::O_DSYNC;
+    let keep = libc::O_ACCMODE
+        | libc::O_APPEND
+        | libc::O_NONBLOCK
+        | libc::O_DIRECTORY
+        | libc::O_NOFOLLOW
+        | libc::O_SYNC
+        | libc::O_DSYNC;
     let flags = (e.flags & keep) | libc::O_CLOEXEC;
     // SAFETY: open with a NUL-terminated path; the new fd is ours until moved into place.
     let tmp = unsafe { libc::open(e.path.as_cstr().as_ptr(), flags) };

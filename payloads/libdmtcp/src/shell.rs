@@ -130,7 +130,8 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
 #[no_mangle]
 pub unsafe extern "C" fn pclose(fp: *mut libc::FILE) -> c_int {
     STREAMS.lock();
-    let entry = STREAMS.data().iter_mut().find(|e| e.fp != 0 && e.fp == fp as usize).map(|e| core::mem::replace(e, FREE));
+    let entry =
+        STREAMS.data().iter_mut().find(|e| e.fp != 0 && e.fp == fp as usize).map(|e| core::mem::replace(e, FREE));
     STREAMS.unlock();
     let Some(entry) = entry else {
         return match real::pclose() {

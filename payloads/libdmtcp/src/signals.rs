@@ -222,7 +222,12 @@ pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::t
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn clock_nanosleep(clk: libc::clockid_t, flags: c_int, req: *const libc::timespec, rem: *mut libc::timespec) -> c_int {
+pub unsafe extern "C" fn clock_nanosleep(
+    clk: libc::clockid_t,
+    flags: c_int,
+    req: *const libc::timespec,
+    rem: *mut libc::timespec,
+) -> c_int {
     let Some(f) = real_clock_nanosleep() else { return libc::ENOSYS };
     if req.is_null() {
         return libc::EFAULT;

@@ -314,9 +314,8 @@ fn fstat_size(fd: c_int) -> Result<u64, Errno> {
 /// while connecting. Returns the descriptor (close-on-exec).
 pub fn tcp_connect(ip: [u8; 4], port: u16, timeout_ms: c_int) -> Result<c_int, Errno> {
     // SAFETY: plain socket creation.
-    let fd = check(unsafe {
-        libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)
-    })?;
+    let fd =
+        check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) })?;
     let r = connect_nonblocking(fd, ip, port, timeout_ms).and_then(|()| {
         // SAFETY: fcntl on our own descriptor.
         let fl = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
@@ -398,7 +397,13 @@ pub fn set_sigmask(set: &libc::sigset_t) -> libc::sigset_t {
     // bytes of each). A raw system call, so that our own pthread_sigmask wrapper (which keeps
     // the checkpoint signal deliverable) does not apply to our internal masks.
     unsafe {
-        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, set as *const libc::sigset_t, &mut old as *mut libc::sigset_t, 8usize)
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            set as *const libc::sigset_t,
+            &mut old as *mut libc::sigset_t,
+            8usize,
+        )
     };
     old
 }

@@ -99,7 +99,13 @@ const PR_GET_TID_ADDRESS: c_int = 40;
 fn futex_wait(word: &AtomicU32, val: u32) {
     // SAFETY: FUTEX_WAIT on a valid, aligned u32 that lives forever; no timeout.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, val, core::ptr::null::<libc::timespec>());
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            core::ptr::null::<libc::timespec>(),
+        );
     }
 }
 
@@ -107,7 +113,13 @@ fn futex_wait_ms(word: &AtomicU32, val: u32, ms: i64) {
     let ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };
     // SAFETY: FUTEX_WAIT on a valid u32 with a valid relative timeout.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, val, &ts as *const libc::timespec);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            &ts as *const libc::timespec,
+        );
     }
 }
 
@@ -204,7 +216,11 @@ pub fn restore_thread(s: &Slot) {
             let size = RSEQ_SIZE.load(Relaxed);
             let len = if size <= 32 { 32 } else { (size + 31) & !31 };
             if libc::syscall(libc::SYS_rseq, s.rseq_area, len, 0, RSEQ_SIG) != 0 {
-                trace!("thread {}: cannot register rseq again: {}", s.tid, crate::log::Bytes(crate::sys::strerror(crate::sys::errno())));
+                trace!(
+                    "thread {}: cannot register rseq again: {}",
+                    s.tid,
+                    crate::log::Bytes(crate::sys::strerror(crate::sys::errno()))
+                );
             }
         }
         if s.altstack.ss_flags & libc::SS_DISABLE == 0 {
@@ -214,7 +230,13 @@ pub fn restore_thread(s: &Slot) {
         libc::prctl(libc::PR_SET_NAME, s.comm.as_ptr());
         // Back to the capabilities this thread had; this also drops the CAP_CHECKPOINT_RESTORE
         // that the restorer needed. Ambient capabilities are not carried over.
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        );
         let header: [u32; 2] = [0x2008_0522, 0];
         libc::syscall(libc::SYS_capset, header.as_ptr(), s.caps.as_ptr());
     }

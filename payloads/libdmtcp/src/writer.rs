@@ -60,7 +60,14 @@ impl Scratch {
     fn new() -> Result<Scratch, Failure> {
         // SAFETY: a fresh anonymous mapping; unmapped in Drop.
         let p = unsafe {
-            libc::mmap(core::ptr::null_mut(), SCRATCH_LEN, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
+            libc::mmap(
+                core::ptr::null_mut(),
+                SCRATCH_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(fail(&[b"cannot map scratch memory: ", sys::strerror(sys::errno())]));
@@ -314,7 +321,12 @@ fn spawn_writer(bin: &[u8], compress: bool) -> Result<(i32, c_int, c_int), Failu
     // SIGCHLD for it; we reap it with __WALL.
     let pid = unsafe {
         let stack = core::ptr::addr_of_mut!(CHILD_STACK_MEM).cast::<u8>().add(CHILD_STACK - 64);
-        libc::clone(writer_child, stack.cast(), libc::CLONE_VM | libc::CLONE_VFORK, &args as *const ChildArgs as *mut c_void)
+        libc::clone(
+            writer_child,
+            stack.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK,
+            &args as *const ChildArgs as *mut c_void,
+        )
     };
     let e = sys::errno();
     sys::close(data[0]);
@@ -363,7 +375,11 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
     };
     let mut header = [0u8; HEADER_SIZE];
     let shared_addr = crate::config::get().shared.map(|s| s.as_ptr() as u64).unwrap_or(0);
-    let restorer = if cfg!(target_pointer_width = "64") { dmtcp_proto::RESTORER_BASE_X86_64 } else { dmtcp_proto::RESTORER_BASE_I686 };
+    let restorer = if cfg!(target_pointer_width = "64") {
+        dmtcp_proto::RESTORER_BASE_X86_64
+    } else {
+        dmtcp_proto::RESTORER_BASE_I686
+    };
 
     // Area table.
     let mut n_areas = 0usize;
@@ -450,7 +466,8 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
     r?;
 
     // Memory.
-    let pagemap = sys::open_read(c"/proc/self/pagemap").map_err(|e| fail(&[b"cannot open /proc/self/pagemap: ", sys::strerror(e)]))?;
+    let pagemap = sys::open_read(c"/proc/self/pagemap")
+        .map_err(|e| fail(&[b"cannot open /proc/self/pagemap: ", sys::strerror(e)]))?;
     let mut r = Ok(());
     for i in 0..n_areas {
         let (start, end, prot, flags) = {
@@ -503,7 +520,15 @@ fn is_zero(p: &[u8]) -> bool {
 }
 
 /// Writes the stored pages of one area as chunks of consecutive pages.
-fn write_area(out: &mut Stream, pagemap: c_int, idx: u32, start: usize, end: usize, prot: u32, data: Data) -> Result<(), Failure> {
+fn write_area(
+    out: &mut Stream,
+    pagemap: c_int,
+    idx: u32,
+    start: usize,
+    end: usize,
+    prot: u32,
+    data: Data,
+) -> Result<(), Failure> {
     let readable = prot & libc::PROT_READ as u32 != 0;
     let mut made_readable = false;
     let mut entries = [0u64; 512];

@@ -90,7 +90,8 @@ fn parse_hex(s: &[u8]) -> usize {
 
 /// Reads our own mappings into `out`, returns how many.
 fn own_maps(err: usize, out: &mut [Map; 64]) -> usize {
-    let fd = sys::open(b"/proc/self/maps\0", O_RDONLY).unwrap_or_else(|e| die_errno(err, "cannot open /proc/self/maps", e));
+    let fd =
+        sys::open(b"/proc/self/maps\0", O_RDONLY).unwrap_or_else(|e| die_errno(err, "cannot open /proc/self/maps", e));
     // SAFETY: single-threaded at this point; the buffer is only used here.
     #[allow(unsafe_code)]
     let buf: &mut [u8; 65536] = unsafe { &mut *core::ptr::addr_of_mut!(MAPS_BUF) };
@@ -145,9 +146,17 @@ pub fn run(args: Args) -> ! {
     sys::block_all_signals();
 
     // 1. Header and tables.
-    let hdr_buf = sys::mmap(SCRATCH, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, usize::MAX, 0)
-        .unwrap_or_else(|e| die_errno(err, "cannot map scratch memory", e));
-    read_exact(args.image_fd, hdr_buf as *mut u8, HEADER_SIZE).unwrap_or_else(|_| die(err, "image is truncated (no header)"));
+    let hdr_buf = sys::mmap(
+        SCRATCH,
+        PAGE,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+        usize::MAX,
+        0,
+    )
+    .unwrap_or_else(|e| die_errno(err, "cannot map scratch memory", e));
+    read_exact(args.image_fd, hdr_buf as *mut u8, HEADER_SIZE)
+        .unwrap_or_else(|_| die(err, "image is truncated (no header)"));
     // SAFETY: the page at SCRATCH was just mapped read-write and stays mapped.
     #[allow(unsafe_code)]
     let header: &'static [u8] = unsafe { core::slice::from_raw_parts(hdr_buf as *const u8, HEADER_SIZE) };
@@ -177,8 +186,15 @@ pub fn run(args: Args) -> ! {
     }
     let tab = SCRATCH + PAGE;
     if tables > 0 {
-        sys::mmap(tab, page_up(tables), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, usize::MAX, 0)
-            .unwrap_or_else(|e| die_errno(err, "cannot map scratch memory", e));
+        sys::mmap(
+            tab,
+            page_up(tables),
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+            usize::MAX,
+            0,
+        )
+        .unwrap_or_else(|e| die_errno(err, "cannot map scratch memory", e));
         read_exact(args.image_fd, tab as *mut u8, tables).unwrap_or_else(|_| die(err, "image is truncated (tables)"));
     }
     let n_areas = get_u32(header, hdr::NUM_AREAS) as usize;
@@ -294,7 +310,8 @@ fn move_vdso(c: &Ctx, maps: &[Map]) {
             continue;
         }
         let to = get_u64(c.header, *s_off) as usize;
-        sys::mremap_fixed(from, len, to).unwrap_or_else(|e| die_errno(c.err, "cannot move the vdso to its old place", e));
+        sys::mremap_fixed(from, len, to)
+            .unwrap_or_else(|e| die_errno(c.err, "cannot move the vdso to its old place", e));
     }
 }
 
@@ -325,7 +342,8 @@ fn map_areas(c: &Ctx) {
                 }
             }
         } else {
-            let wprot = if prot & PROT_READ != 0 || prot & PROT_WRITE != 0 { prot | PROT_READ | PROT_WRITE } else { prot };
+            let wprot =
+                if prot & PROT_READ != 0 || prot & PROT_WRITE != 0 { prot | PROT_READ | PROT_WRITE } else { prot };
             let mut r = Err(Errno(0));
             if flags & image::AREA_FILE != 0 && !name.is_empty() {
                 // Map the file privately so the mapping keeps its name; the stored pages go on top.
@@ -336,7 +354,14 @@ fn map_areas(c: &Ctx) {
             }
             if r.is_err() {
                 let grow = if flags & image::AREA_STACK != 0 { MAP_GROWSDOWN } else { 0 };
-                r = sys::mmap(start, len, wprot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | grow, usize::MAX, 0);
+                r = sys::mmap(
+                    start,
+                    len,
+                    wprot,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | grow,
+                    usize::MAX,
+                    0,
+                );
             }
             r
         };
@@ -344,7 +369,14 @@ fn map_areas(c: &Ctx) {
             Ok(got) if got == start => {}
             Ok(_) => die(c.err, "the kernel placed an area elsewhere than asked"),
             Err(e) => {
-                Out::new(c.err).s("mtcp_restart: cannot map ").hex(start as u64).s("-").hex((start + len) as u64).s(" ").b(name).s("\n");
+                Out::new(c.err)
+                    .s("mtcp_restart: cannot map ")
+                    .hex(start as u64)
+                    .s("-")
+                    .hex((start + len) as u64)
+                    .s(" ")
+                    .b(name)
+                    .s("\n");
                 die_errno(c.err, "mmap failed", e)
             }
         }
@@ -370,7 +402,8 @@ fn read_data(c: &Ctx) {
         if off.checked_add(len).is_none_or(|x| x > e - s) || get_u32(a, area::FLAGS) & image::AREA_SHARED != 0 {
             die(c.err, "image is corrupt (chunk outside its area)");
         }
-        read_exact(c.fd, (s + off) as usize as *mut u8, len as usize).unwrap_or_else(|_| die(c.err, "image is truncated (memory data)"));
+        read_exact(c.fd, (s + off) as usize as *mut u8, len as usize)
+            .unwrap_or_else(|_| die(c.err, "image is truncated (memory data)"));
     }
     let mut t = [0u8; image::TRAILER_SIZE];
     let _ = read_exact(c.fd, t.as_mut_ptr(), t.len());
@@ -466,7 +499,10 @@ fn start_threads(c: &Ctx) -> ! {
         let mut r = unsafe { arch::clone3_thread(args.as_ptr(), 88, t.as_ptr() as usize) };
         if r < 0 && (r == -(EPERM as isize) || r == -22 || r == -(EEXIST as isize)) {
             if !warned {
-                Out::new(c.err).s("mtcp_restart: warning: cannot give threads their old ids (errno ").dec((-r) as u64).s(")\n");
+                Out::new(c.err)
+                    .s("mtcp_restart: warning: cannot give threads their old ids (errno ")
+                    .dec((-r) as u64)
+                    .s(")\n");
                 warned = true;
             }
             args[8] = 0;

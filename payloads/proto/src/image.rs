@@ -83,8 +83,8 @@ pub mod hdr {
     pub const UID: usize = 136; // u32
     pub const VPID: usize = 140; // i32 coordinator's virtual pid of the process
     pub const MM_START_CODE: usize = 144; // u64 x 10, the kernel's mm fields for PR_SET_MM_MAP:
-    // start_code end_code start_data end_data start_stack arg_start arg_end env_start env_end
-    // (the tenth slot is reserved)
+                                          // start_code end_code start_data end_data start_stack arg_start arg_end env_start env_end
+                                          // (the tenth slot is reserved)
     pub const AUXV_LEN: usize = 224; // u32 number of bytes of auxv
     pub const AUXV: usize = 232; // [512] saved auxv (arch word size)
     pub const PROGNAME: usize = 744; // [256]
@@ -179,10 +179,9 @@ impl core::fmt::Display for ImageError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ImageError::NotAnImage => write!(f, "not a dmtcp checkpoint image (bad magic)"),
-            ImageError::Version(v) => write!(
-                f,
-                "image format version {v} is not supported (this build reads version {IMAGE_VERSION})"
-            ),
+            ImageError::Version(v) => {
+                write!(f, "image format version {v} is not supported (this build reads version {IMAGE_VERSION})")
+            }
             ImageError::Arch(a) => write!(f, "unknown architecture {a} in image"),
             ImageError::HeaderChecksum => write!(f, "image header is corrupt (checksum mismatch)"),
             ImageError::BadCounts => write!(f, "image header is corrupt (impossible counts)"),
@@ -253,12 +252,7 @@ fn round(acc: u64, w: u64) -> u64 {
 
 impl Checksum {
     pub const fn new(seed: u64) -> Checksum {
-        Checksum {
-            lanes: [seed, seed ^ P1, seed ^ P2, seed.wrapping_add(P1)],
-            tail: [0; 32],
-            tail_len: 0,
-            total: 0,
-        }
+        Checksum { lanes: [seed, seed ^ P1, seed ^ P2, seed.wrapping_add(P1)], tail: [0; 32], tail_len: 0, total: 0 }
     }
 
     fn block(&mut self, b: &[u8]) {

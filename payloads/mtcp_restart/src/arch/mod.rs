@@ -8,4 +8,3 @@ pub use x86::*;
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
 pub use x86_64::*;
-
