@@ -183,11 +183,7 @@ fn build_one(
     }
     let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
     if !status.success() {
-        let hint = if arch.tag == "i686" {
-            format!("; for i686, {INSTALL_HINT}")
-        } else {
-            String::new()
-        };
+        let hint = if arch.tag == "i686" { format!("; for i686, {INSTALL_HINT}") } else { String::new() };
         panic!("building payload {} for {} failed{hint}", p.dir, arch.triple);
     }
     let artifact = target_dir.join(arch.triple).join("release").join(p.artifact);

@@ -19,7 +19,7 @@ now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 rate() { python3 -c "print(f'{$1 / ($3 - $2):.0f}')"; }   # MB/s for $1 MB between $2 and $3
 
-"$D" coordinator --coord-port 0 --port-file "$work/port" -q --ckpt-timeout 0 </dev/null &
+"$D" coordinator --coord-port 0 --port-file "$work/port" --ckptdir "$work" -q --ckpt-timeout 0 </dev/null &
 coord=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
 export DMTCP_COORD_PORT=$(cat "$work/port")
