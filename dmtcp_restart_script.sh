@@ -1,1 +1,0 @@
-dmtcp_restart_script_7295dfb71bcccc05.sh
