@@ -251,21 +251,11 @@ pub fn drain() {
             continue;
         }
         let len = n as usize;
-        // SAFETY: a fresh anonymous mapping (part of the image), ours until `refill` unmaps it.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
+        // A fresh anonymous mapping (part of the image), ours until `refill` unmaps it.
+        let Ok(p) = sys::map_anon(len) else {
             warn!("cannot hold the {} bytes in flight in the pipe at fd {}; they stay in the pipe", len, fd);
             continue;
-        }
+        };
         // SAFETY: the mapping is len writable bytes.
         let buf = unsafe { core::slice::from_raw_parts_mut(p.cast::<u8>(), len) };
         let mut got = 0;

@@ -236,6 +236,27 @@ pub fn strerror(e: Errno) -> &'static [u8] {
     }
 }
 
+/// A fresh anonymous private read-write mapping of `len` bytes (memory that never comes from
+/// the program's malloc).
+pub fn map_anon(len: usize) -> Result<*mut u8, Errno> {
+    // SAFETY: a fresh anonymous mapping; no existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(errno())
+    } else {
+        Ok(p.cast())
+    }
+}
+
 /// An anonymous private read-write mapping, unmapped on drop (keeping errno).
 pub struct Mapping {
     addr: *mut u8,
@@ -244,21 +265,8 @@ pub struct Mapping {
 
 impl Mapping {
     pub fn new(len: usize) -> Result<Mapping, Errno> {
-        // SAFETY: a fresh anonymous mapping; no existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(errno());
-        }
-        Ok(Mapping { addr: p.cast(), len })
+        let p = map_anon(len)?;
+        Ok(Mapping { addr: p, len })
     }
 
     pub fn bytes(&mut self) -> &mut [u8] {
