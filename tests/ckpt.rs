@@ -327,3 +327,67 @@ fn launch_interval_checkpoints_by_itself() {
     );
     let _ = cy.finish();
 }
+
+/// Nothing may need root: the same checkpoint, kill and restart, 64- and 32-bit, run by the
+/// unprivileged user `tester` (when the tests run as root and that user exists; CI creates it).
+#[test]
+fn checkpoint_and_restart_work_for_an_unprivileged_user() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "checkpoint_and_restart_work_for_an_unprivileged_user: already unprivileged; every other test covers it"
+        );
+        return;
+    }
+    if !Command::new("id").arg("tester").stdout(Stdio::null()).status().unwrap().success() {
+        eprintln!(
+            "checkpoint_and_restart_work_for_an_unprivileged_user: SKIPPED (no user `tester`; .ci/run creates it)"
+        );
+        return;
+    }
+    let d = TempDir::new("unpriv");
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for (src, name) in [
+        (dmtcp(), "dmtcp"),
+        (c_program("ckpt_single", false), "single"),
+        (c_program("ckpt_threads", true), "threads32"),
+    ] {
+        std::fs::copy(src, d.join(name)).unwrap();
+    }
+    let script = r#"
+        set -e
+        cd "$H"; export HOME="$H" TMPDIR="$H"
+        ./dmtcp coordinator --coord-port 0 --port-file pf --ckptdir "$H" -q </dev/null & C=$!
+        while [ ! -s pf ]; do sleep 0.05; done
+        export DMTCP_COORD_PORT=$(cat pf) DMTCP_CHECKPOINT_DIR="$H"
+        ./dmtcp launch -j ./single 30 d.bin 8 > single.out 2>single.err & L1=$!
+        ./dmtcp launch -j ./threads32 40 > threads.out 2>threads.err & L2=$!
+        while ! ./dmtcp command -s | grep -q NUM_PEERS=2; do sleep 0.05; done
+        sleep 1
+        ./dmtcp command -bc
+        ./dmtcp command -k
+        wait $L1 $L2 || true
+        ./dmtcp restart -j ckpt_*.dmtcp > restart.out 2>restart.err
+        kill $C
+        ./dmtcp launch --new-coordinator -p 0 -q ./single 30 d2.bin 8 > single.ref
+        ./dmtcp launch --new-coordinator -p 0 -q ./threads32 40 > threads.ref
+        echo done
+    "#;
+    let mut c = Command::new("su");
+    c.args(["tester", "-s", "/bin/sh", "-c", script]).env("H", d.path());
+    let out = run_for(&mut c, Duration::from_secs(120));
+    let files = |n: &str| std::fs::read_to_string(d.join(n)).unwrap_or_default();
+    let diag = format!(
+        "{}\n{}\nrestart.err: {}\nsingle.err: {}",
+        stdout(&out),
+        stderr(&out),
+        files("restart.err"),
+        files("single.err")
+    );
+    assert!(out.status.success() && stdout(&out).contains("done"), "{diag}");
+    // stdout was a regular file: the restarted programs go on writing into it.
+    assert_eq!(result_line(&files("single.out")), result_line(&files("single.ref")), "{diag}");
+    assert_eq!(result_line(&files("threads.out")), result_line(&files("threads.ref")), "{diag}");
+    assert!(result_line(&files("single.out")).contains("ids_ok=1"), "{diag}");
+}
