@@ -145,17 +145,21 @@ pub fn c_program(name: &str, m32: bool) -> PathBuf {
     if let Some(p) = map.get(&(name.to_string(), m32)) {
         return p.clone();
     }
-    let dir = std::env::temp_dir().join(format!("dmtcp-test-bin-{}", std::process::id()));
+    // In cargo's folder for integration-test files, so that runs do not pile up in /tmp.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-programs");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("{name}{}", if m32 { "-32" } else { "-64" }));
+    // Built under a name of our own and renamed, as several test binaries may build at once.
+    let tmp = dir.join(format!(".{name}-{}-{}", if m32 { 32 } else { 64 }, std::process::id()));
     let src = repo().join("tests/c").join(format!("{name}.c"));
     let mut cmd = Command::new("gcc");
     cmd.args(["-O1", "-g", "-Wall", "-pthread"]);
     if m32 {
         cmd.arg("-m32");
     }
-    cmd.arg("-o").arg(&out).arg(&src).arg("-ldl");
+    cmd.arg("-o").arg(&tmp).arg(&src).arg("-ldl");
     run_ok(&mut cmd);
+    std::fs::rename(&tmp, &out).unwrap();
     map.insert((name.to_string(), m32), out.clone());
     out
 }
