@@ -72,3 +72,16 @@ pub fn parse<T: FromArgs>(program: &str, args: &[String]) -> Result<T, i32> {
         },
     }
 }
+
+/// The start of every role: parses `args` (see `parse`), answers `--version`, and sets up
+/// logging (`-q`). `flags` reads (version, quiet) from the parsed options. Err is the exit code.
+pub fn start<T: FromArgs>(program: &str, args: &[String], flags: impl Fn(&T) -> (bool, bool)) -> Result<T, i32> {
+    let a: T = parse(program, args)?;
+    let (version, quiet) = flags(&a);
+    if version {
+        println!("{}", version_line(program));
+        return Err(0);
+    }
+    crate::logging::init(program, quiet);
+    Ok(a)
+}

@@ -170,15 +170,10 @@ fn usage_error(msg: &str) -> i32 {
 
 pub fn main(args: &[String]) -> i32 {
     let args = preprocess(args);
-    let a: Args = match cli::parse(PROGRAM, &args) {
+    let a: Args = match cli::start(PROGRAM, &args, |a: &Args| (a.version, a.quiet)) {
         Ok(a) => a,
         Err(code) => return code,
     };
-    if a.version {
-        println!("{}", cli::version_line(PROGRAM));
-        return 0;
-    }
-    crate::logging::init(PROGRAM, a.quiet);
     let mut cmds = Vec::new();
     for (set, c) in [
         (a.status, Cmd::Status),

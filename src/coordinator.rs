@@ -224,15 +224,10 @@ fn preprocess(args: &[String]) -> Vec<String> {
 
 pub fn main(args: &[String]) -> i32 {
     let args = preprocess(args);
-    let opts: Opts = match cli::parse(PROGRAM, &args) {
-        Ok(o) => o,
+    let opts: Opts = match cli::start(PROGRAM, &args, |a: &Opts| (a.version, a.quiet)) {
+        Ok(a) => a,
         Err(code) => return code,
     };
-    if opts.version {
-        println!("{}", cli::version_line(PROGRAM));
-        return 0;
-    }
-    crate::logging::init(PROGRAM, opts.quiet);
     let cfg = match Config::resolve(opts) {
         Ok(c) => c,
         Err(e) => {

@@ -95,15 +95,10 @@ pub fn main(args: &[String]) -> i32 {
         &["--coord-host", "--coord-port", "--port-file", "--interval", "--ckptdir", "--ckpt-signal"],
         true,
     );
-    let a: LaunchArgs = match cli::parse(PROGRAM, &args) {
+    let a: LaunchArgs = match cli::start(PROGRAM, &args, |a: &LaunchArgs| (a.version, a.quiet)) {
         Ok(a) => a,
         Err(code) => return code,
     };
-    if a.version {
-        println!("{}", cli::version_line(PROGRAM));
-        return 0;
-    }
-    crate::logging::init(PROGRAM, a.quiet);
     match run(a) {
         Ok(never) => match never {},
         Err((code, msg)) => {

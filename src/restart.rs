@@ -94,15 +94,10 @@ pub fn main(args: &[String]) -> i32 {
         &["--coord-host", "--coord-port", "--ckptdir", "--restartdir", "--interval"],
         false,
     );
-    let a: RestartArgs = match cli::parse(PROGRAM, &args) {
+    let a: RestartArgs = match cli::start(PROGRAM, &args, |a: &RestartArgs| (a.version, a.quiet)) {
         Ok(a) => a,
         Err(code) => return code,
     };
-    if a.version {
-        println!("{}", cli::version_line(PROGRAM));
-        return 0;
-    }
-    crate::logging::init(PROGRAM, a.quiet);
     match run(a) {
         Ok(never) => match never {},
         Err((code, msg)) => {

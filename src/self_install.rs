@@ -35,15 +35,10 @@ const PROGRAM: &str = "dmtcp self-install";
 
 pub fn main(args: &[String]) -> i32 {
     let args = cli::normalize(args, &[], &["--prefix"], false);
-    let a: SelfInstallArgs = match cli::parse(PROGRAM, &args) {
+    let a: SelfInstallArgs = match cli::start(PROGRAM, &args, |a: &SelfInstallArgs| (a.version, a.quiet)) {
         Ok(a) => a,
         Err(code) => return code,
     };
-    if a.version {
-        println!("{}", cli::version_line(PROGRAM));
-        return 0;
-    }
-    crate::logging::init(PROGRAM, a.quiet);
     let Some(prefix) = a.prefix else {
         eprintln!("{PROGRAM}: --prefix is required; see `{PROGRAM} --help`");
         return cli::EXIT_USAGE;
