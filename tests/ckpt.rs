@@ -193,25 +193,46 @@ pub fn uninterrupted(program: &Path, args: &[&str], dir: &Path) -> String {
 }
 
 /// Launch, then `cycles` times: wait, checkpoint, kill, restart; then compare the result.
-pub fn cycles(program: &Path, args: &[&str], cycles: usize, settle: Duration, extra_launch: &[&str]) {
+/// Launch `peers` processes, then `n` times: wait `settle`, checkpoint, kill, and restart with
+/// `restart(cycle, k)`; returns the last run's output after checking its RESULT against an
+/// uninterrupted run.
+pub fn cycles_with(
+    program: &Path,
+    args: &[&str],
+    peers: usize,
+    n: usize,
+    settle: Duration,
+    extra_launch: &[&str],
+    mut restart: impl FnMut(&mut Cycle, usize),
+) -> String {
     let reference = {
         let d = TempDir::new("ref");
         uninterrupted(program, args, d.path())
     };
-    let mut cy = Cycle::launch(program, args, extra_launch);
-    for _ in 0..cycles {
+    let mut cy = Cycle::launch_n(program, args, extra_launch, peers);
+    for k in 0..n {
         std::thread::sleep(settle);
         cy.checkpoint();
-        assert_eq!(cy.images().len(), 1, "{:?}", cy.images());
+        assert_eq!(cy.images().len(), peers, "{:?}\n{}", cy.images(), cy.diagnostics());
         cy.kill();
-        cy.restart(1);
+        restart(&mut cy, k);
+        // The restored processes have read their images: the next cycle must use new ones.
+        for img in cy.images() {
+            std::fs::remove_file(img).unwrap();
+        }
     }
     let last = cy.finish();
+    assert_eq!(result_line(&last), reference, "\n{}", cy.diagnostics());
+    last
+}
+
+/// One process through `n` checkpoint/kill/restart cycles (see `cycles_with`).
+pub fn cycles(program: &Path, args: &[&str], n: usize, settle: Duration, extra_launch: &[&str]) {
+    let last = cycles_with(program, args, 1, n, settle, extra_launch, |cy, _| cy.restart(1));
     assert!(
         !last.starts_with("step 1\n") && !last.starts_with("tick 0\n") && !last.starts_with("slept 0\n"),
         "the restarted run began from the start:\n{last}"
     );
-    assert_eq!(result_line(&last), reference, "\n{}", cy.diagnostics());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! listed mid-run and survive checkpoint/kill/restart with the same RESULT as an uninterrupted
 //! run; an exec'd static program runs outside the computation with a warning, does not stop its
 //! parent's checkpoint, and is reaped with its exit status.
-use crate::ckpt::{result_line, uninterrupted, Cycle};
+use crate::ckpt::{cycles_with, result_line, Cycle};
 use crate::util::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -134,24 +134,7 @@ fn popen_read_and_write_children_are_workers_and_pclose_returns_their_status() {
 /// Launch `peers` processes, `n` times: wait `settle`, checkpoint, kill, restart from the
 /// images; compare the RESULT with an uninterrupted run.
 fn shell_cycles(program: &Path, args: &[&str], peers: usize, n: usize, settle: Duration) -> String {
-    let reference = {
-        let d = TempDir::new("ref");
-        uninterrupted(program, args, d.path())
-    };
-    let mut cy = Cycle::launch_n(program, args, &[], peers);
-    for _ in 0..n {
-        std::thread::sleep(settle);
-        cy.checkpoint();
-        assert_eq!(cy.images().len(), peers, "{:?}\n{}", cy.images(), cy.diagnostics());
-        cy.kill();
-        cy.restart(peers);
-        for img in cy.images() {
-            std::fs::remove_file(img).unwrap();
-        }
-    }
-    let last = cy.finish();
-    assert_eq!(result_line(&last), reference, "\n{}", cy.diagnostics());
-    last
+    cycles_with(program, args, peers, n, settle, &[], |cy, _| cy.restart(peers))
 }
 
 #[test]

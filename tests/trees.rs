@@ -3,7 +3,7 @@
 //! children, and children that run outside the computation. Each is checkpointed mid-run,
 //! killed, restarted (from the images or through the coordinator's restart script) and its
 //! RESULT compared with an uninterrupted run.
-use crate::ckpt::{result_line, uninterrupted, Cycle};
+use crate::ckpt::{cycles_with, result_line, Cycle};
 use crate::util::*;
 use std::path::Path;
 use std::process::Command;
@@ -47,26 +47,10 @@ fn restart_command(cy: &Cycle, via: Via) -> Command {
 /// Launch a computation of `peers` processes, then once per element of `vias`: wait `settle`,
 /// checkpoint, kill, restart that way; compare the final RESULT with an uninterrupted run.
 fn tree_cycles(program: &Path, args: &[&str], peers: usize, vias: &[Via], settle: Duration) -> String {
-    let reference = {
-        let d = TempDir::new("ref");
-        uninterrupted(program, args, d.path())
-    };
-    let mut cy = Cycle::launch_n(program, args, &[], peers);
-    for &via in vias {
-        std::thread::sleep(settle);
-        cy.checkpoint();
-        assert_eq!(cy.images().len(), peers, "{:?}\n{}", cy.images(), cy.diagnostics());
-        cy.kill();
-        let c = restart_command(&cy, via);
+    cycles_with(program, args, peers, vias.len(), settle, &[], |cy, k| {
+        let c = restart_command(cy, vias[k]);
         cy.restart_with(c, peers);
-        // The restored processes have read their images: the next cycle must use new ones.
-        for img in cy.images() {
-            std::fs::remove_file(img).unwrap();
-        }
-    }
-    let last = cy.finish();
-    assert_eq!(result_line(&last), reference, "\n{}", cy.diagnostics());
-    last
+    })
 }
 
 #[test]
