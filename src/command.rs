@@ -3,7 +3,7 @@
 //!
 //! Exit status: 0 success, 1 usage error, 2 failure (no coordinator at the address, the
 //! computation is not running, the checkpoint failed).
-use crate::{cli, client};
+use crate::common::{cli, client};
 use argh::FromArgs;
 use dmtcp_proto::{status, Cmd, Kind, Msg, INTERVAL_UNCHANGED};
 use std::io;
@@ -168,7 +168,12 @@ fn usage_error(msg: &str) -> i32 {
     cli::EXIT_USAGE
 }
 
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    let args = match cli::utf8(PROGRAM, args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let args = &args[..];
     let args = preprocess(args);
     let a: Args = match cli::start(PROGRAM, &args, |a: &Args| (a.version, a.quiet)) {
         Ok(a) => a,

@@ -14,7 +14,7 @@
 //!   for, not a failure), DMTCP exits 1;
 //! * a worker that sends `CkptFailed` fails the checkpoint, and `--bcheckpoint` reports why;
 //! * a checkpoint that makes no progress for `--ckpt-timeout` seconds (default 300) fails too.
-use crate::cli;
+use crate::common::cli;
 use argh::FromArgs;
 use dmtcp_proto::{
     split_worker_payload, status, Cmd, Kind, Msg, WorkerState, FLAG_EXIT_AFTER_CKPT, INTERVAL_UNCHANGED, MAX_EXTRA,
@@ -222,7 +222,12 @@ fn preprocess(args: &[String]) -> Vec<String> {
         .collect()
 }
 
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    let args = match cli::utf8(PROGRAM, args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let args = &args[..];
     let args = preprocess(args);
     let opts: Opts = match cli::start(PROGRAM, &args, |a: &Opts| (a.version, a.quiet)) {
         Ok(a) => a,

@@ -12,15 +12,15 @@
 //! set, the launcher execs the program itself as before and warns that pids will change after
 //! restart. The program also gets `DMTCP_BIN`, the absolute path of this binary, which the
 //! library runs as `dmtcp write-image` to store images.
-use crate::cli::{self, EXIT_FAILURE, EXIT_USAGE};
-use crate::client;
-use crate::dlsym;
-use crate::ns;
-use crate::payloads::{self, Arch};
-use crate::shared_area;
+use crate::common::cli::{self, EXIT_USAGE};
+use crate::common::client;
+use crate::common::dlsym;
+use crate::common::ns;
+use crate::common::payloads::{self, Arch};
+use crate::common::setup::{absolute, coordinator, fail, own_binary, write_shared_area, Fail, Mode};
 use argh::FromArgs;
 use dmtcp_proto::env as ev;
-use dmtcp_proto::{Cmd, Kind, Msg};
+
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -28,7 +28,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 #[derive(FromArgs)]
 #[argh(help_triggers("--help"))]
@@ -73,33 +72,28 @@ struct LaunchArgs {
     /// print the version and exit
     #[argh(switch, long = "version")]
     version: bool,
-    /// the program to run and its arguments
+    /// the program to run and its arguments (taken apart before argh sees the options, so that
+    /// they reach the program byte for byte, UTF-8 or not)
     #[argh(positional, greedy)]
     command: Vec<String>,
 }
 
 const PROGRAM: &str = "dmtcp_launch";
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Mode {
-    Join,
-    New,
-    Any,
-}
-
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[OsString]) -> i32 {
     // Options end at the first word that is not an option or an option's value: the program.
-    let args = cli::normalize(
-        args,
-        &['p', 'i', 'h', 'c'],
-        &["--coord-host", "--coord-port", "--port-file", "--interval", "--ckptdir", "--ckpt-signal"],
-        true,
-    );
-    let a: LaunchArgs = match cli::start(PROGRAM, &args, |a: &LaunchArgs| (a.version, a.quiet)) {
+    const LETTERS: &[char] = &['p', 'i', 'h', 'c'];
+    const LONG: &[&str] = &["--coord-host", "--coord-port", "--port-file", "--interval", "--ckptdir", "--ckpt-signal"];
+    let (opts, command) = cli::split_command(args, LETTERS, LONG);
+    let opts = match cli::utf8(PROGRAM, opts) {
+        Ok(o) => cli::normalize(&o, LETTERS, LONG, false),
+        Err(code) => return code,
+    };
+    let a: LaunchArgs = match cli::start(PROGRAM, &opts, |a: &LaunchArgs| (a.version, a.quiet)) {
         Ok(a) => a,
         Err(code) => return code,
     };
-    match run(a) {
+    match run(a, command) {
         Ok(never) => match never {},
         Err((code, msg)) => {
             log::error!("{msg}");
@@ -110,17 +104,12 @@ pub fn main(args: &[String]) -> i32 {
 
 enum Never {}
 
-pub(crate) type Fail = (i32, String);
-
 fn usage_err(msg: impl Into<String>) -> Fail {
     (EXIT_USAGE, format!("{}; see `{PROGRAM} --help`", msg.into()))
 }
 
-pub(crate) fn fail(msg: impl Into<String>) -> Fail {
-    (EXIT_FAILURE, msg.into())
-}
-
-fn run(a: LaunchArgs) -> Result<Never, Fail> {
+fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
+    debug_assert!(a.command.is_empty(), "cli::split_command keeps the program out of argh");
     let mode = match (a.join, a.new, a.any) {
         (false, false, _) => Mode::Any,
         (true, false, false) => Mode::Join,
@@ -135,7 +124,7 @@ fn run(a: LaunchArgs) -> Result<Never, Fail> {
             return Err(usage_err(format!("--ckpt-signal {s} is not a signal that can be caught")));
         }
     }
-    let Some(program) = a.command.first() else {
+    let Some(program) = command.first() else {
         return Err(usage_err("no program to launch"));
     };
     let path = find_program(program)?;
@@ -228,9 +217,9 @@ fn run(a: LaunchArgs) -> Result<Never, Fail> {
     if ns::disabled_by_env() {
         log::warn!("{}=0: running without a private pid namespace; pids will change after restart", ev::PIDNS);
     } else {
-        run_in_namespace(&path, program, &a.command[1..], &env)?;
+        run_in_namespace(&path, program, &command[1..], &env)?;
     }
-    exec_plain(&path, program, &a.command[1..], &env)
+    exec_plain(&path, program, &command[1..], &env)
 }
 
 /// The program's environment: ours, with the launcher's variables set or removed.
@@ -266,13 +255,8 @@ impl EnvBuilder {
     }
 }
 
-/// Absolute path of the running `dmtcp` binary (DMTCP_BIN).
-pub(crate) fn own_binary() -> Result<PathBuf, Fail> {
-    std::env::current_exe().map_err(|e| fail(format!("cannot find own binary: {e}")))
-}
-
 /// Today's launch without a namespace: exec the program in this process.
-fn exec_plain(path: &Path, program: &str, args: &[String], env: &EnvBuilder) -> Result<Never, Fail> {
+fn exec_plain(path: &Path, program: &OsStr, args: &[OsString], env: &EnvBuilder) -> Result<Never, Fail> {
     let mut cmd = Command::new(path);
     cmd.arg0(program).args(args).env_clear().envs(env.vars.iter().map(|(k, v)| (k, v)));
     let err = cmd.exec();
@@ -283,12 +267,12 @@ fn exec_plain(path: &Path, program: &str, args: &[String], env: &EnvBuilder) -> 
 /// forks C (pid 1), which mounts /proc and forks G (pid 2), which execs the program. X waits
 /// and ends like the program. Returns only when the namespace is unavailable here (after a
 /// warning), so that the caller runs the program without it.
-fn run_in_namespace(path: &Path, program: &str, args: &[String], env: &EnvBuilder) -> Result<(), Fail> {
+fn run_in_namespace(path: &Path, program: &OsStr, args: &[OsString], env: &EnvBuilder) -> Result<(), Fail> {
     // Everything the children need is allocated now: after the fork they only make syscalls.
     let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| fail("program path contains a NUL byte"))?;
-    let mut c_argv = vec![CString::new(program).map_err(|_| fail("argument contains a NUL byte"))?];
+    let mut c_argv = vec![CString::new(program.as_bytes()).map_err(|_| fail("argument contains a NUL byte"))?];
     for a in args {
-        c_argv.push(CString::new(a.as_str()).map_err(|_| fail("argument contains a NUL byte"))?);
+        c_argv.push(CString::new(a.as_bytes()).map_err(|_| fail("argument contains a NUL byte"))?);
     }
     let c_env = env.to_cstrings();
     let argv: Vec<*const libc::c_char> =
@@ -374,59 +358,12 @@ fn run_in_namespace(path: &Path, program: &str, args: &[String], env: &EnvBuilde
     ns::exit_like(c_status)
 }
 
-/// Computes the dlsym offsets of both architectures and writes the computation's shared-data
-/// area; returns its path and the offsets.
-pub(crate) fn write_shared_area(
-    tree: &payloads::Tree,
-    host: &str,
-    port: u16,
-    ckptdir: &Path,
-) -> Result<(PathBuf, Option<i64>, Option<i64>), Fail> {
-    let lib64 = tree.preload_lib(Arch::X86_64);
-    let lib32 = tree.preload_lib(Arch::I686);
-    let off64 = offset_or_warn(Arch::X86_64, &lib64);
-    let off32 = offset_or_warn(Arch::I686, &lib32);
-    let shared = shared_area::create(
-        &dmtcp_proto::shared::SharedInit {
-            dlsym_offset: off64.unwrap_or(0) as u64,
-            dlsym_offset_m32: off32.unwrap_or(0) as u64,
-            coord_timestamp: 0,
-            coord_port: u32::from(port),
-            coord_host: host.as_bytes(),
-            hijack_libs: lib64.as_os_str().as_encoded_bytes(),
-            hijack_libs_m32: lib32.as_os_str().as_encoded_bytes(),
-            ckpt_dir: ckptdir.as_os_str().as_encoded_bytes(),
-        },
-        port,
-    )
-    .map_err(|e| fail(format!("cannot write the shared-data area: {e}")))?;
-    Ok((shared, off64, off32))
-}
-
-fn offset_or_warn(arch: Arch, sample: &Path) -> Option<i64> {
-    match dlsym::offset_for(arch, sample) {
-        Ok(o) => Some(o),
-        Err(e) => {
-            // Programs of that architecture cannot run here anyway; say so once, quietly.
-            log::debug!("no dlsym offset for {}: {e}", arch.name());
-            None
-        }
-    }
-}
-
-pub(crate) fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
-    }
-}
-
 /// Finds `program` like execvp: a name with a slash as is, otherwise along PATH.
-fn find_program(program: &str) -> Result<PathBuf, Fail> {
-    if program.contains('/') {
+fn find_program(program: &OsStr) -> Result<PathBuf, Fail> {
+    let shown = Path::new(program).display();
+    if program.as_bytes().contains(&b'/') {
         let p = PathBuf::from(program);
-        return if p.is_file() { Ok(p) } else { Err(fail(format!("{program}: no such program"))) };
+        return if p.is_file() { Ok(p) } else { Err(fail(format!("{shown}: no such program"))) };
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     for dir in std::env::split_paths(&path) {
@@ -437,99 +374,5 @@ fn find_program(program: &str) -> Result<PathBuf, Fail> {
             }
         }
     }
-    Err(fail(format!("{program}: command not found in PATH")))
-}
-
-/// What answers at host:port.
-enum Probe {
-    Coordinator,
-    Nobody(String),
-    Stranger(String),
-}
-
-fn probe(host: &str, port: u16) -> Probe {
-    let mut s = match client::connect(host, port, Duration::from_secs(3)) {
-        Ok(s) => s,
-        Err(e) => return Probe::Nobody(e.to_string()),
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut m = Msg::new(Kind::UserCmd);
-    m.cmd = Cmd::Status as u32;
-    match client::send(&mut s, &m, &[]).and_then(|_| client::recv(&mut s)) {
-        Ok((r, _)) if r.kind == Kind::UserCmdResult => Probe::Coordinator,
-        Ok((r, _)) => Probe::Stranger(format!("unexpected reply {:?}", r.kind)),
-        Err(e) => Probe::Stranger(e.to_string()),
-    }
-}
-
-fn is_local(host: &str) -> bool {
-    client::resolve(host, 0).map(|v| v.iter().all(|a| a.ip().is_loopback())).unwrap_or(false)
-}
-
-/// Returns the port of the coordinator the program will join, starting one if the mode says so.
-pub(crate) fn coordinator(
-    mode: Mode,
-    host: &str,
-    port: u16,
-    interval: Option<u32>,
-    ckptdir: &Path,
-) -> Result<u16, Fail> {
-    if mode != Mode::New && port != 0 {
-        match probe(host, port) {
-            Probe::Coordinator => return Ok(port),
-            Probe::Stranger(why) => {
-                return Err(fail(format!("{host}:{port} answers but is not a dmtcp coordinator ({why})")))
-            }
-            Probe::Nobody(why) if mode == Mode::Join => {
-                return Err(fail(format!(
-                    "no coordinator at {host}:{port} ({why}); start one with `dmtcp_coordinator`, or launch with --new-coordinator"
-                )))
-            }
-            Probe::Nobody(_) => {}
-        }
-    }
-    if !is_local(host) {
-        return Err(fail(format!("cannot start a coordinator on the remote host {host}; start it there first")));
-    }
-    match start_coordinator(port, interval, ckptdir) {
-        Ok(p) => Ok(p),
-        Err(e) if mode == Mode::Any => {
-            // Another launch may have started one on this port in the meantime.
-            match probe(host, port) {
-                Probe::Coordinator => Ok(port),
-                _ => Err(fail(e)),
-            }
-        }
-        Err(e) => Err(fail(e)),
-    }
-}
-
-/// Starts a background coordinator that exits with its last client, returns its port.
-fn start_coordinator(port: u16, interval: Option<u32>, ckptdir: &Path) -> Result<u16, String> {
-    let dir = shared_area::tmpdir().map_err(|e| e.to_string())?;
-    let port_file = payloads::temp_name(&dir.join("coordinator.port"));
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("coordinator")
-        .args(["--daemon", "--exit-on-last", "--quiet"])
-        .args(["--coord-port", &port.to_string()])
-        .arg("--port-file")
-        .arg(&port_file)
-        .arg("--ckptdir")
-        .arg(ckptdir);
-    if let Some(i) = interval {
-        cmd.args(["--interval", &i.to_string()]);
-    }
-    let out = cmd.output().map_err(|e| format!("cannot start a coordinator: {e}"))?;
-    let text = std::fs::read_to_string(&port_file);
-    let _ = std::fs::remove_file(&port_file);
-    if !out.status.success() {
-        return Err(format!(
-            "cannot start a coordinator on port {port}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    text.ok()
-        .and_then(|t| t.trim().parse().ok())
-        .ok_or_else(|| "the new coordinator did not report its port".to_string())
+    Err(fail(format!("{shown}: command not found in PATH")))
 }

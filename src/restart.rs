@@ -1,6 +1,6 @@
 //! `dmtcp_restart [options] IMAGES...`: restarts a computation from its checkpoint images.
 //!
-//! 1. Every image is checked first (`image_check`: header, tables, chunks, trailer checksum; a
+//! 1. Every image is checked first (`common::image_reader`: header, tables, chunks, trailer checksum; a
 //!    zstd image is decompressed into a memfd on the way, which later feeds the restorer). Any
 //!    problem ends the run with `dmtcp_restart: <file>: <problem>` and exit code 2 before any
 //!    process exists. An image whose architecture has no restorer is refused the same way.
@@ -27,12 +27,12 @@
 //!
 //! Without namespace support (or with DMTCP_PIDNS=0) processes are forked normally, with new
 //! pids, after one warning.
-use crate::cli::{self, EXIT_FAILURE, EXIT_USAGE};
-use crate::client;
-use crate::image_check::{self, CheckedImage};
-use crate::launch::{self, Fail, Mode};
-use crate::ns;
-use crate::payloads::{self, Arch};
+use crate::common::cli::{self, EXIT_FAILURE, EXIT_USAGE};
+use crate::common::client;
+use crate::common::image_reader::{self, CheckedImage};
+use crate::common::ns;
+use crate::common::payloads::{self, Arch};
+use crate::common::setup::{self, Fail, Mode};
 use argh::FromArgs;
 use dmtcp_proto::env as ev;
 use dmtcp_proto::{Kind, Msg, WorkerState};
@@ -87,7 +87,12 @@ struct RestartArgs {
 
 const PROGRAM: &str = "dmtcp_restart";
 
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    let args = match cli::utf8(PROGRAM, args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let args = &args[..];
     let args = cli::normalize(
         args,
         &['p', 'h', 'c', 'r', 'i'],
@@ -137,7 +142,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
     };
     let mut paths = a.images.clone();
     if let Some(dir) = &a.restartdir {
-        let rd = std::fs::read_dir(dir).map_err(|e| launch::fail(format!("--restartdir {}: {e}", dir.display())))?;
+        let rd = std::fs::read_dir(dir).map_err(|e| setup::fail(format!("--restartdir {}: {e}", dir.display())))?;
         let mut found: Vec<PathBuf> = rd
             .filter_map(|e| e.ok())
             .map(|e| e.path())
@@ -153,11 +158,11 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
     }
 
     // 1. Check everything before creating anything.
-    let tree = payloads::tree().map_err(|e| launch::fail(e.to_string()))?;
+    let tree = payloads::tree().map_err(|e| setup::fail(e.to_string()))?;
     let mut images = Vec::with_capacity(paths.len());
     for p in &paths {
         // The exact form `dmtcp_restart: <file>: <problem>`, without the log's "error: ".
-        let img = image_check::check_file(p).map_err(|e| {
+        let img = image_reader::check_file(p).map_err(|e| {
             eprintln!("{PROGRAM}: {}: {e}", p.display());
             (EXIT_FAILURE, String::new())
         })?;
@@ -174,7 +179,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         );
         let restorer = tree.restorer(arch_of(&img));
         if !restorer.is_file() {
-            return Err(launch::fail(format!(
+            return Err(setup::fail(format!(
                 "{}: no restorer for {} images ({} is missing)",
                 p.display(),
                 arch_of(&img).name(),
@@ -191,13 +196,12 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         .ckptdir
         .clone()
         .or_else(|| std::env::var_os(ev::CHECKPOINT_DIR).filter(|v| !v.is_empty()).map(PathBuf::from))
-        .map(|d| launch::absolute(&d));
-    let image_dir =
-        |p: &Path| launch::absolute(p).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+        .map(|d| setup::absolute(&d));
+    let image_dir = |p: &Path| setup::absolute(p).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
     let coord_dir = ckptdir_arg.clone().unwrap_or_else(|| image_dir(&paths[0]));
-    let port = launch::coordinator(mode, &host, port, None, &coord_dir)?;
-    let (shared, off64, off32) = launch::write_shared_area(&tree, &host, port, &coord_dir)?;
-    let bin = launch::own_binary()?;
+    let port = setup::coordinator(mode, &host, port, None, &coord_dir)?;
+    let (shared, off64, off32) = setup::write_shared_area(&tree, &host, port, &coord_dir)?;
+    let bin = setup::own_binary()?;
     let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
 
     let mut targets = Vec::with_capacity(images.len());
@@ -219,7 +223,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         hello.extend_from_slice(img.progname().as_bytes());
         hello.push(0);
         let restorer = CString::new(restorer.as_os_str().as_bytes())
-            .map_err(|_| launch::fail("restorer path contains a NUL byte"))?;
+            .map_err(|_| setup::fail("restorer path contains a NUL byte"))?;
         targets.push(Target { img, info: info.into_bytes(), restorer, hello });
     }
 
@@ -237,7 +241,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         }
     };
     // X keeps `lifeline_w` until it exits; P and C watch the other end (ns::die_with_parent).
-    let (lifeline_r, lifeline_w) = ns::pipe().map_err(|e| launch::fail(format!("pipe: {e}")))?;
+    let (lifeline_r, lifeline_w) = ns::pipe().map_err(|e| setup::fail(format!("pipe: {e}")))?;
     let ctx = Ctx {
         targets: &targets,
         host: &host,
@@ -254,12 +258,12 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
     let mut pids = Vec::new();
     let mut pipes = Vec::new();
     for g in &groups {
-        let (r, w) = ns::pipe().map_err(|e| launch::fail(format!("pipe: {e}")))?;
+        let (r, w) = ns::pipe().map_err(|e| setup::fail(format!("pipe: {e}")))?;
         // SAFETY: fork in a single-threaded process; the child runs `group_main`, which ends
         // with _exit.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            return Err(launch::fail(format!("fork: {}", nix::errno::Errno::last().desc())));
+            return Err(setup::fail(format!("fork: {}", nix::errno::Errno::last().desc())));
         }
         if pid == 0 {
             drop(r);
@@ -345,10 +349,10 @@ fn group_images(images: &[&CheckedImage]) -> Result<Vec<Group>, Fail> {
         for (k, &i) in g.members.iter().enumerate() {
             let pid = images[i].pid();
             if pid <= 1 {
-                return Err(launch::fail(format!("{}: corrupt image (process id {pid})", images[i].path.display())));
+                return Err(setup::fail(format!("{}: corrupt image (process id {pid})", images[i].path.display())));
             }
             if let Some(&j) = g.members[..k].iter().find(|&&j| images[j].pid() == pid) {
-                return Err(launch::fail(format!(
+                return Err(setup::fail(format!(
                     "{} and {} are images of the same process (pid {pid}); give only one",
                     images[j].path.display(),
                     images[i].path.display()
@@ -605,7 +609,7 @@ fn prepare(ctx: &Ctx<'_>, g: &Group, t: &Target, confirm: &mut RawFd) -> Result<
         k => return Err(format!("unexpected answer {k:?} from the coordinator")),
     }
     let _ = s.set_read_timeout(None);
-    let info = image_check::memfd("dmtcp-restart-info").map_err(|e| format!("memfd: {e}"))?;
+    let info = image_reader::memfd("dmtcp-restart-info").map_err(|e| format!("memfd: {e}"))?;
     let mut f = std::fs::File::from(info);
     f.write_all(&t.info).and_then(|_| f.rewind()).map_err(|e| format!("restart info: {e}"))?;
     let image_fd = t.img.stream.as_raw_fd();

@@ -8,8 +8,8 @@
 //!
 //! Every file is replaced atomically, so running it again over a tree (even one in use) leaves a
 //! correct tree.
-use crate::cli::{self, EXIT_FAILURE};
-use crate::payloads::{self, Tree};
+use crate::common::cli::{self, EXIT_FAILURE};
+use crate::common::payloads::{self, Tree};
 use crate::Role;
 use argh::FromArgs;
 use std::fs;
@@ -33,7 +33,12 @@ struct SelfInstallArgs {
 
 const PROGRAM: &str = "dmtcp self-install";
 
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    let args = match cli::utf8(PROGRAM, args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let args = &args[..];
     let args = cli::normalize(args, &[], &["--prefix"], false);
     let a: SelfInstallArgs = match cli::start(PROGRAM, &args, |a: &SelfInstallArgs| (a.version, a.quiet)) {
         Ok(a) => a,

@@ -2,7 +2,9 @@
 //! mid-run, killed, restarted from their images, and their final results compared with an
 //! uninterrupted run of the same program, through several checkpoint/restart cycles.
 use crate::util::*;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -30,12 +32,12 @@ pub struct Cycle {
 }
 
 impl Cycle {
-    pub fn launch(program: &Path, args: &[&str], extra_launch: &[&str]) -> Cycle {
+    pub fn launch<A: AsRef<OsStr>>(program: &Path, args: &[A], extra_launch: &[&str]) -> Cycle {
         Cycle::launch_n(program, args, extra_launch, 1)
     }
 
     /// Like `launch`, for a computation of `peers` processes.
-    pub fn launch_n(program: &Path, args: &[&str], extra_launch: &[&str], peers: usize) -> Cycle {
+    pub fn launch_n<A: AsRef<OsStr>>(program: &Path, args: &[A], extra_launch: &[&str], peers: usize) -> Cycle {
         let work = TempDir::new("ckpt");
         let ckdir = work.join("ckpt");
         std::fs::create_dir_all(&ckdir).unwrap();
@@ -185,7 +187,7 @@ pub fn result_line(out: &str) -> String {
 
 /// The program's RESULT in an uninterrupted run under dmtcp_launch (a launched program runs
 /// in a private user namespace, where even root's capability sets read differently).
-pub fn uninterrupted(program: &Path, args: &[&str], dir: &Path) -> String {
+pub fn uninterrupted<A: AsRef<OsStr>>(program: &Path, args: &[A], dir: &Path) -> String {
     let out = run_ok(
         role("launch").args(["--new-coordinator", "--coord-port", "0", "-q"]).arg(program).args(args).current_dir(dir),
     );
@@ -196,9 +198,9 @@ pub fn uninterrupted(program: &Path, args: &[&str], dir: &Path) -> String {
 /// Launch `peers` processes, then `n` times: wait `settle`, checkpoint, kill, and restart with
 /// `restart(cycle, k)`; returns the last run's output after checking its RESULT against an
 /// uninterrupted run.
-pub fn cycles_with(
+pub fn cycles_with<A: AsRef<OsStr>>(
     program: &Path,
-    args: &[&str],
+    args: &[A],
     peers: usize,
     n: usize,
     settle: Duration,
@@ -227,12 +229,23 @@ pub fn cycles_with(
 }
 
 /// One process through `n` checkpoint/kill/restart cycles (see `cycles_with`).
-pub fn cycles(program: &Path, args: &[&str], n: usize, settle: Duration, extra_launch: &[&str]) {
+pub fn cycles<A: AsRef<OsStr>>(program: &Path, args: &[A], n: usize, settle: Duration, extra_launch: &[&str]) {
     let last = cycles_with(program, args, 1, n, settle, extra_launch, |cy, _| cy.restart(1));
     assert!(
         !last.starts_with("step 1\n") && !last.starts_with("tick 0\n") && !last.starts_with("slept 0\n"),
         "the restarted run began from the start:\n{last}"
     );
+}
+
+/// The binary takes its arguments as bytes: a program argument that is not UTF-8 (0xff) reaches
+/// the program untouched, and is still there after two restarts.
+#[test]
+fn argument_byte_0xff_reaches_the_program_and_survives_restarts() {
+    let p = c_program("arg_bytes", false);
+    let args = [OsString::from("30"), OsString::from_vec(vec![b'a', 0xff, b'b'])];
+    let last = cycles_with(&p, &args, 1, 2, Duration::from_millis(800), &[], |cy, _| cy.restart(1));
+    assert!(last.contains("RESULT 61ff62"), "the program saw another argument:\n{last}");
+    assert!(!last.starts_with("start"), "the restarted run began from the start:\n{last}");
 }
 
 #[test]

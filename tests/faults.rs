@@ -2,8 +2,8 @@
 //! while its image is being written. The program must go on (or, killed, leave nothing), and no
 //! partial image may ever stand under a final name.
 use crate::ckpt::{result_line, uninterrupted, Cycle};
-use crate::restart::image_check;
 use crate::util::*;
+use dmtcp::common::image_reader;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -36,7 +36,7 @@ fn coordinator_killed_during_checkpoint_the_program_goes_on() {
     assert!(err.contains("lost contact with the coordinator"), "stderr of the program:\n{err}");
     assert!(leftovers(&cy.ckdir).is_empty(), "{:?}", leftovers(&cy.ckdir));
     for img in cy.images() {
-        image_check::check_file(&img).unwrap_or_else(|e| panic!("partial image left: {}: {e}", img.display()));
+        image_reader::check_file(&img).unwrap_or_else(|e| panic!("partial image left: {}: {e}", img.display()));
     }
 }
 
@@ -93,7 +93,7 @@ fn full_disk_fails_the_checkpoint_keeps_the_previous_image_and_the_program_runs(
     assert!(!out.status.success(), "a checkpoint onto a full disk succeeded: {}", stdout(&out));
     assert!(stderr(&out).contains("disk full") || stderr(&out).contains("No space"), "{}", stderr(&out));
     assert_eq!(std::fs::read(&first[0]).unwrap(), before, "the previous image changed");
-    image_check::check_file(&first[0]).unwrap();
+    image_reader::check_file(&first[0]).unwrap();
     assert!(leftovers(&cy.ckdir).is_empty(), "{:?}", leftovers(&cy.ckdir));
     let last = cy.finish();
     assert_eq!(result_line(&last), reference);

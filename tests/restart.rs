@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-#[path = "../src/image_check.rs"]
-#[allow(dead_code)]
-pub(crate) mod image_check;
+use dmtcp::common::image_reader;
 
 /// A valid minimal image stream: sealed header, one area, one thread, one chunk of `data_len`
 /// bytes, END, trailer.
@@ -104,7 +102,7 @@ fn write_image_raw_and_compressed_are_accepted() {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes[..4] == image::ZSTD_MAGIC, compress, "{name}: compressed as asked");
-        let img = image_check::check_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let img = image_reader::check_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(img.summary.len, stream.len() as u64);
         assert_eq!(img.compressed, compress);
         // The stream the restorer will read is the original one.
@@ -122,7 +120,7 @@ fn write_image_raw_and_compressed_are_accepted() {
         let path = d.join("ckpt_zero.dmtcp");
         let (code, out) = write_image(&path, compress, &zero);
         assert_eq!(code, 0, "checksum 0: {out}");
-        let img = image_check::check_file(&path).unwrap_or_else(|e| panic!("checksum 0 filled in: {e}"));
+        let img = image_reader::check_file(&path).unwrap_or_else(|e| panic!("checksum 0 filled in: {e}"));
         let mut back = Vec::new();
         std::io::Read::read_to_end(&mut std::fs::File::from(img.stream), &mut back).unwrap();
         assert!(back == stream, "the stored stream is the original with its checksum");

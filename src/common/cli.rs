@@ -1,6 +1,8 @@
 //! Argument handling shared by every role: argh parsing with DMTCP-style spellings, uniform
 //! `--help`/`--version` behaviour and exit codes.
 use argh::FromArgs;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
 /// Exit code for a usage error (unknown option, missing value).
 pub const EXIT_USAGE: i32 = 1;
@@ -47,6 +49,43 @@ pub fn normalize(args: &[String], letters: &[char], long_values: &[&str], tail: 
     out
 }
 
+/// Splits a launcher's arguments into its own options and the command to run: the command starts
+/// at the first word that is neither an option nor the separate value of one (`letters` and
+/// `long_values` as in `normalize`), or after `--`. The command is returned untouched.
+pub fn split_command<'a>(
+    args: &'a [OsString],
+    letters: &[char],
+    long_values: &[&str],
+) -> (&'a [OsString], &'a [OsString]) {
+    let mut i = 0;
+    while i < args.len() {
+        let b = args[i].as_bytes();
+        if b == b"--" {
+            return (&args[..i], &args[i + 1..]);
+        }
+        if b.first() != Some(&b'-') {
+            break;
+        }
+        let short_value = b.len() == 2 && b[1] != b'-' && letters.contains(&(b[1] as char));
+        let long_value = long_values.iter().any(|l| OsStr::new(l) == args[i].as_os_str());
+        i += if short_value || long_value { 2 } else { 1 };
+    }
+    let i = i.min(args.len());
+    (&args[..i], &args[i..])
+}
+
+/// A role's own options as strings: an option that is not UTF-8 is a usage error that names it.
+pub fn utf8(program: &str, args: &[OsString]) -> Result<Vec<String>, i32> {
+    args.iter()
+        .map(|a| {
+            a.to_str().map(str::to_owned).ok_or_else(|| {
+                eprintln!("{program}: argument `{}` is not valid UTF-8; see `{program} --help`", a.to_string_lossy());
+                EXIT_USAGE
+            })
+        })
+        .collect()
+}
+
 /// Parses `args` for `program`. `--help` prints the usage (exit 0); a bad argument prints what
 /// is wrong and the usage, and gives EXIT_USAGE. Each role's options carry their own `--version`.
 pub fn parse<T: FromArgs>(program: &str, args: &[String]) -> Result<T, i32> {
@@ -82,6 +121,6 @@ pub fn start<T: FromArgs>(program: &str, args: &[String], flags: impl Fn(&T) -> 
         println!("{}", version_line(program));
         return Err(0);
     }
-    crate::logging::init(program, quiet);
+    crate::common::logging::init(program, quiet);
     Ok(a)
 }

@@ -5,7 +5,7 @@
 //! The offsets are exported as DMTCP_DLSYM_OFFSET (64-bit) and DMTCP_DLSYM_OFFSET_M32 (32-bit)
 //! and stored in the shared-data area; the preload library adds its architecture's offset to the
 //! address of `dlinfo` to call the real `dlsym` even when a program wraps `dlsym` itself.
-use crate::payloads::Arch;
+use crate::common::payloads::Arch;
 use goblin::elf::{header, program_header, Elf};
 use std::fs;
 use std::io::Read;

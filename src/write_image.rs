@@ -16,8 +16,9 @@
 //! PATH is left as it was, and it prints `error <message>` and exits 1. After a write error it
 //! keeps reading the stream to its end, so that the writing process never meets a broken pipe
 //! in the middle of a checkpoint.
-use crate::image_check::{Validator, BUF_SIZE};
-use crate::payloads::temp_name;
+use crate::common::cli;
+use crate::common::image_reader::{Validator, BUF_SIZE};
+use crate::common::payloads::temp_name;
 use dmtcp_proto::image;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -26,7 +27,12 @@ use std::path::{Path, PathBuf};
 
 const USAGE: &str = "usage: dmtcp write-image --out PATH [--compress]  (run by libdmtcp.so)";
 
-pub fn main(args: &[String]) -> i32 {
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    let args = match cli::utf8("dmtcp write-image", args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let args = &args[..];
     let mut out: Option<PathBuf> = None;
     let mut compress = false;
     let mut it = args.iter();

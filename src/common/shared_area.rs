@@ -1,7 +1,7 @@
 //! The computation's shared-data area (layout in `dmtcp_proto::shared`): a 4096-byte file under
 //! the per-user temporary folder `<tmp>/dmtcp-<user>@<host>/`, created readable by its owner only,
 //! that every process of the computation maps.
-use crate::payloads::write_atomic;
+use crate::common::payloads::write_atomic;
 use dmtcp_proto::shared::{encode, SharedInit};
 use std::fs;
 use std::io;
