@@ -69,5 +69,12 @@ CFG
   fi
 fi
 
+# clippy and rustfmt for scripts/lint.sh (CI runs it); rustup's profile may lack them.
+if command -v rustup >/dev/null; then
+  for c in clippy rustfmt; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" || true
+  done
+fi
+
 cargo build --release
 echo "setup: built $(pwd)/target/release/dmtcp ($(target/release/dmtcp --version))"
