@@ -205,7 +205,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     }
     let (host, port) = match client::coord_address(a.coord_host.as_deref(), a.coord_port) {
         Ok(hp) => hp,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&e.to_string()),
     };
     let out = Output { json: a.json, cmd, host: &host, port };
     match exchange(&host, port, cmd, interval) {

@@ -12,7 +12,7 @@
 //! set, the launcher execs the program itself as before and warns that pids will change after
 //! restart. The program also gets `DMTCP_BIN`, the absolute path of this binary, which the
 //! library runs as `dmtcp write-image` to store images.
-use crate::common::cli::{self, EXIT_USAGE};
+use crate::common::cli;
 use crate::common::client;
 use crate::common::dlsym;
 use crate::common::ns;
@@ -95,7 +95,7 @@ pub fn main(args: &[OsString]) -> i32 {
     };
     match run(a, command) {
         Ok(never) => match never {},
-        Err((code, msg)) => {
+        Err(Fail { code, msg }) => {
             log::error!("{msg}");
             code
         }
@@ -104,8 +104,8 @@ pub fn main(args: &[OsString]) -> i32 {
 
 enum Never {}
 
-fn usage_err(msg: impl Into<String>) -> Fail {
-    (EXIT_USAGE, format!("{}; see `{PROGRAM} --help`", msg.into()))
+fn usage_err(msg: impl std::fmt::Display) -> Fail {
+    Fail::usage(PROGRAM, msg)
 }
 
 fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {

@@ -105,7 +105,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     };
     match run(a) {
         Ok(never) => match never {},
-        Err((code, msg)) => {
+        Err(Fail { code, msg }) => {
             if msg.is_empty() {
                 // Already said.
             } else if code == EXIT_USAGE {
@@ -120,8 +120,8 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
 
 enum Never {}
 
-fn usage_err(msg: impl Into<String>) -> Fail {
-    (EXIT_USAGE, format!("{}; see `{PROGRAM} --help`", msg.into()))
+fn usage_err(msg: impl std::fmt::Display) -> Fail {
+    Fail::usage(PROGRAM, msg)
 }
 
 /// One image as a process to create, with everything its process needs prepared before any fork.
@@ -164,7 +164,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         // The exact form `dmtcp_restart: <file>: <problem>`, without the log's "error: ".
         let img = image_reader::check_file(p).map_err(|e| {
             eprintln!("{PROGRAM}: {}: {e}", p.display());
-            (EXIT_FAILURE, String::new())
+            Fail { code: EXIT_FAILURE, msg: String::new() }
         })?;
         log::debug!(
             "{}: {} image of {} ({} bytes{}, {} chunks, {} bytes of memory), pid {}",

@@ -9,7 +9,7 @@
 //! Every file is replaced atomically, so running it again over a tree (even one in use) leaves a
 //! correct tree.
 use crate::common::cli::{self, EXIT_FAILURE};
-use crate::common::payloads::{self, Tree};
+use crate::common::payloads::{self, PayloadError, Tree};
 use crate::Role;
 use argh::FromArgs;
 use std::fs;
@@ -60,22 +60,31 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     }
 }
 
-fn install(prefix: &Path) -> io::Result<()> {
-    let prefix = if prefix.is_absolute() { prefix.to_path_buf() } else { std::env::current_dir()?.join(prefix) };
+fn install(prefix: &Path) -> Result<(), PayloadError> {
+    let at = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| PayloadError::Io(p, e)
+    };
+    let prefix = if prefix.is_absolute() {
+        prefix.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(at(Path::new(".")))?.join(prefix)
+    };
     let bin = prefix.join("bin");
-    fs::create_dir_all(&bin)?;
-    let exe = fs::read("/proc/self/exe")?;
+    fs::create_dir_all(&bin).map_err(at(&bin))?;
+    let exe = fs::read("/proc/self/exe").map_err(at(Path::new("/proc/self/exe")))?;
     let target = bin.join("dmtcp");
     // Writing onto ourselves is a no-op; anything else is replaced atomically.
     if fs::canonicalize(&target).ok() != fs::canonicalize("/proc/self/exe").ok() {
-        payloads::write_atomic(&target, &exe, 0o755)?;
+        payloads::write_atomic(&target, &exe, 0o755).map_err(at(&target))?;
     }
     for role in Role::ALL {
         let name = role.program();
         if name.contains(' ') {
             continue;
         }
-        symlink_atomic(Path::new("dmtcp"), &bin.join(name))?;
+        let link = bin.join(name);
+        symlink_atomic(Path::new("dmtcp"), &link).map_err(at(&link))?;
     }
     // Always rewrite the payloads: the tree must match this binary even if a stamp says so.
     Tree { root: prefix }.install()

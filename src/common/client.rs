@@ -6,9 +6,23 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+/// A coordinator port from the environment that is not a port number: names the variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadPort {
+    pub value: String,
+}
+
+impl std::fmt::Display for BadPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={:?} is not a port number", dmtcp_proto::env::COORD_PORT, self.value)
+    }
+}
+
+impl std::error::Error for BadPort {}
+
 /// The coordinator's host and port from the command line, else the environment
 /// (`DMTCP_COORD_HOST`, `DMTCP_COORD_PORT`), else localhost:7779.
-pub fn coord_address(host: Option<&str>, port: Option<u16>) -> Result<(String, u16), String> {
+pub fn coord_address(host: Option<&str>, port: Option<u16>) -> Result<(String, u16), BadPort> {
     let host = match host {
         Some(h) => h.to_string(),
         None => std::env::var(dmtcp_proto::env::COORD_HOST)
@@ -19,9 +33,7 @@ pub fn coord_address(host: Option<&str>, port: Option<u16>) -> Result<(String, u
     let port = match port {
         Some(p) => p,
         None => match std::env::var(dmtcp_proto::env::COORD_PORT).ok().filter(|p| !p.is_empty()) {
-            Some(p) => {
-                p.trim().parse().map_err(|_| format!("{}={p:?} is not a port number", dmtcp_proto::env::COORD_PORT))?
-            }
+            Some(p) => p.trim().parse().map_err(|_| BadPort { value: p.clone() })?,
             None => dmtcp_proto::DEFAULT_PORT,
         },
     };

@@ -101,16 +101,18 @@ impl Tree {
     }
 
     /// Writes every payload and then the stamp, each atomically.
-    fn unpack(&self) -> io::Result<()> {
+    fn unpack(&self) -> Result<(), PayloadError> {
         for p in &PAYLOADS {
-            let bytes = zstd::decode_all(p.zst)?;
-            write_atomic(&self.root.join(p.rel_path), &bytes, p.mode)?;
+            let dest = self.root.join(p.rel_path);
+            let bytes = zstd::decode_all(p.zst).map_err(|e| PayloadError::Io(dest.clone(), e))?;
+            write_atomic(&dest, &bytes, p.mode).map_err(|e| PayloadError::Io(dest, e))?;
         }
-        write_atomic(&self.root.join(STAMP), format!("{BUILD_ID}\n").as_bytes(), 0o644)
+        let stamp = self.root.join(STAMP);
+        write_atomic(&stamp, format!("{BUILD_ID}\n").as_bytes(), 0o644).map_err(|e| PayloadError::Io(stamp, e))
     }
 
     /// Makes this tree current, unpacking when needed.
-    pub fn install(&self) -> io::Result<()> {
+    pub fn install(&self) -> Result<(), PayloadError> {
         if !self.is_current() {
             self.unpack()?;
         }
@@ -144,10 +146,36 @@ pub fn temp_name(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{name}.tmp-{}-{nanos}", std::process::id()))
 }
 
+/// What went wrong laying out the payload tree; each names the file or folder.
+#[derive(Debug)]
+pub enum PayloadError {
+    /// Reading or writing this path failed.
+    Io(PathBuf, io::Error),
+    /// Neither the binary's own prefix nor the user cache could be made current: why, for each.
+    Unpack(Vec<PayloadError>),
+}
+
+impl std::fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PayloadError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            PayloadError::Unpack(why) => {
+                f.write_str("cannot unpack the dmtcp payloads: ")?;
+                for (i, e) in why.iter().enumerate() {
+                    write!(f, "{}{e}", if i > 0 { "; " } else { "" })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PayloadError {}
+
 /// The prefix of the running binary: the parent of the folder that holds it.
-pub fn own_prefix() -> io::Result<PathBuf> {
-    let exe = fs::canonicalize("/proc/self/exe")?;
-    let bindir = exe.parent().ok_or_else(|| io::Error::other("binary has no folder"))?;
+pub fn own_prefix() -> Result<PathBuf, PayloadError> {
+    let exe = fs::canonicalize("/proc/self/exe").map_err(|e| PayloadError::Io("/proc/self/exe".into(), e))?;
+    let bindir = exe.parent().unwrap_or(Path::new("/"));
     Ok(bindir.parent().unwrap_or(Path::new("/")).to_path_buf())
 }
 
@@ -163,27 +191,27 @@ fn cache_root() -> PathBuf {
 
 /// The tree this process should use: the binary's own prefix when it is current or can be
 /// made current, else the per-user cache.
-pub fn tree() -> io::Result<Tree> {
+pub fn tree() -> Result<Tree, PayloadError> {
     let mut errors = Vec::new();
     match own_prefix() {
         Ok(prefix) => {
             let t = Tree { root: prefix };
             match t.install() {
                 Ok(()) => return Ok(t),
-                Err(e) => errors.push(format!("{}: {e}", t.root.display())),
+                Err(e) => errors.push(e),
             }
         }
-        Err(e) => errors.push(format!("cannot find own binary: {e}")),
+        Err(e) => errors.push(e),
     }
     let t = Tree { root: cache_root() };
     match t.install() {
         Ok(()) => {
-            log::debug!("payloads unpacked into {} ({})", t.root.display(), errors.join("; "));
+            log::debug!("payloads unpacked into {} ({})", t.root.display(), PayloadError::Unpack(errors));
             Ok(t)
         }
         Err(e) => {
-            errors.push(format!("{}: {e}", t.root.display()));
-            Err(io::Error::other(format!("cannot unpack the dmtcp payloads: {}", errors.join("; "))))
+            errors.push(e);
+            Err(PayloadError::Unpack(errors))
         }
     }
 }

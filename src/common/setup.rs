@@ -1,12 +1,13 @@
 //! What `dmtcp_launch` and `dmtcp_restart` both do before a computation runs: find or start the
 //! coordinator (`Mode`), write the computation's shared-data area, and the failure type the two
 //! roles report with (exit code and message).
-use crate::common::cli::EXIT_FAILURE;
+use crate::common::cli::{EXIT_FAILURE, EXIT_USAGE};
 use crate::common::client;
 use crate::common::dlsym;
 use crate::common::payloads::{self, Arch};
 use crate::common::shared_area;
 use dmtcp_proto::{Cmd, Kind, Msg};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -19,11 +20,32 @@ pub enum Mode {
     Any,
 }
 
-/// A failure of a role: its exit code and a message that names what is wrong.
-pub type Fail = (i32, String);
+/// How a role that runs a computation (launch, restart) fails: its exit code and a message
+/// that names what is wrong. The role's `main` logs the message and exits with the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fail {
+    pub code: i32,
+    pub msg: String,
+}
 
-pub fn fail(msg: impl Into<String>) -> Fail {
-    (EXIT_FAILURE, msg.into())
+impl Fail {
+    /// A usage error (exit 1) of `program`, pointing at its help.
+    pub fn usage(program: &str, msg: impl fmt::Display) -> Fail {
+        Fail { code: EXIT_USAGE, msg: format!("{msg}; see `{program} --help`") }
+    }
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Fail {}
+
+/// A runtime failure (exit 2).
+pub fn fail(msg: impl fmt::Display) -> Fail {
+    Fail { code: EXIT_FAILURE, msg: msg.to_string() }
 }
 
 /// Absolute path of the running `dmtcp` binary (DMTCP_BIN).

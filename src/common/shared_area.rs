@@ -8,8 +8,28 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 
+/// What went wrong with the per-user folder or the area file; each names the path.
+#[derive(Debug)]
+pub enum SharedAreaError {
+    Io(PathBuf, io::Error),
+    NotOurs { dir: PathBuf, uid: u32 },
+}
+
+impl std::fmt::Display for SharedAreaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SharedAreaError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            SharedAreaError::NotOurs { dir, uid } => {
+                write!(f, "{} is not a folder owned by uid {uid}; refusing to use it", dir.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for SharedAreaError {}
+
 /// `<DMTCP_TMPDIR | TMPDIR | /tmp>/dmtcp-<user>@<host>`, created 0700 and checked to be ours.
-pub fn tmpdir() -> io::Result<PathBuf> {
+pub fn tmpdir() -> Result<PathBuf, SharedAreaError> {
     let base = [dmtcp_proto::env::TMPDIR, "TMPDIR"]
         .iter()
         .find_map(|v| std::env::var_os(v).filter(|s| !s.is_empty()))
@@ -22,17 +42,15 @@ pub fn tmpdir() -> io::Result<PathBuf> {
     match fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
+        Err(e) => return Err(SharedAreaError::Io(dir, e)),
     }
-    let meta = fs::symlink_metadata(&dir)?;
+    let meta = fs::symlink_metadata(&dir).map_err(|e| SharedAreaError::Io(dir.clone(), e))?;
     if !meta.is_dir() || meta.uid() != uid.as_raw() {
-        return Err(io::Error::other(format!(
-            "{} is not a folder owned by uid {uid}; refusing to use it",
-            dir.display()
-        )));
+        return Err(SharedAreaError::NotOurs { dir, uid: uid.as_raw() });
     }
     if meta.permissions().mode() & 0o077 != 0 {
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| SharedAreaError::Io(dir.clone(), e))?;
     }
     Ok(dir)
 }
@@ -40,8 +58,8 @@ pub fn tmpdir() -> io::Result<PathBuf> {
 /// Writes the shared-data area of the computation served by the coordinator on `port` and
 /// returns its path. Every launch into that computation rewrites it atomically with the same
 /// host facts, so processes that mapped an earlier copy keep valid contents.
-pub fn create(init: &SharedInit<'_>, port: u16) -> io::Result<PathBuf> {
+pub fn create(init: &SharedInit<'_>, port: u16) -> Result<PathBuf, SharedAreaError> {
     let path = tmpdir()?.join(format!("dmtcpSharedArea.{port}"));
-    write_atomic(&path, &encode(init), 0o600)?;
+    write_atomic(&path, &encode(init), 0o600).map_err(|e| SharedAreaError::Io(path.clone(), e))?;
     Ok(path)
 }
