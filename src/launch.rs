@@ -269,16 +269,10 @@ fn exec_plain(path: &Path, program: &OsStr, args: &[OsString], env: &EnvBuilder)
 /// warning), so that the caller runs the program without it.
 fn run_in_namespace(path: &Path, program: &OsStr, args: &[OsString], env: &EnvBuilder) -> Result<(), Fail> {
     // Everything the children need is allocated now: after the fork they only make syscalls.
-    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| fail("program path contains a NUL byte"))?;
-    let mut c_argv = vec![CString::new(program.as_bytes()).map_err(|_| fail("argument contains a NUL byte"))?];
-    for a in args {
-        c_argv.push(CString::new(a.as_bytes()).map_err(|_| fail("argument contains a NUL byte"))?);
-    }
-    let c_env = env.to_cstrings();
-    let argv: Vec<*const libc::c_char> =
-        c_argv.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let envp: Vec<*const libc::c_char> =
-        c_env.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let mut argv: Vec<&OsStr> = vec![program];
+    argv.extend(args.iter().map(OsString::as_os_str));
+    let exec =
+        ns::Exec::new(path, &argv, env.to_cstrings()).map_err(|what| fail(format!("{what} contains a NUL byte")))?;
     let (status_r, status_w) = ns::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
     // X keeps `lifeline_w` until it exits; C watches the other end (see ns::die_with_parent).
     let (lifeline_r, lifeline_w) = ns::pipe().map_err(|e| fail(format!("pipe: {e}")))?;
@@ -293,13 +287,15 @@ fn run_in_namespace(path: &Path, program: &OsStr, args: &[OsString], env: &EnvBu
     }
     let old_mask = ns::block_signals();
     let w = status_w.as_raw_fd();
-    // SAFETY: fork in a single-threaded process. The child (C) and grandchild (G) run only
-    // allocation-free code: system calls on data prepared above, then exec or _exit.
-    let c_pid = unsafe { libc::fork() };
-    if c_pid < 0 {
-        ns::restore_mask(&old_mask);
-        return Err(fail(format!("fork: {}", nix::errno::Errno::last().desc())));
-    }
+    // The launcher is single-threaded; C and G run only allocation-free code on data prepared
+    // above, then exec or _exit (ns::fork's contract).
+    let c_pid = match ns::fork() {
+        Ok(pid) => pid,
+        Err(e) => {
+            ns::restore_mask(&old_mask);
+            return Err(fail(format!("fork: {}", e.desc())));
+        }
+    };
     if c_pid == 0 {
         // C: pid 1 of the namespace.
         ns::die_with_parent(lifeline_r.as_raw_fd(), lifeline_w.as_raw_fd());
@@ -307,17 +303,18 @@ fn run_in_namespace(path: &Path, program: &OsStr, args: &[OsString], env: &EnvBu
             ns::record::send(w, ns::record::PROC_ERRNO, e as i32);
             ns::child_exit(0);
         }
-        // SAFETY: as above; G execs or _exits.
-        let g = unsafe { libc::fork() };
+        // G: the program, pid 2.
+        let g = match ns::fork() {
+            Ok(g) => g,
+            Err(e) => {
+                ns::record::send(w, ns::record::EXEC_ERRNO, e as i32);
+                ns::child_exit(127);
+            }
+        };
         if g == 0 {
             ns::restore_mask(&old_mask);
-            // SAFETY: NUL-terminated strings and NULL-terminated arrays built before the fork.
-            unsafe { libc::execve(c_path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-            ns::record::send(w, ns::record::EXEC_ERRNO, nix::errno::Errno::last() as i32);
-            ns::child_exit(127);
-        }
-        if g < 0 {
-            ns::record::send(w, ns::record::EXEC_ERRNO, nix::errno::Errno::last() as i32);
+            let e = exec.exec();
+            ns::record::send(w, ns::record::EXEC_ERRNO, e as i32);
             ns::child_exit(127);
         }
         let status = ns::init_loop(g);

@@ -470,3 +470,55 @@ pub fn fork_with_pid(pid: libc::pid_t) -> Result<libc::pid_t, Errno> {
         Ok(r as libc::pid_t)
     }
 }
+
+/// fork(2), with the same contract as `fork_with_pid`: only for single-threaded callers whose
+/// child runs allocation-free code (system calls on data prepared before the fork) and then
+/// execs or _exits. Returns 0 in the child and the child's pid in the parent.
+pub fn fork() -> Result<libc::pid_t, Errno> {
+    // SAFETY: the callers (launch and restart, before any thread exists) follow the contract
+    // above, so the child never touches a lock or allocator state another thread held.
+    let r = unsafe { libc::fork() };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A program ready for execve in a forked child: path, argv and envp as C arrays, all
+/// allocated before the fork so that the child only makes the system call.
+pub struct Exec {
+    path: std::ffi::CString,
+    _strings: Vec<std::ffi::CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl Exec {
+    /// Err names what held a NUL byte ("program path" or "argument").
+    pub fn new(
+        path: &std::path::Path,
+        argv: &[&std::ffi::OsStr],
+        env: Vec<std::ffi::CString>,
+    ) -> Result<Exec, &'static str> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| "program path")?;
+        let args: Vec<CString> =
+            argv.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().map_err(|_| "argument")?;
+        let nul = std::iter::once(std::ptr::null());
+        let argv_p = args.iter().map(|c| c.as_ptr()).chain(nul.clone()).collect();
+        let envp_p = env.iter().map(|c| c.as_ptr()).chain(nul).collect();
+        let mut strings = args;
+        strings.extend(env);
+        Ok(Exec { path, _strings: strings, argv: argv_p, envp: envp_p })
+    }
+
+    /// execve; returns only when it failed, with its errno. Allocation-free.
+    pub fn exec(&self) -> Errno {
+        // SAFETY: a NUL-terminated path and NULL-terminated arrays of pointers into `_strings`,
+        // which `self` owns and keeps alive for the call.
+        unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        Errno::last()
+    }
+}
