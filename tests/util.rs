@@ -260,3 +260,13 @@ pub fn host_pid(root: i32, ns_pid: i32) -> Option<i32> {
             == Some(ns_pid)
     })
 }
+
+/// Tests run as root must also show that nothing needs root, as the user `tester`: a missing
+/// user fails the test (with the command that creates it) instead of skipping it unseen.
+pub fn require_tester() {
+    let ok = Command::new("id").arg("tester").stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap().success();
+    assert!(
+        ok,
+        "running as root but there is no user `tester` to run as: create it with `useradd -m tester` (.ci/run does)"
+    );
+}
