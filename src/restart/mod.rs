@@ -1,0 +1,287 @@
+//! `dmtcp_restart [options] IMAGES...`: restarts a computation from its checkpoint images.
+//!
+//! 1. Every image is checked first (`common::image_reader`: header, tables, chunks, trailer checksum; a
+//!    zstd image is decompressed into a memfd on the way, which later feeds the restorer). Any
+//!    problem ends the run with `dmtcp_restart: <file>: <problem>` and exit code 2 before any
+//!    process exists. An image whose architecture has no restorer is refused the same way.
+//! 2. The coordinator is found or started with the same modes and defaults as `dmtcp_launch`,
+//!    and a fresh shared-data area is written.
+//! 3. The plan (`plan.rs`, pure, from one `ImageFacts` per image): images are grouped by the
+//!    pid namespace they ran in (header PIDNS: one launch is one namespace), with the creator
+//!    tree, sessions and groups, and the fds of each process (`pipes.rs` for the pipes).
+//!    Carrying it out (`spawn.rs`): for each group a process P makes a new user + pid + mount namespace (see `ns`)
+//!    and forks C, pid 1 there, which mounts /proc and creates the group's processes with their
+//!    old pids (clone3 `set_tid`): C creates those whose parent is not in the group, and each
+//!    created process first creates its own children (header PARENT_PID), so that getppid()
+//!    and waitpid() see the same family as before. A process that led a session or a process
+//!    group (header SID, PGID) does so again (setsid/setpgid) before it creates its children,
+//!    which are created leaders first, so that members find their group. C makes the group's
+//!    pipes before any process exists and each process gets their ends at its old fds. Each
+//!    process then joins the coordinator (RestartWorker; the socket at fd 821), gets the facts of the new run on a memfd at fd 820
+//!    (`KEY=VALUE` lines), raises CAP_CHECKPOINT_RESTORE into its inheritable and ambient sets
+//!    (the restorer gives threads their old tids with clone3 `set_tid` too), closes every other
+//!    fd and execs the restorer of its architecture: `mtcp_restart --fd 822 --stderr-fd 2`.
+//!    Each creator waits for its child's exec (a close-on-exec pipe), so a failure before the
+//!    restorer runs is reported with the image's name and ends the whole restart (exit 2)
+//!    instead of leaving the other processes waiting for their peer.
+//! 4. C reaps and forwards signals like the launcher's init and reports the status of the
+//!    group's root (header IS_ROOT, else its first image); `dmtcp_restart` waits for every group
+//!    and ends like the computation's root process: its exit code or its signal.
+//!
+//! Without namespace support (or with DMTCP_PIDNS=0) processes are forked normally, with new
+//! pids, after one warning.
+mod pipes;
+pub mod plan;
+mod spawn;
+
+use crate::common::cli::{self, EXIT_FAILURE, EXIT_USAGE};
+use crate::common::client;
+use crate::common::image_reader::{self, CheckedImage};
+use crate::common::payloads::{self, Arch};
+use crate::common::setup::{self, Fail, Mode};
+use argh::FromArgs;
+use dmtcp_proto::env as ev;
+use plan::{End, FdFact, FdWhat, ImageFacts};
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// The fd on which the restorer reads its image (`--fd`).
+pub const IMAGE_FD: RawFd = 822;
+
+#[derive(FromArgs)]
+#[argh(help_triggers("--help"))]
+/// Restart a computation from checkpoint images: dmtcp_restart [options] ckpt_*.dmtcp
+struct RestartArgs {
+    /// coordinator host (env DMTCP_COORD_HOST, default 127.0.0.1)
+    #[argh(option, short = 'h', long = "coord-host")]
+    coord_host: Option<String>,
+    /// coordinator port (env DMTCP_COORD_PORT, default 7779)
+    #[argh(option, short = 'p', long = "coord-port")]
+    coord_port: Option<u16>,
+    /// join the coordinator at host:port; fail if there is none
+    #[argh(switch, short = 'j', long = "join-coordinator")]
+    join: bool,
+    /// start a new coordinator on the port; fail if one is there
+    #[argh(switch, long = "new-coordinator")]
+    new: bool,
+    /// join the coordinator at host:port, or start one when there is none (the default)
+    #[argh(switch, long = "any-coordinator")]
+    any: bool,
+    /// folder for later checkpoint images (env DMTCP_CHECKPOINT_DIR, default each image's folder)
+    #[argh(option, short = 'c', long = "ckptdir")]
+    ckptdir: Option<PathBuf>,
+    /// checkpoint every N seconds after the restart (as dmtcp_launch -i)
+    #[argh(option, short = 'i', long = "interval")]
+    interval: Option<u32>,
+    /// restart every ckpt_*.dmtcp image in this folder
+    #[argh(option, short = 'r', long = "restartdir")]
+    restartdir: Option<PathBuf>,
+    /// print only errors
+    #[argh(switch, short = 'q', long = "quiet")]
+    quiet: bool,
+    /// print the version and exit
+    #[argh(switch, long = "version")]
+    version: bool,
+    /// checkpoint images
+    #[argh(positional)]
+    images: Vec<PathBuf>,
+}
+
+const PROGRAM: &str = "dmtcp_restart";
+
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    let args = match cli::utf8(PROGRAM, args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let args = &args[..];
+    let args = cli::normalize(
+        args,
+        &['p', 'h', 'c', 'r', 'i'],
+        &["--coord-host", "--coord-port", "--ckptdir", "--restartdir", "--interval"],
+        false,
+    );
+    let a: RestartArgs = match cli::start(PROGRAM, &args, |a: &RestartArgs| (a.version, a.quiet)) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    match run(a) {
+        Ok(never) => match never {},
+        Err(Fail { code, msg }) => {
+            if msg.is_empty() {
+                // Already said.
+            } else if code == EXIT_USAGE {
+                eprintln!("{PROGRAM}: {msg}");
+            } else {
+                log::error!("{msg}");
+            }
+            code
+        }
+    }
+}
+
+enum Never {}
+
+fn usage_err(msg: impl std::fmt::Display) -> Fail {
+    Fail::usage(PROGRAM, msg)
+}
+
+/// One image as a process to create, with everything its process needs prepared before any fork.
+struct Target {
+    img: CheckedImage,
+    /// `KEY=VALUE` lines for fd 820.
+    info: Vec<u8>,
+    restorer: CString,
+    hello: Vec<u8>,
+}
+
+fn run(a: RestartArgs) -> Result<Never, Fail> {
+    let mode = match (a.join, a.new, a.any) {
+        (false, false, _) => Mode::Any,
+        (true, false, false) => Mode::Join,
+        (false, true, false) => Mode::New,
+        _ => return Err(usage_err("choose one of --join-coordinator, --new-coordinator, --any-coordinator")),
+    };
+    let mut paths = a.images.clone();
+    if let Some(dir) = &a.restartdir {
+        let rd = std::fs::read_dir(dir).map_err(|e| setup::fail(format!("--restartdir {}: {e}", dir.display())))?;
+        let mut found: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ckpt_") && n.ends_with(".dmtcp"))
+            })
+            .collect();
+        found.sort();
+        paths.extend(found);
+    }
+    if paths.is_empty() {
+        return Err(usage_err("no checkpoint images given"));
+    }
+
+    // 1. Check everything before creating anything.
+    let tree = payloads::tree().map_err(|e| setup::fail(e.to_string()))?;
+    let mut images = Vec::with_capacity(paths.len());
+    for p in &paths {
+        // The exact form `dmtcp_restart: <file>: <problem>`, without the log's "error: ".
+        let img = image_reader::check_file(p).map_err(|e| {
+            eprintln!("{PROGRAM}: {}: {e}", p.display());
+            Fail { code: EXIT_FAILURE, msg: String::new() }
+        })?;
+        log::debug!(
+            "{}: {} image of {} ({} bytes{}, {} chunks, {} bytes of memory), pid {}",
+            p.display(),
+            arch_of(&img).name(),
+            img.progname(),
+            img.summary.len,
+            if img.compressed { " once decompressed" } else { "" },
+            img.summary.chunks,
+            img.summary.data_bytes,
+            img.pid()
+        );
+        let restorer = tree.restorer(arch_of(&img));
+        if !restorer.is_file() {
+            return Err(setup::fail(format!(
+                "{}: no restorer for {} images ({} is missing)",
+                p.display(),
+                arch_of(&img).name(),
+                restorer.display()
+            )));
+        }
+        images.push((img, restorer));
+    }
+    // The plan, from what the images say (pure; its errors name the image).
+    let facts: Vec<ImageFacts> = images.iter().map(|(img, _)| facts(img)).collect();
+    let plan = plan::plan(&facts).map_err(|e| setup::fail(e.to_string()))?;
+    for g in 0..plan.groups.len() {
+        let order: Vec<i32> = plan.creation_order(g).iter().map(|&i| plan.procs[i].pid).collect();
+        log::debug!(
+            "pid namespace {:#x}: processes {order:?}, {} pipes",
+            plan.groups[g].pidns,
+            plan.groups[g].pipes.len()
+        );
+    }
+
+    // 2. The coordinator, and the facts of the new run.
+    let (host, port) = client::coord_address(a.coord_host.as_deref(), a.coord_port).map_err(usage_err)?;
+    let ckptdir_arg = a
+        .ckptdir
+        .clone()
+        .or_else(|| std::env::var_os(ev::CHECKPOINT_DIR).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .map(|d| setup::absolute(&d));
+    let image_dir = |p: &Path| setup::absolute(p).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let coord_dir = ckptdir_arg.clone().unwrap_or_else(|| image_dir(&paths[0]));
+    let port = setup::coordinator(mode, &host, port, None, &coord_dir)?;
+    let (shared, off64, off32) = setup::write_shared_area(&tree, &host, port, &coord_dir)?;
+    let bin = setup::own_binary()?;
+    let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
+
+    let mut targets = Vec::with_capacity(images.len());
+    for (img, restorer) in images {
+        let dir = ckptdir_arg.clone().unwrap_or_else(|| image_dir(&img.path));
+        let mut info = String::new();
+        let mut kv = |k: &str, v: &dyn std::fmt::Display| info.push_str(&format!("{k}={v}\n"));
+        kv(ev::COORD_HOST, &host);
+        kv(ev::COORD_PORT, &port);
+        kv(ev::CHECKPOINT_DIR, &dir.display());
+        kv(ev::BIN, &bin.display());
+        kv(ev::HIJACK_LIBS, &tree.preload_lib(Arch::X86_64).display());
+        kv(ev::HIJACK_LIBS_M32, &tree.preload_lib(Arch::I686).display());
+        kv(ev::SHARED_AREA, &shared.display());
+        kv(ev::DLSYM_OFFSET, &off64.map(|o| o.to_string()).unwrap_or_default());
+        kv(ev::DLSYM_OFFSET_M32, &off32.map(|o| o.to_string()).unwrap_or_default());
+        let mut hello = hostname.as_bytes().to_vec();
+        hello.push(0);
+        hello.extend_from_slice(img.progname().as_bytes());
+        hello.push(0);
+        let restorer = CString::new(restorer.as_os_str().as_bytes())
+            .map_err(|_| setup::fail("restorer path contains a NUL byte"))?;
+        targets.push(Target { img, info: info.into_bytes(), restorer, hello });
+    }
+
+    // 3. Carry the plan out.
+    spawn::carry_out(&plan, &targets, &host, port, a.interval.unwrap_or(dmtcp_proto::INTERVAL_UNCHANGED))
+}
+
+fn arch_of(img: &CheckedImage) -> Arch {
+    if img.summary.arch == dmtcp_proto::image::ARCH_I686 {
+        Arch::I686
+    } else {
+        Arch::X86_64
+    }
+}
+
+/// What the plan needs of a checked image (the adapter that keeps `plan` independent of the
+/// image reader).
+fn facts(img: &CheckedImage) -> ImageFacts {
+    let fds = img
+        .summary
+        .fds
+        .iter()
+        .map(|f| FdFact {
+            fd: f.fd,
+            what: if f.kind == dmtcp_proto::image::FD_PIPE {
+                let end = match f.end {
+                    dmtcp_proto::image::FD_READ => Some(End::Read),
+                    dmtcp_proto::image::FD_WRITE => Some(End::Write),
+                    _ => None,
+                };
+                FdWhat::Pipe { id: f.id, end, capacity: f.pipe_size }
+            } else {
+                FdWhat::Other(f.kind)
+            },
+        })
+        .collect();
+    ImageFacts {
+        path: img.path.clone(),
+        pid: img.pid(),
+        parent_pid: img.parent_pid(),
+        pgid: img.pgid(),
+        sid: img.sid(),
+        pidns: img.pidns(),
+        is_root: img.is_root(),
+        fds,
+    }
+}
