@@ -131,6 +131,11 @@ impl Validator {
         self.pos
     }
 
+    /// Whether nothing was fed yet.
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+
     /// Feeds the next bytes of the stream. An error is final.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), Problem> {
         self.hash(data);

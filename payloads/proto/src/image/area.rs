@@ -91,10 +91,10 @@ impl AreaRecord {
             data_pages: get_u64(b, DATA_PAGES),
             name: Text::read(b, NAME),
         };
-        if a.start % PAGE_SIZE != 0 {
+        if !a.start.is_multiple_of(PAGE_SIZE) {
             return bad("start", a.start);
         }
-        if a.end <= a.start || a.end % PAGE_SIZE != 0 {
+        if a.end <= a.start || !a.end.is_multiple_of(PAGE_SIZE) {
             return bad("end", a.end);
         }
         if a.prot & !PROT_ALL != 0 {
