@@ -4,7 +4,7 @@
 //! does no compression and no file-system work of its own (see design-notes "Compression
 //! outside the application").
 //!
-//! It reads the stream in 1 MiB pieces until EOF, checks it as it goes (`image_check::Validator`:
+//! It reads the stream in 1 MiB pieces until EOF, checks it as it goes (`image_reader::Validator`:
 //! header, tables, chunks, END chunk, trailer length and checksum), and writes it to a temporary
 //! name beside PATH (created 0600), raw or as one zstd frame (level 1, two worker threads). The
 //! library may send the trailer with checksum 0 (see `Validator::finish_stream`): the writer
@@ -19,7 +19,7 @@
 use crate::common::cli;
 use crate::common::image_reader::{Validator, BUF_SIZE};
 use crate::common::payloads::temp_name;
-use dmtcp_proto::image;
+use dmtcp_proto::image::{self, Trailer};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -191,7 +191,8 @@ fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Resu
         .finish_stream()
         .map_err(|p| format!("bad image stream for {} ({len} bytes received): {p}", dest.display()))?;
     let mut sink = sink.expect("no error, so the sink exists");
-    let trailer = image::trailer(len - image::TRAILER_SIZE as u64, sum);
+    let mut trailer = [0u8; image::TRAILER_SIZE];
+    Trailer { len: len - image::TRAILER_SIZE as u64, checksum: sum }.encode(&mut trailer);
     sink.write_all(&trailer).map_err(|e| describe(&e, dest))?;
     let file = sink.finish().map_err(|e| describe(&e, dest))?;
     file.sync_all().map_err(|e| describe(&e, dest))?;

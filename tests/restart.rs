@@ -3,7 +3,7 @@
 //! damaged on purpose); the end-to-end checkpoint/restart tests live elsewhere.
 use crate::util::*;
 use dmtcp_proto::image::{self, hdr};
-use dmtcp_proto::le::{put_i32, put_u32, put_u64};
+use dmtcp_proto::le::put_u32;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -13,37 +13,38 @@ use std::time::Duration;
 
 use dmtcp::common::image_reader;
 
-/// A valid minimal image stream: sealed header, one area, one thread, one chunk of `data_len`
-/// bytes, END, trailer.
+/// A valid minimal image stream, built with the typed encoders: sealed header, one area, one
+/// thread, one chunk of `data_len` bytes, END, trailer.
 fn image_stream(data_len: usize) -> Vec<u8> {
-    let mut h = vec![0u8; image::HEADER_SIZE];
-    h[..8].copy_from_slice(&image::IMAGE_MAGIC);
-    put_u32(&mut h, hdr::VERSION, image::IMAGE_VERSION);
-    put_u32(&mut h, hdr::ARCH, image::ARCH_X86_64);
-    put_u32(&mut h, hdr::HEADER_SIZE, image::HEADER_SIZE as u32);
-    put_u32(&mut h, hdr::NUM_AREAS, 1);
-    put_u32(&mut h, hdr::NUM_THREADS, 1);
-    put_i32(&mut h, hdr::PID, 2);
-    put_i32(&mut h, hdr::PARENT_PID, 1);
-    put_u32(&mut h, hdr::IS_ROOT, 1);
-    put_u32(&mut h, hdr::NUM_PEERS, 1);
-    put_u64(&mut h, hdr::COMP_ID, 0x1234_5678);
-    put_u64(&mut h, hdr::PIDNS, 4026531836);
-    dmtcp_proto::le::put_str(&mut h, hdr::PROGNAME, hdr::PROGNAME_LEN, b"fake");
-    image::seal_header(&mut h);
-    let mut s = h;
+    let mut h = image::Header::new(image::Arch::X86_64);
+    h.num_areas = 1;
+    h.num_threads = 1;
+    h.pid = 2;
+    h.parent_pid = 1;
+    h.is_root = true;
+    h.num_peers = 1;
+    h.comp_id = 0x1234_5678;
+    h.pidns = 4026531836;
+    h.progname.set(b"fake");
+    let mut hb = [0u8; image::HEADER_SIZE];
+    h.encode(&mut hb);
+    let mut s = hb.to_vec();
     let area_len = data_len.div_ceil(4096).max(1) * 4096;
-    let mut a = vec![0u8; image::AREA_SIZE];
-    put_u64(&mut a, image::area::START, 0x7000_0000);
-    put_u64(&mut a, image::area::END, 0x7000_0000 + area_len as u64);
-    put_u32(&mut a, image::area::PROT, 3);
-    s.extend(a);
-    let mut t = vec![0u8; image::THREAD_SIZE];
-    put_i32(&mut t, image::thread::TID, 2);
-    put_u32(&mut t, image::thread::FLAGS, image::THREAD_MAIN);
-    s.extend(t);
-    let mut c = vec![0u8; image::CHUNK_SIZE];
-    put_u64(&mut c, image::chunk::LEN, data_len as u64);
+    let mut a = image::AreaRecord::EMPTY;
+    a.start = 0x7000_0000;
+    a.end = 0x7000_0000 + area_len as u64;
+    a.prot = 3;
+    let mut ab = [0u8; image::AREA_SIZE];
+    a.encode(&mut ab);
+    s.extend(ab);
+    let mut t = image::ThreadRecord::EMPTY;
+    t.tid = 2;
+    t.flags = image::THREAD_MAIN;
+    let mut tb = [0u8; image::THREAD_SIZE];
+    t.encode(&mut tb);
+    s.extend(tb);
+    let mut c = [0u8; image::CHUNK_SIZE];
+    image::Chunk::Data { area: 0, offset: 0, len: data_len as u64 }.encode(&mut c);
     s.extend(c);
     // Incompressible-looking data (xorshift), so that sizes on disk are predictable.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -53,10 +54,10 @@ fn image_stream(data_len: usize) -> Vec<u8> {
         x ^= x << 17;
         x as u8
     }));
-    let mut e = vec![0u8; image::CHUNK_SIZE];
-    put_u32(&mut e, image::chunk::AREA, image::END_CHUNK);
-    s.extend(e);
-    let tr = image::trailer(s.len() as u64, image::checksum(image::CHECKSUM_SEED, &s));
+    image::Chunk::End.encode(&mut c);
+    s.extend(c);
+    let mut tr = [0u8; image::TRAILER_SIZE];
+    image::Trailer { len: s.len() as u64, checksum: image::checksum(image::CHECKSUM_SEED, &s) }.encode(&mut tr);
     s.extend(tr);
     s
 }
@@ -114,8 +115,10 @@ fn write_image_raw_and_compressed_are_accepted() {
 
     // The library may leave the trailer's checksum 0: the writer fills in the real one.
     let mut zero = stream.clone();
-    let n = zero.len();
-    zero[n - 16..n - 8].fill(0);
+    let n = zero.len() - image::TRAILER_SIZE;
+    let mut tr = [0u8; image::TRAILER_SIZE];
+    image::Trailer { len: n as u64, checksum: 0 }.encode(&mut tr);
+    zero[n..].copy_from_slice(&tr);
     for compress in [false, true] {
         let path = d.join("ckpt_zero.dmtcp");
         let (code, out) = write_image(&path, compress, &zero);
@@ -228,6 +231,7 @@ fn restart_refuses_bad_images_before_starting_anything() {
     flipped[image::HEADER_SIZE + image::AREA_SIZE + image::THREAD_SIZE + image::CHUNK_SIZE + 5000] ^= 0x10;
     restart_refuses(&write("flipped.dmtcp", &flipped), "checksum mismatch");
     let mut v99 = good.clone();
+    // Damaged on purpose, by raw offset: the typed encoder writes only valid values.
     put_u32(&mut v99, hdr::VERSION, 99);
     image::seal_header(&mut v99[..image::HEADER_SIZE]);
     restart_refuses(&write("v99.dmtcp", &v99), "unsupported version");

@@ -9,8 +9,7 @@
 //! image (decompressing a zstd image into a memfd on the way, which then feeds the restorer)
 //! before it creates any process. A future `image info` can reuse both. The module stands alone
 //! (only `dmtcp_proto`, zstd and libc), so that the tests include it as it is.
-use dmtcp_proto::image::{self, hdr, ImageError};
-use dmtcp_proto::le::{get_i32, get_u32, get_u64};
+use dmtcp_proto::image::{self, AreaRecord, Chunk, FdRecord, Header, ImageError, ThreadRecord, Trailer};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -50,7 +49,7 @@ impl fmt::Display for Problem {
 enum State {
     Header,
     Areas { left: u32 },
-    Skip { left: u64 },
+    Threads { left: u32 },
     Fds { left: u32 },
     ChunkHeader,
     ChunkData { left: u64 },
@@ -71,7 +70,7 @@ pub struct Summary {
     pub fds: Vec<FdEntry>,
 }
 
-/// One record of the image's fd table (`dmtcp_proto::image::fdrec`).
+/// One record of the image's fd table (`dmtcp_proto::image::FdRecord`), flattened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FdEntry {
     pub fd: i32,
@@ -86,7 +85,9 @@ pub struct Validator {
     state: State,
     rec: Vec<u8>,
     header: Option<Box<[u8; image::HEADER_SIZE]>>,
+    parsed: Option<Box<Header>>,
     arch: u32,
+    threads: u32,
     areas: Vec<u64>,
     pos: u64,
     sum: image::Checksum,
@@ -110,7 +111,9 @@ impl Validator {
             state: State::Header,
             rec: Vec::with_capacity(image::HEADER_SIZE),
             header: None,
+            parsed: None,
             arch: 0,
+            threads: 0,
             areas: Vec::new(),
             pos: 0,
             sum: image::Checksum::new(image::CHECKSUM_SEED),
@@ -126,6 +129,11 @@ impl Validator {
     /// Bytes seen so far.
     pub fn len(&self) -> u64 {
         self.pos
+    }
+
+    /// Whether nothing was fed yet.
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
     }
 
     /// Feeds the next bytes of the stream. An error is final.
@@ -176,57 +184,58 @@ impl Validator {
                     return Err(not_image_reason(&self.rec));
                 }
                 if full {
-                    self.arch = image::check_header(&self.rec).map_err(from_image_error)?;
+                    let parsed = Header::decode(&self.rec).map_err(from_image_error)?;
+                    self.arch = parsed.arch as u32;
                     let mut h = Box::new([0u8; image::HEADER_SIZE]);
                     h.copy_from_slice(&self.rec);
-                    let areas = get_u32(&h[..], hdr::NUM_AREAS);
-                    self.areas.reserve(areas as usize);
+                    self.areas.reserve(parsed.num_areas as usize);
                     self.header = Some(h);
                     self.rec.clear();
-                    self.state = if areas > 0 { State::Areas { left: areas } } else { self.after_areas() };
+                    self.state = if parsed.num_areas > 0 {
+                        State::Areas { left: parsed.num_areas }
+                    } else {
+                        State::Threads { left: parsed.num_threads }
+                    };
+                    self.parsed = Some(Box::new(parsed));
                 }
                 Ok(rest)
             }
             State::Areas { left } => {
                 let (rest, full) = self.fill(d, image::AREA_SIZE);
                 if full {
-                    let start = get_u64(&self.rec, image::area::START);
-                    let end = get_u64(&self.rec, image::area::END);
-                    if end < start {
-                        return Err(Problem::Corrupt(format!(
-                            "area {} ends at {end:#x} before it starts at {start:#x}",
-                            self.areas.len()
-                        )));
-                    }
-                    self.areas.push(end - start);
+                    let a = AreaRecord::decode(&self.rec)
+                        .map_err(|e| Problem::Corrupt(format!("area {}: {e}", self.areas.len())))?;
+                    self.areas.push(a.len());
                     self.rec.clear();
-                    self.state = if left > 1 { State::Areas { left: left - 1 } } else { self.after_areas() };
+                    self.state = if left > 1 {
+                        State::Areas { left: left - 1 }
+                    } else {
+                        State::Threads { left: self.header().num_threads }
+                    };
                 }
                 Ok(rest)
             }
-            State::Skip { left } => {
-                let n = left.min(d.len() as u64);
-                self.state = if n < left {
-                    State::Skip { left: left - n }
-                } else {
-                    match get_u32(&self.header.as_ref().expect("header read")[..], hdr::NUM_FDS) {
-                        0 => State::ChunkHeader,
-                        k => State::Fds { left: k },
-                    }
-                };
-                Ok(&d[n as usize..])
+            State::Threads { left } => {
+                let (rest, full) = self.fill(d, image::THREAD_SIZE);
+                if full {
+                    ThreadRecord::decode(&self.rec)
+                        .map_err(|e| Problem::Corrupt(format!("thread {}: {e}", self.threads)))?;
+                    self.threads += 1;
+                    self.rec.clear();
+                    self.state = match (left, self.header().num_fds) {
+                        (2.., _) => State::Threads { left: left - 1 },
+                        (_, 0) => State::ChunkHeader,
+                        (_, k) => State::Fds { left: k },
+                    };
+                }
+                Ok(rest)
             }
             State::Fds { left } => {
                 let (rest, full) = self.fill(d, image::FD_SIZE);
                 if full {
-                    use image::fdrec;
-                    self.fds.push(FdEntry {
-                        fd: get_i32(&self.rec, fdrec::FD),
-                        kind: get_u32(&self.rec, fdrec::KIND),
-                        end: get_u32(&self.rec, fdrec::END),
-                        pipe_size: get_u32(&self.rec, fdrec::PIPE_SIZE),
-                        id: get_u64(&self.rec, fdrec::ID),
-                    });
+                    let r = FdRecord::decode(&self.rec)
+                        .map_err(|e| Problem::Corrupt(format!("fd record {}: {e}", self.fds.len())))?;
+                    self.fds.push(FdEntry::from(&r));
                     self.rec.clear();
                     self.state = if left > 1 { State::Fds { left: left - 1 } } else { State::ChunkHeader };
                 }
@@ -235,14 +244,16 @@ impl Validator {
             State::ChunkHeader => {
                 let (rest, full) = self.fill(d, image::CHUNK_SIZE);
                 if full {
-                    let area = get_u32(&self.rec, image::chunk::AREA);
-                    let offset = get_u64(&self.rec, image::chunk::OFFSET);
-                    let len = get_u64(&self.rec, image::chunk::LEN);
+                    let c = Chunk::decode(&self.rec)
+                        .map_err(|e| Problem::Corrupt(format!("chunk {}: {e}", self.chunks)))?;
                     self.rec.clear();
-                    if area == image::END_CHUNK {
-                        self.state = State::Trailer;
-                        return Ok(rest);
-                    }
+                    let (area, offset, len) = match c {
+                        Chunk::End => {
+                            self.state = State::Trailer;
+                            return Ok(rest);
+                        }
+                        Chunk::Data { area, offset, len } => (area, offset, len),
+                    };
                     let Some(&size) = self.areas.get(area as usize) else {
                         return Err(Problem::Corrupt(format!(
                             "chunk {} names area {area}, the image has {}",
@@ -250,7 +261,7 @@ impl Validator {
                             self.areas.len()
                         )));
                     };
-                    if offset.checked_add(len).is_none_or(|e| e > size) {
+                    if !Chunk::fits(offset, len, size) {
                         return Err(Problem::Corrupt(format!(
                             "chunk {} ({len} bytes at offset {offset:#x}) overruns area {area} ({size:#x} bytes)",
                             self.chunks
@@ -282,9 +293,8 @@ impl Validator {
         }
     }
 
-    fn after_areas(&self) -> State {
-        let threads = u64::from(get_u32(&self.header.as_ref().expect("header read")[..], hdr::NUM_THREADS));
-        State::Skip { left: threads * image::THREAD_SIZE as u64 }
+    fn header(&self) -> &Header {
+        self.parsed.as_ref().expect("header read")
     }
 
     /// Ends the stream: it must be complete and its trailer must match.
@@ -306,7 +316,7 @@ impl Validator {
             State::Header if self.rec.len() < image::IMAGE_MAGIC.len() => return Err(not_image_reason(&self.rec)),
             State::Header => "it ends inside the header",
             State::Areas { .. } => "it ends inside the area table",
-            State::Skip { .. } => "it ends inside the thread table",
+            State::Threads { .. } => "it ends inside the thread table",
             State::Fds { .. } => "it ends inside the fd table",
             State::ChunkHeader | State::ChunkData { .. } => "it ends inside the memory data, before the END chunk",
             State::Trailer => "it ends before the trailer",
@@ -315,8 +325,7 @@ impl Validator {
         if self.state != State::Done {
             return Err(Problem::Truncated(format!("{where_}, after {} bytes", self.pos)));
         }
-        let (len, sum) =
-            image::parse_trailer(&self.trailer).ok_or_else(|| Problem::Corrupt("bad trailer magic".into()))?;
+        let Trailer { len, checksum: sum } = Trailer::decode(&self.trailer).map_err(from_image_error)?;
         let before = self.pos - image::TRAILER_SIZE as u64;
         if len != before {
             return Err(Problem::Corrupt(format!("the trailer says {len} bytes, the image has {before}")));
@@ -355,7 +364,20 @@ fn from_image_error(e: ImageError) -> Problem {
         ImageError::Version(v) => Problem::Version(v),
         ImageError::Arch(a) => Problem::Arch(a),
         ImageError::HeaderChecksum => Problem::Corrupt("header checksum mismatch".into()),
-        ImageError::BadCounts => Problem::Corrupt("impossible counts in the header".into()),
+        e => Problem::Corrupt(e.to_string()),
+    }
+}
+
+impl From<&FdRecord> for FdEntry {
+    fn from(r: &FdRecord) -> FdEntry {
+        let pipe = r.pipe();
+        FdEntry {
+            fd: r.fd,
+            kind: r.kind(),
+            end: pipe.map_or(0, |p| p.end.as_u32()),
+            pipe_size: pipe.map_or(0, |p| p.pipe_size),
+            id: pipe.map_or(0, |p| p.id),
+        }
     }
 }
 
@@ -370,45 +392,46 @@ pub struct CheckedImage {
 }
 
 impl CheckedImage {
-    fn h(&self) -> &[u8] {
-        &self.summary.header[..]
+    /// The typed header. A `CheckedImage` comes from `check_file`, which decoded it already.
+    pub fn header(&self) -> Header {
+        Header::decode(&self.summary.header[..]).expect("the header of a checked image decodes")
     }
     pub fn pid(&self) -> i32 {
-        get_i32(self.h(), hdr::PID)
+        self.header().pid
     }
     pub fn parent_pid(&self) -> i32 {
-        get_i32(self.h(), hdr::PARENT_PID)
+        self.header().parent_pid
     }
     pub fn pgid(&self) -> i32 {
-        get_i32(self.h(), hdr::PGID)
+        self.header().pgid
     }
     pub fn sid(&self) -> i32 {
-        get_i32(self.h(), hdr::SID)
+        self.header().sid
     }
     pub fn vpid(&self) -> i32 {
-        get_i32(self.h(), hdr::VPID)
+        self.header().vpid
     }
     pub fn pidns(&self) -> u64 {
-        get_u64(self.h(), hdr::PIDNS)
+        self.header().pidns
     }
     pub fn is_root(&self) -> bool {
-        get_u32(self.h(), hdr::IS_ROOT) == 1
+        self.header().is_root
     }
     pub fn comp_id(&self) -> u64 {
-        get_u64(self.h(), hdr::COMP_ID)
+        self.header().comp_id
     }
     pub fn generation(&self) -> u32 {
-        get_u32(self.h(), hdr::GENERATION)
+        self.header().generation
     }
     pub fn num_peers(&self) -> u32 {
-        get_u32(self.h(), hdr::NUM_PEERS)
+        self.header().num_peers
     }
     /// The pipe ends this process held (fd table records of kind FD_PIPE).
     pub fn pipe_ends(&self) -> impl Iterator<Item = &FdEntry> {
         self.summary.fds.iter().filter(|f| f.kind == image::FD_PIPE)
     }
     pub fn progname(&self) -> String {
-        String::from_utf8_lossy(dmtcp_proto::le::get_str(self.h(), hdr::PROGNAME, hdr::PROGNAME_LEN)).into_owned()
+        String::from_utf8_lossy(self.header().progname.as_bytes()).into_owned()
     }
 }
 
@@ -488,35 +511,68 @@ pub fn memfd(name: &str) -> io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dmtcp_proto::le::{put_u32, put_u64};
+    use dmtcp_proto::image::{hdr, Arch, FdBody, PipeEnd, PipeRecord, AREA_SIZE, CHUNK_SIZE, FD_SIZE, HEADER_SIZE};
+    use dmtcp_proto::image::{THREAD_SIZE, TRAILER_SIZE};
 
-    fn sample() -> Vec<u8> {
-        let mut h = vec![0u8; image::HEADER_SIZE];
-        h[..8].copy_from_slice(&image::IMAGE_MAGIC);
-        put_u32(&mut h, hdr::VERSION, image::IMAGE_VERSION);
-        put_u32(&mut h, hdr::ARCH, image::ARCH_X86_64);
-        put_u32(&mut h, hdr::HEADER_SIZE, image::HEADER_SIZE as u32);
-        put_u32(&mut h, hdr::NUM_AREAS, 1);
-        put_u32(&mut h, hdr::NUM_THREADS, 1);
-        image::seal_header(&mut h);
-        let mut s = h;
-        let mut a = vec![0u8; image::AREA_SIZE];
-        put_u64(&mut a, image::area::START, 0x10000);
-        put_u64(&mut a, image::area::END, 0x12000);
-        s.extend(a);
-        s.extend(vec![0u8; image::THREAD_SIZE]);
-        let mut c = vec![0u8; image::CHUNK_SIZE];
-        put_u64(&mut c, image::chunk::OFFSET, 0x1000);
-        put_u64(&mut c, image::chunk::LEN, 100);
+    /// A valid stream built with the typed encoders: header, `areas` areas of two pages, one
+    /// main thread, one fd record, one 100-byte chunk in the last area, END, trailer.
+    fn stream_with(areas: u32, edit: impl FnOnce(&mut Header)) -> Vec<u8> {
+        let mut h = Header::new(Arch::X86_64);
+        h.num_areas = areas;
+        h.num_threads = 1;
+        h.num_fds = 1;
+        h.pid = 42;
+        h.progname.set(b"sample");
+        edit(&mut h);
+        let mut b = [0u8; HEADER_SIZE];
+        h.encode(&mut b);
+        let mut s = b.to_vec();
+        for i in 0..u64::from(areas) {
+            let mut a = AreaRecord::EMPTY;
+            a.start = 0x10000 + i * 0x10000;
+            a.end = a.start + 0x2000;
+            a.prot = 3;
+            let mut b = [0u8; AREA_SIZE];
+            a.encode(&mut b);
+            s.extend(b);
+        }
+        let mut t = ThreadRecord::EMPTY;
+        t.tid = 42;
+        t.flags = image::THREAD_MAIN;
+        let mut b = [0u8; THREAD_SIZE];
+        t.encode(&mut b);
+        s.extend(b);
+        let f = FdRecord {
+            fd: 5,
+            fd_flags: 0,
+            status: 1,
+            body: FdBody::Pipe(PipeRecord { end: PipeEnd::Write, pipe_size: 4096, id: 77, pending: 0 }),
+        };
+        let mut b = [0u8; FD_SIZE];
+        f.encode(&mut b);
+        s.extend(b);
+        let mut c = [0u8; CHUNK_SIZE];
+        Chunk::Data { area: areas - 1, offset: 0x1000, len: 100 }.encode(&mut c);
         s.extend(c);
-        s.extend((0..100u8).collect::<Vec<_>>());
-        let mut e = vec![0u8; image::CHUNK_SIZE];
-        put_u32(&mut e, image::chunk::AREA, image::END_CHUNK);
-        s.extend(e);
-        let t = image::trailer(s.len() as u64, image::checksum(image::CHECKSUM_SEED, &s));
+        s.extend(0..100u8);
+        Chunk::End.encode(&mut c);
+        s.extend(c);
+        let mut t = [0u8; TRAILER_SIZE];
+        Trailer { len: s.len() as u64, checksum: image::checksum(image::CHECKSUM_SEED, &s) }.encode(&mut t);
         s.extend(t);
         s
     }
+
+    fn sample() -> Vec<u8> {
+        stream_with(1, |_| {})
+    }
+
+    /// Offsets of the sections of `sample()`.
+    const AREAS: usize = HEADER_SIZE;
+    const THREADS: usize = AREAS + AREA_SIZE;
+    const FDS: usize = THREADS + THREAD_SIZE;
+    const CHUNK: usize = FDS + FD_SIZE;
+    const DATA: usize = CHUNK + CHUNK_SIZE;
 
     fn run(bytes: &[u8], piece: usize) -> Result<Summary, Problem> {
         let mut v = Validator::new();
@@ -526,6 +582,13 @@ mod tests {
         v.finish()
     }
 
+    fn corrupt(r: Result<Summary, Problem>) -> String {
+        match r {
+            Err(Problem::Corrupt(w)) => w,
+            r => panic!("expected Corrupt, got {r:?}"),
+        }
+    }
+
     #[test]
     fn accepts_valid_in_any_pieces() {
         let s = sample();
@@ -533,6 +596,12 @@ mod tests {
             let sum = run(&s, piece).unwrap();
             assert_eq!(sum.len, s.len() as u64);
             assert_eq!(sum.chunks, 1);
+            assert_eq!(sum.data_bytes, 100);
+            assert_eq!(sum.arch, image::ARCH_X86_64);
+            assert_eq!(
+                sum.fds,
+                vec![FdEntry { fd: 5, kind: image::FD_PIPE, end: image::FD_WRITE, pipe_size: 4096, id: 77 }]
+            );
         }
     }
 
@@ -541,13 +610,152 @@ mod tests {
         let s = sample();
         assert!(matches!(run(&s[..s.len() - 1], 4096), Err(Problem::Truncated(_))));
         assert!(matches!(run(&s[..5000], 4096), Err(Problem::Truncated(_))));
-        let mut b = s.clone();
-        b[image::HEADER_SIZE + image::AREA_SIZE + image::THREAD_SIZE + 40] ^= 1;
-        assert!(matches!(run(&b, 4096), Err(Problem::ChecksumMismatch)));
-        assert!(matches!(run(b"hello world\n", 4096), Err(Problem::NotAnImage(_))));
-        assert!(matches!(run(b"", 4096), Err(Problem::NotAnImage(_))));
+        assert!(matches!(run(b"hello world\n", 4096), Err(Problem::NotAnImage("text, bad magic"))));
+        assert!(matches!(run(b"", 4096), Err(Problem::NotAnImage("empty file"))));
+        assert!(matches!(run(&[0x1f, 0x8b, 8, 0], 4096), Err(Problem::NotAnImage(w)) if w.starts_with("gzip")));
         let mut b = s.clone();
         b.push(0);
-        assert!(matches!(run(&b, 4096), Err(Problem::Corrupt(_))));
+        assert_eq!(corrupt(run(&b, 4096)), "data after the trailer");
+    }
+
+    #[test]
+    fn refuses_bad_magic_and_newer_version() {
+        let mut b = sample();
+        b[1] = b'X';
+        assert!(matches!(run(&b, 4096), Err(Problem::NotAnImage("bad magic"))));
+        for v in [image::FormatVersion::new(3, 0), image::FormatVersion::new(2, 1)] {
+            let mut b = sample();
+            dmtcp_proto::le::put_u32(&mut b, hdr::VERSION, v.to_u32());
+            image::seal_header(&mut b[..HEADER_SIZE]);
+            assert!(matches!(run(&b, 4096), Err(Problem::Version(x)) if x == v.to_u32()), "{v}");
+            assert!(run(&b, 4096).unwrap_err().to_string().starts_with("unsupported version"));
+        }
+    }
+
+    #[test]
+    fn refuses_every_table_count_at_its_cap_plus_one() {
+        for (off, max) in
+            [(hdr::NUM_AREAS, image::MAX_AREAS), (hdr::NUM_THREADS, image::MAX_THREADS), (hdr::NUM_FDS, image::MAX_FDS)]
+        {
+            let mut b = sample();
+            dmtcp_proto::le::put_u32(&mut b, off, max + 1);
+            image::seal_header(&mut b[..HEADER_SIZE]);
+            let w = corrupt(run(&b, 4096));
+            assert!(w.contains("impossible counts") && w.contains(&(max + 1).to_string()), "{w}");
+        }
+    }
+
+    /// A table at its cap is accepted by the header and read up to its end.
+    #[test]
+    fn a_table_at_its_cap_is_read() {
+        let s = stream_with(image::MAX_AREAS, |_| {});
+        let sum = run(&s, 1 << 20).unwrap();
+        assert_eq!(sum.chunks, 1);
+    }
+
+    #[test]
+    fn refuses_a_truncated_chunk() {
+        let s = sample();
+        for cut in [CHUNK + 10, DATA + 50, DATA + 100 + 5] {
+            match run(&s[..cut], 4096) {
+                Err(Problem::Truncated(w)) => assert!(w.contains("memory data"), "{cut}: {w}"),
+                r => panic!("{cut}: {r:?}"),
+            }
+        }
+        // A chunk that claims more than its area holds.
+        let mut b = s.clone();
+        dmtcp_proto::le::put_u64(&mut b, CHUNK + image::chunk::LEN, 0x1001);
+        assert!(corrupt(run(&b, 4096)).contains("overruns area 0"));
+        let mut b = s.clone();
+        dmtcp_proto::le::put_u32(&mut b, CHUNK + image::chunk::AREA, 1);
+        assert!(corrupt(run(&b, 4096)).contains("names area 1, the image has 1"));
+    }
+
+    /// One flipped bit in each section is refused, whichever check sees it first.
+    #[test]
+    fn refuses_a_flipped_bit_in_each_section() {
+        let s = sample();
+        let trailer = s.len() - TRAILER_SIZE;
+        for (at, section) in [
+            (100, "header"),
+            (3000, "header"),
+            (AREAS + 70, "area table"),
+            (THREADS + 20, "thread table"),
+            (FDS + 30, "fd table"),
+            (CHUNK + 9, "chunk header"),
+            (DATA + 40, "data"),
+            (trailer + 2, "trailer magic"),
+            (trailer + 9, "trailer length"),
+            (trailer + 20, "trailer checksum"),
+        ] {
+            let mut b = s.clone();
+            b[at] ^= 0x10;
+            match run(&b, 4096) {
+                Err(Problem::ChecksumMismatch) | Err(Problem::Corrupt(_)) | Err(Problem::Truncated(_)) => {}
+                r => panic!("{section} (byte {at}): {r:?}"),
+            }
+        }
+        // Those whose record decode cannot tell are caught by the checksum.
+        for at in [AREAS + 70, THREADS + 20, FDS + 30, DATA + 40, trailer + 20] {
+            let mut b = s.clone();
+            b[at] ^= 0x10;
+            assert!(matches!(run(&b, 4096), Err(Problem::ChecksumMismatch)), "byte {at}");
+        }
+        let mut b = s.clone();
+        b[100] ^= 0x10;
+        assert_eq!(corrupt(run(&b, 4096)), "header checksum mismatch");
+    }
+
+    #[test]
+    fn refuses_bad_records_by_name() {
+        let s = sample();
+        let mut b = s.clone();
+        dmtcp_proto::le::put_u64(&mut b, AREAS + image::area::END, 0x10800);
+        assert!(corrupt(run(&b, 4096)).starts_with("area 0: area record has an impossible end"));
+        let mut b = s.clone();
+        dmtcp_proto::le::put_u32(&mut b, THREADS + image::thread::FLAGS, 8);
+        assert!(corrupt(run(&b, 4096)).starts_with("thread 0: thread record has an impossible flags"));
+        let mut b = s.clone();
+        dmtcp_proto::le::put_u32(&mut b, FDS + image::fdrec::KIND, 9);
+        assert_eq!(corrupt(run(&b, 4096)), "fd record 0: fd record of unknown kind 9");
+    }
+
+    #[test]
+    fn finish_stream_accepts_a_zero_checksum_only() {
+        let mut s = sample();
+        let t = s.len() - TRAILER_SIZE;
+        let len = t as u64;
+        let want = image::checksum(image::CHECKSUM_SEED, &s[..t]);
+        s[t..].copy_from_slice(&image::trailer(len, 0));
+        let mut v = Validator::new();
+        v.feed(&s).unwrap();
+        let (_, sum) = v.finish_stream().unwrap();
+        assert_eq!(sum, want);
+        assert!(matches!(run(&s, 4096), Err(Problem::ChecksumMismatch)), "finish wants the real checksum");
+        s[t..].copy_from_slice(&image::trailer(len, want ^ 1));
+        let mut v = Validator::new();
+        v.feed(&s).unwrap();
+        assert!(matches!(v.finish_stream(), Err(Problem::ChecksumMismatch)));
+    }
+
+    #[test]
+    fn checked_image_reads_the_typed_header() {
+        let s = stream_with(1, |h| {
+            h.pid = 1234;
+            h.parent_pid = 1;
+            h.is_root = true;
+            h.vpid = 40001;
+            h.comp_id = 99;
+        });
+        let path = std::env::temp_dir().join(format!("dmtcp-image-reader-{}.dmtcp", std::process::id()));
+        std::fs::write(&path, &s).unwrap();
+        let img = check_file(&path);
+        let _ = std::fs::remove_file(&path);
+        let img = img.unwrap();
+        assert_eq!((img.pid(), img.parent_pid(), img.is_root(), img.vpid(), img.comp_id()), (1234, 1, true, 40001, 99));
+        assert_eq!(img.progname(), "sample");
+        assert_eq!(img.header().num_fds, 1);
+        assert_eq!(img.pipe_ends().count(), 1);
+        assert!(!img.compressed);
     }
 }

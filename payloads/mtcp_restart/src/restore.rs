@@ -5,8 +5,7 @@ use crate::arch::{self, ARCH, RESTORER_BASE};
 use crate::out::Out;
 use crate::sys::{self, *};
 use crate::Args;
-use dmtcp_proto::image::{self, area, chunk, hdr, thread, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
-use dmtcp_proto::le::{get_i32, get_str, get_u32, get_u64};
+use dmtcp_proto::image::{self, AreaRecord, Chunk, Header, ImageError, ThreadRecord, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
 
 const PAGE: usize = 4096;
 const SPAN: usize = dmtcp_proto::RESTORER_SPAN as usize;
@@ -23,7 +22,7 @@ static mut MAPS_BUF: [u8; 65536] = [0; 65536];
 struct Ctx {
     err: usize,
     fd: usize,
-    header: &'static [u8],
+    header: Header,
     areas: &'static [u8],
     threads: &'static [u8],
 }
@@ -137,8 +136,24 @@ fn ours(start: usize, end: usize) -> bool {
     start >= RESTORER_BASE && end <= RESTORER_BASE + SPAN
 }
 
-fn area_rec(c: &Ctx, i: usize) -> &'static [u8] {
-    &c.areas[i * AREA_SIZE..(i + 1) * AREA_SIZE]
+/// Area `i`, decoded from the table (`check_tables` decoded every one already).
+fn area_rec(c: &Ctx, i: usize) -> AreaRecord {
+    AreaRecord::decode(&c.areas[i * AREA_SIZE..(i + 1) * AREA_SIZE]).unwrap_or_else(|e| die_image(c.err, e))
+}
+
+/// Thread record `t` of the table, decoded.
+fn thread_rec(c: &Ctx, t: &[u8]) -> ThreadRecord {
+    ThreadRecord::decode(t).unwrap_or_else(|e| die_image(c.err, e))
+}
+
+/// Dies with the format's own words for what is wrong with the image.
+fn die_image(err: usize, e: ImageError) -> ! {
+    let mut msg = [0u8; 160];
+    let mut w = Buf { b: &mut msg, n: 0 };
+    let _ = core::fmt::write(&mut w, format_args!("{e}"));
+    let n = w.n;
+    Out::new(err).s("mtcp_restart: ").b(&msg[..n]).s("\n");
+    sys::exit(3)
 }
 
 pub fn run(args: Args) -> ! {
@@ -159,28 +174,18 @@ pub fn run(args: Args) -> ! {
         .unwrap_or_else(|_| die(err, "image is truncated (no header)"));
     // SAFETY: the page at SCRATCH was just mapped read-write and stays mapped.
     #[allow(unsafe_code)]
-    let header: &'static [u8] = unsafe { core::slice::from_raw_parts(hdr_buf as *const u8, HEADER_SIZE) };
-    match image::check_header(header) {
-        Ok(a) if a == ARCH => {}
-        Ok(a) => {
-            Out::new(err)
-                .s("mtcp_restart: this restorer is for ")
-                .s(image::arch_name(ARCH))
-                .s(" but the image is ")
-                .s(image::arch_name(a))
-                .s("\n");
-            sys::exit(3)
-        }
-        Err(e) => {
-            let mut msg = [0u8; 128];
-            let mut w = Buf { b: &mut msg, n: 0 };
-            let _ = core::fmt::write(&mut w, format_args!("{e}"));
-            let n = w.n;
-            Out::new(err).s("mtcp_restart: ").b(&msg[..n]).s("\n");
-            sys::exit(3)
-        }
+    let raw: &'static [u8] = unsafe { core::slice::from_raw_parts(hdr_buf as *const u8, HEADER_SIZE) };
+    let header = Header::decode(raw).unwrap_or_else(|e| die_image(err, e));
+    if header.arch != ARCH {
+        Out::new(err)
+            .s("mtcp_restart: this restorer is for ")
+            .s(ARCH.name())
+            .s(" but the image is ")
+            .s(header.arch.name())
+            .s("\n");
+        sys::exit(3)
     }
-    let tables = image::tables_len(header);
+    let tables = header.tables_len();
     if PAGE + tables > SCRATCH_MAX {
         die(err, "image has too many areas or threads for this restorer");
     }
@@ -197,8 +202,8 @@ pub fn run(args: Args) -> ! {
         .unwrap_or_else(|e| die_errno(err, "cannot map scratch memory", e));
         read_exact(args.image_fd, tab as *mut u8, tables).unwrap_or_else(|_| die(err, "image is truncated (tables)"));
     }
-    let n_areas = get_u32(header, hdr::NUM_AREAS) as usize;
-    let n_threads = get_u32(header, hdr::NUM_THREADS) as usize;
+    let n_areas = header.num_areas as usize;
+    let n_threads = header.num_threads as usize;
     // SAFETY: `tables` bytes at `tab` were mapped and filled above and stay mapped.
     #[allow(unsafe_code)]
     let all: &'static [u8] = unsafe { core::slice::from_raw_parts(tab as *const u8, tables) };
@@ -251,9 +256,9 @@ fn check_tables(c: &Ctx) {
     let n_areas = c.areas.len() / AREA_SIZE;
     for i in 0..n_areas {
         let a = area_rec(c, i);
-        let (s, e) = (get_u64(a, area::START) as usize, get_u64(a, area::END) as usize);
-        if s >= e || s % PAGE != 0 || e % PAGE != 0 {
-            die(c.err, "image is corrupt (bad area bounds)");
+        let (s, e) = (a.start as usize, a.end as usize);
+        if a.end as usize as u64 != a.end {
+            die(c.err, "image is corrupt (an area beyond this architecture's addresses)");
         }
         if s < RESTORER_BASE + SPAN && e > RESTORER_BASE {
             Out::new(c.err)
@@ -267,7 +272,7 @@ fn check_tables(c: &Ctx) {
     }
     let mut mains = 0;
     for t in c.threads.chunks_exact(THREAD_SIZE) {
-        if get_u32(t, thread::FLAGS) & image::THREAD_MAIN != 0 {
+        if thread_rec(c, t).is_main() {
             mains += 1;
         }
     }
@@ -277,18 +282,15 @@ fn check_tables(c: &Ctx) {
 }
 
 fn move_vdso(c: &Ctx, maps: &[Map]) {
-    let pairs = [
-        (MapKind::Vvar, hdr::VVAR_START, hdr::VVAR_END),
-        (MapKind::Vclock, hdr::VCLOCK_START, hdr::VCLOCK_END),
-        (MapKind::Vdso, hdr::VDSO_START, hdr::VDSO_END),
-    ];
-    if get_u64(c.header, hdr::VDSO_START) == 0 {
+    let h = &c.header;
+    let pairs = [(MapKind::Vvar, h.vvar), (MapKind::Vclock, h.vclock), (MapKind::Vdso, h.vdso)];
+    if h.vdso.start == 0 {
         return; // The program had no vdso; leave ours where the kernel put it.
     }
     let mut park = PARK;
     let mut parked = [(0usize, 0usize); 3];
-    for (i, (kind, s_off, e_off)) in pairs.iter().enumerate() {
-        let want = (get_u64(c.header, *s_off) as usize, get_u64(c.header, *e_off) as usize);
+    for (i, (kind, span)) in pairs.iter().enumerate() {
+        let want = (span.start as usize, span.end as usize);
         let cur = maps.iter().find(|m| m.kind == *kind);
         match cur {
             None if want.0 == 0 => continue,
@@ -304,12 +306,12 @@ fn move_vdso(c: &Ctx, maps: &[Map]) {
             ),
         }
     }
-    for (i, (_, s_off, _)) in pairs.iter().enumerate() {
+    for (i, (_, span)) in pairs.iter().enumerate() {
         let (from, len) = parked[i];
         if len == 0 {
             continue;
         }
-        let to = get_u64(c.header, *s_off) as usize;
+        let to = span.start as usize;
         sys::mremap_fixed(from, len, to)
             .unwrap_or_else(|e| die_errno(c.err, "cannot move the vdso to its old place", e));
     }
@@ -317,14 +319,14 @@ fn move_vdso(c: &Ctx, maps: &[Map]) {
 
 /// Whether the area's pages come back with data (so it must be writable while we fill it).
 fn map_areas(c: &Ctx) {
-    let mut path = [0u8; area::NAME_LEN + 1];
+    let mut path = [0u8; image::area::NAME_LEN + 1];
     for i in 0..c.areas.len() / AREA_SIZE {
         let a = area_rec(c, i);
-        let start = get_u64(a, area::START) as usize;
-        let len = get_u64(a, area::END) as usize - start;
-        let prot = get_u32(a, area::PROT) as usize;
-        let flags = get_u32(a, area::FLAGS);
-        let name = get_str(a, area::NAME, area::NAME_LEN);
+        let start = a.start as usize;
+        let len = a.len() as usize;
+        let prot = a.prot as usize;
+        let flags = a.flags;
+        let name = a.name.as_bytes();
         path[..name.len()].copy_from_slice(name);
         path[name.len()] = 0;
         let result = if flags & image::AREA_SHARED != 0 {
@@ -332,7 +334,7 @@ fn map_areas(c: &Ctx) {
             let oflags = if prot & PROT_WRITE != 0 { O_RDWR } else { O_RDONLY };
             match sys::open(&path[..=name.len()], oflags) {
                 Ok(fd) => {
-                    let r = sys::mmap(start, len, prot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, get_u64(a, area::OFFSET));
+                    let r = sys::mmap(start, len, prot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, a.offset);
                     let _ = sys::close(fd);
                     r
                 }
@@ -348,7 +350,7 @@ fn map_areas(c: &Ctx) {
             if flags & image::AREA_FILE != 0 && !name.is_empty() {
                 // Map the file privately so the mapping keeps its name; the stored pages go on top.
                 if let Ok(fd) = sys::open(&path[..=name.len()], O_RDONLY) {
-                    r = sys::mmap(start, len, wprot, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, get_u64(a, area::OFFSET));
+                    r = sys::mmap(start, len, wprot, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, a.offset);
                     let _ = sys::close(fd);
                 }
             }
@@ -388,21 +390,18 @@ fn read_data(c: &Ctx) {
     let mut h = [0u8; image::CHUNK_SIZE];
     loop {
         read_exact(c.fd, h.as_mut_ptr(), h.len()).unwrap_or_else(|_| die(c.err, "image is truncated (memory data)"));
-        let idx = get_u32(&h, chunk::AREA);
-        if idx == image::END_CHUNK {
-            break;
-        }
-        let idx = idx as usize;
+        let (idx, off, len) = match Chunk::decode(&h).unwrap_or_else(|e| die_image(c.err, e)) {
+            Chunk::End => break,
+            Chunk::Data { area, offset, len } => (area as usize, offset, len),
+        };
         if idx >= n_areas {
             die(c.err, "image is corrupt (chunk names no area)");
         }
         let a = area_rec(c, idx);
-        let (s, e) = (get_u64(a, area::START), get_u64(a, area::END));
-        let (off, len) = (get_u64(&h, chunk::OFFSET), get_u64(&h, chunk::LEN));
-        if off.checked_add(len).is_none_or(|x| x > e - s) || get_u32(a, area::FLAGS) & image::AREA_SHARED != 0 {
+        if !Chunk::fits(off, len, a.len()) || a.is_shared() {
             die(c.err, "image is corrupt (chunk outside its area)");
         }
-        read_exact(c.fd, (s + off) as usize as *mut u8, len as usize)
+        read_exact(c.fd, (a.start + off) as usize as *mut u8, len as usize)
             .unwrap_or_else(|_| die(c.err, "image is truncated (memory data)"));
     }
     let mut t = [0u8; image::TRAILER_SIZE];
@@ -412,12 +411,12 @@ fn read_data(c: &Ctx) {
 fn protect_areas(c: &Ctx) {
     for i in 0..c.areas.len() / AREA_SIZE {
         let a = area_rec(c, i);
-        if get_u32(a, area::FLAGS) & image::AREA_SHARED != 0 {
+        if a.is_shared() {
             continue;
         }
-        let start = get_u64(a, area::START) as usize;
-        let len = get_u64(a, area::END) as usize - start;
-        let prot = get_u32(a, area::PROT) as usize;
+        let start = a.start as usize;
+        let len = a.len() as usize;
+        let prot = a.prot as usize;
         if prot != PROT_READ | PROT_WRITE {
             let _ = sys::mprotect(start, len, prot);
         }
@@ -430,26 +429,27 @@ fn protect_areas(c: &Ctx) {
 fn set_mm(c: &Ctx) {
     const PR_SET_MM: usize = 35;
     const PR_SET_MM_MAP: usize = 14;
-    let h = c.header;
-    let mm = |k: usize| get_u64(h, hdr::MM_START_CODE + 8 * k);
+    let h = &c.header;
+    let mm = |k: usize| h.mm[k];
     if mm(0) == 0 {
         return;
     }
-    let auxv_len = core::cmp::min(get_u32(h, hdr::AUXV_LEN) as usize, hdr::AUXV_MAX);
+    let auxv = h.auxv();
+    let auxv_len = auxv.len();
     // struct prctl_mm_map: eleven u64 addresses, u64 auxv pointer, u32 auxv_size, u32 exe_fd.
     let mut map = [0u64; 13];
     map[0] = mm(0); // start_code
     map[1] = mm(1); // end_code
     map[2] = mm(2); // start_data
     map[3] = mm(3); // end_data
-    map[4] = get_u64(h, hdr::START_BRK);
-    map[5] = get_u64(h, hdr::BRK);
+    map[4] = h.start_brk;
+    map[5] = h.brk;
     map[6] = mm(4); // start_stack
     map[7] = mm(5); // arg_start
     map[8] = mm(6); // arg_end
     map[9] = mm(7); // env_start
     map[10] = mm(8); // env_end
-    map[11] = if auxv_len > 0 { h[hdr::AUXV..].as_ptr() as usize as u64 } else { 0 };
+    map[11] = if auxv_len > 0 { auxv.as_ptr() as usize as u64 } else { 0 };
     map[12] = (auxv_len as u64) | (u64::from(u32::MAX) << 32); // auxv_size, exe_fd = -1
     if let Err(e) = sys::prctl(PR_SET_MM, PR_SET_MM_MAP, map.as_ptr() as usize, core::mem::size_of_val(&map), 0) {
         Out::new(c.err)
@@ -471,9 +471,10 @@ fn start_threads(c: &Ctx) -> ! {
     let pid = sys::getpid() as i32;
     let mut main = None;
     let mut warned = false;
-    for t in c.threads.chunks_exact(THREAD_SIZE) {
-        let tid = get_i32(t, thread::TID);
-        if get_u32(t, thread::FLAGS) & image::THREAD_MAIN != 0 {
+    for raw in c.threads.chunks_exact(THREAD_SIZE) {
+        let t = thread_rec(c, raw);
+        let tid = t.tid;
+        if t.is_main() {
             main = Some(t);
             if tid != pid && !warned {
                 Out::new(c.err).s("mtcp_restart: warning: restored without its old pid ").dec(tid as u64).s("\n");
@@ -482,21 +483,21 @@ fn start_threads(c: &Ctx) -> ! {
             continue;
         }
         // Start the thread on its own stack, below the point where it stopped.
-        let sp = get_u64(t, thread::REGS + 8 * SP_SLOT) as usize;
+        let sp = t.regs[SP_SLOT] as usize;
         let top = (sp - 512) & !15;
         let set_tid = [tid, 0];
         let mut args = [0u64; 11];
         args[0] = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS;
         args[5] = (top - 4096) as u64; // stack
         args[6] = 4096; // stack_size
-        args[7] = arch::clone_tls(t);
+        args[7] = arch::clone_tls(&t);
         args[8] = set_tid.as_ptr() as usize as u64;
         args[9] = 1;
         // SAFETY: `args` is a complete clone_args; the stack is the thread's own restored stack
         // below its saved sp, unused; the record `t` lives in scratch until the library unmaps
         // our range after every thread is back.
         #[allow(unsafe_code)]
-        let mut r = unsafe { arch::clone3_thread(args.as_ptr(), 88, t.as_ptr() as usize) };
+        let mut r = unsafe { arch::clone3_thread(args.as_ptr(), 88, raw.as_ptr() as usize) };
         if r < 0 && (r == -(EPERM as isize) || r == -22 || r == -(EEXIST as isize)) {
             if !warned {
                 Out::new(c.err)
@@ -510,7 +511,7 @@ fn start_threads(c: &Ctx) -> ! {
             #[allow(unsafe_code)]
             {
                 // SAFETY: as above, without set_tid.
-                r = unsafe { arch::clone3_thread(args.as_ptr(), 88, t.as_ptr() as usize) };
+                r = unsafe { arch::clone3_thread(args.as_ptr(), 88, raw.as_ptr() as usize) };
             }
         }
         if r < 0 {
@@ -518,7 +519,7 @@ fn start_threads(c: &Ctx) -> ! {
         }
     }
     let t = main.unwrap_or_else(|| die(c.err, "no main thread"));
-    if arch::set_tls(t) < 0 {
+    if arch::set_tls(&t) < 0 {
         die(c.err, "cannot restore the main thread's TLS");
     }
     // Capabilities: each thread sets its own back to what it had at checkpoint time (the
@@ -527,7 +528,7 @@ fn start_threads(c: &Ctx) -> ! {
     // SAFETY: the record holds the main thread's saved context, whose stack is restored.
     #[allow(unsafe_code)]
     unsafe {
-        arch::resume(t[thread::REGS..].as_ptr() as *const u64)
+        arch::resume(t.regs.as_ptr())
     }
 }
 
@@ -541,12 +542,14 @@ pub fn thread_start(rec_addr: usize) -> ! {
     // SAFETY: `rec_addr` points at a THREAD_SIZE record in scratch, valid until the library
     // unmaps our range after all threads are back.
     #[allow(unsafe_code)]
-    let t: &[u8] = unsafe { core::slice::from_raw_parts(rec_addr as *const u8, THREAD_SIZE) };
+    let raw: &[u8] = unsafe { core::slice::from_raw_parts(rec_addr as *const u8, THREAD_SIZE) };
+    // Decoded onto this thread's temporary stack (below its saved sp), which `resume` leaves.
+    let t = ThreadRecord::decode(raw).unwrap_or_else(|_| sys::exit(3));
     #[cfg(target_arch = "x86")]
-    arch::load_gs(get_u32(t, thread::GS));
+    arch::load_gs(t.gs as u32);
     // SAFETY: the record holds this thread's saved context, whose stack is restored.
     #[allow(unsafe_code)]
     unsafe {
-        arch::resume(t[thread::REGS..].as_ptr() as *const u64)
+        arch::resume(t.regs.as_ptr())
     }
 }

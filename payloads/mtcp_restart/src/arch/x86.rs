@@ -22,7 +22,9 @@ global_asm!(
     size = const crate::STACK_SIZE,
 );
 
-pub const ARCH: u32 = dmtcp_proto::image::ARCH_I686;
+use dmtcp_proto::image::ThreadRecord;
+
+pub const ARCH: dmtcp_proto::image::Arch = dmtcp_proto::image::Arch::I686;
 pub const RESTORER_BASE: usize = dmtcp_proto::RESTORER_BASE_I686 as usize;
 
 pub mod nr {
@@ -81,25 +83,25 @@ pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: 
 }
 
 /// Sets this thread's TLS from a thread record: the GDT entry, then %gs.
-pub fn set_tls(rec: &[u8]) -> isize {
+pub fn set_tls(rec: &ThreadRecord) -> isize {
     let mut desc = [0u32; 4];
     for (i, d) in desc.iter_mut().enumerate() {
-        *d = dmtcp_proto::le::get_u32(rec, dmtcp_proto::image::thread::TLS + 4 * i);
+        *d = rec.tls_word(i);
     }
     let r = syscall6(nr::SET_THREAD_AREA, desc.as_mut_ptr() as usize, 0, 0, 0, 0, 0);
     if r < 0 {
         return r;
     }
-    let gs = dmtcp_proto::le::get_u32(rec, dmtcp_proto::image::thread::GS);
+    let gs = rec.gs as u32;
     // SAFETY: loads the selector of the GDT entry just installed for this thread.
     unsafe { asm!("mov gs, {0:x}", in(reg) gs as u16) };
     0
 }
 
-/// The `tls` argument of clone3 for a thread record: a pointer to its user_desc. The record
-/// stays mapped (scratch) until the thread has started.
-pub fn clone_tls(rec: &[u8]) -> u64 {
-    rec[dmtcp_proto::image::thread::TLS..].as_ptr() as usize as u64
+/// The `tls` argument of clone3 for a thread record: a pointer to its user_desc, which the
+/// kernel reads during the clone3 call (the record outlives it).
+pub fn clone_tls(rec: &ThreadRecord) -> u64 {
+    rec.tls.as_ptr() as usize as u64
 }
 
 /// Resumes a saved context (ebx esi edi ebp esp eip as u64 slots), with 1 in eax.

@@ -20,7 +20,9 @@ global_asm!(
     size = const crate::STACK_SIZE,
 );
 
-pub const ARCH: u32 = dmtcp_proto::image::ARCH_X86_64;
+use dmtcp_proto::image::ThreadRecord;
+
+pub const ARCH: dmtcp_proto::image::Arch = dmtcp_proto::image::Arch::X86_64;
 pub const RESTORER_BASE: usize = dmtcp_proto::RESTORER_BASE_X86_64 as usize;
 
 pub mod nr {
@@ -60,15 +62,15 @@ pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: 
 }
 
 /// Sets this thread's TLS from a thread record (fs base; gs base is left to the program).
-pub fn set_tls(rec: &[u8]) -> isize {
+pub fn set_tls(rec: &ThreadRecord) -> isize {
     const ARCH_SET_FS: usize = 0x1002;
-    let fs = dmtcp_proto::le::get_u64(rec, dmtcp_proto::image::thread::TLS) as usize;
+    let fs = rec.fs_base() as usize;
     syscall6(nr::ARCH_PRCTL, ARCH_SET_FS, fs, 0, 0, 0, 0)
 }
 
 /// The `tls` argument of clone3 for a thread record.
-pub fn clone_tls(rec: &[u8]) -> u64 {
-    dmtcp_proto::le::get_u64(rec, dmtcp_proto::image::thread::TLS)
+pub fn clone_tls(rec: &ThreadRecord) -> u64 {
+    rec.fs_base()
 }
 
 /// Resumes a saved context: callee-saved registers, stack pointer, and a jump to the saved

@@ -1,0 +1,128 @@
+//! The fd table: one 64-byte record per file descriptor of a resource kind the image carries.
+//! A record is a common part (fd number, kind tag, F_GETFD and F_GETFL flags) and a body owned
+//! by its kind (bytes 8..12 and 20..64). A new resource kind adds one body type (its own file,
+//! like `pipe.rs`), one `FdBody` variant and one kind tag.
+use super::error::need;
+use super::{ImageError, PipeRecord, Record, FD_SIZE};
+use crate::le::{get_i32, get_u32, put_i32, put_u32};
+
+// Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
+// preload library's writer until it moves to `FdRecord::encode`).
+pub const FD: usize = 0; // i32 the fd number
+pub const KIND: usize = 4; // u32 FD_PIPE, ...
+pub const FD_FLAGS: usize = 12; // u32 F_GETFD (FD_CLOEXEC)
+pub const STATUS: usize = 16; // u32 F_GETFL (access mode, O_NONBLOCK, ...)
+
+/// Kind tags.
+pub const FD_PIPE: u32 = 1;
+
+/// The per-kind part of an fd record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdBody {
+    Pipe(PipeRecord),
+}
+
+impl FdBody {
+    pub fn kind(&self) -> u32 {
+        match self {
+            FdBody::Pipe(_) => PipeRecord::KIND,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdRecord {
+    pub fd: i32,
+    pub fd_flags: u32,
+    pub status: u32,
+    pub body: FdBody,
+}
+
+impl FdRecord {
+    pub fn kind(&self) -> u32 {
+        self.body.kind()
+    }
+    /// The pipe end, for a record of kind FD_PIPE.
+    pub fn pipe(&self) -> Option<&PipeRecord> {
+        match &self.body {
+            FdBody::Pipe(p) => Some(p),
+        }
+    }
+
+    pub fn encode(&self, b: &mut [u8; FD_SIZE]) {
+        b.fill(0);
+        put_i32(b, FD, self.fd);
+        put_u32(b, KIND, self.kind());
+        put_u32(b, FD_FLAGS, self.fd_flags);
+        put_u32(b, STATUS, self.status);
+        match &self.body {
+            FdBody::Pipe(p) => p.encode_body(b),
+        }
+    }
+
+    /// Reads and checks an fd record: a nonnegative fd, a known kind, and the body's own checks.
+    pub fn decode(b: &[u8]) -> Result<FdRecord, ImageError> {
+        need(b, FD_SIZE, Record::Fd)?;
+        let fd = get_i32(b, FD);
+        if fd < 0 {
+            return Err(ImageError::BadField { record: Record::Fd, field: "fd", value: fd as u32 as u64 });
+        }
+        let body = match get_u32(b, KIND) {
+            PipeRecord::KIND => FdBody::Pipe(PipeRecord::decode_body(b)?),
+            k => return Err(ImageError::FdKind(k)),
+        };
+        Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{PipeEnd, PipeRecord};
+    use super::*;
+    use crate::le::get_u64;
+
+    fn sample(end: PipeEnd) -> FdRecord {
+        FdRecord {
+            fd: 7,
+            fd_flags: 1,
+            status: 0o4001,
+            body: FdBody::Pipe(PipeRecord { end, pipe_size: 65536, id: 0xabcdef, pending: 12 }),
+        }
+    }
+
+    #[test]
+    fn fd_record_round_trips_at_the_version_2_offsets() {
+        for end in [PipeEnd::Read, PipeEnd::Write] {
+            let r = sample(end);
+            let mut b = [0x55u8; FD_SIZE];
+            r.encode(&mut b);
+            assert_eq!(FdRecord::decode(&b), Ok(r));
+            assert_eq!(get_i32(&b, 0), 7);
+            assert_eq!(get_u32(&b, 4), FD_PIPE);
+            assert_eq!(get_u32(&b, 8), end.as_u32());
+            assert_eq!(get_u32(&b, 12), 1);
+            assert_eq!(get_u32(&b, 16), 0o4001);
+            assert_eq!(get_u32(&b, 20), 65536);
+            assert_eq!(get_u64(&b, 24), 0xabcdef);
+            assert_eq!(get_u64(&b, 32), 12);
+            assert!(b[40..].iter().all(|&c| c == 0));
+            assert_eq!(r.pipe().map(|p| p.end), Some(end));
+        }
+    }
+
+    #[test]
+    fn fd_record_refuses_unknown_kind_end_and_fd() {
+        let mut b = [0u8; FD_SIZE];
+        sample(PipeEnd::Read).encode(&mut b);
+        let mut k = b;
+        put_u32(&mut k, KIND, 9);
+        assert_eq!(FdRecord::decode(&k), Err(ImageError::FdKind(9)));
+        let mut e = b;
+        put_u32(&mut e, super::super::pipe::END, 2);
+        assert_eq!(FdRecord::decode(&e), Err(ImageError::BadField { record: Record::Fd, field: "pipe end", value: 2 }));
+        let mut f = b;
+        put_i32(&mut f, FD, -1);
+        assert!(matches!(FdRecord::decode(&f), Err(ImageError::BadField { field: "fd", .. })));
+        assert_eq!(FdRecord::decode(&b[..63]), Err(ImageError::Short { record: Record::Fd, len: 63 }));
+    }
+}
