@@ -370,10 +370,7 @@ fn launch_namespace_works_for_an_unprivileged_user() {
         );
         return;
     }
-    if !Command::new("id").arg("tester").stdout(Stdio::null()).status().unwrap().success() {
-        eprintln!("launch_namespace_works_for_an_unprivileged_user: SKIPPED (no user `tester`)");
-        return;
-    }
+    require_tester();
     let (d, bin, prog) = public_copy();
     let coord = Coordinator::start(&[]);
     let home = d.join("home");
