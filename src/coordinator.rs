@@ -339,23 +339,22 @@ fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
 /// child, which is then in its own session with stdin/stdout on /dev/null and stderr on the
 /// log file (or /dev/null).
 fn daemonize(logfile: Option<&Path>) -> io::Result<bool> {
-    use nix::unistd::{fork, setsid, ForkResult};
+    use nix::unistd::setsid;
     let devnull = fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
     let err_target = match logfile {
         Some(p) => fs::OpenOptions::new().create(true).append(true).mode(0o600).open(p)?,
         None => devnull.try_clone()?,
     };
-    // SAFETY: the coordinator has not started any thread (no thread is ever started), so the
-    // child is a complete copy of a single-threaded process and may run any code.
-    match unsafe { fork() }? {
-        ForkResult::Parent { .. } => Ok(true),
-        ForkResult::Child => {
+    // The coordinator never starts a thread: ns::fork's single-threaded contract holds.
+    match crate::common::ns::fork()? {
+        0 => {
             setsid()?;
             nix::unistd::dup2_stdin(&devnull)?;
             nix::unistd::dup2_stdout(&devnull)?;
             nix::unistd::dup2_stderr(&err_target)?;
             Ok(false)
         }
+        _ => Ok(true),
     }
 }
 

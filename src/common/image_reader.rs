@@ -13,7 +13,7 @@ use dmtcp_proto::image::{self, AreaRecord, Chunk, FdRecord, Header, ImageError, 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// Read size for images (large: images are big and read sequentially).
@@ -498,14 +498,8 @@ pub fn check_file(path: &Path) -> Result<CheckedImage, Problem> {
 
 /// A close-on-exec memfd.
 pub fn memfd(name: &str) -> io::Result<OwnedFd> {
-    let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
-    // SAFETY: memfd_create with a NUL-terminated name; the fd is ours.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    memfd_create(name, MFdFlags::MFD_CLOEXEC).map_err(io::Error::from)
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ pub mod client;
 pub mod dlsym;
 pub mod image_reader;
 pub mod logging;
+// Process creation and namespaces: one of the two places of `unsafe` in src/.
+#[allow(unsafe_code)]
 pub mod ns;
 pub mod payloads;
 pub mod setup;

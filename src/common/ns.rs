@@ -471,12 +471,13 @@ pub fn fork_with_pid(pid: libc::pid_t) -> Result<libc::pid_t, Errno> {
     }
 }
 
-/// fork(2), with the same contract as `fork_with_pid`: only for single-threaded callers whose
-/// child runs allocation-free code (system calls on data prepared before the fork) and then
-/// execs or _exits. Returns 0 in the child and the child's pid in the parent.
+/// fork(2), for single-threaded callers only (launch, restart, the coordinator's daemonize,
+/// all before they start a thread): the child is a copy of the one thread, so no lock or
+/// allocator state can be held there by a thread that does not exist. Returns 0 in the child
+/// and the child's pid in the parent.
 pub fn fork() -> Result<libc::pid_t, Errno> {
-    // SAFETY: the callers (launch and restart, before any thread exists) follow the contract
-    // above, so the child never touches a lock or allocator state another thread held.
+    // SAFETY: the callers are single-threaded (contract above), which is what makes the
+    // child's use of locks and the allocator sound.
     let r = unsafe { libc::fork() };
     if r < 0 {
         Err(Errno::last())

@@ -32,6 +32,8 @@
 //! pids, after one warning.
 mod pipes;
 pub mod plan;
+// Forks, clone3 with set_tid, exec of the restorer: one of the two places of `unsafe` in src/.
+#[allow(unsafe_code)]
 mod spawn;
 
 use crate::common::cli::{self, EXIT_FAILURE, EXIT_USAGE};
