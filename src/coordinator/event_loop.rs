@@ -303,11 +303,10 @@ impl Coord {
     }
 
     fn label(&self, tok: ClientId) -> String {
-        let Some(c) = self.conns.get(&tok) else { return String::new() };
-        match (self.comp.peer(tok), self.comp.worker(tok)) {
-            (_, Some(w)) => format!("{}[{}:{}]@{}", w.prog, w.vpid, w.pid, w.host),
-            (Some(Peer::Pending), _) => format!("connection from {}", c.peer),
-            _ => format!("command client {}", c.peer),
+        match (self.comp.label(tok), self.conns.get(&tok)) {
+            (Some(l), _) => l,
+            (None, Some(c)) => format!("connection from {}", c.peer),
+            (None, None) => String::new(),
         }
     }
 

@@ -3,6 +3,9 @@
 //! user commands. It does no I/O and reads no clock: the event loop passes every input with the
 //! time it happened (`now`, monotonic, from any fixed origin) and carries out the `Action`s
 //! returned, in order.
+//!
+//! Barriers come in the order of `dmtcp_proto::barrier::Barrier` (the one the preload library
+//! runs): a worker that arrives at another barrier than the one due is dropped.
 use dmtcp_proto::barrier::Barrier;
 use dmtcp_proto::{
     split_worker_payload, status, Cmd, Kind, Msg, WorkerState, FLAG_EXIT_AFTER_CKPT, INTERVAL_UNCHANGED,
@@ -19,10 +22,11 @@ pub const VPID_LIMIT: i32 = 1_000_000;
 /// An interval checkpoint that cannot start (not every process runs) is tried again this late.
 pub const INTERVAL_RETRY: Duration = Duration::from_secs(1);
 
-/// What the options and the host decide; fixed for the coordinator's life.
+/// What the options and the host decide, for the coordinator's life (but `interval`).
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Checkpoint interval in seconds (0 = manually); each new computation starts with it.
+    /// Checkpoint interval in seconds (0 = manually) each new computation starts with; an
+    /// interval command changes it.
     pub interval: u32,
     pub exit_on_last: bool,
     pub kill_after_ckpt: bool,
@@ -310,6 +314,11 @@ impl Computation {
         d
     }
 
+    /// How messages name a client: `prog[vpid:pid]@host`, `command client ADDR`, ...
+    pub fn label(&self, client: ClientId) -> Option<String> {
+        self.clients.get(&client).map(|c| c.label())
+    }
+
     pub fn worker(&self, client: ClientId) -> Option<&Worker> {
         self.clients.get(&client).and_then(|c| c.worker())
     }
@@ -370,10 +379,6 @@ impl Computation {
             c.dead = true;
         }
         self.emit(Action::Drop { client, reason: Some(reason) });
-    }
-
-    fn label(&self, client: ClientId) -> String {
-        self.clients.get(&client).map(|c| c.label()).unwrap_or_default()
     }
 
     fn workers(&self) -> impl Iterator<Item = (ClientId, &Worker)> {
@@ -509,7 +514,7 @@ impl Computation {
 
     /// Refuses a would-be worker: a reply of `kind` with the reason, then close.
     fn reject(&mut self, client: ClientId, kind: Kind, why: &str) {
-        log::warn!("refusing {}: {why}", self.label(client));
+        log::warn!("refusing {}: {why}", self.label(client).unwrap_or_default());
         let mut m = Msg::new(kind);
         m.comp_id = self.comp_id;
         m.state = self.min_state() as u32;
@@ -724,7 +729,10 @@ impl Computation {
         let shown = String::from_utf8_lossy(msg.name_bytes()).into_owned();
         let member = self.barrier_group().is_some_and(|(g, _)| g.contains(&client));
         if !member {
-            log::warn!("{} arrived at barrier {shown} outside a checkpoint or restart; ignored", self.label(client));
+            log::warn!(
+                "{} arrived at barrier {shown} outside a checkpoint or restart; ignored",
+                self.label(client).unwrap_or_default()
+            );
             return;
         }
         let Some(which) = Barrier::from_name(msg.name_bytes()) else {
@@ -801,7 +809,7 @@ impl Computation {
 
     fn ckpt_failed_by(&mut self, now: Duration, client: ClientId, extra: &[u8]) {
         let reason = payload_text(extra);
-        let label = self.label(client);
+        let label = self.label(client).unwrap_or_default();
         let reason = if reason.is_empty() { "no reason given".to_string() } else { reason };
         if self.ckpt.as_ref().is_some_and(|c| c.participants.contains(&client)) {
             self.fail_ckpt(now, format!("{label}: {reason}"));

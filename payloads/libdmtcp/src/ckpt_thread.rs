@@ -100,8 +100,7 @@ fn send_state(kind: Kind, state: WorkerState, payload: &[u8]) -> Result<(), Barr
 }
 
 /// Announces a global barrier and waits for the coordinator to release it.
-fn barrier(which: Barrier, state: WorkerState) -> Result<Msg, BarrierError> {
-    let name = which.name();
+fn barrier(name: &[u8], state: WorkerState) -> Result<Msg, BarrierError> {
     let mut m = Msg::new(Kind::Barrier).with_name(name);
     m.state = state as u32;
     m.pid = sys::getpid();
@@ -126,13 +125,13 @@ static LAST_THREADS: AtomicUsize = AtomicUsize::new(0);
 fn checkpoint(m: &Msg) -> bool {
     let exit_after = m.flags & dmtcp_proto::FLAG_EXIT_AFTER_CKPT != 0;
     let req_base = (m.comp_id, m.generation, m.num_peers);
-    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Suspend, WorkerState::Presuspend) {
+    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Suspend.name(), WorkerState::Presuspend) {
         lost(e);
         return false;
     }
     let stopped = threads::suspend_all();
     let state = if stopped.is_ok() { WorkerState::Suspended } else { WorkerState::Running };
-    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Checkpoint, state) {
+    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Checkpoint.name(), state) {
         threads::resume_all();
         error!("lost contact with the coordinator during a checkpoint; the program goes on");
         lost_quiet(e);
@@ -143,7 +142,7 @@ fn checkpoint(m: &Msg) -> bool {
             LAST_THREADS.store(n, Relaxed);
             crate::restart::prepare();
             // Every process has taken part in the pipe drainer election (restart::prepare).
-            if let Err(BarrierError::Lost(e)) = barrier(Barrier::Drain, WorkerState::Checkpointing) {
+            if let Err(BarrierError::Lost(e)) = barrier(Barrier::Drain.name(), WorkerState::Checkpointing) {
                 crate::restart::refill();
                 threads::resume_all();
                 error!("lost contact with the coordinator during a checkpoint; the program goes on");
@@ -165,7 +164,7 @@ fn checkpoint(m: &Msg) -> bool {
         }
         Err(why) => Err(writer::Failure({
             // Keep step with the others' barriers; this process has nothing to drain.
-            let _ = barrier(Barrier::Drain, WorkerState::Running);
+            let _ = barrier(Barrier::Drain.name(), WorkerState::Running);
             let mut f = crate::cstr::Fixed::<512>::new();
             f.set(why.as_bytes());
             f
@@ -173,7 +172,7 @@ fn checkpoint(m: &Msg) -> bool {
     };
     // The bytes drained from pipes go back before anyone runs again.
     crate::restart::refill();
-    let passed = barrier(Barrier::WriteCkpt, WorkerState::Checkpointed);
+    let passed = barrier(Barrier::WriteCkpt.name(), WorkerState::Checkpointed);
     let report = match &outcome {
         Ok(()) => send_state(Kind::CkptFilename, WorkerState::Checkpointed, writer::image_path()),
         Err(f) => {
@@ -216,7 +215,7 @@ fn after_restart() -> bool {
     unsafe { libc::munmap(base as usize as *mut c_void, span as usize) };
     crate::restart::after_restart();
     crate::config::set_active(true);
-    let result = barrier(Barrier::Restart, WorkerState::Restarting);
+    let result = barrier(Barrier::Restart.name(), WorkerState::Restarting);
     crate::restart::raise_process_pending();
     threads::reset_restored();
     threads::resume_all();
