@@ -2,6 +2,7 @@
 //! talks to it with the real `dmtcp command` and with fake workers, raw TCP streams that speak
 //! the protocol through `dmtcp_proto::Msg`.
 use crate::util::{role, run, stderr, stdout, wait_until, TempDir};
+use dmtcp_proto::barrier::Barrier;
 use dmtcp_proto::{status, Cmd, Kind, Msg, WorkerState, FLAG_EXIT_AFTER_CKPT, MAX_EXTRA, MSG_SIZE};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -181,13 +182,13 @@ impl Fake {
     }
 
     /// Arrives at barrier `name` (without waiting for the release).
-    fn barrier(&mut self, name: &str, state: WorkerState) {
-        self.send(Kind::Barrier, state, name, &[]);
+    fn barrier(&mut self, b: Barrier, state: WorkerState) {
+        self.send(Kind::Barrier, state, b.as_str(), &[]);
     }
 
-    fn expect_release(&mut self, name: &str) -> Msg {
+    fn expect_release(&mut self, b: Barrier) -> Msg {
         let (m, _) = self.expect(Kind::BarrierReleased);
-        assert_eq!(m.name_bytes(), name.as_bytes(), "released barrier");
+        assert_eq!(m.name_bytes(), b.name(), "released barrier");
         m
     }
 }
@@ -399,11 +400,14 @@ fn blocking_checkpoint_of_two_workers_walks_barriers_and_writes_restart_script()
     let (r, _) = recv_within(&mut late, Duration::from_secs(5)).expect("an answer");
     assert_eq!(r.kind, Kind::RejectNotRunning);
 
-    for (name, state) in [
-        ("DMT:SUSPEND", WorkerState::Presuspend),
-        ("DMT:CHECKPOINT", WorkerState::Suspended),
-        ("DMT:WriteCkpt", WorkerState::Checkpointed),
-    ] {
+    // Exactly the sequence the preload library runs, with the state it reports at each.
+    for name in Barrier::CHECKPOINT {
+        let state = match name {
+            Barrier::Suspend => WorkerState::Presuspend,
+            Barrier::Checkpoint => WorkerState::Suspended,
+            Barrier::Drain => WorkerState::Checkpointing,
+            Barrier::WriteCkpt | Barrier::Restart => WorkerState::Checkpointed,
+        };
         a.barrier(name, state);
         a.expect_nothing(Duration::from_millis(150)); // released only when both arrived
         b.barrier(name, state);
@@ -451,10 +455,10 @@ fn worker_leaving_during_checkpoint_no_longer_holds_the_barrier() {
     let bc = spawn_command(&c, &["bc"]);
     a.expect(Kind::DoCheckpoint);
     b.expect(Kind::DoCheckpoint);
-    a.barrier("DMT:SUSPEND", WorkerState::Presuspend);
+    a.barrier(Barrier::Suspend, WorkerState::Presuspend);
     a.expect_nothing(Duration::from_millis(100));
     drop(b);
-    assert_eq!(a.expect_release("DMT:SUSPEND").num_peers, 1);
+    assert_eq!(a.expect_release(Barrier::Suspend).num_peers, 1);
     a.send(Kind::CkptFilename, WorkerState::Checkpointed, "", b"/tmp/only.dmtcp\0");
     let out = wait_output(bc, Duration::from_secs(10));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -468,8 +472,8 @@ fn ckpt_failed_makes_bcheckpoint_fail_with_the_reason_and_computation_runs_on() 
     let mut w = c.worker("fails", 5);
     let bc = spawn_command(&c, &["--bcheckpoint"]);
     w.expect(Kind::DoCheckpoint);
-    w.barrier("DMT:SUSPEND", WorkerState::Presuspend);
-    w.expect_release("DMT:SUSPEND");
+    w.barrier(Barrier::Suspend, WorkerState::Presuspend);
+    w.expect_release(Barrier::Suspend);
     w.send(Kind::CkptFailed, WorkerState::Running, "", b"disk full (test)\0");
     let out = wait_output(bc, Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -563,16 +567,16 @@ fn restart_workers_wait_at_barrier_until_all_images_are_back() {
         Fake { s, accept: a }
     };
     let mut a = restart(40000);
-    a.barrier("DMT:Restart", WorkerState::Restarting);
+    a.barrier(Barrier::Restart, WorkerState::Restarting);
     a.expect_nothing(Duration::from_millis(150));
     // A new process cannot join a restarting computation.
     let mut late = connect(c.port);
     send(&mut late, &Msg::new(Kind::NewWorker), b"fakehost\0late\0");
     assert_eq!(recv_within(&mut late, Duration::from_secs(5)).unwrap().0.kind, Kind::RejectNotRunning);
     let mut b = restart(41000);
-    b.barrier("DMT:Restart", WorkerState::Restarting);
-    a.expect_release("DMT:Restart");
-    b.expect_release("DMT:Restart");
+    b.barrier(Barrier::Restart, WorkerState::Restarting);
+    a.expect_release(Barrier::Restart);
+    b.expect_release(Barrier::Restart);
     assert!(c.status().contains("RUNNING=no"));
     a.send(Kind::WorkerResuming, WorkerState::Running, "", &[]);
     b.send(Kind::WorkerResuming, WorkerState::Running, "", &[]);

@@ -13,6 +13,7 @@ use crate::sys;
 use crate::{threads, writer};
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use dmtcp_proto::barrier::Barrier;
 use dmtcp_proto::{Kind, Msg, WorkerState, MSG_SIZE};
 
 const STACK_SIZE: usize = 256 * 1024;
@@ -124,13 +125,13 @@ static LAST_THREADS: AtomicUsize = AtomicUsize::new(0);
 fn checkpoint(m: &Msg) -> bool {
     let exit_after = m.flags & dmtcp_proto::FLAG_EXIT_AFTER_CKPT != 0;
     let req_base = (m.comp_id, m.generation, m.num_peers);
-    if let Err(BarrierError::Lost(e)) = barrier(b"DMT:SUSPEND", WorkerState::Presuspend) {
+    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Suspend.name(), WorkerState::Presuspend) {
         lost(e);
         return false;
     }
     let stopped = threads::suspend_all();
     let state = if stopped.is_ok() { WorkerState::Suspended } else { WorkerState::Running };
-    if let Err(BarrierError::Lost(e)) = barrier(b"DMT:CHECKPOINT", state) {
+    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Checkpoint.name(), state) {
         threads::resume_all();
         error!("lost contact with the coordinator during a checkpoint; the program goes on");
         lost_quiet(e);
@@ -141,7 +142,7 @@ fn checkpoint(m: &Msg) -> bool {
             LAST_THREADS.store(n, Relaxed);
             crate::restart::prepare();
             // Every process has taken part in the pipe drainer election (restart::prepare).
-            if let Err(BarrierError::Lost(e)) = barrier(b"DMT:Drain", WorkerState::Checkpointing) {
+            if let Err(BarrierError::Lost(e)) = barrier(Barrier::Drain.name(), WorkerState::Checkpointing) {
                 crate::restart::refill();
                 threads::resume_all();
                 error!("lost contact with the coordinator during a checkpoint; the program goes on");
@@ -163,7 +164,7 @@ fn checkpoint(m: &Msg) -> bool {
         }
         Err(why) => Err(writer::Failure({
             // Keep step with the others' barriers; this process has nothing to drain.
-            let _ = barrier(b"DMT:Drain", WorkerState::Running);
+            let _ = barrier(Barrier::Drain.name(), WorkerState::Running);
             let mut f = crate::cstr::Fixed::<512>::new();
             f.set(why.as_bytes());
             f
@@ -171,7 +172,7 @@ fn checkpoint(m: &Msg) -> bool {
     };
     // The bytes drained from pipes go back before anyone runs again.
     crate::restart::refill();
-    let passed = barrier(b"DMT:WriteCkpt", WorkerState::Checkpointed);
+    let passed = barrier(Barrier::WriteCkpt.name(), WorkerState::Checkpointed);
     let report = match &outcome {
         Ok(()) => send_state(Kind::CkptFilename, WorkerState::Checkpointed, writer::image_path()),
         Err(f) => {
@@ -214,7 +215,7 @@ fn after_restart() -> bool {
     unsafe { libc::munmap(base as usize as *mut c_void, span as usize) };
     crate::restart::after_restart();
     crate::config::set_active(true);
-    let result = barrier(b"DMT:Restart", WorkerState::Restarting);
+    let result = barrier(Barrier::Restart.name(), WorkerState::Restarting);
     crate::restart::raise_process_pending();
     threads::reset_restored();
     threads::resume_all();

@@ -7,6 +7,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod barrier;
 pub mod env;
 pub mod image;
 pub mod msg;
