@@ -65,7 +65,16 @@ pub fn plan(members: &[&ImageFacts]) -> (Vec<PipePlan>, Vec<ProcFds>) {
         .map(|img| {
             let mut fds = ProcFds::default();
             for (fd, id, end, _) in ends(img) {
-                let Some(pipe) = pipes.iter().position(|p| p.id == id) else {
+                let pipe = pipes.iter().position(|p| p.id == id);
+                // dmtcp's own fds are never given away, whatever the program kept there: a
+                // computation's pipe end is reported, a copy of an outside pipe just dropped.
+                if RESERVED_FDS.contains(&fd) || fd < 0 {
+                    if pipe.is_some() {
+                        fds.skipped.push(fd);
+                    }
+                    continue;
+                }
+                let Some(pipe) = pipe else {
                     if fd > 2 {
                         if let Some((k, ..)) = ends(img).find(|o| o.1 == id && (0..=2).contains(&o.0)) {
                             fds.placed.push(FdPlacement { fd, source: FdSource::Stdio(k) });
@@ -73,10 +82,6 @@ pub fn plan(members: &[&ImageFacts]) -> (Vec<PipePlan>, Vec<ProcFds>) {
                     }
                     continue;
                 };
-                if RESERVED_FDS.contains(&fd) || fd < 0 {
-                    fds.skipped.push(fd);
-                    continue;
-                }
                 let end = if end == Some(End::Read) { End::Read } else { End::Write };
                 fds.placed.push(FdPlacement { fd, source: FdSource::Pipe { pipe, end } });
             }

@@ -525,6 +525,26 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_of_an_outside_stdio_pipe_at_a_reserved_fd_does_not_take_dmtcps_fd() {
+        // The program kept a copy of its outside stdout at 821, which is the coordinator
+        // socket's fd in the restored process: that copy must not be put over it.
+        let images = vec![with_fds(
+            img("prog", 10, 1),
+            vec![
+                pipe_end(1, 9, End::Write),
+                pipe_end(dmtcp_proto::COORD_FD, 9, End::Write),
+                pipe_end(12, 9, End::Write),
+            ],
+        )];
+        let p = plan(&images).unwrap();
+        assert_eq!(p.procs[0].fds, vec![FdPlacement { fd: 12, source: FdSource::Stdio(1) }]);
+        assert!(
+            p.procs[0].skipped_fds.is_empty(),
+            "an outside pipe's copy is not the computation's: nothing to report"
+        );
+    }
+
+    #[test]
     fn duplicated_fds_of_one_pipe_end_all_get_it() {
         let images = vec![
             with_fds(img("a", 10, 1), vec![pipe_end(3, 4, End::Read), pipe_end(9, 4, End::Read)]),
