@@ -17,7 +17,7 @@
 //! keeps reading the stream to its end, so that the writing process never meets a broken pipe
 //! in the middle of a checkpoint.
 use crate::common::cli;
-use crate::common::image_reader::{Validator, BUF_SIZE};
+use crate::common::image_reader::{Problem, Validator, BUF_SIZE};
 use crate::common::payloads::temp_name;
 use dmtcp_proto::image::{self, Trailer};
 use std::fs::{self, File, OpenOptions};
@@ -62,13 +62,54 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     }
 }
 
-/// Where a write went wrong, in words for the `error` line.
-fn describe(e: &io::Error, path: &Path) -> String {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => format!("disk full writing {}: {e}", path.display()),
-        Some(libc::EIO) => format!("I/O error writing {}: {e}", path.display()),
-        _ => format!("cannot write {}: {e}", path.display()),
+/// Why an image was not stored; each names the image. Its text is the `error` line the
+/// preload library reports (and `--bcheckpoint` prints).
+#[derive(Debug)]
+pub enum WriteError {
+    /// Creating, writing, syncing the file (disk full and I/O errors are told apart).
+    Write(PathBuf, io::Error),
+    Compressor(PathBuf, io::Error),
+    ReadStream(PathBuf, io::Error),
+    /// The stream is not a sound image; `received` is its length when it ended.
+    BadStream {
+        image: PathBuf,
+        problem: Problem,
+        received: Option<u64>,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        err: io::Error,
+    },
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Write(p, e) => match e.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => write!(f, "disk full writing {}: {e}", p.display()),
+                Some(libc::EIO) => write!(f, "I/O error writing {}: {e}", p.display()),
+                _ => write!(f, "cannot write {}: {e}", p.display()),
+            },
+            WriteError::Compressor(p, e) => write!(f, "cannot start the compressor for {}: {e}", p.display()),
+            WriteError::ReadStream(p, e) => write!(f, "cannot read the image stream for {}: {e}", p.display()),
+            WriteError::BadStream { image, problem, received: None } => {
+                write!(f, "bad image stream for {}: {problem}", image.display())
+            }
+            WriteError::BadStream { image, problem, received: Some(n) } => {
+                write!(f, "bad image stream for {} ({n} bytes received): {problem}", image.display())
+            }
+            WriteError::Rename { from, to, err } => {
+                write!(f, "cannot rename {} to {}: {err}", from.display(), to.display())
+            }
+        }
     }
+}
+
+impl std::error::Error for WriteError {}
+
+fn describe(e: io::Error, path: &Path) -> WriteError {
+    WriteError::Write(path.to_path_buf(), e)
 }
 
 enum Sink {
@@ -122,7 +163,7 @@ impl HeldBack {
 }
 
 /// Stores the stream read from `input` at `dest`; returns the file's size.
-pub fn write_image(dest: &Path, compress: bool, input: &mut impl Read) -> Result<u64, String> {
+pub fn write_image(dest: &Path, compress: bool, input: &mut impl Read) -> Result<u64, WriteError> {
     let tmp = temp_name(dest);
     let r = store(dest, &tmp, compress, input);
     if r.is_err() {
@@ -131,12 +172,12 @@ pub fn write_image(dest: &Path, compress: bool, input: &mut impl Read) -> Result
     r
 }
 
-fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Result<u64, String> {
+fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Result<u64, WriteError> {
     let mut v = Validator::new();
     let mut buf = vec![0u8; BUF_SIZE];
     // The first error (of the stream or of the file) is remembered; the stream is read to its
     // end regardless.
-    let mut failed: Option<String> = None;
+    let mut failed: Option<WriteError> = None;
     let mut held = HeldBack::default();
     let mut sink = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp) {
         Ok(f) if compress => {
@@ -147,14 +188,14 @@ fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Resu
             match enc {
                 Ok(e) => Some(Sink::Zstd(e)),
                 Err(e) => {
-                    failed = Some(format!("cannot start the compressor for {}: {e}", dest.display()));
+                    failed = Some(WriteError::Compressor(dest.to_path_buf(), e));
                     None
                 }
             }
         }
         Ok(f) => Some(Sink::Raw(f)),
         Err(e) => {
-            failed = Some(describe(&e, dest));
+            failed = Some(describe(e, dest));
             None
         }
     };
@@ -164,7 +205,7 @@ fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Resu
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                failed.get_or_insert_with(|| format!("cannot read the image stream for {}: {e}", dest.display()));
+                failed.get_or_insert_with(|| WriteError::ReadStream(dest.to_path_buf(), e));
                 break;
             }
         };
@@ -172,33 +213,35 @@ fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Resu
             continue;
         }
         if let Err(p) = v.feed(&buf[..n]) {
-            failed = Some(format!("bad image stream for {}: {p}", dest.display()));
+            failed = Some(WriteError::BadStream { image: dest.to_path_buf(), problem: p, received: None });
             sink = None;
             continue;
         }
         if let Some(s) = sink.as_mut() {
             if let Err(e) = held.push(s, &buf[..n]) {
-                failed = Some(describe(&e, dest));
+                failed = Some(describe(e, dest));
                 sink = None;
             }
         }
     }
-    if let Some(msg) = failed {
-        return Err(msg);
+    if let Some(e) = failed {
+        return Err(e);
     }
     let len = v.len();
-    let (_, sum) = v
-        .finish_stream()
-        .map_err(|p| format!("bad image stream for {} ({len} bytes received): {p}", dest.display()))?;
+    let (_, sum) = v.finish_stream().map_err(|p| WriteError::BadStream {
+        image: dest.to_path_buf(),
+        problem: p,
+        received: Some(len),
+    })?;
     let mut sink = sink.expect("no error, so the sink exists");
     let mut trailer = [0u8; image::TRAILER_SIZE];
     Trailer { len: len - image::TRAILER_SIZE as u64, checksum: sum }.encode(&mut trailer);
-    sink.write_all(&trailer).map_err(|e| describe(&e, dest))?;
-    let file = sink.finish().map_err(|e| describe(&e, dest))?;
-    file.sync_all().map_err(|e| describe(&e, dest))?;
+    sink.write_all(&trailer).map_err(|e| describe(e, dest))?;
+    let file = sink.finish().map_err(|e| describe(e, dest))?;
+    file.sync_all().map_err(|e| describe(e, dest))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     drop(file);
-    fs::rename(tmp, dest).map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), dest.display()))?;
+    fs::rename(tmp, dest).map_err(|err| WriteError::Rename { from: tmp.to_path_buf(), to: dest.to_path_buf(), err })?;
     let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
         // The image is in place (the old one is gone): report success, with the doubt about its

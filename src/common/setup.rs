@@ -152,18 +152,18 @@ pub fn coordinator(mode: Mode, host: &str, port: u16, interval: Option<u32>, ckp
             // Another launch may have started one on this port in the meantime.
             match probe(host, port) {
                 Probe::Coordinator => Ok(port),
-                _ => Err(fail(e)),
+                _ => Err(e),
             }
         }
-        Err(e) => Err(fail(e)),
+        Err(e) => Err(e),
     }
 }
 
 /// Starts a background coordinator that exits with its last client, returns its port.
-fn start_coordinator(port: u16, interval: Option<u32>, ckptdir: &Path) -> Result<u16, String> {
-    let dir = shared_area::tmpdir().map_err(|e| e.to_string())?;
+fn start_coordinator(port: u16, interval: Option<u32>, ckptdir: &Path) -> Result<u16, Fail> {
+    let dir = shared_area::tmpdir().map_err(fail)?;
     let port_file = payloads::temp_name(&dir.join("coordinator.port"));
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    let exe = own_binary()?;
     let mut cmd = Command::new(exe);
     cmd.arg("coordinator")
         .args(["--daemon", "--exit-on-last", "--quiet"])
@@ -175,16 +175,14 @@ fn start_coordinator(port: u16, interval: Option<u32>, ckptdir: &Path) -> Result
     if let Some(i) = interval {
         cmd.args(["--interval", &i.to_string()]);
     }
-    let out = cmd.output().map_err(|e| format!("cannot start a coordinator: {e}"))?;
+    let out = cmd.output().map_err(|e| fail(format!("cannot start a coordinator: {e}")))?;
     let text = std::fs::read_to_string(&port_file);
     let _ = std::fs::remove_file(&port_file);
     if !out.status.success() {
-        return Err(format!(
+        return Err(fail(format!(
             "cannot start a coordinator on port {port}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        )));
     }
-    text.ok()
-        .and_then(|t| t.trim().parse().ok())
-        .ok_or_else(|| "the new coordinator did not report its port".to_string())
+    text.ok().and_then(|t| t.trim().parse().ok()).ok_or_else(|| fail("the new coordinator did not report its port"))
 }
