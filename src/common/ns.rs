@@ -112,20 +112,30 @@ pub fn unshare_all(ids: Ids) -> Result<(), NsError> {
     Ok(())
 }
 
+/// Why a private namespace cannot be had here.
 #[derive(Debug)]
 pub enum NsError {
     Unshare(Errno),
+    /// Writing the id maps failed: the file and the reason (empty when only a probe child knows).
     Maps(String),
+    Fork(Errno),
+    /// The probe child could not mount /proc or ended otherwise: what it reported.
+    Probe(String),
 }
 
 impl std::fmt::Display for NsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NsError::Unshare(e) => write!(f, "cannot create the user/pid/mount namespace: {}", e.desc()),
+            NsError::Maps(m) if m.is_empty() => write!(f, "cannot write the user namespace's id maps"),
             NsError::Maps(m) => write!(f, "cannot write the user namespace's id maps: {m}"),
+            NsError::Fork(e) => write!(f, "fork: {}", e.desc()),
+            NsError::Probe(m) => f.write_str(m),
         }
     }
 }
+
+impl std::error::Error for NsError {}
 
 /// Mounts a fresh proc on /proc, for pid 1 of the new namespace. Allocation-free.
 pub fn mount_proc() -> Result<(), Errno> {
@@ -150,24 +160,23 @@ pub fn mount_proc() -> Result<(), Errno> {
 
 /// Tries, in a throw-away child, everything a namespace needs (unshare, maps, proc mount), so
 /// that `dmtcp_restart` can decide once, before creating anything, whether pids can be kept.
-pub fn probe() -> Result<(), String> {
+pub fn probe() -> Result<(), NsError> {
     let ids = Ids::current();
-    // SAFETY: fork in a single-threaded process; the child only makes system calls, writes
-    // small files (allocation is safe: no other thread can hold the allocator lock) and exits.
-    match unsafe { libc::fork() } {
-        -1 => Err(format!("fork: {}", Errno::last().desc())),
+    // dmtcp_restart is single-threaded here (fork's contract); the child only makes system
+    // calls, writes small files and exits.
+    match fork().map_err(NsError::Fork)? {
         0 => {
             let code = match unshare_all(ids) {
                 Err(NsError::Unshare(e)) => e as i32,
-                Err(NsError::Maps(_)) => 255,
-                // SAFETY: as above; the grandchild is pid 1 of the new namespace.
-                Ok(()) => match unsafe { libc::fork() } {
-                    -1 => Errno::last() as i32,
-                    0 => child_exit(match mount_proc() {
+                Err(_) => 255,
+                // The grandchild is pid 1 of the new namespace.
+                Ok(()) => match fork() {
+                    Err(e) => e as i32,
+                    Ok(0) => child_exit(match mount_proc() {
                         Ok(()) => 0,
                         Err(e) => e as i32,
                     }),
-                    pid => match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
+                    Ok(pid) => match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
                         Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
                         _ => 254,
                     },
@@ -177,9 +186,9 @@ pub fn probe() -> Result<(), String> {
         }
         pid => match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
             Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 255)) => Err("cannot write the user namespace's id maps".into()),
-            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => Err(Errno::from_raw(c).desc().to_string()),
-            other => Err(format!("namespace probe ended with {other:?}")),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 255)) => Err(NsError::Maps(String::new())),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => Err(NsError::Probe(Errno::from_raw(c).desc().to_string())),
+            other => Err(NsError::Probe(format!("namespace probe ended with {other:?}"))),
         },
     }
 }
