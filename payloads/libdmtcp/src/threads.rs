@@ -291,7 +291,7 @@ fn stop_here(idx: usize, gen: u32) {
 /// Pending signals of this thread alone (not the process's) at checkpoint time are raised
 /// again; they stay pending until the thread's own mask allows them.
 fn raise_own_pending(s: &Slot) {
-    let process = crate::restart::process_pending();
+    let process = crate::resources::signal_state::process_pending();
     let sig = CKPT_SIGNAL.load(Relaxed);
     for n in 1..64 {
         if s.pending & (1u64 << (n - 1)) != 0 && process & (1u64 << (n - 1)) == 0 && n != sig {
