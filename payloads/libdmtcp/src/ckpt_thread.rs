@@ -7,6 +7,8 @@
 //! Rules: created with the real `pthread_create`, detached, with every signal blocked so the
 //! program's signals never land here; no allocation; it alone reads and writes `COORD_FD` after
 //! the handshake.
+// `writer::Failure` carries its message inline (no allocation): large Results by design.
+#![allow(clippy::result_large_err)]
 use crate::coord::{self, ReadError};
 use crate::log::Bytes;
 use crate::resources::{self, Phase};

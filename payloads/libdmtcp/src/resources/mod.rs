@@ -36,6 +36,9 @@ use core::ffi::c_int;
 /// One record of the image's fd table (`dmtcp_proto::image::fdrec`).
 pub type FdRecord = [u8; dmtcp_proto::image::FD_SIZE];
 
+/// Where a kind's records go (`put(&record)`, once per record).
+pub type RecordSink<'a> = dyn FnMut(&FdRecord) + 'a;
+
 /// Which way the program goes on after the last barrier.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -55,7 +58,7 @@ pub struct Hooks {
     /// How many fd-table records the image gets from this kind.
     pub records: fn() -> usize,
     /// Writes exactly `records()` records, in order.
-    pub write_records: fn(&mut dyn FnMut(&FdRecord)),
+    pub write_records: fn(&mut RecordSink<'_>),
     /// After the image is written (or the checkpoint abandoned): give the kernel back what
     /// `drain` took (DMTCP refill).
     pub refill: fn(),
@@ -70,7 +73,7 @@ fn nothing() {}
 fn no_records() -> usize {
     0
 }
-fn write_nothing(_: &mut dyn FnMut(&FdRecord)) {}
+fn write_nothing(_: &mut RecordSink<'_>) {}
 fn resume_nothing(_: Phase) {}
 
 /// The hooks of a kind that does nothing; kinds start from it (`..NONE`).
@@ -107,7 +110,7 @@ pub fn records() -> usize {
 }
 
 /// Writes every kind's records, in registry order.
-pub fn write_records(put: &mut dyn FnMut(&FdRecord)) {
+pub fn write_records(put: &mut RecordSink<'_>) {
     for k in KINDS {
         (k.write_records)(put);
     }

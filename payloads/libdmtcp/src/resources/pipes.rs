@@ -9,7 +9,7 @@
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
 //! (fixed table in .bss; drained bytes in mmap'ed memory, never malloc).
-use super::{report, FdRecord, Hooks, NONE};
+use super::{report, Hooks, RecordSink, NONE};
 use crate::cell::Exclusive;
 use crate::log::Bytes;
 use crate::sys::{self, Mapping, OwnerEx};
@@ -142,7 +142,7 @@ fn records() -> usize {
     TABLE.with(|t| t.n)
 }
 
-fn write_records(put: &mut dyn FnMut(&FdRecord)) {
+fn write_records(put: &mut RecordSink<'_>) {
     use dmtcp_proto::image::{self, fdrec};
     use dmtcp_proto::le::{put_i32, put_u32, put_u64};
     TABLE.with(|t| {
