@@ -7,8 +7,11 @@
 //! Rules: created with the real `pthread_create`, detached, with every signal blocked so the
 //! program's signals never land here; no allocation; it alone reads and writes `COORD_FD` after
 //! the handshake.
+// `writer::Failure` carries its message inline (no allocation): large Results by design.
+#![allow(clippy::result_large_err)]
 use crate::coord::{self, ReadError};
 use crate::log::Bytes;
+use crate::resources::{self, Phase};
 use crate::sys;
 use crate::{threads, writer};
 use core::ffi::c_void;
@@ -140,16 +143,16 @@ fn checkpoint(m: &Msg) -> bool {
     let outcome = match stopped {
         Ok(n) => {
             LAST_THREADS.store(n, Relaxed);
-            crate::restart::prepare();
-            // Every process has taken part in the pipe drainer election (restart::prepare).
+            resources::save();
+            // Every process has saved its resources (and voted for pipe drainers).
             if let Err(BarrierError::Lost(e)) = barrier(Barrier::Drain.name(), WorkerState::Checkpointing) {
-                crate::restart::refill();
+                resources::refill();
                 threads::resume_all();
                 error!("lost contact with the coordinator during a checkpoint; the program goes on");
                 lost_quiet(e);
                 return false;
             }
-            crate::restart::drain();
+            resources::drain();
             let req = writer::Request {
                 comp_id: req_base.0,
                 generation: req_base.1,
@@ -171,10 +174,10 @@ fn checkpoint(m: &Msg) -> bool {
         })),
     };
     // The bytes drained from pipes go back before anyone runs again.
-    crate::restart::refill();
+    resources::refill();
     let passed = barrier(Barrier::WriteCkpt.name(), WorkerState::Checkpointed);
     let report = match &outcome {
-        Ok(()) => send_state(Kind::CkptFilename, WorkerState::Checkpointed, writer::image_path()),
+        Ok(()) => writer::with_image_path(|p| send_state(Kind::CkptFilename, WorkerState::Checkpointed, p)),
         Err(f) => {
             warn!("checkpoint failed: {}; the program goes on", crate::log::Bytes(f.0.bytes()));
             send_state(Kind::CkptFailed, WorkerState::Running, f.0.bytes())
@@ -183,6 +186,7 @@ fn checkpoint(m: &Msg) -> bool {
     if exit_after && outcome.is_ok() && passed.is_ok() && report.is_ok() {
         sys::exit_now(0);
     }
+    resources::resume(Phase::Checkpointed);
     threads::resume_all();
     if let Err(BarrierError::Lost(e)) = passed.and(report.map(|_| Msg::new(Kind::WorkerResuming))) {
         error!("lost contact with the coordinator during a checkpoint; the program goes on");
@@ -202,21 +206,16 @@ fn after_restart() -> bool {
     let own = threads::slot(threads::CKPT_SLOT);
     threads::restore_thread(own);
     crate::threads::CKPT_TID.store(crate::threads::gettid(), Relaxed);
-    crate::restart::read_restart_info();
+    crate::config::read_restart_info();
     threads::wait_restored(LAST_THREADS.load(Relaxed));
     // The restorer's range (code, stack, scratch) is no longer in use by any thread.
-    let (base, span) = if cfg!(target_pointer_width = "64") {
-        (dmtcp_proto::RESTORER_BASE_X86_64, dmtcp_proto::RESTORER_SPAN)
-    } else {
-        (dmtcp_proto::RESTORER_BASE_I686, dmtcp_proto::RESTORER_SPAN)
-    };
-    // SAFETY: nothing of the program lives in the restorer's range (the restorer refuses such
-    // images), and every thread has left it.
-    unsafe { libc::munmap(base as usize as *mut c_void, span as usize) };
-    crate::restart::after_restart();
+    if let Err(e) = sys::unmap_restorer() {
+        trace!("cannot unmap the restorer: {}", Bytes(sys::strerror(e)));
+    }
+    resources::restore();
     crate::config::set_active(true);
     let result = barrier(Barrier::Restart.name(), WorkerState::Restarting);
-    crate::restart::raise_process_pending();
+    resources::resume(Phase::Restarted);
     threads::reset_restored();
     threads::resume_all();
     match result.and_then(|_| send_state(Kind::WorkerResuming, WorkerState::Running, b"")) {

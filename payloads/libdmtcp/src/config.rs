@@ -294,3 +294,26 @@ pub fn is_dmtcp_tool(name: &[u8]) -> bool {
             | b"mtcp_restart-32"
     )
 }
+
+/// Reads and closes the restart-info fd that dmtcp_restart gave us, applying its settings.
+pub fn read_restart_info() {
+    let fd = dmtcp_proto::env::RESTART_INFO_FD;
+    let mut buf = [0u8; 16384];
+    let mut n = 0;
+    loop {
+        match crate::sys::pread(fd, &mut buf[n..], n as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+        if n == buf.len() {
+            break;
+        }
+    }
+    crate::sys::close(fd);
+    if n == 0 {
+        warn!("dmtcp_restart gave no restart information; keeping the old settings");
+        return;
+    }
+    // SAFETY: the other threads are stopped (see config::apply_restart_info).
+    unsafe { apply_restart_info(&buf[..n]) };
+}

@@ -17,30 +17,53 @@
 //! - Silent: the program must behave exactly as without dmtcp (arguments, environment, exit
 //!   status, stdio, signals, errno). Only real problems go to stderr, one line each, prefixed
 //!   `dmtcp[<pid>]: `; detail only with `DMTCP_LOG_LEVEL=trace` (or `3`).
-//! - `unsafe` is concentrated in `sys` (libc calls), `cstr` (C strings and arrays from the
-//!   program), `dlsym`/`real` (function pointers) and the exported `extern "C"` wrappers in
-//!   `exec`; every block carries a `// SAFETY:` line.
+//! - `unsafe` is denied at the crate root and allowed only in these modules (each block
+//!   carries a `// SAFETY:` line): `sys` (libc calls and raw system calls), `cell` (the
+//!   run-time-checked `Exclusive` cell for static tables), `ctx` and `execl` (per-architecture
+//!   asm: context saving, the C-variadic trampolines), `threads` (per-thread kernel state, TLS),
+//!   `cstr` (C strings and arrays from the program), `dlsym`/`real` (function pointers), the
+//!   exported `extern "C"` wrappers in `exec`, `shell` and `signals`, `init` (the constructor),
+//!   `config` (settings written while single-threaded), `writer` (the image writer's clone and
+//!   scratch memory) and `ckpt_thread` (pthread attributes). The resource kinds (`resources/`)
+//!   and the protocol code have none.
 #![no_std]
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 #[macro_use]
 mod log;
+#[allow(unsafe_code)]
+mod cell;
+#[allow(unsafe_code)]
 mod ckpt_thread;
+#[allow(unsafe_code)]
 mod config;
 mod coord;
+#[allow(unsafe_code)]
 mod cstr;
+#[allow(unsafe_code)]
 mod ctx;
+#[allow(unsafe_code)]
 mod dlsym;
+#[allow(unsafe_code)]
 mod exec;
+#[allow(unsafe_code)]
 mod execl;
+#[allow(unsafe_code)]
 mod init;
+#[allow(unsafe_code)]
 mod real;
-mod restart;
+mod resources;
+#[allow(unsafe_code)]
 mod shell;
+#[allow(unsafe_code)]
 mod signals;
+#[allow(unsafe_code)]
 mod sys;
+#[allow(unsafe_code)]
 mod threads;
+#[allow(unsafe_code)]
 mod writer;
 
 #[panic_handler]

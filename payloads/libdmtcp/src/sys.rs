@@ -269,6 +269,11 @@ impl Mapping {
         Ok(Mapping { addr: p, len })
     }
 
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the mapping is len readable bytes, owned by self.
+        unsafe { core::slice::from_raw_parts(self.addr, self.len) }
+    }
+
     pub fn bytes(&mut self) -> &mut [u8] {
         // SAFETY: the mapping is len bytes, readable and writable, owned by self.
         unsafe { core::slice::from_raw_parts_mut(self.addr, self.len) }
@@ -448,3 +453,174 @@ pub fn for_each_numbered_entry(path: &CStr, mut f: impl FnMut(u64, c_int)) -> bo
     close(dir);
     true
 }
+
+// ---------------------------------------------------------------------------------------------
+// Typed wrappers for the resource kinds (`resources/`). Each returns the errno on failure so that
+// the restore path can report it.
+
+/// Size of the kernel's `struct sigaction` as rt_sigaction reads and writes it (at most 32 bytes
+/// on x86_64 and i686), and of the kernel's sigset (64 signals).
+pub const KERNEL_SIGACTION_SIZE: usize = 32;
+const KERNEL_SIGSET_SIZE: usize = 8;
+/// Highest signal number.
+pub const MAX_SIGNAL: c_int = 64;
+
+pub type KernelSigaction = [u8; KERNEL_SIGACTION_SIZE];
+
+/// `rt_sigaction(sig, new, old)` with the kernel's own struct (glibc's internal handlers too).
+pub fn kernel_sigaction(
+    sig: c_int,
+    new: Option<&KernelSigaction>,
+    old: Option<&mut KernelSigaction>,
+) -> Result<(), Errno> {
+    let np = new.map_or(core::ptr::null(), |b| b.as_ptr());
+    let op = old.map_or(core::ptr::null_mut(), |b| b.as_mut_ptr());
+    // SAFETY: the kernel reads/writes at most KERNEL_SIGACTION_SIZE bytes through our buffers.
+    let r = unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, np, op, KERNEL_SIGSET_SIZE) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// The signals pending for this thread or the process (rt_sigpending), as a bit mask (bit n-1
+/// for signal n).
+pub fn sigpending() -> u64 {
+    let mut set: u64 = 0;
+    // SAFETY: the kernel writes KERNEL_SIGSET_SIZE (8) bytes into `set`.
+    unsafe { libc::syscall(libc::SYS_rt_sigpending, &mut set as *mut u64, KERNEL_SIGSET_SIZE) };
+    set
+}
+
+/// `kill(pid, sig)`.
+pub fn kill(pid: i32, sig: c_int) -> Result<(), Errno> {
+    // SAFETY: plain system call with integer arguments.
+    check(unsafe { libc::kill(pid, sig) }).map(|_| ())
+}
+
+pub type Rlimit = libc::rlimit;
+
+pub fn getrlimit(resource: usize) -> Result<Rlimit, Errno> {
+    let mut lim = Rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: lim is a valid rlimit to fill.
+    check(unsafe { libc::getrlimit(resource as _, &mut lim) })?;
+    Ok(lim)
+}
+
+pub fn setrlimit(resource: usize, lim: &Rlimit) -> Result<(), Errno> {
+    // SAFETY: lim is a valid rlimit.
+    check(unsafe { libc::setrlimit(resource as _, lim) }).map(|_| ())
+}
+
+/// Sets the umask; returns the previous one (cannot fail).
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: plain system call.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// The working folder into `buf` (without NUL); its length.
+pub fn getcwd(buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: getcwd writes at most buf.len() bytes (NUL included) into buf; no allocation with
+    // a buffer given.
+    if unsafe { libc::getcwd(buf.as_mut_ptr().cast(), buf.len()) }.is_null() {
+        return Err(errno());
+    }
+    Ok(buf.iter().position(|&b| b == 0).unwrap_or(0))
+}
+
+pub fn chdir(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    check(unsafe { libc::chdir(path.as_ptr()) }).map(|_| ())
+}
+
+pub fn mkdir(path: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    check(unsafe { libc::mkdir(path.as_ptr(), mode as libc::mode_t) }).map(|_| ())
+}
+
+/// `open(path, flags)` (no mode: never creates).
+pub fn open(path: &CStr, flags: c_int) -> Result<c_int, Errno> {
+    // SAFETY: path is NUL-terminated.
+    check(unsafe { libc::open(path.as_ptr(), flags) })
+}
+
+/// `dup3(old, new, flags)`.
+pub fn dup3(old: c_int, new: c_int, flags: c_int) -> Result<(), Errno> {
+    // SAFETY: plain descriptor operation.
+    check(unsafe { libc::dup3(old, new, flags) }).map(|_| ())
+}
+
+/// `fcntl(fd, cmd)` or `fcntl(fd, cmd, arg)` with an integer argument.
+pub fn fcntl(fd: c_int, cmd: c_int, arg: c_int) -> Result<c_int, Errno> {
+    // SAFETY: the integer-argument fcntl commands pass no pointer.
+    check(unsafe { libc::fcntl(fd, cmd, arg) })
+}
+
+/// The `struct f_owner_ex` of F_GETOWN_EX / F_SETOWN_EX: [type, pid].
+pub type OwnerEx = [c_int; 2];
+const F_SETOWN_EX: c_int = 15;
+const F_GETOWN_EX: c_int = 16;
+
+pub fn get_owner_ex(fd: c_int) -> Result<OwnerEx, Errno> {
+    let mut o: OwnerEx = [0, 0];
+    // SAFETY: F_GETOWN_EX writes one struct f_owner_ex (two ints).
+    check(unsafe { libc::fcntl(fd, F_GETOWN_EX, o.as_mut_ptr()) })?;
+    Ok(o)
+}
+
+pub fn set_owner_ex(fd: c_int, o: &OwnerEx) -> Result<(), Errno> {
+    // SAFETY: F_SETOWN_EX reads one struct f_owner_ex (two ints).
+    check(unsafe { libc::fcntl(fd, F_SETOWN_EX, o.as_ptr()) }).map(|_| ())
+}
+
+/// Bytes waiting to be read (FIONREAD).
+pub fn readable_bytes(fd: c_int) -> Result<usize, Errno> {
+    let mut n: c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    check(unsafe { libc::ioctl(fd, libc::FIONREAD as _, &mut n as *mut c_int) })?;
+    Ok(n.max(0) as usize)
+}
+
+/// The current offset of `fd`.
+pub fn tell(fd: c_int) -> Result<i64, Errno> {
+    // SAFETY: plain descriptor operation.
+    let r = unsafe { libc::lseek64(fd, 0, libc::SEEK_CUR) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+pub fn seek_to(fd: c_int, off: i64) -> Result<(), Errno> {
+    // SAFETY: plain descriptor operation.
+    let r = unsafe { libc::lseek64(fd, off, libc::SEEK_SET) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+pub fn isatty(fd: c_int) -> bool {
+    // SAFETY: a query on a descriptor number.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// Unmaps the restorer's fixed range after a restart (code, stack and scratch of
+/// `mtcp_restart`, at `RESTORER_BASE_*`).
+pub fn unmap_restorer() -> Result<(), Errno> {
+    let base = if cfg!(target_pointer_width = "64") {
+        dmtcp_proto::RESTORER_BASE_X86_64
+    } else {
+        dmtcp_proto::RESTORER_BASE_I686
+    };
+    // SAFETY: nothing of the program lives in the restorer's range (the restorer refuses such
+    // images), and every thread has left it once the restart is done.
+    check(unsafe { libc::munmap(base as usize as *mut c_void, dmtcp_proto::RESTORER_SPAN as usize) }).map(|_| ())
+}
+
+// SAFETY: a Mapping is plain memory owned by its value; moving it to another thread moves the
+// ownership with it.
+unsafe impl Send for Mapping {}

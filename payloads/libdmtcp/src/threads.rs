@@ -68,8 +68,21 @@ static SLOTS: Slots = Slots(UnsafeCell::new([const { Slot::EMPTY }; MAX_THREADS 
 /// Index of the checkpoint thread's own slot.
 pub const CKPT_SLOT: usize = MAX_THREADS;
 
-pub fn slot(i: usize) -> &'static mut Slot {
-    // SAFETY: see `Slots`: each index has one writer at a time.
+/// Slot `i`, to read: by the checkpoint thread once the thread has stopped (SUSPENDED), or by
+/// a thread its own slot after a restart. Nobody writes it meanwhile (see `Slots`).
+pub fn slot(i: usize) -> &'static Slot {
+    // SAFETY: see `Slots` and above: no writer runs while a reader holds this.
+    unsafe { &(*SLOTS.0.get())[i] }
+}
+
+/// Slot `i`, to fill.
+///
+/// # Safety
+/// Only the thread that owns index `i` (its fetch_add on NEXT, or the checkpoint thread for
+/// CKPT_SLOT), before it announces itself; no reference from `slot(i)` is alive.
+#[allow(clippy::mut_from_ref)]
+unsafe fn slot_mut(i: usize) -> &'static mut Slot {
+    // SAFETY: per the contract, this is the only reference to slot i.
     unsafe { &mut (*SLOTS.0.get())[i] }
 }
 
@@ -270,7 +283,9 @@ pub fn on_signal(info: *const libc::siginfo_t) -> bool {
 /// function stays live while the memory is captured (see `ctx`).
 #[inline(never)]
 fn stop_here(idx: usize, gen: u32) {
-    let s = slot(idx);
+    // SAFETY: idx came from this thread's fetch_add on NEXT: the slot is ours alone until we
+    // announce ourselves through SUSPENDED.
+    let s = unsafe { slot_mut(idx) };
     capture_thread(s);
     if ctx::save_context(&mut s.regs) == 0 {
         SUSPENDED.fetch_add(1, Release);
@@ -291,7 +306,7 @@ fn stop_here(idx: usize, gen: u32) {
 /// Pending signals of this thread alone (not the process's) at checkpoint time are raised
 /// again; they stay pending until the thread's own mask allows them.
 fn raise_own_pending(s: &Slot) {
-    let process = crate::restart::process_pending();
+    let process = crate::resources::signal_state::process_pending();
     let sig = CKPT_SIGNAL.load(Relaxed);
     for n in 1..64 {
         if s.pending & (1u64 << (n - 1)) != 0 && process & (1u64 << (n - 1)) == 0 && n != sig {
@@ -386,7 +401,8 @@ pub fn reset_restored() {
 /// was just restarted from the image that `write` produced, else Some(write's result).
 #[inline(never)]
 pub fn checkpoint_point<T>(write: impl FnOnce() -> T) -> Option<T> {
-    let s = slot(CKPT_SLOT);
+    // SAFETY: only the checkpoint thread calls this, and it reads its slot only afterwards.
+    let s = unsafe { slot_mut(CKPT_SLOT) };
     capture_thread(s);
     s.flags = dmtcp_proto::image::THREAD_CKPT;
     if ctx::save_context(&mut s.regs) == 0 {

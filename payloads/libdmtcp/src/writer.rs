@@ -10,6 +10,8 @@
 //! for the map and the tables comes from one mmap (`Scratch`), which is left out of the image.
 //! Only raw-ish libc calls that do not allocate (open, read, pread, write, close, mmap, pipe2,
 //! clone, waitpid, readlink, getcwd with a buffer).
+// `Failure` carries its message inline (no allocation), so Results here are large by design.
+#![allow(clippy::result_large_err)]
 use crate::cstr::Fixed;
 use crate::sys;
 use crate::threads::{self, Slot, CKPT_SLOT};
@@ -45,11 +47,11 @@ fn fail(parts: &[&[u8]]) -> Failure {
 }
 
 /// The image's final path, kept for the CkptFilename message.
-static mut IMAGE_PATH: Fixed<4200> = Fixed::new();
+static IMAGE_PATH: crate::cell::Exclusive<Fixed<4200>> = crate::cell::Exclusive::new(Fixed::new());
 
-pub fn image_path() -> &'static [u8] {
-    // SAFETY: written only by the checkpoint thread in `write_image`, read by it afterwards.
-    unsafe { (*core::ptr::addr_of!(IMAGE_PATH)).bytes() }
+/// Calls `f` with the path of the last image.
+pub fn with_image_path<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    IMAGE_PATH.with(|p| f(p.bytes()))
 }
 
 struct Scratch {
@@ -209,9 +211,11 @@ pub fn write_image(req: &Request) -> Result<(), Failure> {
 }
 
 fn build_path(req: &Request) -> Result<(), Failure> {
+    IMAGE_PATH.with(|p| build_path_in(req, p))
+}
+
+fn build_path_in(req: &Request, p: &mut Fixed<4200>) -> Result<(), Failure> {
     let c = crate::config::get();
-    // SAFETY: only the checkpoint thread touches IMAGE_PATH.
-    let p = unsafe { &mut *core::ptr::addr_of_mut!(IMAGE_PATH) };
     p.clear();
     let dir = c.ckpt_dir();
     if dir.is_empty() {
@@ -230,8 +234,8 @@ fn build_path(req: &Request) -> Result<(), Failure> {
     {
         let mut d = Fixed::<4200>::new();
         d.set(p.bytes());
-        // SAFETY: a NUL-terminated path.
-        unsafe { libc::mkdir(d.as_cstr().as_ptr(), 0o700) };
+        // EEXIST is the usual answer; any other failure shows when the writer creates the image.
+        let _ = sys::mkdir(d.as_cstr(), 0o700);
     }
     let mut num = [0u8; 20];
     let mut hex = [0u8; 16];
@@ -288,7 +292,7 @@ fn spawn_writer(bin: &[u8], compress: bool) -> Result<(i32, c_int, c_int), Failu
     let mut binz = Fixed::<4200>::new();
     binz.set(bin);
     let mut out = Fixed::<4200>::new();
-    out.set(image_path());
+    with_image_path(|p| out.set(p));
     let mut data = [0 as c_int; 2];
     let mut status = [0 as c_int; 2];
     // SAFETY: pipe2 fills two fds each.
@@ -458,7 +462,7 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
         out.put(&rec)?;
     }
     let mut r = Ok(());
-    crate::restart::for_each_fd_record(|f| {
+    crate::resources::write_records(&mut |f| {
         if r.is_ok() {
             r = out.put(f);
         }
@@ -644,7 +648,7 @@ fn fill_header(h: &mut [u8; HEADER_SIZE], req: &Request, n_areas: usize) {
     put_i32(h, hdr::PARENT_PID, sys::getppid());
     put_u32(h, hdr::IS_ROOT, u32::from(sys::getppid() == 1));
     put_u32(h, hdr::COMPRESSED, u32::from(c.compress()));
-    put_u32(h, hdr::NUM_FDS, crate::restart::fd_records() as u32);
+    put_u32(h, hdr::NUM_FDS, crate::resources::records() as u32);
     // The kernel's mm fields, from /proc/self/stat (fields 26-28 and 45-51).
     let mut stat = [0u8; 2048];
     let n = read_file(c"/proc/self/stat", &mut stat);
@@ -666,7 +670,7 @@ fn fill_header(h: &mut [u8; HEADER_SIZE], req: &Request, n_areas: usize) {
     if let Ok(k) = sys::readlink(c"/proc/self/exe", &mut buf) {
         put_str(h, hdr::EXE, hdr::PATH_LEN, &buf[..core::cmp::min(k, hdr::PATH_LEN - 1)]);
     }
-    put_str(h, hdr::CWD, hdr::PATH_LEN, crate::restart::saved_cwd());
+    crate::resources::process::with_saved_cwd(|cwd| put_str(h, hdr::CWD, hdr::PATH_LEN, cwd));
     put_str(h, hdr::HOSTNAME, hdr::HOSTNAME_LEN, c.hostname.bytes());
     let mut ns = [0u8; 64];
     if let Ok(k) = sys::readlink(c"/proc/self/ns/pid", &mut ns) {
