@@ -103,7 +103,8 @@ fn send_state(kind: Kind, state: WorkerState, payload: &[u8]) -> Result<(), Barr
 }
 
 /// Announces a global barrier and waits for the coordinator to release it.
-fn barrier(name: &[u8], state: WorkerState) -> Result<Msg, BarrierError> {
+fn barrier(b: Barrier, state: WorkerState) -> Result<Msg, BarrierError> {
+    let name = b.name();
     let mut m = Msg::new(Kind::Barrier).with_name(name);
     m.state = state as u32;
     m.pid = sys::getpid();
@@ -128,13 +129,13 @@ static LAST_THREADS: AtomicUsize = AtomicUsize::new(0);
 fn checkpoint(m: &Msg) -> bool {
     let exit_after = m.flags & dmtcp_proto::FLAG_EXIT_AFTER_CKPT != 0;
     let req_base = (m.comp_id, m.generation, m.num_peers);
-    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Suspend.name(), WorkerState::Presuspend) {
+    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Suspend, WorkerState::Presuspend) {
         lost(e);
         return false;
     }
     let stopped = threads::suspend_all();
     let state = if stopped.is_ok() { WorkerState::Suspended } else { WorkerState::Running };
-    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Checkpoint.name(), state) {
+    if let Err(BarrierError::Lost(e)) = barrier(Barrier::Checkpoint, state) {
         threads::resume_all();
         error!("lost contact with the coordinator during a checkpoint; the program goes on");
         lost_quiet(e);
@@ -145,7 +146,7 @@ fn checkpoint(m: &Msg) -> bool {
             LAST_THREADS.store(n, Relaxed);
             resources::save();
             // Every process has saved its resources (and voted for pipe drainers).
-            if let Err(BarrierError::Lost(e)) = barrier(Barrier::Drain.name(), WorkerState::Checkpointing) {
+            if let Err(BarrierError::Lost(e)) = barrier(Barrier::Drain, WorkerState::Checkpointing) {
                 resources::refill();
                 threads::resume_all();
                 error!("lost contact with the coordinator during a checkpoint; the program goes on");
@@ -167,7 +168,7 @@ fn checkpoint(m: &Msg) -> bool {
         }
         Err(why) => Err(writer::Failure({
             // Keep step with the others' barriers; this process has nothing to drain.
-            let _ = barrier(Barrier::Drain.name(), WorkerState::Running);
+            let _ = barrier(Barrier::Drain, WorkerState::Running);
             let mut f = crate::cstr::Fixed::<512>::new();
             f.set(why.as_bytes());
             f
@@ -175,7 +176,7 @@ fn checkpoint(m: &Msg) -> bool {
     };
     // The bytes drained from pipes go back before anyone runs again.
     resources::refill();
-    let passed = barrier(Barrier::WriteCkpt.name(), WorkerState::Checkpointed);
+    let passed = barrier(Barrier::WriteCkpt, WorkerState::Checkpointed);
     let report = match &outcome {
         Ok(()) => writer::with_image_path(|p| send_state(Kind::CkptFilename, WorkerState::Checkpointed, p)),
         Err(f) => {
@@ -214,7 +215,7 @@ fn after_restart() -> bool {
     }
     resources::restore();
     crate::config::set_active(true);
-    let result = barrier(Barrier::Restart.name(), WorkerState::Restarting);
+    let result = barrier(Barrier::Restart, WorkerState::Restarting);
     resources::resume(Phase::Restarted);
     threads::reset_restored();
     threads::resume_all();
