@@ -16,8 +16,7 @@ use crate::cstr::Fixed;
 use crate::sys;
 use crate::threads::{self, Slot, CKPT_SLOT};
 use core::ffi::{c_int, c_void};
-use dmtcp_proto::image::{self, area, chunk, hdr, thread, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
-use dmtcp_proto::le::{put_i32, put_str, put_u32, put_u64};
+use dmtcp_proto::image::{self, hdr, AreaRecord, Arch, Chunk, Header, Span, ThreadRecord, Trailer, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
 
 const PAGE: usize = 4096;
 const SCRATCH_LEN: usize = 16 << 20;
@@ -377,7 +376,7 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
         }
         n
     };
-    let mut header = [0u8; HEADER_SIZE];
+    let mut header = Header::new(Arch::NATIVE);
     let shared_addr = crate::config::get().shared.map(|s| s.as_ptr() as u64).unwrap_or(0);
     let restorer = if cfg!(target_pointer_width = "64") {
         dmtcp_proto::RESTORER_BASE_X86_64
@@ -401,18 +400,15 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
             }
             match m.name {
                 b"[vdso]" => {
-                    put_u64(&mut header, hdr::VDSO_START, m.start);
-                    put_u64(&mut header, hdr::VDSO_END, m.end);
+                    header.vdso = Span { start: m.start, end: m.end };
                     continue;
                 }
                 b"[vvar]" => {
-                    put_u64(&mut header, hdr::VVAR_START, m.start);
-                    put_u64(&mut header, hdr::VVAR_END, m.end);
+                    header.vvar = Span { start: m.start, end: m.end };
                     continue;
                 }
                 b"[vvar_vclock]" => {
-                    put_u64(&mut header, hdr::VCLOCK_START, m.start);
-                    put_u64(&mut header, hdr::VCLOCK_END, m.end);
+                    header.vclock = Span { start: m.start, end: m.end };
                     continue;
                 }
                 b"[vsyscall]" => continue,
@@ -421,10 +417,8 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
             if n_areas >= MAX_AREAS {
                 return Err(fail(&[b"too many memory areas"]));
             }
-            let rec = &mut table[n_areas * AREA_SIZE..(n_areas + 1) * AREA_SIZE];
-            rec.fill(0);
             let deleted = m.name.ends_with(b" (deleted)");
-            let is_file = m.name.first() == Some(&b'/') && m.inode != 0 && !deleted && m.name.len() < area::NAME_LEN;
+            let is_file = m.name.first() == Some(&b'/') && m.inode != 0 && !deleted && m.name.len() < image::area::NAME_LEN;
             let shared = m.perms.get(3) == Some(&b's');
             let mut flags = 0;
             if is_file {
@@ -439,21 +433,27 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
             if m.name == b"[heap]" {
                 flags |= image::AREA_HEAP;
             }
-            put_u64(rec, area::START, m.start);
-            put_u64(rec, area::END, m.end);
-            put_u64(rec, area::OFFSET, m.offset);
-            put_u32(rec, area::PROT, prot_of(m.perms));
-            put_u32(rec, area::FLAGS, flags);
-            put_u64(rec, area::DEV, m.dev);
-            put_u64(rec, area::INODE, m.inode);
-            put_str(rec, area::NAME, area::NAME_LEN, m.name);
+            let rec = AreaRecord {
+                start: m.start,
+                end: m.end,
+                offset: m.offset,
+                prot: prot_of(m.perms),
+                flags,
+                dev: m.dev,
+                inode: m.inode,
+                name: image::Text::new(m.name),
+                ..AreaRecord::EMPTY
+            };
+            rec.encode(area_slot(table, n_areas));
             n_areas += 1;
         }
     }
 
     // Header.
     fill_header(&mut header, req, n_areas);
-    out.put(&header)?;
+    let mut sealed = [0u8; HEADER_SIZE];
+    header.encode(&mut sealed);
+    out.put(&sealed)?;
     out.put(&scratch.areas()[..n_areas * AREA_SIZE])?;
     let pid = sys::getpid();
     let mut rec = [0u8; THREAD_SIZE];
@@ -462,9 +462,11 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
         out.put(&rec)?;
     }
     let mut r = Ok(());
+    let mut fd_rec = [0u8; image::FD_SIZE];
     crate::resources::write_records(&mut |f| {
         if r.is_ok() {
-            r = out.put(f);
+            f.encode(&mut fd_rec);
+            r = out.put(&fd_rec);
         }
     });
     r?;
@@ -474,15 +476,10 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
         .map_err(|e| fail(&[b"cannot open /proc/self/pagemap: ", sys::strerror(e)]))?;
     let mut r = Ok(());
     for i in 0..n_areas {
-        let (start, end, prot, flags) = {
-            let a = &scratch.areas()[i * AREA_SIZE..(i + 1) * AREA_SIZE];
-            (
-                dmtcp_proto::le::get_u64(a, area::START) as usize,
-                dmtcp_proto::le::get_u64(a, area::END) as usize,
-                dmtcp_proto::le::get_u32(a, area::PROT),
-                dmtcp_proto::le::get_u32(a, area::FLAGS),
-            )
-        };
+        // The table holds what was encoded above: a record that does not decode is our bug.
+        let a = AreaRecord::decode(&scratch.areas()[i * AREA_SIZE..(i + 1) * AREA_SIZE])
+            .map_err(|_| fail(&[b"internal error: an area record of this image does not decode"]))?;
+        let (start, end, prot, flags) = (a.start as usize, a.end as usize, a.prot, a.flags);
         let data = if flags & image::AREA_SHARED != 0 {
             Data::None
         } else if flags & image::AREA_FILE != 0 && prot & libc::PROT_READ as u32 != 0 {
@@ -501,18 +498,24 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
     sys::close(pagemap);
     r?;
     let mut end = [0u8; image::CHUNK_SIZE];
-    put_u32(&mut end, chunk::AREA, image::END_CHUNK);
+    Chunk::End.encode(&mut end);
     out.put(&end)?;
-    let trailer = image::trailer(out.len, 0);
+    // Checksum 0: `dmtcp write-image` computes it over the bytes it received.
+    let mut trailer = [0u8; image::TRAILER_SIZE];
+    Trailer { len: out.len, checksum: 0 }.encode(&mut trailer);
     sys::write_all(out.fd, &trailer).map_err(|e| fail(&[b"the image writer stopped reading: ", sys::strerror(e)]))
 }
 
-fn chunk_header(area: u32, off: u64, len: u64) -> [u8; image::CHUNK_SIZE] {
+fn chunk_header(area: u32, offset: u64, len: u64) -> [u8; image::CHUNK_SIZE] {
     let mut h = [0u8; image::CHUNK_SIZE];
-    put_u32(&mut h, chunk::AREA, area);
-    put_u64(&mut h, chunk::OFFSET, off);
-    put_u64(&mut h, chunk::LEN, len);
+    Chunk::Data { area, offset, len }.encode(&mut h);
     h
+}
+
+/// Record `i` of the area table, as the fixed-size buffer `AreaRecord::encode` fills.
+fn area_slot(table: &mut [u8], i: usize) -> &mut [u8; AREA_SIZE] {
+    let slot = &mut table[i * AREA_SIZE..(i + 1) * AREA_SIZE];
+    slot.try_into().expect("an area slot is AREA_SIZE bytes")
 }
 
 fn is_zero(p: &[u8]) -> bool {
@@ -608,47 +611,32 @@ fn write_area(
 }
 
 fn thread_record(s: &Slot, pid: i32, rec: &mut [u8; THREAD_SIZE]) {
-    rec.fill(0);
-    put_i32(rec, thread::TID, s.tid);
-    let mut flags = s.flags;
-    if s.tid == pid {
-        flags |= image::THREAD_MAIN;
-    }
-    put_u32(rec, thread::FLAGS, flags);
-    for (i, r) in s.regs.iter().enumerate() {
-        put_u64(rec, thread::REGS + 8 * i, *r);
-    }
-    rec[thread::TLS..thread::TLS + 16].copy_from_slice(&s.tls);
-    put_u64(rec, thread::GS, s.gs);
-    rec[thread::COMM..thread::COMM + 16].copy_from_slice(&s.comm);
+    let flags = if s.tid == pid { s.flags | image::THREAD_MAIN } else { s.flags };
+    ThreadRecord { regs: s.regs, tid: s.tid, flags, tls: s.tls, gs: s.gs, comm: s.comm }.encode(rec);
 }
 
-fn fill_header(h: &mut [u8; HEADER_SIZE], req: &Request, n_areas: usize) {
+fn fill_header(h: &mut Header, req: &Request, n_areas: usize) {
     let c = crate::config::get();
-    h[..8].copy_from_slice(&image::IMAGE_MAGIC);
-    put_u32(h, hdr::VERSION, image::IMAGE_VERSION);
-    put_u32(h, hdr::ARCH, if cfg!(target_pointer_width = "64") { image::ARCH_X86_64 } else { image::ARCH_I686 });
-    put_u32(h, hdr::HEADER_SIZE, HEADER_SIZE as u32);
-    put_u32(h, hdr::NUM_AREAS, n_areas as u32);
-    put_u32(h, hdr::NUM_THREADS, req.n_threads as u32 + 1);
-    put_i32(h, hdr::PID, sys::getpid());
-    put_i32(h, hdr::PPID, sys::getppid());
-    // SAFETY: plain system calls without pointers (or with our buffers, below).
+    h.num_areas = n_areas as u32;
+    h.num_threads = req.n_threads as u32 + 1;
+    h.pid = sys::getpid();
+    h.ppid = sys::getppid();
+    // SAFETY: plain system calls without pointers.
     unsafe {
-        put_i32(h, hdr::PGID, libc::getpgid(0));
-        put_i32(h, hdr::SID, libc::getsid(0));
-        put_u32(h, hdr::UID, libc::getuid());
-        put_u64(h, hdr::BRK, libc::syscall(libc::SYS_brk, 0) as usize as u64);
-        put_u64(h, hdr::CKPT_TIME, libc::time(core::ptr::null_mut()) as u64);
+        h.pgid = libc::getpgid(0);
+        h.sid = libc::getsid(0);
+        h.uid = libc::getuid();
+        h.brk = libc::syscall(libc::SYS_brk, 0) as usize as u64;
+        h.ckpt_time = libc::time(core::ptr::null_mut()) as u64;
     }
-    put_u64(h, hdr::COMP_ID, req.comp_id);
-    put_u32(h, hdr::GENERATION, req.generation);
-    put_u32(h, hdr::NUM_PEERS, req.num_peers);
-    put_i32(h, hdr::VPID, req.vpid);
-    put_i32(h, hdr::PARENT_PID, sys::getppid());
-    put_u32(h, hdr::IS_ROOT, u32::from(sys::getppid() == 1));
-    put_u32(h, hdr::COMPRESSED, u32::from(c.compress()));
-    put_u32(h, hdr::NUM_FDS, crate::resources::records() as u32);
+    h.comp_id = req.comp_id;
+    h.generation = req.generation;
+    h.num_peers = req.num_peers;
+    h.vpid = req.vpid;
+    h.parent_pid = h.ppid;
+    h.is_root = h.ppid == 1;
+    h.compressed = c.compress();
+    h.num_fds = crate::resources::records() as u32;
     // The kernel's mm fields, from /proc/self/stat (fields 26-28 and 45-51).
     let mut stat = [0u8; 2048];
     let n = read_file(c"/proc/self/stat", &mut stat);
@@ -657,26 +645,21 @@ fn fill_header(h: &mut [u8; HEADER_SIZE], req: &Request, n_areas: usize) {
         after.split(|&b| b == b' ').nth(k - 3).and_then(|f| crate::cstr::parse_u64(f.trim_ascii_end())).unwrap_or(0)
     };
     let mm = [field(26), field(27), field(45), field(46), field(28), field(48), field(49), field(50), field(51)];
-    for (i, v) in mm.iter().enumerate() {
-        put_u64(h, hdr::MM_START_CODE + 8 * i, *v);
-    }
-    put_u64(h, hdr::START_BRK, field(47));
-    let mut auxv = [0u8; hdr::AUXV_MAX];
-    let an = read_file(c"/proc/self/auxv", &mut auxv);
-    put_u32(h, hdr::AUXV_LEN, an as u32);
-    h[hdr::AUXV..hdr::AUXV + an].copy_from_slice(&auxv[..an]);
-    put_str(h, hdr::PROGNAME, hdr::PROGNAME_LEN, c.progname.bytes());
+    h.mm[..mm.len()].copy_from_slice(&mm);
+    h.start_brk = field(47);
+    let an = read_file(c"/proc/self/auxv", &mut h.auxv);
+    h.auxv_len = an as u32;
+    h.progname.set(c.progname.bytes());
     let mut buf = [0u8; hdr::PATH_LEN];
     if let Ok(k) = sys::readlink(c"/proc/self/exe", &mut buf) {
-        put_str(h, hdr::EXE, hdr::PATH_LEN, &buf[..core::cmp::min(k, hdr::PATH_LEN - 1)]);
+        h.exe.set(&buf[..core::cmp::min(k, hdr::PATH_LEN - 1)]);
     }
-    crate::resources::process::with_saved_cwd(|cwd| put_str(h, hdr::CWD, hdr::PATH_LEN, cwd));
-    put_str(h, hdr::HOSTNAME, hdr::HOSTNAME_LEN, c.hostname.bytes());
+    crate::resources::process::with_saved_cwd(|cwd| h.cwd.set(cwd));
+    h.hostname.set(c.hostname.bytes());
     let mut ns = [0u8; 64];
     if let Ok(k) = sys::readlink(c"/proc/self/ns/pid", &mut ns) {
         // "pid:[4026531836]"
         let digits: &[u8] = ns[..k].split(|&b| b == b'[' || b == b']').nth(1).unwrap_or(b"");
-        put_u64(h, hdr::PIDNS, crate::cstr::parse_u64(digits).unwrap_or(0));
+        h.pidns = crate::cstr::parse_u64(digits).unwrap_or(0);
     }
-    image::seal_header(h);
 }

@@ -33,8 +33,8 @@ pub mod signal_state;
 
 use core::ffi::c_int;
 
-/// One record of the image's fd table (`dmtcp_proto::image::fdrec`).
-pub type FdRecord = [u8; dmtcp_proto::image::FD_SIZE];
+/// One record of the image's fd table; the writer encodes it.
+pub use dmtcp_proto::image::FdRecord;
 
 /// Where a kind's records go (`put(&record)`, once per record).
 pub type RecordSink<'a> = dyn FnMut(&FdRecord) + 'a;

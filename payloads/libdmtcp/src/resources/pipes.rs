@@ -143,20 +143,20 @@ fn records() -> usize {
 }
 
 fn write_records(put: &mut RecordSink<'_>) {
-    use dmtcp_proto::image::{self, fdrec};
-    use dmtcp_proto::le::{put_i32, put_u32, put_u64};
+    use dmtcp_proto::image::{FdBody, FdRecord, PipeEnd, PipeRecord};
     TABLE.with(|t| {
         for e in &t.ends[..t.n] {
-            let mut r = [0u8; image::FD_SIZE];
-            put_i32(&mut r, fdrec::FD, e.fd);
-            put_u32(&mut r, fdrec::KIND, image::FD_PIPE);
-            put_u32(&mut r, fdrec::END, if e.is_read_end() { image::FD_READ } else { image::FD_WRITE });
-            put_u32(&mut r, fdrec::FD_FLAGS, if e.cloexec { libc::FD_CLOEXEC as u32 } else { 0 });
-            put_u32(&mut r, fdrec::STATUS, e.flags as u32);
-            put_u32(&mut r, fdrec::PIPE_SIZE, e.pipe_size);
-            put_u64(&mut r, fdrec::ID, e.pipe_id);
-            put_u64(&mut r, fdrec::PENDING, e.held_len as u64);
-            put(&r);
+            put(&FdRecord {
+                fd: e.fd,
+                fd_flags: if e.cloexec { libc::FD_CLOEXEC as u32 } else { 0 },
+                status: e.flags as u32,
+                body: FdBody::Pipe(PipeRecord {
+                    end: if e.is_read_end() { PipeEnd::Read } else { PipeEnd::Write },
+                    pipe_size: e.pipe_size,
+                    id: e.pipe_id,
+                    pending: e.held_len as u64,
+                }),
+            });
         }
     });
 }

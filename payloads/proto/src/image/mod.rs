@@ -47,8 +47,9 @@
 //! `FormatVersion::check` implements it; the tests run every pairing.
 //!
 //! The offset modules (`hdr`, `area`, `thread`, `fdrec`, `chunk`) and the free functions
-//! `seal_header`, `trailer` are the layout the typed records use; outside this module they
-//! remain only for the preload library's writer until it moves to the typed encoders.
+//! `seal_header`, `trailer` are the layout the typed records use. Every writer and reader goes
+//! through the records; outside this module the offsets serve only field sizes (`NAME_LEN`)
+//! and the tests that damage an image at a chosen byte on purpose.
 #![forbid(unsafe_code)]
 
 pub mod area;
