@@ -34,6 +34,8 @@
 #[macro_use]
 mod log;
 #[allow(unsafe_code)]
+mod arch;
+#[allow(unsafe_code)]
 mod cell;
 #[allow(unsafe_code)]
 mod ckpt_thread;
@@ -42,8 +44,6 @@ mod config;
 mod coord;
 #[allow(unsafe_code)]
 mod cstr;
-#[allow(unsafe_code)]
-mod ctx;
 #[allow(unsafe_code)]
 mod dlsym;
 #[allow(unsafe_code)]

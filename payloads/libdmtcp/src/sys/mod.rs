@@ -6,6 +6,8 @@
 //! returned as the `errno` value (`Err(e)`); `EINTR` is retried where a retry is harmless.
 use core::ffi::{c_int, c_void, CStr};
 
+pub mod thread;
+
 pub type Errno = c_int;
 
 pub fn errno() -> Errno {
