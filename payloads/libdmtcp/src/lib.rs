@@ -37,14 +37,12 @@ mod log;
 mod arch;
 #[allow(unsafe_code)]
 mod cell;
-#[allow(unsafe_code)]
 mod ckpt_thread;
 #[allow(unsafe_code)]
 mod config;
 mod coord;
 #[allow(unsafe_code)]
 mod cstr;
-#[allow(unsafe_code)]
 mod dlsym;
 #[allow(unsafe_code)]
 mod exec;

@@ -6,6 +6,7 @@
 //! returned as the `errno` value (`Err(e)`); `EINTR` is retried where a retry is harmless.
 use core::ffi::{c_int, c_void, CStr};
 
+pub mod dl;
 pub mod thread;
 
 pub type Errno = c_int;
@@ -626,3 +627,35 @@ pub fn unmap_restorer() -> Result<(), Errno> {
 // SAFETY: a Mapping is plain memory owned by its value; moving it to another thread moves the
 // ownership with it.
 unsafe impl Send for Mapping {}
+
+/// Registers `child` to run in the child after every fork (pthread_atfork); false on failure.
+pub fn atfork_child(child: extern "C" fn()) -> bool {
+    // SAFETY: `child` is a plain function with no arguments, valid forever.
+    unsafe { libc::pthread_atfork(None, None, Some(child)) == 0 }
+}
+
+/// `setenv(name, value, 1)`, or `unsetenv(name)` when `value` is None. The C library's
+/// environment is not thread-safe: only from the constructor, while single-threaded.
+pub fn set_env(name: &CStr, value: Option<&CStr>) {
+    // SAFETY: setenv/unsetenv with NUL-terminated strings (which libc copies); the caller runs
+    // single-threaded, as documented above.
+    unsafe {
+        match value {
+            Some(v) => libc::setenv(name.as_ptr(), v.as_ptr(), 1),
+            None => libc::unsetenv(name.as_ptr()),
+        };
+    }
+}
+
+/// glibc's rseq registration: (`__rseq_offset`, `__rseq_size`), or None when this glibc has
+/// none (before 2.35). Looks the two variables up with the real dlsym: constructor only.
+pub fn glibc_rseq() -> Option<(usize, u32)> {
+    let off = crate::dlsym::next(c"__rseq_offset");
+    let size = crate::dlsym::next(c"__rseq_size");
+    if off == 0 || size == 0 {
+        return None;
+    }
+    // SAFETY: the addresses of glibc's exported `ptrdiff_t __rseq_offset` and `unsigned int
+    // __rseq_size`, constant after start-up.
+    unsafe { Some((*(off as *const isize) as usize, *(size as *const u32))) }
+}

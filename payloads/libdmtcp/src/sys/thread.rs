@@ -6,7 +6,7 @@
 //! async-signal-safe; each passes only pointers derived from Rust references of the right size.
 //! Every unsafe block has a `// SAFETY:` line.
 use super::{errno, Errno};
-use core::ffi::{c_int, c_long};
+use core::ffi::{c_int, c_long, c_void};
 use core::sync::atomic::AtomicU32;
 
 /// prctl(2) option (linux/prctl.h), not in every libc crate version.
@@ -162,4 +162,33 @@ pub fn clear_ambient_caps() {
             0 as libc::c_ulong,
         )
     };
+}
+
+/// Starts `start` on a new detached thread with a stack of `stack_size` bytes, through
+/// `create` (the C library's real pthread_create). The new thread inherits the caller's signal
+/// mask. Returns the pthread error number on failure.
+pub fn spawn_detached(
+    create: crate::real::PthreadCreateFn,
+    stack_size: usize,
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+) -> Result<(), Errno> {
+    // SAFETY: an all-zero pthread_attr_t is storage for pthread_attr_init to initialize.
+    let mut attr: libc::pthread_attr_t = unsafe { core::mem::zeroed() };
+    let mut tid: libc::pthread_t = 0;
+    // SAFETY: attr is initialized before use and destroyed after; tid is valid storage;
+    // `create` is libc's pthread_create; `start` matches the start-routine prototype and gets
+    // a null argument.
+    let r = unsafe {
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&mut attr, stack_size);
+        let r = create(&mut tid, &attr, start, core::ptr::null_mut());
+        libc::pthread_attr_destroy(&mut attr);
+        r
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(r)
+    }
 }
