@@ -2,8 +2,8 @@
 //! `exec` wrappers never see, so a program that runs a child with `execl` would start it without
 //! the library. Rust cannot define C-variadic functions on stable, so a small trampoline per
 //! architecture (`crate::arch`) lays the variadic arguments out as an array and calls
-//! `execl_impl`, which builds
-//! argv (in an anonymous mapping: no malloc) and goes through our `execve`/`execvp` wrappers.
+//! `execl_impl`, which builds argv (in an anonymous mapping: no malloc) and goes through our
+//! `execve`/`execvp` wrappers.
 //!
 //! x86_64: the first five list entries arrive in rsi, rdx, rcx, r8, r9 (saved to the stack by
 //! the trampoline), the rest on the stack after the return address. i686: everything is on the

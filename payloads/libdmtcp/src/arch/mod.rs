@@ -1,7 +1,7 @@
 //! Per-architecture code, one file per architecture behind one typed API: saving a thread's
-//! resume point (`save_context`), reading the thread's TLS registers (`capture_tls`), and the
-//! C-variadic `execl`/`execlp`/`execle` trampolines (which hand their argument list to
-//! `crate::execl::execl_impl`).
+//! resume point (`save_context`), reading the thread's TLS registers (`capture_tls`), where the
+//! restorer lives (`RESTORER_BASE`), and the C-variadic `execl`/`execlp`/`execle` trampolines
+//! (which hand their argument list to `crate::execl::execl_impl`).
 //!
 //! Rules: only asm and architecture-specific system calls live here (and in `x86_64.rs`,
 //! `x86.rs`); each item has the same signature on both architectures. Every unsafe block has a
@@ -18,11 +18,11 @@
 #[cfg(target_arch = "x86")]
 mod x86;
 #[cfg(target_arch = "x86")]
-pub use x86::capture_tls;
+pub use x86::{capture_tls, RESTORER_BASE};
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::capture_tls;
+pub use x86_64::{capture_tls, RESTORER_BASE};
 
 /// A thread's TLS registers as the image stores them.
 pub struct Tls {

@@ -6,6 +6,9 @@
 use super::Tls;
 use core::arch::global_asm;
 
+/// Where `mtcp_restart` for this architecture lives during a restart.
+pub const RESTORER_BASE: u64 = dmtcp_proto::RESTORER_BASE_X86_64;
+
 global_asm!(
     ".globl dmtcp_save_context",
     ".hidden dmtcp_save_context",

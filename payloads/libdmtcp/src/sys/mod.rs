@@ -1,5 +1,7 @@
-//! Safe wrappers over the few C library calls the library makes. This is where most `unsafe`
-//! lives: each wrapper passes only pointers derived from Rust references of the right length.
+//! Safe wrappers over the C library calls and raw system calls the library makes. This is where
+//! most `unsafe` lives: each wrapper passes only pointers derived from Rust references of the
+//! right length. Submodules: `thread` (per-thread kernel state, futexes, thread creation) and
+//! `dl` (dynamic loader lookups); the architecture-specific calls are in `crate::arch`.
 //!
 //! Rules: no allocation; everything here is async-signal-safe except `gethostname`-style
 //! lookups, which are only used from the constructor and the fork child handler. Errors are
@@ -614,11 +616,7 @@ pub fn isatty(fd: c_int) -> bool {
 /// Unmaps the restorer's fixed range after a restart (code, stack and scratch of
 /// `mtcp_restart`, at `RESTORER_BASE_*`).
 pub fn unmap_restorer() -> Result<(), Errno> {
-    let base = if cfg!(target_pointer_width = "64") {
-        dmtcp_proto::RESTORER_BASE_X86_64
-    } else {
-        dmtcp_proto::RESTORER_BASE_I686
-    };
+    let base = crate::arch::RESTORER_BASE;
     // SAFETY: nothing of the program lives in the restorer's range (the restorer refuses such
     // images), and every thread has left it once the restart is done.
     check(unsafe { libc::munmap(base as usize as *mut c_void, dmtcp_proto::RESTORER_SPAN as usize) }).map(|_| ())
