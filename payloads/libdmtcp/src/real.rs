@@ -63,6 +63,12 @@ pub type PosixSpawnFn = unsafe extern "C" fn(
     CStrArray,
 ) -> c_int;
 
+pub type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+pub type SigmaskFn = unsafe extern "C" fn(c_int, *const libc::sigset_t, *mut libc::sigset_t) -> c_int;
+pub type NanosleepFn = unsafe extern "C" fn(*const libc::timespec, *mut libc::timespec) -> c_int;
+pub type ClockNanosleepFn =
+    unsafe extern "C" fn(libc::clockid_t, c_int, *const libc::timespec, *mut libc::timespec) -> c_int;
+
 real_fns! {
     execve: c"execve" => unsafe extern "C" fn(*const c_char, CStrArray, CStrArray) -> c_int;
     execvpe: c"execvpe" => unsafe extern "C" fn(*const c_char, CStrArray, CStrArray) -> c_int;
@@ -73,4 +79,9 @@ real_fns! {
     system: c"system" => unsafe extern "C" fn(*const c_char) -> c_int;
     popen: c"popen" => unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
     pclose: c"pclose" => unsafe extern "C" fn(*mut libc::FILE) -> c_int;
+    sigaction: c"sigaction" => SigactionFn;
+    sigprocmask: c"sigprocmask" => SigmaskFn;
+    pthread_sigmask: c"pthread_sigmask" => SigmaskFn;
+    nanosleep: c"nanosleep" => NanosleepFn;
+    clock_nanosleep: c"clock_nanosleep" => ClockNanosleepFn;
 }

@@ -657,3 +657,56 @@ pub fn glibc_rseq() -> Option<(usize, u32)> {
     // __rseq_size`, constant after start-up.
     unsafe { Some((*(off as *const isize) as usize, *(size as *const u32))) }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Process and signal calls for `shell` (system/popen). These go through the C library, as the
+// program's own calls would.
+
+/// `pipe2(flags)`: (read end, write end).
+pub fn pipe2(flags: c_int) -> Result<[c_int; 2], Errno> {
+    let mut fds = [-1 as c_int; 2];
+    // SAFETY: fds is a valid int[2].
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) }).map(|_| fds)
+}
+
+/// One `waitpid(pid, &status, 0)`: the pid it returned and the status.
+pub fn waitpid(pid: libc::pid_t) -> Result<(libc::pid_t, c_int), Errno> {
+    let mut status = 0;
+    // SAFETY: status is a valid int to fill.
+    check(unsafe { libc::waitpid(pid, &mut status, 0) }).map(|r| (r, status))
+}
+
+/// An action that ignores the signal (SIG_IGN, no flags, empty mask).
+pub fn ignore_action() -> libc::sigaction {
+    // SAFETY: an all-zero sigaction is valid (SIG_DFL, empty mask); we set SIG_IGN in it.
+    let mut a: libc::sigaction = unsafe { core::mem::zeroed() };
+    a.sa_sigaction = libc::SIG_IGN;
+    a
+}
+
+/// `sigaction(sig, act, old)` through the C library.
+pub fn sigaction(sig: c_int, act: &libc::sigaction, old: Option<&mut libc::sigaction>) {
+    let old = old.map_or(core::ptr::null_mut(), |o| o as *mut libc::sigaction);
+    // SAFETY: act is a valid action; old is NULL or valid storage.
+    unsafe { libc::sigaction(sig, act, old) };
+}
+
+/// Blocks `sig` in this thread with the C library's sigprocmask; returns the previous mask.
+pub fn block_signal(sig: c_int) -> libc::sigset_t {
+    // SAFETY: zeroed sigset_t storage initialized by sigemptyset/sigaddset; sigprocmask with
+    // valid pointers.
+    unsafe {
+        let mut one: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut one);
+        libc::sigaddset(&mut one, sig);
+        libc::sigprocmask(libc::SIG_BLOCK, &one, &mut old);
+        old
+    }
+}
+
+/// Puts back a mask that `block_signal` returned (the C library's sigprocmask).
+pub fn restore_mask(old: &libc::sigset_t) {
+    // SAFETY: old is a valid sigset_t; no old mask is asked for.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, core::ptr::null_mut()) };
+}
