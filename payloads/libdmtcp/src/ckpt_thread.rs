@@ -27,24 +27,11 @@ pub fn start() -> bool {
         error!("cannot find pthread_create; the program runs without checkpoints");
         return false;
     };
-    // SAFETY: an all-zero pthread_attr_t is storage for pthread_attr_init to initialize.
-    let mut attr: libc::pthread_attr_t = unsafe { core::mem::zeroed() };
-    let mut tid: libc::pthread_t = 0;
     // Block every signal while creating, so the new thread starts (and stays) with all blocked.
     let old = sys::set_sigmask(&sys::full_sigset());
-    // SAFETY: attr is initialized before use and destroyed after; tid is valid storage;
-    // `create` is libc's pthread_create; thread_main matches the start-routine prototype and
-    // ignores its argument.
-    let r = unsafe {
-        libc::pthread_attr_init(&mut attr);
-        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        libc::pthread_attr_setstacksize(&mut attr, STACK_SIZE);
-        let r = create(&mut tid, &attr, thread_main, core::ptr::null_mut());
-        libc::pthread_attr_destroy(&mut attr);
-        r
-    };
+    let r = sys::thread::spawn_detached(create, STACK_SIZE, thread_main);
     sys::set_sigmask(&old);
-    if r != 0 {
+    if let Err(r) = r {
         error!("cannot start the dmtcp thread ({}); the program runs without checkpoints", Bytes(sys::strerror(r)));
         return false;
     }

@@ -1,8 +1,9 @@
 //! `execl`, `execlp` and `execle`: glibc implements them with its internal execve, which our
 //! `exec` wrappers never see, so a program that runs a child with `execl` would start it without
 //! the library. Rust cannot define C-variadic functions on stable, so a small trampoline per
-//! architecture lays the variadic arguments out as an array and calls `execl_impl`, which builds
-//! argv (in an anonymous mapping: no malloc) and goes through our `execve`/`execvp` wrappers.
+//! architecture (`crate::arch`) lays the variadic arguments out as an array and calls
+//! `execl_impl`, which builds argv (in an anonymous mapping: no malloc) and goes through our
+//! `execve`/`execvp` wrappers.
 //!
 //! x86_64: the first five list entries arrive in rsi, rdx, rcx, r8, r9 (saved to the stack by
 //! the trampoline), the rest on the stack after the return address. i686: everything is on the
@@ -10,69 +11,12 @@
 use crate::real::CStrArray;
 use core::ffi::{c_char, c_int};
 
-const EXECL: usize = 0;
-const EXECLP: usize = 1;
-const EXECLE: usize = 2;
+pub const EXECL: usize = 0;
+pub const EXECLP: usize = 1;
+pub const EXECLE: usize = 2;
 /// Longest argument list accepted (ARG_MAX allows more, no real program passes more this way).
 const MAX_ARGS: usize = 1 << 16;
 
-#[cfg(target_arch = "x86_64")]
-macro_rules! trampoline {
-    ($name:ident, $kind:expr) => {
-        /// See the module docs: a C-variadic entry point written as a naked trampoline.
-        #[no_mangle]
-        #[unsafe(naked)]
-        pub extern "C" fn $name() {
-            core::arch::naked_asm!(
-                "sub rsp, 56",
-                "mov [rsp], rsi",
-                "mov [rsp + 8], rdx",
-                "mov [rsp + 16], rcx",
-                "mov [rsp + 24], r8",
-                "mov [rsp + 32], r9",
-                "mov rsi, rsp",
-                "mov edx, 5",
-                "lea rcx, [rsp + 64]",
-                "mov r8d, {kind}",
-                "call {imp}",
-                "add rsp, 56",
-                "ret",
-                kind = const $kind,
-                imp = sym execl_impl,
-            )
-        }
-    };
-}
-
-#[cfg(target_arch = "x86")]
-macro_rules! trampoline {
-    ($name:ident, $kind:expr) => {
-        /// See the module docs: a C-variadic entry point written as a naked trampoline.
-        #[no_mangle]
-        #[unsafe(naked)]
-        pub extern "C" fn $name() {
-            core::arch::naked_asm!(
-                "mov eax, [esp + 4]",
-                "lea ecx, [esp + 8]",
-                "sub esp, 8",
-                "push {kind}",
-                "push ecx",
-                "push 0",
-                "push ecx",
-                "push eax",
-                "call {imp}",
-                "add esp, 28",
-                "ret",
-                kind = const $kind,
-                imp = sym execl_impl,
-            )
-        }
-    };
-}
-
-trampoline!(execl, EXECL);
-trampoline!(execlp, EXECLP);
-trampoline!(execle, EXECLE);
 
 /// The list entry `i`: the first `nregs` come from `regs`, the others from `stack`.
 ///
@@ -90,7 +34,7 @@ unsafe fn entry(regs: *const usize, nregs: usize, stack: *const usize, i: usize)
     }
 }
 
-extern "C" fn execl_impl(
+pub extern "C" fn execl_impl(
     path: *const c_char,
     regs: *const usize,
     nregs: usize,

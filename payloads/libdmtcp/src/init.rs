@@ -37,9 +37,7 @@ extern "C" fn dmtcp_init(argc: c_int, argv: *const *const c_char, envp: *const *
             trace!("{} is a dmtcp tool; not registering it", crate::log::Bytes(c.progname.bytes()));
             return;
         }
-        // SAFETY: atfork_child is a plain function with no arguments, valid forever.
-        let r = unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
-        if r != 0 {
+        if !sys::atfork_child(atfork_child) {
             trace!("pthread_atfork failed; forked children will not join the computation");
         }
         find_rseq();
@@ -55,14 +53,9 @@ extern "C" fn dmtcp_init(argc: c_int, argv: *const *const c_char, envp: *const *
 /// thread must register it again (glibc 2.35 and later).
 fn find_rseq() {
     use core::sync::atomic::Ordering::Relaxed;
-    let off = crate::dlsym::next(c"__rseq_offset");
-    let size = crate::dlsym::next(c"__rseq_size");
-    if off != 0 && size != 0 {
-        // SAFETY: glibc's exported `ptrdiff_t __rseq_offset` and `unsigned int __rseq_size`.
-        unsafe {
-            crate::threads::RSEQ_OFFSET.store(*(off as *const isize) as usize, Relaxed);
-            crate::threads::RSEQ_SIZE.store(*(size as *const u32), Relaxed);
-        }
+    if let Some((off, size)) = sys::glibc_rseq() {
+        crate::threads::RSEQ_OFFSET.store(off, Relaxed);
+        crate::threads::RSEQ_SIZE.store(size, Relaxed);
     }
 }
 
@@ -83,14 +76,9 @@ fn join(interval: u32) {
 /// like DMTCP we drop it so that exec'd programs do not reset a changed interval.
 fn hide_from_environment(envp: CArray) {
     let orig = envp.env_value_c(env::ORIG_LD_PRELOAD.as_bytes());
-    // SAFETY: setenv/unsetenv with NUL-terminated strings, while single-threaded.
-    unsafe {
-        match orig {
-            Some(v) => libc::setenv(c"LD_PRELOAD".as_ptr(), v.as_ptr(), 1),
-            None => libc::unsetenv(c"LD_PRELOAD".as_ptr()),
-        };
-        libc::unsetenv(cstr_of(env::CHECKPOINT_INTERVAL).as_cstr().as_ptr());
-    }
+    // Single-threaded: the constructor (see the module rules).
+    sys::set_env(c"LD_PRELOAD", orig);
+    sys::set_env(cstr_of(env::CHECKPOINT_INTERVAL).as_cstr(), None);
 }
 
 /// The NUL-terminated form of one of the `env` names (all shorter than 64 bytes).

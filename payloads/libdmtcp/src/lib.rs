@@ -18,14 +18,24 @@
 //!   status, stdio, signals, errno). Only real problems go to stderr, one line each, prefixed
 //!   `dmtcp[<pid>]: `; detail only with `DMTCP_LOG_LEVEL=trace` (or `3`).
 //! - `unsafe` is denied at the crate root and allowed only in these modules (each block
-//!   carries a `// SAFETY:` line): `sys` (libc calls and raw system calls), `cell` (the
-//!   run-time-checked `Exclusive` cell for static tables), `ctx` and `execl` (per-architecture
-//!   asm: context saving, the C-variadic trampolines), `threads` (per-thread kernel state, TLS),
-//!   `cstr` (C strings and arrays from the program), `dlsym`/`real` (function pointers), the
-//!   exported `extern "C"` wrappers in `exec`, `shell` and `signals`, `init` (the constructor),
-//!   `config` (settings written while single-threaded), `writer` (the image writer's clone and
-//!   scratch memory) and `ckpt_thread` (pthread attributes). The resource kinds (`resources/`)
-//!   and the protocol code have none.
+//!   carries a `// SAFETY:` line); every other module calls their typed wrappers:
+//!   - `sys` (with `sys/thread`, `sys/dl`): every libc call and raw system call.
+//!   - `arch` (`arch/x86_64.rs`, `arch/x86.rs`): asm: context saving, TLS registers, the
+//!     C-variadic execl trampolines.
+//!   - `cell`: the run-time-checked `Exclusive` cell for static tables.
+//!   - `real`: turns the addresses dlsym gives into typed function pointers.
+//!   - `threads`: the per-thread slot table filled from the checkpoint signal's handler, the
+//!     siginfo the kernel hands that handler, and `checkpoint_point`'s own slot.
+//!   - `config`: the settings global, written only while single-threaded.
+//!   - `writer`: the image writer's clone and scratch memory.
+//!   - `cstr`: reads the NULL-terminated C string arrays the program hands in (argv, envp).
+//!   - C-ABI entry points, which take raw pointers from the program or export symbols:
+//!     `init` (the `.init_array` constructor), `exec` (exec*/posix_spawn*), `execl` (the
+//!     trampolines' variadic list), `shell` (system/popen/pclose and their fork child),
+//!     `signals` (sigaction, signal masks, sleeps).
+//!
+//!   The resource kinds (`resources/`), `coord`, `ckpt_thread`, `dlsym`, `log` and the protocol
+//!   code have none.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -34,17 +44,15 @@
 #[macro_use]
 mod log;
 #[allow(unsafe_code)]
-mod cell;
+mod arch;
 #[allow(unsafe_code)]
+mod cell;
 mod ckpt_thread;
 #[allow(unsafe_code)]
 mod config;
 mod coord;
 #[allow(unsafe_code)]
 mod cstr;
-#[allow(unsafe_code)]
-mod ctx;
-#[allow(unsafe_code)]
 mod dlsym;
 #[allow(unsafe_code)]
 mod exec;

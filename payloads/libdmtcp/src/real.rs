@@ -2,8 +2,8 @@
 //! and cached. A wrapper may run before the constructor, so each resolves lazily.
 //!
 //! Rules: the only place that turns addresses into typed function pointers (one `transmute` per
-//! function, in the macro below).
-use core::ffi::{c_char, c_int, c_void};
+//! function, in the macro below, and one for `dlsym` itself in `call_dlsym_next`).
+use core::ffi::{c_char, c_int, c_void, CStr};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 pub type CStrArray = *const *const c_char;
@@ -34,6 +34,20 @@ macro_rules! real_fns {
     };
 }
 
+/// The C prototype of `dlsym`.
+type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
+
+/// `dlsym(RTLD_NEXT, name)` through the `dlsym` at `dlsym_addr`, which must be the C library's
+/// own (`crate::dlsym` finds and checks it); returns the address found, or 0.
+pub fn call_dlsym_next(dlsym_addr: usize, name: &CStr) -> usize {
+    // SAFETY: dlsym_addr is libc's dlsym (checked with dladdr by `crate::dlsym::resolve`),
+    // whose prototype is DlsymFn.
+    let f = unsafe { core::mem::transmute::<usize, DlsymFn>(dlsym_addr) };
+    // SAFETY: f is libc's dlsym; name is NUL-terminated. The return address it sees is in this
+    // library, so RTLD_NEXT means "after libdmtcp.so".
+    unsafe { f(libc::RTLD_NEXT, name.as_ptr()) as usize }
+}
+
 pub type PthreadCreateFn = unsafe extern "C" fn(
     *mut libc::pthread_t,
     *const libc::pthread_attr_t,
@@ -49,6 +63,12 @@ pub type PosixSpawnFn = unsafe extern "C" fn(
     CStrArray,
 ) -> c_int;
 
+pub type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+pub type SigmaskFn = unsafe extern "C" fn(c_int, *const libc::sigset_t, *mut libc::sigset_t) -> c_int;
+pub type NanosleepFn = unsafe extern "C" fn(*const libc::timespec, *mut libc::timespec) -> c_int;
+pub type ClockNanosleepFn =
+    unsafe extern "C" fn(libc::clockid_t, c_int, *const libc::timespec, *mut libc::timespec) -> c_int;
+
 real_fns! {
     execve: c"execve" => unsafe extern "C" fn(*const c_char, CStrArray, CStrArray) -> c_int;
     execvpe: c"execvpe" => unsafe extern "C" fn(*const c_char, CStrArray, CStrArray) -> c_int;
@@ -59,4 +79,9 @@ real_fns! {
     system: c"system" => unsafe extern "C" fn(*const c_char) -> c_int;
     popen: c"popen" => unsafe extern "C" fn(*const c_char, *const c_char) -> *mut libc::FILE;
     pclose: c"pclose" => unsafe extern "C" fn(*mut libc::FILE) -> c_int;
+    sigaction: c"sigaction" => SigactionFn;
+    sigprocmask: c"sigprocmask" => SigmaskFn;
+    pthread_sigmask: c"pthread_sigmask" => SigmaskFn;
+    nanosleep: c"nanosleep" => NanosleepFn;
+    clock_nanosleep: c"clock_nanosleep" => ClockNanosleepFn;
 }

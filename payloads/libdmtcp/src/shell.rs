@@ -155,15 +155,11 @@ fn missing<T>(v: T) -> T {
 
 /// `waitpid(pid, 0)`, retried on EINTR: the status, or -1 with errno.
 fn wait_for(pid: libc::pid_t) -> c_int {
-    let mut status = 0;
     loop {
-        // SAFETY: status is a valid int to fill.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            return status;
-        }
-        if r < 0 && sys::errno() != libc::EINTR {
-            return -1;
+        match sys::waitpid(pid) {
+            Ok((r, status)) if r == pid => return status,
+            Err(e) if e != libc::EINTR => return -1,
+            _ => {}
         }
     }
 }
@@ -178,47 +174,29 @@ fn exec_shell(cmd: *const c_char) -> ! {
     sys::exit_now(127)
 }
 
-fn sigaction(sig: c_int, act: &libc::sigaction, old: Option<&mut libc::sigaction>) {
-    let old = old.map_or(core::ptr::null_mut(), |o| o as *mut libc::sigaction);
-    // SAFETY: act is a valid action; old is NULL or valid storage.
-    unsafe { libc::sigaction(sig, act, old) };
-}
-
 fn run_system(cmd: *const c_char) -> c_int {
-    // SAFETY: an all-zero sigaction is valid; we set SIG_IGN in it.
-    let mut ignore: libc::sigaction = unsafe { core::mem::zeroed() };
-    ignore.sa_sigaction = libc::SIG_IGN;
+    let ignore = sys::ignore_action();
     let s = &SYSTEM_SIGNALS;
     s.lock();
     {
         let d = s.data();
         if d.users == 0 {
-            sigaction(libc::SIGINT, &ignore, Some(&mut d.int));
-            sigaction(libc::SIGQUIT, &ignore, Some(&mut d.quit));
+            sys::sigaction(libc::SIGINT, &ignore, Some(&mut d.int));
+            sys::sigaction(libc::SIGQUIT, &ignore, Some(&mut d.quit));
         }
         d.users += 1;
     }
     s.unlock();
-    // SAFETY: zeroed sigset_t storage initialized by sigemptyset/sigaddset; sigprocmask with
-    // valid pointers.
-    let old_mask = unsafe {
-        let mut chld: libc::sigset_t = core::mem::zeroed();
-        let mut old: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut chld);
-        libc::sigaddset(&mut chld, libc::SIGCHLD);
-        libc::sigprocmask(libc::SIG_BLOCK, &chld, &mut old);
-        old
-    };
+    let old_mask = sys::block_signal(libc::SIGCHLD);
 
     // SAFETY: fork; the child only restores signal state and execs (or _exits).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // Our count is > 0 until we return, so the saved actions are stable.
         let d = s.data();
-        sigaction(libc::SIGINT, &d.int, None);
-        sigaction(libc::SIGQUIT, &d.quit, None);
-        // SAFETY: restoring the mask saved above.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, core::ptr::null_mut()) };
+        sys::sigaction(libc::SIGINT, &d.int, None);
+        sys::sigaction(libc::SIGQUIT, &d.quit, None);
+        sys::restore_mask(&old_mask);
         exec_shell(cmd);
     }
     let status = if pid < 0 { -1 } else { wait_for(pid) };
@@ -228,22 +206,19 @@ fn run_system(cmd: *const c_char) -> c_int {
         let d = s.data();
         d.users -= 1;
         if d.users == 0 {
-            sigaction(libc::SIGINT, &d.int, None);
-            sigaction(libc::SIGQUIT, &d.quit, None);
+            sys::sigaction(libc::SIGINT, &d.int, None);
+            sys::sigaction(libc::SIGQUIT, &d.quit, None);
         }
         s.unlock();
-        // SAFETY: restoring the mask saved above.
-        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &old_mask, core::ptr::null_mut()) };
+        sys::restore_mask(&old_mask);
     });
     status
 }
 
 fn run_popen(cmd: *const c_char, read: bool, cloexec: bool) -> *mut libc::FILE {
-    let mut fds = [-1 as c_int; 2];
-    // SAFETY: fds is a valid int[2].
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+    let Ok(fds) = sys::pipe2(libc::O_CLOEXEC) else {
         return core::ptr::null_mut();
-    }
+    };
     // The child's end becomes its stdout ("r") or stdin ("w").
     let (ours, theirs, target) = if read { (fds[0], fds[1], 1) } else { (fds[1], fds[0], 0) };
     // The stream first: nothing to undo in a child if fdopen fails.
@@ -271,17 +246,15 @@ fn run_popen(cmd: *const c_char, read: bool, cloexec: bool) -> *mut libc::FILE {
         for e in table.iter().filter(|e| e.fp != 0) {
             sys::close(e.fd);
         }
-        // SAFETY: descriptor operations on our own pipe ends.
-        unsafe {
-            if theirs == target {
-                // Already in place (stdin/stdout were closed): only drop close-on-exec.
-                libc::fcntl(theirs, libc::F_SETFD, 0);
-            } else {
-                if libc::dup2(theirs, target) < 0 {
-                    sys::exit_now(127);
-                }
-                libc::close(theirs);
+        if theirs == target {
+            // Already in place (stdin/stdout were closed): only drop close-on-exec.
+            let _ = sys::fcntl(theirs, libc::F_SETFD, 0);
+        } else {
+            // dup3 with no flags is dup2 for two different descriptors.
+            if sys::dup3(theirs, target, 0).is_err() {
+                sys::exit_now(127);
             }
+            sys::close(theirs);
         }
         exec_shell(cmd);
     }
@@ -295,8 +268,7 @@ fn run_popen(cmd: *const c_char, read: bool, cloexec: bool) -> *mut libc::FILE {
     sys::keep_errno(|| {
         sys::close(theirs);
         if !cloexec {
-            // SAFETY: clearing FD_CLOEXEC on our own descriptor.
-            unsafe { libc::fcntl(ours, libc::F_SETFD, 0) };
+            let _ = sys::fcntl(ours, libc::F_SETFD, 0);
         }
     });
     fp

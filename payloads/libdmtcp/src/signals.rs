@@ -19,39 +19,10 @@ unsafe impl Sync for AppAction {}
 // SAFETY: an all-zero sigaction is SIG_DFL with an empty mask.
 static APP_ACTION: AppAction = AppAction(UnsafeCell::new(unsafe { core::mem::zeroed() }));
 
-type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
-type SigmaskFn = unsafe extern "C" fn(c_int, *const libc::sigset_t, *mut libc::sigset_t) -> c_int;
-type NanosleepFn = unsafe extern "C" fn(*const libc::timespec, *mut libc::timespec) -> c_int;
-type ClockNanosleepFn =
-    unsafe extern "C" fn(libc::clockid_t, c_int, *const libc::timespec, *mut libc::timespec) -> c_int;
-
-fn real<T: Copy>(cache: &core::sync::atomic::AtomicUsize, name: &core::ffi::CStr) -> Option<T> {
-    let mut a = cache.load(Acquire);
-    if a == 0 {
-        a = crate::dlsym::next(name);
-        cache.store(a, Release);
-    }
-    if a == 0 {
-        return None;
-    }
-    // SAFETY: `a` is the C library's address for `name`, whose prototype is T (each caller
-    // names the matching type); T is a function pointer the size of usize.
-    Some(unsafe { core::mem::transmute_copy::<usize, T>(&a) })
-}
-
-macro_rules! real_fn {
-    ($f:ident, $sym:literal, $ty:ty) => {
-        fn $f() -> Option<$ty> {
-            static C: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-            real::<$ty>(&C, $sym)
-        }
-    };
-}
-real_fn!(real_sigaction, c"sigaction", SigactionFn);
-real_fn!(real_sigprocmask, c"sigprocmask", SigmaskFn);
-real_fn!(real_pthread_sigmask, c"pthread_sigmask", SigmaskFn);
-real_fn!(real_nanosleep, c"nanosleep", NanosleepFn);
-real_fn!(real_clock_nanosleep, c"clock_nanosleep", ClockNanosleepFn);
+use crate::real::{
+    clock_nanosleep as real_clock_nanosleep, nanosleep as real_nanosleep, pthread_sigmask as real_pthread_sigmask,
+    sigaction as real_sigaction, sigprocmask as real_sigprocmask,
+};
 
 extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     crate::sys::keep_errno(|| {

@@ -4,7 +4,7 @@
 //! The checkpoint thread sends the checkpoint signal to every other thread (found in
 //! /proc/self/task). Each one, in `on_signal`, records what the kernel keeps per thread (TLS,
 //! the clear-child-tid address, the robust futex list, rseq, the alternate signal stack, its
-//! name, pending signals) in a slot, saves its resume point (`ctx::save_context`) and waits on
+//! name, pending signals) in a slot, saves its resume point (`arch::save_context`) and waits on
 //! a futex. After a checkpoint the checkpoint thread bumps `RESUME_GEN` and they return from the
 //! handler. After a restart the restorer resumes each one at its saved point: it gives the
 //! kernel its per-thread state back, checks in, and waits for the same release; returning from
@@ -12,9 +12,10 @@
 //!
 //! Rules: everything in `on_signal` is async-signal-safe: raw system calls and atomics, no
 //! locks, no allocation, errno preserved. Slots live in .bss; each thread writes only its own.
-use crate::ctx;
+// `checkpoint_point` calls the resume-point save by its older module name.
+use crate::arch as ctx;
+use crate::{arch, sys::thread};
 use core::cell::UnsafeCell;
-use core::ffi::{c_int, c_long};
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::*};
 
 pub const MAX_THREADS: usize = 1024;
@@ -106,153 +107,54 @@ pub static EPOCH: AtomicU32 = AtomicU32::new(0);
 pub static RSEQ_OFFSET: AtomicUsize = AtomicUsize::new(0);
 pub static RSEQ_SIZE: AtomicU32 = AtomicU32::new(0);
 
-const RSEQ_SIG: u32 = 0x5305_3053;
-const PR_GET_TID_ADDRESS: c_int = 40;
-
-fn futex_wait(word: &AtomicU32, val: u32) {
-    // SAFETY: FUTEX_WAIT on a valid, aligned u32 that lives forever; no timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            val,
-            core::ptr::null::<libc::timespec>(),
-        );
-    }
-}
-
-fn futex_wait_ms(word: &AtomicU32, val: u32, ms: i64) {
-    let ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };
-    // SAFETY: FUTEX_WAIT on a valid u32 with a valid relative timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            val,
-            &ts as *const libc::timespec,
-        );
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: FUTEX_WAKE on a valid u32; wakes every waiter.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
-    }
-}
-
-pub fn gettid() -> i32 {
-    // SAFETY: no arguments.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
-}
-
-fn tgkill(pid: i32, tid: i32, sig: c_int) -> bool {
-    // SAFETY: plain system call with integer arguments.
-    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) == 0 }
-}
+use crate::sys::thread::{futex_wait, futex_wait_ms, futex_wake, tgkill};
+pub use crate::sys::thread::gettid;
 
 /// Records this thread's kernel state in `s` (TLS, tid address, robust list, rseq, altstack,
 /// name, pending signals). Async-signal-safe.
 pub fn capture_thread(s: &mut Slot) {
     s.tid = gettid();
     s.regs = [0; 16];
-    let tp = capture_tls(s);
-    // SAFETY: each call writes into the fields of `s`, which are valid for the sizes given.
-    unsafe {
-        let mut addr: usize = 0;
-        libc::prctl(PR_GET_TID_ADDRESS, &mut addr as *mut usize);
-        s.tid_addr = addr;
-        let mut head: usize = 0;
-        let mut len: usize = 0;
-        libc::syscall(libc::SYS_get_robust_list, 0 as c_long, &mut head as *mut usize, &mut len as *mut usize);
-        s.robust_head = head;
-        s.robust_len = len;
-        libc::sigaltstack(core::ptr::null(), &mut s.altstack);
-        s.comm = [0; 16];
-        libc::prctl(libc::PR_GET_NAME, s.comm.as_mut_ptr());
-        let mut set: libc::sigset_t = core::mem::zeroed();
-        libc::syscall(libc::SYS_rt_sigpending, &mut set as *mut libc::sigset_t, 8usize);
-        s.pending = *(&set as *const libc::sigset_t as *const u64);
-        let header: [u32; 2] = [0x2008_0522, 0];
-        libc::syscall(libc::SYS_capget, header.as_ptr(), s.caps.as_mut_ptr());
-    }
+    let tls = arch::capture_tls();
+    s.tls = tls.tls;
+    s.gs = tls.gs;
+    s.tid_addr = thread::get_tid_address();
+    (s.robust_head, s.robust_len) = thread::get_robust_list();
+    thread::get_altstack(&mut s.altstack);
+    s.comm = [0; 16];
+    thread::get_name(&mut s.comm);
+    s.pending = crate::sys::sigpending();
+    thread::capget(&mut s.caps);
     let off = RSEQ_OFFSET.load(Relaxed);
-    s.rseq_area = if RSEQ_SIZE.load(Relaxed) > 0 { tp.wrapping_add(off) } else { 0 };
-}
-
-/// Saves the TLS registers into the slot; returns the thread pointer.
-#[cfg(target_arch = "x86_64")]
-fn capture_tls(s: &mut Slot) -> usize {
-    let mut fs: u64 = 0;
-    let mut gs: u64 = 0;
-    // SAFETY: ARCH_GET_FS/GS write one u64 each into valid locals.
-    unsafe {
-        libc::syscall(libc::SYS_arch_prctl, 0x1003, &mut fs as *mut u64);
-        libc::syscall(libc::SYS_arch_prctl, 0x1004, &mut gs as *mut u64);
-    }
-    s.tls = [0; 16];
-    s.tls[..8].copy_from_slice(&fs.to_le_bytes());
-    s.gs = gs;
-    fs as usize
-}
-
-#[cfg(target_arch = "x86")]
-fn capture_tls(s: &mut Slot) -> usize {
-    let sel: u16;
-    // SAFETY: reads the %gs selector.
-    unsafe { core::arch::asm!("mov {0:x}, gs", out(reg) sel) };
-    let mut desc = [0u32; 4];
-    desc[0] = u32::from(sel >> 3);
-    // SAFETY: get_thread_area fills the 16-byte user_desc for entry desc[0].
-    unsafe { libc::syscall(libc::SYS_get_thread_area, desc.as_mut_ptr()) };
-    for (i, d) in desc.iter().enumerate() {
-        s.tls[i * 4..i * 4 + 4].copy_from_slice(&d.to_le_bytes());
-    }
-    s.gs = u64::from(sel);
-    desc[1] as usize
+    s.rseq_area = if RSEQ_SIZE.load(Relaxed) > 0 { tls.thread_pointer.wrapping_add(off) } else { 0 };
 }
 
 /// Gives the kernel this thread's state back after a restart. Async-signal-safe.
 pub fn restore_thread(s: &Slot) {
-    // SAFETY: every pointer comes from the same thread's state at checkpoint time, in memory
-    // that the restorer mapped back at the same addresses.
-    unsafe {
-        if s.tid_addr != 0 {
-            libc::syscall(libc::SYS_set_tid_address, s.tid_addr);
-        }
-        if s.robust_head != 0 {
-            libc::syscall(libc::SYS_set_robust_list, s.robust_head, s.robust_len);
-        }
-        if s.rseq_area != 0 {
-            let size = RSEQ_SIZE.load(Relaxed);
-            let len = if size <= 32 { 32 } else { (size + 31) & !31 };
-            if libc::syscall(libc::SYS_rseq, s.rseq_area, len, 0, RSEQ_SIG) != 0 {
-                trace!(
-                    "thread {}: cannot register rseq again: {}",
-                    s.tid,
-                    crate::log::Bytes(crate::sys::strerror(crate::sys::errno()))
-                );
-            }
-        }
-        if s.altstack.ss_flags & libc::SS_DISABLE == 0 {
-            let ss = libc::stack_t { ss_sp: s.altstack.ss_sp, ss_flags: 0, ss_size: s.altstack.ss_size };
-            libc::sigaltstack(&ss, core::ptr::null_mut());
-        }
-        libc::prctl(libc::PR_SET_NAME, s.comm.as_ptr());
-        // Back to the capabilities this thread had; this also drops the CAP_CHECKPOINT_RESTORE
-        // that the restorer needed. Ambient capabilities are not carried over.
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        );
-        let header: [u32; 2] = [0x2008_0522, 0];
-        libc::syscall(libc::SYS_capset, header.as_ptr(), s.caps.as_ptr());
+    // Every address comes from the same thread's state at checkpoint time, in memory that the
+    // restorer mapped back at the same addresses.
+    if s.tid_addr != 0 {
+        thread::set_tid_address(s.tid_addr);
     }
+    if s.robust_head != 0 {
+        thread::set_robust_list(s.robust_head, s.robust_len);
+    }
+    if s.rseq_area != 0 {
+        let size = RSEQ_SIZE.load(Relaxed);
+        let len = if size <= 32 { 32 } else { (size + 31) & !31 };
+        if let Err(e) = thread::rseq_register(s.rseq_area, len, thread::RSEQ_SIG) {
+            trace!("thread {}: cannot register rseq again: {}", s.tid, crate::log::Bytes(crate::sys::strerror(e)));
+        }
+    }
+    if s.altstack.ss_flags & libc::SS_DISABLE == 0 {
+        let ss = libc::stack_t { ss_sp: s.altstack.ss_sp, ss_flags: 0, ss_size: s.altstack.ss_size };
+        thread::set_altstack(&ss);
+    }
+    thread::set_name(&s.comm);
+    // Back to the capabilities this thread had; this also drops the CAP_CHECKPOINT_RESTORE
+    // that the restorer needed. Ambient capabilities are not carried over.
+    thread::clear_ambient_caps();
+    thread::capset(&s.caps);
 }
 
 /// The checkpoint signal's handler, in every thread. Returns true when the signal was ours.
@@ -280,14 +182,14 @@ pub fn on_signal(info: *const libc::siginfo_t) -> bool {
 }
 
 /// Records and saves this thread in slot `idx`, then waits for the release. The frame of this
-/// function stays live while the memory is captured (see `ctx`).
+/// function stays live while the memory is captured (see `arch`).
 #[inline(never)]
 fn stop_here(idx: usize, gen: u32) {
     // SAFETY: idx came from this thread's fetch_add on NEXT: the slot is ours alone until we
     // announce ourselves through SUSPENDED.
     let s = unsafe { slot_mut(idx) };
     capture_thread(s);
-    if ctx::save_context(&mut s.regs) == 0 {
+    if arch::save_context(&mut s.regs) == 0 {
         SUSPENDED.fetch_add(1, Release);
         futex_wake(&SUSPENDED);
     } else {

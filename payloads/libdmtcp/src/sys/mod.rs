@@ -1,10 +1,15 @@
-//! Safe wrappers over the few C library calls the library makes. This is where most `unsafe`
-//! lives: each wrapper passes only pointers derived from Rust references of the right length.
+//! Safe wrappers over the C library calls and raw system calls the library makes. This is where
+//! most `unsafe` lives: each wrapper passes only pointers derived from Rust references of the
+//! right length. Submodules: `thread` (per-thread kernel state, futexes, thread creation) and
+//! `dl` (dynamic loader lookups); the architecture-specific calls are in `crate::arch`.
 //!
 //! Rules: no allocation; everything here is async-signal-safe except `gethostname`-style
 //! lookups, which are only used from the constructor and the fork child handler. Errors are
 //! returned as the `errno` value (`Err(e)`); `EINTR` is retried where a retry is harmless.
 use core::ffi::{c_int, c_void, CStr};
+
+pub mod dl;
+pub mod thread;
 
 pub type Errno = c_int;
 
@@ -611,11 +616,7 @@ pub fn isatty(fd: c_int) -> bool {
 /// Unmaps the restorer's fixed range after a restart (code, stack and scratch of
 /// `mtcp_restart`, at `RESTORER_BASE_*`).
 pub fn unmap_restorer() -> Result<(), Errno> {
-    let base = if cfg!(target_pointer_width = "64") {
-        dmtcp_proto::RESTORER_BASE_X86_64
-    } else {
-        dmtcp_proto::RESTORER_BASE_I686
-    };
+    let base = crate::arch::RESTORER_BASE;
     // SAFETY: nothing of the program lives in the restorer's range (the restorer refuses such
     // images), and every thread has left it once the restart is done.
     check(unsafe { libc::munmap(base as usize as *mut c_void, dmtcp_proto::RESTORER_SPAN as usize) }).map(|_| ())
@@ -624,3 +625,88 @@ pub fn unmap_restorer() -> Result<(), Errno> {
 // SAFETY: a Mapping is plain memory owned by its value; moving it to another thread moves the
 // ownership with it.
 unsafe impl Send for Mapping {}
+
+/// Registers `child` to run in the child after every fork (pthread_atfork); false on failure.
+pub fn atfork_child(child: extern "C" fn()) -> bool {
+    // SAFETY: `child` is a plain function with no arguments, valid forever.
+    unsafe { libc::pthread_atfork(None, None, Some(child)) == 0 }
+}
+
+/// `setenv(name, value, 1)`, or `unsetenv(name)` when `value` is None. The C library's
+/// environment is not thread-safe: only from the constructor, while single-threaded.
+pub fn set_env(name: &CStr, value: Option<&CStr>) {
+    // SAFETY: setenv/unsetenv with NUL-terminated strings (which libc copies); the caller runs
+    // single-threaded, as documented above.
+    unsafe {
+        match value {
+            Some(v) => libc::setenv(name.as_ptr(), v.as_ptr(), 1),
+            None => libc::unsetenv(name.as_ptr()),
+        };
+    }
+}
+
+/// glibc's rseq registration: (`__rseq_offset`, `__rseq_size`), or None when this glibc has
+/// none (before 2.35). Looks the two variables up with the real dlsym: constructor only.
+pub fn glibc_rseq() -> Option<(usize, u32)> {
+    let off = crate::dlsym::next(c"__rseq_offset");
+    let size = crate::dlsym::next(c"__rseq_size");
+    if off == 0 || size == 0 {
+        return None;
+    }
+    // SAFETY: the addresses of glibc's exported `ptrdiff_t __rseq_offset` and `unsigned int
+    // __rseq_size`, constant after start-up.
+    unsafe { Some((*(off as *const isize) as usize, *(size as *const u32))) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process and signal calls for `shell` (system/popen). These go through the C library, as the
+// program's own calls would.
+
+/// `pipe2(flags)`: (read end, write end).
+pub fn pipe2(flags: c_int) -> Result<[c_int; 2], Errno> {
+    let mut fds = [-1 as c_int; 2];
+    // SAFETY: fds is a valid int[2].
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) }).map(|_| fds)
+}
+
+/// One `waitpid(pid, &status, 0)`: the pid it returned and the status.
+pub fn waitpid(pid: libc::pid_t) -> Result<(libc::pid_t, c_int), Errno> {
+    let mut status = 0;
+    // SAFETY: status is a valid int to fill.
+    check(unsafe { libc::waitpid(pid, &mut status, 0) }).map(|r| (r, status))
+}
+
+/// An action that ignores the signal (SIG_IGN, no flags, empty mask).
+pub fn ignore_action() -> libc::sigaction {
+    // SAFETY: an all-zero sigaction is valid (SIG_DFL, empty mask); we set SIG_IGN in it.
+    let mut a: libc::sigaction = unsafe { core::mem::zeroed() };
+    a.sa_sigaction = libc::SIG_IGN;
+    a
+}
+
+/// `sigaction(sig, act, old)` through the C library.
+pub fn sigaction(sig: c_int, act: &libc::sigaction, old: Option<&mut libc::sigaction>) {
+    let old = old.map_or(core::ptr::null_mut(), |o| o as *mut libc::sigaction);
+    // SAFETY: act is a valid action; old is NULL or valid storage.
+    unsafe { libc::sigaction(sig, act, old) };
+}
+
+/// Blocks `sig` in this thread with the C library's sigprocmask; returns the previous mask.
+pub fn block_signal(sig: c_int) -> libc::sigset_t {
+    // SAFETY: zeroed sigset_t storage initialized by sigemptyset/sigaddset; sigprocmask with
+    // valid pointers.
+    unsafe {
+        let mut one: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut one);
+        libc::sigaddset(&mut one, sig);
+        libc::sigprocmask(libc::SIG_BLOCK, &one, &mut old);
+        old
+    }
+}
+
+/// Puts back a mask that `block_signal` returned (the C library's sigprocmask).
+pub fn restore_mask(old: &libc::sigset_t) {
+    // SAFETY: old is a valid sigset_t; no old mask is asked for.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, core::ptr::null_mut()) };
+}
