@@ -54,19 +54,16 @@ impl<T> Locked<T> {
     const fn new(v: T) -> Self {
         Locked { mutex: UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER), data: UnsafeCell::new(v) }
     }
-    fn lock(&self) {
+    /// Runs `f` on the data with the mutex held: the only way to reach it.
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         // SAFETY: a statically initialized mutex that lives forever.
         unsafe { libc::pthread_mutex_lock(self.mutex.get()) };
-    }
-    fn unlock(&self) {
-        // SAFETY: as above; only called by the thread that locked it.
+        // SAFETY: the mutex is held, so no other thread reaches the data until we unlock; `f`
+        // cannot keep the reference beyond this call.
+        let r = f(unsafe { &mut *self.data.get() });
+        // SAFETY: as above; this thread locked it.
         unsafe { libc::pthread_mutex_unlock(self.mutex.get()) };
-    }
-    /// The data; the caller holds the mutex (or is a forked child of the thread that held it).
-    #[allow(clippy::mut_from_ref)]
-    fn data(&self) -> &mut T {
-        // SAFETY: per the contract, nobody else can reach the data now.
-        unsafe { &mut *self.data.get() }
+        r
     }
 }
 
@@ -129,10 +126,8 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
 /// C caller: `fp` is a stream returned by popen, as for pclose(3).
 #[no_mangle]
 pub unsafe extern "C" fn pclose(fp: *mut libc::FILE) -> c_int {
-    STREAMS.lock();
-    let entry =
-        STREAMS.data().iter_mut().find(|e| e.fp != 0 && e.fp == fp as usize).map(|e| core::mem::replace(e, FREE));
-    STREAMS.unlock();
+    let entry = STREAMS
+        .with(|table| table.iter_mut().find(|e| e.fp != 0 && e.fp == fp as usize).map(|e| core::mem::replace(e, FREE)));
     let Some(entry) = entry else {
         return match real::pclose() {
             // SAFETY: not one of ours: the C library's pclose with the caller's stream.
@@ -177,39 +172,35 @@ fn exec_shell(cmd: *const c_char) -> ! {
 fn run_system(cmd: *const c_char) -> c_int {
     let ignore = sys::ignore_action();
     let s = &SYSTEM_SIGNALS;
-    s.lock();
-    {
-        let d = s.data();
+    // The actions to give the child back, copied while the count is held (> 0 until we return).
+    let (int, quit) = s.with(|d| {
         if d.users == 0 {
             sys::sigaction(libc::SIGINT, &ignore, Some(&mut d.int));
             sys::sigaction(libc::SIGQUIT, &ignore, Some(&mut d.quit));
         }
         d.users += 1;
-    }
-    s.unlock();
+        (d.int, d.quit)
+    });
     let old_mask = sys::block_signal(libc::SIGCHLD);
 
     // SAFETY: fork; the child only restores signal state and execs (or _exits).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        // Our count is > 0 until we return, so the saved actions are stable.
-        let d = s.data();
-        sys::sigaction(libc::SIGINT, &d.int, None);
-        sys::sigaction(libc::SIGQUIT, &d.quit, None);
+        sys::sigaction(libc::SIGINT, &int, None);
+        sys::sigaction(libc::SIGQUIT, &quit, None);
         sys::restore_mask(&old_mask);
         exec_shell(cmd);
     }
     let status = if pid < 0 { -1 } else { wait_for(pid) };
 
     sys::keep_errno(|| {
-        s.lock();
-        let d = s.data();
-        d.users -= 1;
-        if d.users == 0 {
-            sys::sigaction(libc::SIGINT, &d.int, None);
-            sys::sigaction(libc::SIGQUIT, &d.quit, None);
-        }
-        s.unlock();
+        s.with(|d| {
+            d.users -= 1;
+            if d.users == 0 {
+                sys::sigaction(libc::SIGINT, &d.int, None);
+                sys::sigaction(libc::SIGQUIT, &d.quit, None);
+            }
+        });
         sys::restore_mask(&old_mask);
     });
     status
@@ -232,39 +223,42 @@ fn run_popen(cmd: *const c_char, read: bool, cloexec: bool) -> *mut libc::FILE {
         });
         return fp;
     }
-    STREAMS.lock();
-    let table = STREAMS.data();
-    let Some(slot) = table.iter().position(|e| e.fp == 0) else {
-        STREAMS.unlock();
-        close_stream(fp, theirs);
-        sys::set_errno(libc::EMFILE);
-        return core::ptr::null_mut();
-    };
-    // SAFETY: fork with the table locked: the child sees it consistent and only reads it.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        for e in table.iter().filter(|e| e.fp != 0) {
-            sys::close(e.fd);
-        }
-        if theirs == target {
-            // Already in place (stdin/stdout were closed): only drop close-on-exec.
-            let _ = sys::fcntl(theirs, libc::F_SETFD, 0);
-        } else {
-            // dup3 with no flags is dup2 for two different descriptors.
-            if sys::dup3(theirs, target, 0).is_err() {
-                sys::exit_now(127);
+    // Fork with the table locked: the child sees it consistent and only reads it.
+    let forked = STREAMS.with(|table| {
+        let Some(slot) = table.iter().position(|e| e.fp == 0) else {
+            return Err(libc::EMFILE);
+        };
+        // SAFETY: fork; the child only closes fds, places its end and execs (or _exits).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            for e in table.iter().filter(|e| e.fp != 0) {
+                sys::close(e.fd);
             }
-            sys::close(theirs);
+            if theirs == target {
+                // Already in place (stdin/stdout were closed): only drop close-on-exec.
+                let _ = sys::fcntl(theirs, libc::F_SETFD, 0);
+            } else {
+                // dup3 with no flags is dup2 for two different descriptors.
+                if sys::dup3(theirs, target, 0).is_err() {
+                    sys::exit_now(127);
+                }
+                sys::close(theirs);
+            }
+            exec_shell(cmd);
         }
-        exec_shell(cmd);
-    }
-    if pid < 0 {
-        STREAMS.unlock();
+        if pid < 0 {
+            return Err(0);
+        }
+        table[slot] = Entry { fp: fp as usize, pid, fd: ours };
+        Ok(())
+    });
+    if let Err(e) = forked {
         close_stream(fp, theirs);
+        if e != 0 {
+            sys::set_errno(e);
+        }
         return core::ptr::null_mut();
     }
-    table[slot] = Entry { fp: fp as usize, pid, fd: ours };
-    STREAMS.unlock();
     sys::keep_errno(|| {
         sys::close(theirs);
         if !cloexec {

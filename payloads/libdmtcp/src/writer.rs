@@ -378,11 +378,7 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
     };
     let mut header = Header::new(Arch::NATIVE);
     let shared_addr = crate::config::get().shared.map(|s| s.as_ptr() as u64).unwrap_or(0);
-    let restorer = if cfg!(target_pointer_width = "64") {
-        dmtcp_proto::RESTORER_BASE_X86_64
-    } else {
-        dmtcp_proto::RESTORER_BASE_I686
-    };
+    let restorer = crate::arch::RESTORER_BASE;
 
     // Area table.
     let mut n_areas = 0usize;
