@@ -173,8 +173,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let args = &args[..];
-    let args = preprocess(args);
+    let args = preprocess(&args);
     let a: Args = match cli::start(PROGRAM, &args, |a: &Args| (a.version, a.quiet)) {
         Ok(a) => a,
         Err(code) => return code,

@@ -38,8 +38,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let args = &args[..];
-    let args = cli::normalize(args, &[], &["--prefix"], false);
+    let args = cli::normalize(&args, &[], &["--prefix"], false);
     let a: SelfInstallArgs = match cli::start(PROGRAM, &args, |a: &SelfInstallArgs| (a.version, a.quiet)) {
         Ok(a) => a,
         Err(code) => return code,

@@ -32,7 +32,6 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let args = &args[..];
     let mut out: Option<PathBuf> = None;
     let mut compress = false;
     let mut it = args.iter();

@@ -335,7 +335,7 @@ fn vfork_then_exec_of_the_other_architecture_joins_the_computation() {
         let v = c_program("vforker", parent32);
         let s = c_program("sleeper", child32);
         let p = Running::spawn(&mut coord.launch(&v, &[s.to_str().unwrap()]));
-        let parent = p.pid("ready");
+        let parent = p.pid("vforker ready");
         wait_listed(&coord, &name(&v), parent, 2);
         assert!(wait_until(WAIT, || list(&coord).contains(&name(&s))), "{}", list(&coord));
         let _ = coord.command(&["--kill"]);

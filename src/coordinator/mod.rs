@@ -203,8 +203,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let args = &args[..];
-    let args = preprocess(args);
+    let args = preprocess(&args);
     let opts: Opts = match cli::start(PROGRAM, &args, |a: &Opts| (a.version, a.quiet)) {
         Ok(a) => a,
         Err(code) => return code,

@@ -98,9 +98,8 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let args = &args[..];
     let args = cli::normalize(
-        args,
+        &args,
         &['p', 'h', 'c', 'r', 'i'],
         &["--coord-host", "--coord-port", "--ckptdir", "--restartdir", "--interval"],
         false,

@@ -1,5 +1,6 @@
 /* `vforker PROGRAM ARGS...`: vfork()s a child that execs PROGRAM (the exec must carry the
- * computation into it), prints "ready <pid>", and waits for the child. */
+ * computation into it), prints "vforker ready <pid>", and waits for the child. The prefix is
+ * its own: the child (a sleeper) prints "ready <pid>" too, and may do so first. */
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,7 +12,7 @@ int main(int argc, char **argv) {
         execv(argv[1], argv + 1);
         _exit(127);
     }
-    printf("ready %d\n", (int)getpid());
+    printf("vforker ready %d\n", (int)getpid());
     fflush(stdout);
     int st = 0;
     waitpid(c, &st, 0);

@@ -116,32 +116,23 @@ fn restore() {
     });
 }
 
+fn cannot_reopen(e: &Entry, err: c_int) -> bool {
+    warn!("cannot reopen {} as fd {} after restart: {}", Bytes(e.path.bytes()), e.fd, Bytes(sys::strerror(err)));
+    false
+}
+
 fn reopen(e: &Entry) -> bool {
     let flags = (e.flags & KEPT_FLAGS) | libc::O_CLOEXEC;
     let tmp = match sys::open(e.path.as_cstr(), flags) {
         Ok(fd) => fd,
-        Err(err) => {
-            warn!(
-                "cannot reopen {} as fd {} after restart: {}",
-                Bytes(e.path.bytes()),
-                e.fd,
-                Bytes(sys::strerror(err))
-            );
-            return false;
-        }
+        Err(err) => return cannot_reopen(e, err),
     };
     // Move our descriptor to the program's number and give it its flags and offset back.
     if tmp != e.fd {
         let moved = sys::dup3(tmp, e.fd, if e.cloexec { libc::O_CLOEXEC } else { 0 });
         sys::close(tmp);
         if let Err(err) = moved {
-            warn!(
-                "cannot reopen {} as fd {} after restart: {}",
-                Bytes(e.path.bytes()),
-                e.fd,
-                Bytes(sys::strerror(err))
-            );
-            return false;
+            return cannot_reopen(e, err);
         }
     } else if !e.cloexec {
         report("clearing close-on-exec", e.fd, sys::fcntl(e.fd, libc::F_SETFD, 0).map(|_| ()));
