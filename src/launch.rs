@@ -110,12 +110,7 @@ fn usage_err(msg: impl std::fmt::Display) -> Fail {
 
 fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
     debug_assert!(a.command.is_empty(), "cli::split_command keeps the program out of argh");
-    let mode = match (a.join, a.new, a.any) {
-        (false, false, _) => Mode::Any,
-        (true, false, false) => Mode::Join,
-        (false, true, false) => Mode::New,
-        _ => return Err(usage_err("choose one of --join-coordinator, --new-coordinator, --any-coordinator")),
-    };
+    let mode = Mode::from_switches(PROGRAM, a.join, a.new, a.any)?;
     if a.gzip && a.no_gzip {
         return Err(usage_err("--gzip and --no-gzip contradict each other"));
     }

@@ -20,6 +20,19 @@ pub enum Mode {
     Any,
 }
 
+impl Mode {
+    /// The mode the switches `--join-coordinator`, `--new-coordinator`, `--any-coordinator`
+    /// name (none: Any); a usage error of `program` when they contradict each other.
+    pub fn from_switches(program: &str, join: bool, new: bool, any: bool) -> Result<Mode, Fail> {
+        match (join, new, any) {
+            (false, false, _) => Ok(Mode::Any),
+            (true, false, false) => Ok(Mode::Join),
+            (false, true, false) => Ok(Mode::New),
+            _ => Err(Fail::usage(program, "choose one of --join-coordinator, --new-coordinator, --any-coordinator")),
+        }
+    }
+}
+
 /// How a role that runs a computation (launch, restart) fails: its exit code and a message
 /// that names what is wrong. The role's `main` logs the message and exits with the code.
 #[derive(Debug, Clone, PartialEq, Eq)]

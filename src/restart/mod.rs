@@ -139,12 +139,7 @@ struct Target {
 }
 
 fn run(a: RestartArgs) -> Result<Never, Fail> {
-    let mode = match (a.join, a.new, a.any) {
-        (false, false, _) => Mode::Any,
-        (true, false, false) => Mode::Join,
-        (false, true, false) => Mode::New,
-        _ => return Err(usage_err("choose one of --join-coordinator, --new-coordinator, --any-coordinator")),
-    };
+    let mode = Mode::from_switches(PROGRAM, a.join, a.new, a.any)?;
     let mut paths = a.images.clone();
     if let Some(dir) = &a.restartdir {
         let rd = std::fs::read_dir(dir).map_err(|e| setup::fail(format!("--restartdir {}: {e}", dir.display())))?;

@@ -18,30 +18,21 @@ pub const RSEQ_SIG: u32 = 0x5305_3053;
 
 /// Sleeps while `*word == val` (FUTEX_WAIT, private, no timeout; may return early).
 pub fn futex_wait(word: &AtomicU32, val: u32) {
-    // SAFETY: FUTEX_WAIT on a valid, aligned u32 that the reference keeps alive; no timeout.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            val,
-            core::ptr::null::<libc::timespec>(),
-        );
-    }
+    futex_wait_until(word, val, core::ptr::null());
 }
 
 /// As `futex_wait`, for at most `ms` milliseconds.
 pub fn futex_wait_ms(word: &AtomicU32, val: u32, ms: i64) {
     let ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };
-    // SAFETY: FUTEX_WAIT on a valid u32 with a valid relative timeout.
+    futex_wait_until(word, val, &ts);
+}
+
+/// FUTEX_WAIT with a relative timeout, or none when `ts` is null.
+fn futex_wait_until(word: &AtomicU32, val: u32, ts: *const libc::timespec) {
+    // SAFETY: FUTEX_WAIT on a valid, aligned u32 that the reference keeps alive; `ts` is null or
+    // points at a timespec of the caller's that outlives the call.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            val,
-            &ts as *const libc::timespec,
-        );
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, val, ts);
     }
 }
 
