@@ -191,6 +191,16 @@ impl Fake {
         assert_eq!(m.name_bytes(), b.name(), "released barrier");
         m
     }
+
+    /// Walks the checkpoint barriers after `done` (alone, or with others that left), as a
+    /// worker does before it names its image.
+    fn walk_after(&mut self, done: Option<Barrier>) {
+        let skip = done.map_or(0, |d| Barrier::CHECKPOINT.iter().position(|&b| b == d).unwrap() + 1);
+        for b in Barrier::CHECKPOINT.into_iter().skip(skip) {
+            self.barrier(b, WorkerState::Checkpointing);
+            self.expect_release(b);
+        }
+    }
 }
 
 fn threads_of(pid: u32) -> usize {
@@ -459,6 +469,7 @@ fn worker_leaving_during_checkpoint_no_longer_holds_the_barrier() {
     a.expect_nothing(Duration::from_millis(100));
     drop(b);
     assert_eq!(a.expect_release(Barrier::Suspend).num_peers, 1);
+    a.walk_after(Some(Barrier::Suspend));
     a.send(Kind::CkptFilename, WorkerState::Checkpointed, "", b"/tmp/only.dmtcp\0");
     let out = wait_output(bc, Duration::from_secs(10));
     assert!(out.status.success(), "{}", stderr(&out));
@@ -768,6 +779,7 @@ fn blocking_checkpoint_answer_reaches_a_client_that_half_closed() {
     s.shutdown(Shutdown::Write).unwrap();
     w.expect(Kind::DoCheckpoint);
     std::thread::sleep(Duration::from_millis(100)); // let the coordinator see the half-close
+    w.walk_after(None);
     w.send(Kind::CkptFilename, WorkerState::Checkpointed, "", b"/tmp/w.dmtcp\0");
     let (r, _) = recv_within(&mut s, Duration::from_secs(5)).expect("the answer");
     assert_eq!((r.kind, r.cmd_status), (Kind::UserCmdResult, status::SUCCESS));

@@ -793,7 +793,15 @@ impl Computation {
     fn ckpt_filename(&mut self, now: Duration, client: ClientId, extra: &[u8]) {
         let path = payload_text(extra);
         let vpid = self.worker(client).map(|w| w.vpid).unwrap_or(0);
+        // A worker names its image after the last checkpoint barrier (WRITE_CKPT) is released;
+        // one that does so earlier breaks the protocol and would make a partial image set look
+        // complete.
+        let all_released = self.barrier.is_none() && self.next_barrier.is_none();
         match &mut self.ckpt {
+            Some(c) if c.participants.contains(&client) && !all_released => {
+                let b = self.barrier.as_ref().map(|b| b.barrier).or(self.next_barrier).map_or("", |b| b.as_str());
+                return self.drop_client(client, format!("image name {path:?} before barrier {b} was released"));
+            }
             Some(c) if c.participants.contains(&client) => {
                 log::debug!("image of process {vpid}: {path}");
                 c.filenames.insert(client, (vpid, path));

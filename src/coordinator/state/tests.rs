@@ -821,3 +821,25 @@ fn command_client_gone_before_the_answer_is_forgotten() {
     assert!(reply_to(&acts, req).is_none());
     assert!(!t.c.checkpointing());
 }
+
+mod adversary;
+
+#[test]
+fn an_image_name_before_the_last_barrier_drops_its_worker() {
+    let mut t = T::new();
+    let ids = [t.join("a"), t.join("b")];
+    t.command(Cmd::BlockingCkpt, 0);
+    for &id in &ids {
+        t.arrive(id, Barrier::Suspend, WorkerState::Presuspend);
+    }
+    let acts = t.filename(ids[0], "/i/early.dmtcp");
+    assert_eq!(dropped(&acts), vec![ids[0]], "{acts:?}");
+    assert!(script(&acts).is_none());
+    // Once it is gone, the checkpoint of the other goes on and its script has one image.
+    t.leave(ids[0]);
+    for b in Barrier::CHECKPOINT.into_iter().skip(1) {
+        assert_eq!(released(&t.arrive(ids[1], b, WorkerState::Checkpointing), b), vec![ids[1]]);
+    }
+    let (_, text) = script(&t.filename(ids[1], "/i/b.dmtcp")).expect("script");
+    assert!(text.contains("/i/b.dmtcp") && !text.contains("early"), "{text}");
+}
