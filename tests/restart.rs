@@ -44,11 +44,12 @@ fn image_stream(data_len: usize) -> Vec<u8> {
     t.encode(&mut tb);
     s.extend(tb);
     let mut c = [0u8; image::CHUNK_SIZE];
-    image::Chunk::Data { area: 0, offset: 0, len: data_len as u64 }.encode(&mut c);
+    // Memory goes in whole pages.
+    image::Chunk::Data { area: 0, offset: 0, len: area_len as u64 }.encode(&mut c);
     s.extend(c);
     // Incompressible-looking data (xorshift), so that sizes on disk are predictable.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    s.extend((0..data_len).map(|_| {
+    s.extend((0..area_len).map(|_| {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;

@@ -89,6 +89,8 @@ pub struct Validator {
     arch: u32,
     threads: u32,
     areas: Vec<u64>,
+    /// End of the last area read (areas come in address order).
+    areas_end: u64,
     pos: u64,
     sum: image::Checksum,
     held: [u8; image::TRAILER_SIZE],
@@ -115,6 +117,7 @@ impl Validator {
             arch: 0,
             threads: 0,
             areas: Vec::new(),
+            areas_end: 0,
             pos: 0,
             sum: image::Checksum::new(image::CHECKSUM_SEED),
             held: [0; image::TRAILER_SIZE],
@@ -203,8 +206,18 @@ impl Validator {
             State::Areas { left } => {
                 let (rest, full) = self.fill(d, image::AREA_SIZE);
                 if full {
-                    let a = AreaRecord::decode(&self.rec)
-                        .map_err(|e| Problem::Corrupt(format!("area {}: {e}", self.areas.len())))?;
+                    let n = self.areas.len();
+                    let a = AreaRecord::decode(&self.rec).map_err(|e| Problem::Corrupt(format!("area {n}: {e}")))?;
+                    // The restorer maps the areas as listed: in address order, apart, and inside
+                    // the architecture's user space (as /proc/self/maps lists them).
+                    let limit = self.header().arch.user_limit();
+                    if a.start < self.areas_end || a.end > limit {
+                        return Err(Problem::Corrupt(format!(
+                            "area {n} ({:#x}-{:#x}) overlaps the one before it or lies outside user space",
+                            a.start, a.end
+                        )));
+                    }
+                    self.areas_end = a.end;
                     self.areas.push(a.len());
                     self.rec.clear();
                     self.state = if left > 1 {
@@ -509,13 +522,14 @@ mod tests {
     use dmtcp_proto::image::{THREAD_SIZE, TRAILER_SIZE};
 
     /// A valid stream built with the typed encoders: header, `areas` areas of two pages, one
-    /// main thread, one fd record, one 100-byte chunk in the last area, END, trailer.
+    /// main thread, one fd record, one one-page chunk in the last area, END, trailer.
     fn stream_with(areas: u32, edit: impl FnOnce(&mut Header)) -> Vec<u8> {
         let mut h = Header::new(Arch::X86_64);
         h.num_areas = areas;
         h.num_threads = 1;
         h.num_fds = 1;
         h.pid = 42;
+        h.num_peers = 1;
         h.progname.set(b"sample");
         edit(&mut h);
         let mut b = [0u8; HEADER_SIZE];
@@ -546,9 +560,9 @@ mod tests {
         f.encode(&mut b);
         s.extend(b);
         let mut c = [0u8; CHUNK_SIZE];
-        Chunk::Data { area: areas - 1, offset: 0x1000, len: 100 }.encode(&mut c);
+        Chunk::Data { area: areas - 1, offset: 0x1000, len: 0x1000 }.encode(&mut c);
         s.extend(c);
-        s.extend(0..100u8);
+        s.extend((0..0x1000).map(|i| i as u8));
         Chunk::End.encode(&mut c);
         s.extend(c);
         let mut t = [0u8; TRAILER_SIZE];
@@ -590,7 +604,7 @@ mod tests {
             let sum = run(&s, piece).unwrap();
             assert_eq!(sum.len, s.len() as u64);
             assert_eq!(sum.chunks, 1);
-            assert_eq!(sum.data_bytes, 100);
+            assert_eq!(sum.data_bytes, 4096);
             assert_eq!(sum.arch, image::ARCH_X86_64);
             assert_eq!(
                 sum.fds,
@@ -658,7 +672,7 @@ mod tests {
         }
         // A chunk that claims more than its area holds.
         let mut b = s.clone();
-        dmtcp_proto::le::put_u64(&mut b, CHUNK + image::chunk::LEN, 0x1001);
+        dmtcp_proto::le::put_u64(&mut b, CHUNK + image::chunk::LEN, 0x2000);
         assert!(corrupt(run(&b, 4096)).contains("overruns area 0"));
         let mut b = s.clone();
         dmtcp_proto::le::put_u32(&mut b, CHUNK + image::chunk::AREA, 1);
@@ -712,6 +726,22 @@ mod tests {
         let mut b = s.clone();
         dmtcp_proto::le::put_u32(&mut b, FDS + image::fdrec::KIND, 9);
         assert_eq!(corrupt(run(&b, 4096)), "fd record 0: fd record of unknown kind 9");
+    }
+
+    /// Areas the restorer would map over each other or past user space (found by the image
+    /// mutation test, tests/mutations.rs).
+    #[test]
+    fn refuses_overlapping_unordered_and_out_of_range_areas() {
+        let s = stream_with(2, |_| {});
+        assert!(run(&s, 4096).is_ok());
+        let second = AREAS + AREA_SIZE;
+        for (start, end) in [(0x10000, 0x12000), (0x11000, 0x22000), (0x8000, 0x9000), (1 << 47, (1 << 47) + 0x1000)] {
+            let mut b = s.clone();
+            dmtcp_proto::le::put_u64(&mut b, second + image::area::START, start);
+            dmtcp_proto::le::put_u64(&mut b, second + image::area::END, end);
+            let w = corrupt(run(&b, 4096));
+            assert!(w.starts_with("area 1 (") && w.contains("overlaps the one before it or lies outside"), "{w}");
+        }
     }
 
     #[test]

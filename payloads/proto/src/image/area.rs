@@ -97,6 +97,10 @@ impl AreaRecord {
         if a.end <= a.start || !a.end.is_multiple_of(PAGE_SIZE) {
             return bad("end", a.end);
         }
+        // mmap takes page-aligned file offsets only (and /proc/self/maps shows no other).
+        if !a.offset.is_multiple_of(PAGE_SIZE) {
+            return bad("file offset", a.offset);
+        }
         if a.prot & !PROT_ALL != 0 {
             return bad("protection", a.prot.into());
         }
@@ -155,6 +159,7 @@ mod tests {
         check(AreaRecord { end: 0x7f00_0002_1800, ..sample() }, "end");
         check(AreaRecord { end: 0x7f00_0000_0000, ..sample() }, "end");
         check(AreaRecord { end: 0x1000, ..sample() }, "end");
+        check(AreaRecord { offset: 0x3004, ..sample() }, "file offset");
         check(AreaRecord { prot: 8, ..sample() }, "protection");
         check(AreaRecord { flags: 16, ..sample() }, "flags");
         sample().encode(&mut b);

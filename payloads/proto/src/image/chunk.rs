@@ -1,7 +1,7 @@
 //! The data section: chunk headers (32 bytes), each followed by `len` bytes for area `area` at
 //! `start + offset`, up to the END chunk (area `END_CHUNK`, offset and length zero).
 use super::error::need;
-use super::{ImageError, Record, CHUNK_SIZE, MAX_AREAS};
+use super::{ImageError, Record, CHUNK_SIZE, MAX_AREAS, PAGE_SIZE};
 use crate::le::{get_u32, get_u64, put_u32, put_u64};
 
 // Field offsets (the layout `Chunk` encodes; direct use outside this module is for the preload
@@ -33,8 +33,9 @@ impl Chunk {
         }
     }
 
-    /// Reads and checks a chunk header: an area number below the table's cap, an offset and
-    /// length that do not overflow, an END chunk with no data. Whether it fits its area is for
+    /// Reads and checks a chunk header: an area number below the table's cap, a nonempty
+    /// page-aligned offset and length that do not overflow, zero padding, an END chunk with no
+    /// data. Whether it fits its area is for
     /// the reader, which holds the area table (`fits`).
     pub fn decode(b: &[u8]) -> Result<Chunk, ImageError> {
         need(b, CHUNK_SIZE, Record::Chunk)?;
@@ -48,6 +49,14 @@ impl Chunk {
         }
         if area >= MAX_AREAS {
             return bad("area", area.into());
+        }
+        // Bytes 4..8 and 24..32 are padding, zero in every image written so far.
+        if b[4..8].iter().chain(&b[24..CHUNK_SIZE]).any(|&c| c != 0) {
+            return bad("padding", get_u32(b, 4).into());
+        }
+        // Memory goes in whole pages.
+        if !(offset | len).is_multiple_of(PAGE_SIZE) || len == 0 {
+            return bad("length", len);
         }
         if offset.checked_add(len).is_none() {
             return bad("length", len);
@@ -67,14 +76,14 @@ mod tests {
 
     #[test]
     fn chunk_round_trips_at_the_version_2_offsets() {
-        for c in [Chunk::Data { area: 3, offset: 0x2000, len: 100 }, Chunk::End] {
+        for c in [Chunk::Data { area: 3, offset: 0x2000, len: 0x3000 }, Chunk::End] {
             let mut b = [0x11u8; CHUNK_SIZE];
             c.encode(&mut b);
             assert_eq!(Chunk::decode(&b), Ok(c));
         }
         let mut b = [0u8; CHUNK_SIZE];
-        Chunk::Data { area: 3, offset: 0x2000, len: 100 }.encode(&mut b);
-        assert_eq!((get_u32(&b, 0), get_u64(&b, 8), get_u64(&b, 16)), (3, 0x2000, 100));
+        Chunk::Data { area: 3, offset: 0x2000, len: 0x3000 }.encode(&mut b);
+        assert_eq!((get_u32(&b, 0), get_u64(&b, 8), get_u64(&b, 16)), (3, 0x2000, 0x3000));
         Chunk::End.encode(&mut b);
         assert_eq!(get_u32(&b, 0), u32::MAX);
         assert!(b[4..].iter().all(|&c| c == 0));

@@ -1,7 +1,7 @@
 //! The image header: 4096 bytes at offset 0, with its own checksum over its first 4088 bytes.
 use super::error::need;
 use super::{checksum, FormatVersion, ImageError, Record, Table, Text, CHECKSUM_SEED, HEADER_SIZE, IMAGE_MAGIC};
-use super::{AREA_SIZE, FD_SIZE, MAX_AREAS, MAX_FDS, MAX_THREADS, THREAD_SIZE};
+use super::{AREA_SIZE, FD_SIZE, MAX_AREAS, MAX_FDS, MAX_THREADS, PAGE_SIZE, THREAD_SIZE};
 use crate::le::{get_i32, get_u32, get_u64, put_i32, put_u32, put_u64};
 
 /// Header field offsets (the layout `Header` encodes; direct use outside this module is for the
@@ -66,6 +66,23 @@ pub enum Arch {
 impl Arch {
     /// The architecture of this build.
     pub const NATIVE: Arch = if cfg!(target_pointer_width = "64") { Arch::X86_64 } else { Arch::I686 };
+
+    /// Bytes of a machine word.
+    pub const fn word(self) -> usize {
+        match self {
+            Arch::X86_64 => 8,
+            Arch::I686 => 4,
+        }
+    }
+
+    /// The end of user address space: 47 bits on x86_64 (4-level paging), 4 GiB for a 32-bit
+    /// process on a 64-bit kernel.
+    pub const fn user_limit(self) -> u64 {
+        match self {
+            Arch::X86_64 => 1 << 47,
+            Arch::I686 => 1 << 32,
+        }
+    }
 
     pub fn from_u32(v: u32) -> Option<Arch> {
         match v {
@@ -241,7 +258,8 @@ impl Header {
 
     /// Reads and checks a header: magic, version (see the version rule), checksum, header
     /// size, architecture, table counts against their caps (and at least one thread), the
-    /// auxv length and the boolean fields.
+    /// auxv length (whole pairs), no unknown flags, at least one peer, the vdso/vvar/vclock
+    /// spans and the heap bounds (what the restorer acts on), and the boolean fields.
     pub fn decode(b: &[u8]) -> Result<Header, ImageError> {
         if b.len() < IMAGE_MAGIC.len() || b[..8] != IMAGE_MAGIC {
             return Err(ImageError::NotAnImage);
@@ -281,7 +299,46 @@ impl Header {
             1 => Ok(true),
             v => Err(ImageError::BadField { record: Record::Header, field, value: v.into() }),
         };
-        let span = |s: usize, e: usize| Span { start: get_u64(b, s), end: get_u64(b, e) };
+        let bad = |field: &'static str, value: u64| ImageError::BadField { record: Record::Header, field, value };
+        // Header flags: none defined yet; a set bit is a newer writer's or corruption.
+        let flags = get_u32(b, hdr::FLAGS);
+        if flags != 0 {
+            return Err(bad("flags", flags.into()));
+        }
+        let num_peers = get_u32(b, hdr::NUM_PEERS);
+        if num_peers == 0 {
+            return Err(bad("number of peers", 0));
+        }
+        // The auxiliary vector is whole (type, value) pairs of the architecture's word.
+        if !(auxv_len as usize).is_multiple_of(2 * arch.word()) {
+            return Err(bad("auxv length", auxv_len.into()));
+        }
+        // What the restorer hands to mremap and brk: spans absent (0..0) or page-aligned,
+        // nonempty and inside the architecture's user space (above the kernel's default
+        // vm.mmap_min_addr); the heap's start not above its end.
+        let limit = arch.user_limit();
+        let span = |field: &'static str, s: usize, e: usize| {
+            let sp = Span { start: get_u64(b, s), end: get_u64(b, e) };
+            let absent = sp.start == 0 && sp.end == 0;
+            let sound = sp.start >= LOWEST_MAP
+                && sp.start < sp.end
+                && sp.end <= limit
+                && (sp.start | sp.end).is_multiple_of(PAGE_SIZE);
+            if absent || sound {
+                Ok(sp)
+            } else {
+                Err(bad(field, sp.start))
+            }
+        };
+        let (start_brk, brk) = (get_u64(b, hdr::START_BRK), get_u64(b, hdr::BRK));
+        if start_brk > brk || brk > limit {
+            return Err(bad("heap start", start_brk));
+        }
+        let (vdso, vvar, vclock) = (
+            span("vdso", hdr::VDSO_START, hdr::VDSO_END)?,
+            span("vvar", hdr::VVAR_START, hdr::VVAR_END)?,
+            span("vclock", hdr::VCLOCK_START, hdr::VCLOCK_END)?,
+        );
         let mut mm = [0u64; hdr::MM_SLOTS];
         for (i, v) in mm.iter_mut().enumerate() {
             *v = get_u64(b, hdr::MM_START_CODE + 8 * i);
@@ -294,19 +351,19 @@ impl Header {
             num_areas,
             num_threads,
             num_fds,
-            flags: get_u32(b, hdr::FLAGS),
+            flags,
             pid: get_i32(b, hdr::PID),
             ppid: get_i32(b, hdr::PPID),
             pgid: get_i32(b, hdr::PGID),
             sid: get_i32(b, hdr::SID),
             comp_id: get_u64(b, hdr::COMP_ID),
             generation: get_u32(b, hdr::GENERATION),
-            num_peers: get_u32(b, hdr::NUM_PEERS),
-            start_brk: get_u64(b, hdr::START_BRK),
-            brk: get_u64(b, hdr::BRK),
-            vdso: span(hdr::VDSO_START, hdr::VDSO_END),
-            vvar: span(hdr::VVAR_START, hdr::VVAR_END),
-            vclock: span(hdr::VCLOCK_START, hdr::VCLOCK_END),
+            num_peers,
+            start_brk,
+            brk,
+            vdso,
+            vvar,
+            vclock,
             ckpt_time: get_u64(b, hdr::CKPT_TIME),
             uid: get_u32(b, hdr::UID),
             vpid: get_i32(b, hdr::VPID),
@@ -326,6 +383,9 @@ impl Header {
     }
 }
 
+/// The lowest address a mapping may have (Linux's default vm.mmap_min_addr).
+const LOWEST_MAP: u64 = 0x10000;
+
 /// Writes the checksum of a header's first 4088 bytes into its last 8.
 pub(crate) fn seal(h: &mut [u8]) {
     let c = checksum(CHECKSUM_SEED, &h[..hdr::CHECKSUM]);
@@ -341,7 +401,6 @@ mod tests {
         h.num_areas = 3;
         h.num_threads = 2;
         h.num_fds = 4;
-        h.flags = 0x10;
         h.pid = 1234;
         h.ppid = 1;
         h.pgid = 1234;
@@ -359,7 +418,7 @@ mod tests {
         for (i, v) in h.mm.iter_mut().enumerate() {
             *v = 0x0804_8000 + i as u64 * 0x100;
         }
-        h.auxv_len = 5;
+        h.auxv_len = 16;
         h.auxv[..5].copy_from_slice(&[1, 2, 3, 4, 5]);
         h.progname.set(b"sleep");
         h.exe.set(b"/usr/bin/sleep");
@@ -385,7 +444,7 @@ mod tests {
         let d = Header::decode(&b).unwrap();
         assert_eq!(Header { checksum: d.checksum, ..h }, d);
         assert_eq!(d.checksum, checksum(CHECKSUM_SEED, &b[..hdr::CHECKSUM]));
-        assert_eq!(d.auxv(), &[1, 2, 3, 4, 5]);
+        assert_eq!(d.auxv(), &[1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(d.exe.as_bytes(), b"/usr/bin/sleep");
         assert_eq!(d.tables_len(), 3 * AREA_SIZE + 2 * THREAD_SIZE + 4 * FD_SIZE);
     }
@@ -406,7 +465,7 @@ mod tests {
         assert_eq!(get_u64(&b, 80), 0xf7f0_0000);
         assert_eq!(get_i32(&b, 140), 40001);
         assert_eq!(get_u64(&b, 144 + 8 * 9), 0x0804_8900);
-        assert_eq!(get_u32(&b, 224), 5);
+        assert_eq!(get_u32(&b, 224), 16);
         assert_eq!(b[232 + 4], 5);
         assert_eq!(&b[744..750], b"sleep\0");
         assert_eq!(&b[1000..1015], b"/usr/bin/sleep\0");
@@ -429,6 +488,7 @@ mod tests {
         put_u32(&mut b, hdr::HEADER_SIZE, HEADER_SIZE as u32);
         put_u32(&mut b, hdr::NUM_THREADS, 1);
         put_i32(&mut b, hdr::PID, 77);
+        put_u32(&mut b, hdr::NUM_PEERS, 1);
         crate::le::put_str(&mut b, hdr::PROGNAME, hdr::PROGNAME_LEN, b"prog");
         seal(&mut b);
         let h = Header::decode(&b).unwrap();
@@ -508,5 +568,38 @@ mod tests {
             Header::decode(&root),
             Err(ImageError::BadField { record: Record::Header, field: "is_root", value: 2 })
         );
+    }
+
+    /// What the restorer hands to mremap and brk, and the fields no writer sets, are checked
+    /// here (found by the image mutation test in tests/mutations.rs).
+    #[test]
+    fn header_refuses_spans_heap_flags_peers_and_partial_auxv_the_restorer_would_act_on() {
+        let b = encoded(&sample());
+        let field = |b: &[u8; HEADER_SIZE]| match Header::decode(b) {
+            Err(ImageError::BadField { field, .. }) => field,
+            other => panic!("not refused: {other:?}"),
+        };
+        type Edit = fn(&mut [u8; HEADER_SIZE]);
+        let cases: [(&str, Edit); 10] = [
+            ("flags", |b| put_u32(b, hdr::FLAGS, 0x10)),
+            ("number of peers", |b| put_u32(b, hdr::NUM_PEERS, 0)),
+            ("auxv length", |b| put_u32(b, hdr::AUXV_LEN, 12)),
+            ("vdso", |b| put_u64(b, hdr::VDSO_START, 0xf7f0_2000)),
+            ("vdso", |b| put_u64(b, hdr::VDSO_START, 0xf7f0_0001)),
+            ("vdso", |b| put_u64(b, hdr::VDSO_END, 0x1_0000_1000)),
+            ("vvar", |b| put_u64(b, hdr::VVAR_END, 0)),
+            ("vclock", |b| put_u64(b, hdr::VCLOCK_END, 0x1000)),
+            ("heap start", |b| put_u64(b, hdr::START_BRK, 0x5002_2000)),
+            ("heap start", |b| put_u64(b, hdr::BRK, 1 << 33)),
+        ];
+        for (want, f) in cases {
+            assert_eq!(field(&resealed(b, f)), want);
+        }
+        // Absent spans (0..0) are fine, as on a kernel without a vclock.
+        let none = resealed(b, |b| {
+            put_u64(b, hdr::VDSO_START, 0);
+            put_u64(b, hdr::VDSO_END, 0);
+        });
+        assert!(Header::decode(&none).is_ok());
     }
 }
