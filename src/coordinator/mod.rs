@@ -266,7 +266,10 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
             return cli::EXIT_FAILURE;
         }
     };
-    coord.run()
+    let code = coord.run();
+    // The computation is over for this coordinator: its shared-data area goes too.
+    crate::common::shared_area::remove(port);
+    code
 }
 
 fn remove_port_file(cfg: &Config) {
