@@ -261,6 +261,10 @@ fn exchange(host: &str, port: u16, cmd: Cmd, interval: u32) -> Result<(Msg, Vec<
     match reply.kind {
         Kind::UserCmdResult => Ok((reply, extra)),
         Kind::KillPeer => Err(Failure::Protocol("the coordinator is killing its computation; try again later".into())),
+        Kind::RejectNotOwner => Err(Failure::Protocol(format!(
+            "the coordinator at {host}:{port} refused: {}",
+            String::from_utf8_lossy(&extra)
+        ))),
         k => Err(Failure::Protocol(format!("unexpected answer {k:?} from the coordinator"))),
     }
 }

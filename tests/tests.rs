@@ -9,6 +9,7 @@ mod install;
 mod leftovers;
 mod library;
 mod mutations;
+mod owner;
 mod restart;
 mod spawn;
 mod trees;

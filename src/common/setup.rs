@@ -117,6 +117,8 @@ pub fn absolute(p: &Path) -> PathBuf {
 /// What answers at host:port.
 enum Probe {
     Coordinator,
+    /// Another user's coordinator: it refused us.
+    Foreign(String),
     Nobody(String),
     Stranger(String),
 }
@@ -131,6 +133,7 @@ fn probe(host: &str, port: u16) -> Probe {
     m.cmd = Cmd::Status as u32;
     match client::send(&mut s, &m, &[]).and_then(|_| client::recv(&mut s)) {
         Ok((r, _)) if r.kind == Kind::UserCmdResult => Probe::Coordinator,
+        Ok((r, text)) if r.kind == Kind::RejectNotOwner => Probe::Foreign(String::from_utf8_lossy(&text).into_owned()),
         Ok((r, _)) => Probe::Stranger(format!("unexpected reply {:?}", r.kind)),
         Err(e) => Probe::Stranger(e.to_string()),
     }
@@ -147,6 +150,11 @@ pub fn coordinator(mode: Mode, host: &str, port: u16, interval: Option<u32>, ckp
             Probe::Coordinator => return Ok(port),
             Probe::Stranger(why) => {
                 return Err(fail(format!("{host}:{port} answers but is not a dmtcp coordinator ({why})")))
+            }
+            Probe::Foreign(why) => {
+                return Err(fail(format!(
+                    "the coordinator at {host}:{port} is another user's ({why}); choose another port with -p"
+                )))
             }
             Probe::Nobody(why) if mode == Mode::Join => {
                 return Err(fail(format!(

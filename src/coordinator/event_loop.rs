@@ -9,7 +9,7 @@
 use super::state::{Action, ClientId, Computation, Input, Peer, Settings};
 use super::{hostname, remove_port_file, restart_command, write_restart_script, Config};
 use crate::common::cli;
-use dmtcp_proto::{Msg, MAX_EXTRA, MSG_SIZE};
+use dmtcp_proto::{Kind, Msg, MAX_EXTRA, MSG_SIZE};
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -70,6 +70,8 @@ pub(super) struct Coord {
     epoch: Instant,
     next_scan: Instant,
     exit: Option<i32>,
+    /// The uid that may use this coordinator (module `owner`).
+    owner: u32,
 }
 
 impl Coord {
@@ -109,6 +111,7 @@ impl Coord {
             epoch,
             next_scan: epoch,
             exit: None,
+            owner: nix::unistd::getuid().as_raw(),
             cfg,
         })
     }
@@ -274,6 +277,22 @@ impl Coord {
             return;
         }
         let _ = stream.set_nodelay(true);
+        // Only the owner (module `owner`): another user's connection is answered and closed
+        // before the computation hears of it.
+        let found =
+            stream.local_addr().map(|local| super::owner::peer(addr, local)).unwrap_or(super::owner::Peer::Remote);
+        if !super::owner::allowed(found, addr, self.owner) {
+            let text = super::owner::refusal(found, self.owner);
+            log::warn!("refused the connection from {addr}: {text}");
+            let mut m = Msg::new(Kind::RejectNotOwner);
+            m.extra_len = text.len() as u32;
+            let mut bytes = m.encode().to_vec();
+            bytes.extend_from_slice(text.as_bytes());
+            // A fresh socket's send buffer takes this at once; what does not fit is dropped.
+            let _ = (&stream).write(&bytes);
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
         let tok = self.next_tok;
         self.next_tok += 1;
         let ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, tok);

@@ -14,6 +14,7 @@
 //! * a worker that sends `CkptFailed` fails the checkpoint, and `--bcheckpoint` reports why;
 //! * a checkpoint that makes no progress for `--ckpt-timeout` seconds (default 300) fails too.
 mod event_loop;
+mod owner;
 pub mod state;
 
 use crate::common::cli;

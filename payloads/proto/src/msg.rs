@@ -69,6 +69,8 @@ wire_enum!(
         WorkerResuming = 21,
         KillPeer = 22,
         CkptFailed = 23,
+        // The coordinator serves only the user who started it; the text says whose it is.
+        RejectNotOwner = 30,
     }
 );
 
