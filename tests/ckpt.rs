@@ -139,6 +139,27 @@ impl Cycle {
         self.restart_with(c, peers);
     }
 
+    /// Restarts from the current images, for a computation whose processes come and go (its
+    /// count at any moment is not known): waits only until some process runs again.
+    pub fn restart_churning(&mut self) {
+        let images = self.images();
+        assert!(!images.is_empty(), "no images in {}", self.ckdir.display());
+        let mut c = role("restart");
+        c.args(["--join-coordinator", "--coord-port", &self.coord.port.to_string()]).args(&images);
+        let k = self.outputs.len();
+        let out = self.work.join(format!("out-{k}.txt"));
+        c.current_dir(self.work.path())
+            .stdin(Stdio::null())
+            .stderr(File::create(self.work.join(format!("err-{k}.txt"))).unwrap());
+        self.child = Some(spawn_piped(&mut c, &out));
+        self.outputs.push(out);
+        let ok = wait_until(Duration::from_secs(30), || {
+            let t = stdout(&self.coord.command(&["--status"]));
+            t.contains("RUNNING=yes") && !t.contains("NUM_PEERS=0")
+        });
+        assert!(ok, "the restarted computation is not running:\n{}", self.diagnostics());
+    }
+
     /// Restarts with `c` (a `dmtcp_restart` or restart-script command line).
     pub fn restart_with(&mut self, mut c: Command, peers: usize) {
         let k = self.outputs.len();

@@ -4,6 +4,7 @@ mod util;
 
 mod ckpt;
 mod coordinator;
+mod endurance;
 mod faults;
 mod install;
 mod leftovers;

@@ -538,6 +538,18 @@ impl Computation {
         if self.kill_in_progress {
             return self.refuse_during_kill(client);
         }
+        // A process that a worker forked just before the checkpoint reached it (a child whose
+        // parent is stopped only after the fork returned) joins before every process has
+        // stopped: it belongs in this checkpoint, as in DMTCP, so it is taken in and told to
+        // checkpoint. Later joiners are refused until the checkpoint is over.
+        let suspending = self.ckpt.is_some()
+            && match &self.barrier {
+                Some(b) => b.barrier == Barrier::first_of_checkpoint(),
+                None => self.next_barrier == Some(Barrier::first_of_checkpoint()),
+            };
+        if suspending && self.restart.is_none() {
+            return self.join_checkpoint(now, client, msg, extra);
+        }
         if self.ckpt.is_some() || self.restart.is_some() {
             let what = if self.ckpt.is_some() { "checkpoint" } else { "restart" };
             return self.reject(client, Kind::RejectNotRunning, &format!("a {what} is in progress"));
@@ -571,6 +583,25 @@ impl Computation {
             self.ever_had_worker = true;
             self.arm_interval(now);
         }
+    }
+
+    /// A new worker while the checkpoint waits for every process to stop (see `new_worker`).
+    fn join_checkpoint(&mut self, now: Duration, client: ClientId, msg: &Msg, extra: &[u8]) {
+        let vpid = self.alloc_vpid();
+        let w = Self::make_worker(now, vpid, msg, extra, WorkerState::Running);
+        log::info!("process {}[{}:{}]@{} joined the checkpoint in flight", w.prog, w.vpid, w.pid, w.host);
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.role = Role::Worker(w);
+        }
+        if let Some(c) = &mut self.ckpt {
+            c.participants.insert(client);
+            c.last_progress = now;
+        }
+        let reply = self.accept_msg(vpid);
+        self.send(client, reply, &[]);
+        let m = self.do_checkpoint_msg();
+        self.send(client, m, &[]);
+        // Everyone else is told how many take part only at each release; nothing else to do.
     }
 
     fn restart_worker(&mut self, now: Duration, client: ClientId, msg: &Msg, extra: &[u8]) {

@@ -361,7 +361,10 @@ fn prepare(ctx: &Ctx<'_>, objects: &Objects, i: usize, confirm: &mut RawFd) -> R
     m.vpid = t.img.vpid();
     m.comp_id = t.img.comp_id();
     m.generation = t.img.generation();
-    m.num_peers = t.img.num_peers();
+    // The processes of this restart are the images given, not the count an image was told at
+    // checkpoint: a process that joined or left during the checkpoint makes that count differ
+    // from the images written, and the restart then waited forever for one that has no image.
+    m.num_peers = ctx.targets.len() as u32;
     m.interval = ctx.interval;
     client::send(&mut s, &m, &t.hello).map_err(|e| format!("coordinator: {e}"))?;
     let (reply, extra) = client::recv(&mut s).map_err(|e| format!("no answer from the coordinator: {e}"))?;

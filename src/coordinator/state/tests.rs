@@ -489,13 +489,17 @@ fn new_workers_are_refused_during_a_checkpoint_and_until_all_run_again() {
     let mut t = T::new();
     let a = t.join("a");
     t.answer(Cmd::Checkpoint, 0);
+    // Once every process has stopped (SUSPEND released), a joiner is too late.
+    t.arrive(a, Barrier::Suspend, WorkerState::Presuspend);
     let late = t.connect();
     let acts = t.msg(late, Msg::new(Kind::NewWorker), b"h\0late\0");
     let (r, text) = reply_to(&acts, late).expect("refusal");
     assert_eq!(r.kind, Kind::RejectNotRunning);
     assert!(text.contains("checkpoint is in progress"), "{text}");
     assert_eq!(t.c.peer(late), Some(Peer::User), "nothing more is read from it");
-    t.walk_barriers(&[a]);
+    for b in Barrier::CHECKPOINT.into_iter().skip(1) {
+        t.arrive(a, b, WorkerState::Checkpointing);
+    }
     t.filename(a, "/i/a");
     t.feed(Input::ScriptWritten(Ok("s".into())));
     // The checkpoint is over but `a` has not resumed yet.
@@ -506,6 +510,37 @@ fn new_workers_are_refused_during_a_checkpoint_and_until_all_run_again() {
     t.worker_msg(a, Kind::WorkerResuming, WorkerState::Running, &[]);
     t.join("welcome");
     assert_eq!(t.c.worker_count(), 2);
+}
+
+/// A child forked just before the checkpoint reached its parent joins while the others stop:
+/// it is part of this checkpoint (its parent's image counts on it), so it is taken in, told to
+/// checkpoint, and the SUSPEND barrier waits for it too.
+#[test]
+fn a_process_joining_before_everyone_stopped_takes_part_in_the_checkpoint() {
+    let mut t = T::new();
+    let parent = t.join("parent");
+    let (req, _) = t.command(Cmd::BlockingCkpt, 0);
+    // The parent is still stopping its threads (the forking one returns from fork first).
+    let child = t.connect();
+    let mut m = Msg::new(Kind::NewWorker);
+    m.state = WorkerState::Running as u32;
+    let acts = t.msg(child, m, b"h\0child\0");
+    let kinds: Vec<Kind> = sent_to(&acts, child).iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![Kind::Accept, Kind::DoCheckpoint], "{acts:?}");
+    assert_eq!(t.c.worker_count(), 2);
+    // SUSPEND waits for the child too.
+    assert!(t.arrive(parent, Barrier::Suspend, WorkerState::Presuspend).is_empty());
+    let acts = t.arrive(child, Barrier::Suspend, WorkerState::Presuspend);
+    assert_eq!(released(&acts, Barrier::Suspend), vec![parent, child]);
+    for b in Barrier::CHECKPOINT.into_iter().skip(1) {
+        t.arrive(parent, b, WorkerState::Checkpointing);
+        assert_eq!(released(&t.arrive(child, b, WorkerState::Checkpointing), b), vec![parent, child]);
+    }
+    t.filename(parent, "/i/p");
+    let (_, text) = script(&t.filename(child, "/i/c")).expect("both images in the script");
+    assert!(text.contains("/i/p") && text.contains("/i/c"), "{text}");
+    let acts = t.feed(Input::ScriptWritten(Ok("s".into())));
+    assert_eq!(reply_to(&acts, req).unwrap().0.cmd_status, status::SUCCESS);
 }
 
 #[test]
