@@ -8,5 +8,6 @@ mod faults;
 mod install;
 mod library;
 mod restart;
+mod sharedfd;
 mod spawn;
 mod trees;

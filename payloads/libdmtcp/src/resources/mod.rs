@@ -149,6 +149,23 @@ pub fn for_each_program_fd(mut f: impl FnMut(c_int)) {
     });
 }
 
+/// Whether a kind other than `files` takes `fd` (`mode`: its st_mode, `link`: its
+/// /proc/self/fd link). This is the one place that decides what is unsupported: `files` records
+/// every program fd no other kind takes, as a file it reopens by path or, when it cannot, as
+/// unsupported (a warning at checkpoint, a placeholder after restart). A kind that takes fds
+/// adds its predicate here, so that they are neither reopened nor reported.
+pub fn taken_by_another_kind(_fd: c_int, mode: u32, link: Option<&[u8]>) -> bool {
+    let fifo = mode & libc::S_IFMT == libc::S_IFIFO;
+    // pipes: every anonymous pipe end ("pipe:[...]"; a named FIFO has a path).
+    fifo && link.and_then(pipes::pipe_id).is_some()
+}
+
+/// Calls `f(text)` once for each fd that no kind restores, naming it ("fd 5 (netlink socket,
+/// socket:[123])"): the checkpoint thread sends each to the coordinator before DMT:Drain.
+pub fn for_each_unsupported(f: impl FnMut(&[u8])) {
+    files::for_each_unsupported(f)
+}
+
 /// `/proc/self/fd/<fd>`, NUL-terminated.
 pub fn fd_link_path(fd: c_int) -> crate::cstr::Fixed<64> {
     let mut link = crate::cstr::Fixed::<64>::new();
