@@ -4,7 +4,8 @@
  * turn, fixed 8-byte records from one input file through its single shared offset. A token
  * passed through two pipes makes them alternate. At the end the parent reads the log back:
  * every line must be there, in order, each with the record its writer read (a line lost or
- * overwritten, a record read twice or skipped, breaks it).
+ * overwritten, a record read twice or skipped, breaks it). The log lives in a folder with a long
+ * name, so that its path takes several records of the image's fd table.
  * Usage: sharedfd ROUNDS [CHILD_PROGRAM]   (the child execs CHILD_PROGRAM --child ...)
  *        sharedfd --child IN_FD LOG_FD TOKEN_R TOKEN_W ROUNDS */
 #include <fcntl.h>
@@ -12,11 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define REC 8
 #define LINE 11
+#define DIR "a-folder-whose-long-name-makes-the-path-of-the-log-longer-than-one-fd-record-can-hold"
+#define LOG DIR "/log.txt"
 
 static int bad = 0;
 
@@ -57,7 +61,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2 * rounds; i++) fprintf(f, "%07d\n", i);
     fclose(f);
     int in = open("in.dat", O_RDONLY);
-    int log = open("log.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    mkdir(DIR, 0755);
+    int log = open(LOG, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (in < 0 || log < 0 || dup2(log, 17) != 17) { perror("open"); return 2; }
     int down[2], up[2];
     if (pipe(down) || pipe(up)) { perror("pipe"); return 2; }
@@ -91,7 +96,7 @@ int main(int argc, char **argv) {
     int st = 0;
     waitpid(pid, &st, 0);
     /* The log, read back through a description of its own. */
-    int r = open("log.txt", O_RDONLY);
+    int r = open(LOG, O_RDONLY);
     char line[LINE];
     int n = 0, order = 1;
     uint64_t h = 1469598103934665603ULL;
