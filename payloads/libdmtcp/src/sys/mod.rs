@@ -176,7 +176,7 @@ impl FileInfo {
 }
 
 fn file_info(st: &libc::stat64) -> FileInfo {
-    FileInfo { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid, dev: st.st_dev as u64, ino: st.st_ino as u64 }
+    FileInfo { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid, dev: st.st_dev, ino: st.st_ino }
 }
 
 pub fn fstat(fd: c_int) -> Result<FileInfo, Errno> {
@@ -622,16 +622,6 @@ pub fn tell(fd: c_int) -> Result<i64, Errno> {
         Err(errno())
     } else {
         Ok(r)
-    }
-}
-
-pub fn seek_to(fd: c_int, off: i64) -> Result<(), Errno> {
-    // SAFETY: plain descriptor operation.
-    let r = unsafe { libc::lseek64(fd, off, libc::SEEK_SET) };
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(())
     }
 }
 
