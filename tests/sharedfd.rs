@@ -53,11 +53,16 @@ struct Run {
 
 impl Run {
     fn start(program: &Path, args: &[&str], launch_extra: &[&str]) -> Run {
+        Run::start_with(program, args, launch_extra, &[])
+    }
+
+    fn start_with(program: &Path, args: &[&str], launch_extra: &[&str], coord_extra: &[&str]) -> Run {
         let work = TempDir::new("sharedfd");
         let pf = work.join("port");
         let coord = role("coordinator")
             .args(["--coord-port", "0", "--port-file"])
             .arg(&pf)
+            .args(coord_extra)
             .arg("--ckptdir")
             .arg(work.path())
             .stdin(Stdio::null())
@@ -222,14 +227,17 @@ fn an_unsupported_fd_warns_at_checkpoint_and_is_a_failing_placeholder_after_rest
     unsupported_fd_warns_and_becomes_a_placeholder(true);
 }
 
-#[test]
-fn strict_makes_the_checkpoint_fail_with_the_message_and_the_program_goes_on() {
+/// `--strict` on `who` ("launch" or "coordinator"): the checkpoint fails with the warning's
+/// message, no image is written, and the program goes on to its normal end.
+fn strict_fails_the_checkpoint(who: &str) {
     let p = c_program("unsupported_fd", false);
     let reference = {
         let d = TempDir::new("ref");
         uninterrupted(&p, &["30"], d.path())
     };
-    let mut r = Run::start(&p, &["30"], &["--strict"]);
+    let strict: &[&str] = &["--strict"];
+    let mut r =
+        if who == "launch" { Run::start(&p, &["30"], strict) } else { Run::start_with(&p, &["30"], &[], strict) };
     std::thread::sleep(Duration::from_millis(500));
     let out = r.command(&["--bcheckpoint"]);
     let text = stdout(&out) + &stderr(&out);
@@ -247,4 +255,14 @@ fn strict_makes_the_checkpoint_fail_with_the_message_and_the_program_goes_on() {
     let last = r.finish();
     assert_eq!(result_line(&last), reference, "\n{}", r.diagnostics());
     assert!(last.contains("(Resource temporarily unavailable)"), "fd 50 is still the real socket:\n{last}");
+}
+
+#[test]
+fn strict_launch_makes_the_checkpoint_fail_with_the_message_and_the_program_goes_on() {
+    strict_fails_the_checkpoint("launch");
+}
+
+#[test]
+fn strict_coordinator_makes_the_checkpoint_fail_with_the_message_and_the_program_goes_on() {
+    strict_fails_the_checkpoint("coordinator");
 }
