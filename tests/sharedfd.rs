@@ -201,8 +201,17 @@ fn unsupported_fd_warns_and_becomes_a_placeholder(m32: bool) {
             "{json}"
         );
         assert_eq!(r.images().len(), 1);
+        if cycle == 1 {
+            // A file that is gone at restart: dmtcp_restart says so and its fd gets a placeholder.
+            std::fs::remove_file(r.work.join("held.txt")).unwrap();
+        }
         r.kill_and_restart();
     }
+    let restart_err = std::fs::read_to_string(r.work.join("err-2.txt")).unwrap();
+    assert!(
+        restart_err.contains("held.txt again") && restart_err.contains("fd 51 holds a placeholder"),
+        "{restart_err}"
+    );
     let log = r.log();
     assert!(
         log.matches(WARNING).count() >= 4 && log.contains("placeholder that fails every call"),
@@ -215,6 +224,7 @@ fn unsupported_fd_warns_and_becomes_a_placeholder(m32: bool) {
         last.contains(&format!("read=-1 {enotconn} write=-1 {enotconn} open=1 new_fd_is_50=0")),
         "fd 50 fails every call and keeps its number after the restart:\n{last}"
     );
+    assert!(last.contains(&format!("fd51 read=-1 {enotconn}")), "{last}");
 }
 
 #[test]
