@@ -15,14 +15,17 @@
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
 //!              save       collect the state (pipes: elect the drainer with F_SETOWN)
-//!              DMT:Drain  (every process of the computation has saved and voted)
-//!              drain      take data out of the kernel (pipes: the bytes in flight)
+//!              (the checkpoint thread reports the fds no kind takes to the coordinator)
+//!              DMT:Drain  (every process of the computation has saved and voted; with
+//!                         --strict and an unsupported fd, the checkpoint stops here)
+//!              drain      take data out of the kernel (pipes: the bytes in flight; files:
+//!                         the keys of shared descriptions, with kcmp)
 //!              records    count and write the image's records (while writing the image)
 //!              refill     put the data back (after the image, or when the checkpoint is dropped)
 //!              DMT:WriteCkpt
 //!              resume(Checkpointed), then the threads run
-//! restart:     (restorer, threads back) restore  give the kernel the state back (files
-//!              reopened, pipes' flags and bytes)
+//! restart:     (restorer, threads back) restore  give the kernel the state back (files'
+//!              close-on-exec flags, pipes' flags and bytes)
 //!              DMT:Restart
 //!              resume(Restarted) (signal state: raise the pending signals), then the threads run
 //! ```
