@@ -1,5 +1,6 @@
 //! Open descriptors no other kind takes (`super::taken_by_another_kind` decides): regular files,
-//! folders and devices that are not terminals are recorded with their path, status flags,
+//! folders, block devices and the stateless character devices (/dev/null, /dev/zero, /dev/full,
+//! /dev/random, /dev/urandom) are recorded with their path, status flags,
 //! close-on-exec flag and offset, and `dmtcp_restart` opens them again (`src/restart/files.rs`)
 //! once per open file description; everything else is unsupported: it is reported at
 //! checkpoint (to the coordinator, which warns or, with `--strict`, abandons the checkpoint)
@@ -40,6 +41,9 @@ const PATH_LEN: usize = MAX_PATH as usize + 1;
 const WHAT_LEN: usize = 128;
 /// What readlink shows after the name of a file that was removed.
 const DELETED: &[u8] = b" (deleted)";
+/// The character devices that are the same thing when opened again (stateless). Any other one
+/// (a tun device, /dev/fuse, a sound card) would be a fresh, different object: unsupported.
+const REOPENABLE_DEVICES: [&[u8]; 5] = [b"/dev/null", b"/dev/zero", b"/dev/full", b"/dev/random", b"/dev/urandom"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -149,8 +153,16 @@ fn save_fd(e: &mut Entry, fd: c_int) -> bool {
         libc::S_IFCHR | libc::S_IFBLK if !tty => Some(FileWhat::Device),
         _ => None,
     };
+    let chr = info.mode & libc::S_IFMT == libc::S_IFCHR;
     match (what, link) {
-        (Some(w), Some(p)) if p.starts_with(b"/") && !p.ends_with(DELETED) && e.path.set(p) => e.class = Class::File(w),
+        (Some(w), Some(p))
+            if p.starts_with(b"/")
+                && !p.ends_with(DELETED)
+                && (!chr || REOPENABLE_DEVICES.contains(&p))
+                && e.path.set(p) =>
+        {
+            e.class = Class::File(w)
+        }
         _ => {
             e.class = Class::Unsupported;
             describe(&mut e.what, fd, info.mode, tty, link);
@@ -176,7 +188,7 @@ fn describe(out: &mut Fixed<WHAT_LEN>, fd: c_int, mode: u32, tty: bool, link: Op
         libc::S_IFIFO => b"named pipe",
         _ if link.ends_with(DELETED) => b"deleted file",
         _ if link.is_empty() => b"file whose path cannot be read",
-        libc::S_IFCHR | libc::S_IFBLK => b"device",
+        libc::S_IFCHR => b"device that cannot be opened again",
         _ => b"file of a kind that cannot be reopened",
     };
     out.clear();
