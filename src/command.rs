@@ -299,6 +299,12 @@ impl Output<'_> {
     fn result(&self, r: &Msg, extra: &[u8]) -> i32 {
         let text = String::from_utf8_lossy(extra);
         let ok = r.cmd_status == status::SUCCESS;
+        // A blocking checkpoint's answer lists the fds that cannot be restored, one per line.
+        let warnings: Vec<&str> = if ok && self.cmd == Cmd::BlockingCkpt {
+            text.lines().filter(|l| !l.is_empty()).collect()
+        } else {
+            Vec::new()
+        };
         let error = if ok {
             None
         } else {
@@ -326,8 +332,10 @@ impl Output<'_> {
                     r.interval
                 )),
                 Cmd::List => j.push_str(&format!(",\"workers\":{}", json_str(&text))),
-                Cmd::Checkpoint | Cmd::BlockingCkpt | Cmd::KillAfterCkpt => {
-                    j.push_str(&format!(",\"num_peers\":{}", r.num_peers))
+                Cmd::Checkpoint | Cmd::KillAfterCkpt => j.push_str(&format!(",\"num_peers\":{}", r.num_peers)),
+                Cmd::BlockingCkpt => {
+                    let list: Vec<String> = warnings.iter().map(|w| json_str(w)).collect();
+                    j.push_str(&format!(",\"num_peers\":{},\"warnings\":[{}]", r.num_peers, list.join(",")))
                 }
                 Cmd::UpdateInterval => j.push_str(&format!(",\"checkpoint_interval\":{}", r.interval)),
                 Cmd::Kill | Cmd::Quit => {}
@@ -344,6 +352,9 @@ impl Output<'_> {
         }
         if self.json {
             return 0;
+        }
+        for w in &warnings {
+            log::warn!("{w}; after a restart it holds a placeholder that fails every call");
         }
         let n = r.num_peers;
         let procs = format!("{n} process{}", if n == 1 { "" } else { "es" });

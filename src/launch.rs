@@ -66,6 +66,10 @@ struct LaunchArgs {
     /// signal used to stop threads at checkpoint (env DMTCP_SIGCKPT, default 12 = SIGUSR2)
     #[argh(option, long = "ckpt-signal")]
     ckpt_signal: Option<i32>,
+    /// fail a checkpoint when an fd of the program cannot be restored, instead of a warning
+    /// (env DMTCP_STRICT=1)
+    #[argh(switch, long = "strict")]
+    strict: bool,
     /// print only errors
     #[argh(switch, short = 'q', long = "quiet")]
     quiet: bool,
@@ -207,6 +211,9 @@ fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
     }
     if a.quiet {
         env.set(ev::QUIET, "1");
+    }
+    if a.strict {
+        env.set(ev::STRICT, "1");
     }
     log::debug!("exec {} with {}", path.display(), tree.preload_lib(info.arch).display());
     if ns::disabled_by_env() {

@@ -12,5 +12,6 @@ mod library;
 mod mutations;
 mod owner;
 mod restart;
+mod sharedfd;
 mod spawn;
 mod trees;

@@ -9,7 +9,7 @@
 //! image (decompressing a zstd image into a memfd on the way, which then feeds the restorer)
 //! before it creates any process. A future `image info` can reuse both. The module stands alone
 //! (only `dmtcp_proto`, zstd and libc), so that the tests include it as it is.
-use dmtcp_proto::image::{self, AreaRecord, Chunk, FdRecord, Header, ImageError, ThreadRecord, Trailer};
+use dmtcp_proto::image::{self, AreaRecord, Chunk, FdBody, FdRecord, Header, ImageError, ThreadRecord, Trailer};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -70,14 +70,19 @@ pub struct Summary {
     pub fds: Vec<FdEntry>,
 }
 
-/// One record of the image's fd table (`dmtcp_proto::image::FdRecord`), flattened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One record of the image's fd table (`dmtcp_proto::image::FdRecord`), flattened; a file
+/// record carries the path its FD_PATH records held (those are not entries of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FdEntry {
     pub fd: i32,
     pub kind: u32,
     pub end: u32,
     pub pipe_size: u32,
     pub id: u64,
+    /// The whole record.
+    pub record: FdRecord,
+    /// A file record's path (empty for the other kinds).
+    pub path: Vec<u8>,
 }
 
 /// Streaming image checker; see the module docs.
@@ -99,6 +104,12 @@ pub struct Validator {
     chunks: u64,
     data_bytes: u64,
     fds: Vec<FdEntry>,
+    /// Fd records read (path pieces included), for messages.
+    fd_records: u32,
+    /// Path bytes still to come in FD_PATH records for the last file record, and the number of
+    /// the next piece.
+    path_left: u32,
+    next_piece: u32,
 }
 
 impl Default for Validator {
@@ -126,6 +137,9 @@ impl Validator {
             chunks: 0,
             data_bytes: 0,
             fds: Vec::new(),
+            fd_records: 0,
+            path_left: 0,
+            next_piece: 0,
         }
     }
 
@@ -246,11 +260,18 @@ impl Validator {
             State::Fds { left } => {
                 let (rest, full) = self.fill(d, image::FD_SIZE);
                 if full {
-                    let r = FdRecord::decode(&self.rec)
-                        .map_err(|e| Problem::Corrupt(format!("fd record {}: {e}", self.fds.len())))?;
-                    self.fds.push(FdEntry::from(&r));
+                    let n = self.fd_records;
+                    let r = FdRecord::decode(&self.rec).map_err(|e| Problem::Corrupt(format!("fd record {n}: {e}")))?;
+                    self.fd_record(&r).map_err(|e| Problem::Corrupt(format!("fd record {n}: {e}")))?;
+                    self.fd_records += 1;
                     self.rec.clear();
-                    self.state = if left > 1 { State::Fds { left: left - 1 } } else { State::ChunkHeader };
+                    self.state = if left > 1 {
+                        State::Fds { left: left - 1 }
+                    } else if self.path_left > 0 {
+                        return Err(Problem::Corrupt(format!("fd record {n}: the fd table ends inside a path")));
+                    } else {
+                        State::ChunkHeader
+                    };
                 }
                 Ok(rest)
             }
@@ -304,6 +325,40 @@ impl Validator {
             }
             State::Done => Err(Problem::Corrupt("data after the trailer".into())),
         }
+    }
+
+    /// Adds one fd record: a path piece goes into the file record before it, which it must
+    /// follow in order, with its fd, and without NUL bytes in the path or garbage after it.
+    fn fd_record(&mut self, r: &FdRecord) -> Result<(), String> {
+        if let FdBody::Path(p) = &r.body {
+            let Some(file) = self.fds.last_mut().filter(|_| self.path_left > 0) else {
+                return Err("a path piece without its file record".into());
+            };
+            if file.fd != r.fd || p.index != self.next_piece {
+                return Err(format!(
+                    "path piece {} of fd {} out of place (fd {} wants piece {})",
+                    p.index, r.fd, file.fd, self.next_piece
+                ));
+            }
+            let n = (self.path_left as usize).min(image::PATH_PIECE);
+            if p.bytes[..n].contains(&0) || p.bytes[n..].iter().any(|&c| c != 0) {
+                return Err(format!("bad bytes in the path of fd {}", r.fd));
+            }
+            file.path.extend_from_slice(&p.bytes[..n]);
+            self.path_left -= n as u32;
+            self.next_piece += 1;
+            return Ok(());
+        }
+        if self.path_left > 0 {
+            let fd = self.fds.last().map_or(-1, |f| f.fd);
+            return Err(format!("the path of fd {fd} is cut short"));
+        }
+        if let FdBody::File(f) = &r.body {
+            self.path_left = f.path_len;
+            self.next_piece = 0;
+        }
+        self.fds.push(FdEntry::from(r));
+        Ok(())
     }
 
     fn header(&self) -> &Header {
@@ -390,6 +445,8 @@ impl From<&FdRecord> for FdEntry {
             end: pipe.map_or(0, |p| p.end.as_u32()),
             pipe_size: pipe.map_or(0, |p| p.pipe_size),
             id: pipe.map_or(0, |p| p.id),
+            record: *r,
+            path: Vec::new(),
         }
     }
 }
@@ -518,16 +575,26 @@ pub fn memfd(name: &str) -> io::Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dmtcp_proto::image::{hdr, Arch, FdBody, PipeEnd, PipeRecord, AREA_SIZE, CHUNK_SIZE, FD_SIZE, HEADER_SIZE};
+    use dmtcp_proto::image::{hdr, Arch, PipeEnd, PipeRecord, AREA_SIZE, CHUNK_SIZE, FD_SIZE, HEADER_SIZE};
     use dmtcp_proto::image::{THREAD_SIZE, TRAILER_SIZE};
 
     /// A valid stream built with the typed encoders: header, `areas` areas of two pages, one
     /// main thread, one fd record, one one-page chunk in the last area, END, trailer.
     fn stream_with(areas: u32, edit: impl FnOnce(&mut Header)) -> Vec<u8> {
+        let f = FdRecord {
+            fd: 5,
+            fd_flags: 0,
+            status: 1,
+            body: FdBody::Pipe(PipeRecord { end: PipeEnd::Write, pipe_size: 4096, id: 77, pending: 0 }),
+        };
+        stream_with_fds(areas, &[f], edit)
+    }
+
+    fn stream_with_fds(areas: u32, fds: &[FdRecord], edit: impl FnOnce(&mut Header)) -> Vec<u8> {
         let mut h = Header::new(Arch::X86_64);
         h.num_areas = areas;
         h.num_threads = 1;
-        h.num_fds = 1;
+        h.num_fds = fds.len() as u32;
         h.pid = 42;
         h.num_peers = 1;
         h.progname.set(b"sample");
@@ -550,15 +617,11 @@ mod tests {
         let mut b = [0u8; THREAD_SIZE];
         t.encode(&mut b);
         s.extend(b);
-        let f = FdRecord {
-            fd: 5,
-            fd_flags: 0,
-            status: 1,
-            body: FdBody::Pipe(PipeRecord { end: PipeEnd::Write, pipe_size: 4096, id: 77, pending: 0 }),
-        };
-        let mut b = [0u8; FD_SIZE];
-        f.encode(&mut b);
-        s.extend(b);
+        for f in fds {
+            let mut b = [0u8; FD_SIZE];
+            f.encode(&mut b);
+            s.extend(b);
+        }
         let mut c = [0u8; CHUNK_SIZE];
         Chunk::Data { area: areas - 1, offset: 0x1000, len: 0x1000 }.encode(&mut c);
         s.extend(c);
@@ -606,11 +669,67 @@ mod tests {
             assert_eq!(sum.chunks, 1);
             assert_eq!(sum.data_bytes, 4096);
             assert_eq!(sum.arch, image::ARCH_X86_64);
-            assert_eq!(
-                sum.fds,
-                vec![FdEntry { fd: 5, kind: image::FD_PIPE, end: image::FD_WRITE, pipe_size: 4096, id: 77 }]
-            );
+            let f = &sum.fds[0];
+            assert_eq!(sum.fds.len(), 1);
+            assert_eq!((f.fd, f.kind, f.end, f.pipe_size, f.id), (5, image::FD_PIPE, image::FD_WRITE, 4096, 77));
+            assert!(f.path.is_empty());
         }
+    }
+
+    fn file_with_path(fd: i32, path: &[u8]) -> Vec<FdRecord> {
+        let file = image::FileRecord {
+            what: image::FileWhat::Regular,
+            path_len: path.len() as u32,
+            desc_pid: 10,
+            desc_fd: fd,
+            offset: 7,
+            dev: 1,
+            ino: 2,
+        };
+        let mut v = vec![FdRecord { fd, fd_flags: 0, status: 1, body: FdBody::File(file) }];
+        for i in 0..file.pieces() {
+            v.push(FdRecord { fd, fd_flags: 0, status: 0, body: FdBody::Path(image::PathPiece::of(path, i)) });
+        }
+        v
+    }
+
+    #[test]
+    fn a_long_path_comes_back_whole_from_its_pieces() {
+        let long: Vec<u8> = std::iter::once(b'/').chain((0..300).map(|i| b'a' + (i % 26) as u8)).collect();
+        let mut fds = file_with_path(3, &long);
+        fds.extend(file_with_path(4, b"/tmp/x"));
+        let sum = run(&stream_with_fds(1, &fds, |_| {}), 97).unwrap();
+        assert_eq!(sum.fds.len(), 2, "path pieces are not entries of their own");
+        assert_eq!(sum.fds[0].path, long);
+        assert_eq!(sum.fds[1].path, b"/tmp/x");
+        assert_eq!(sum.fds[1].kind, image::FD_FILE);
+    }
+
+    #[test]
+    fn refuses_path_pieces_missing_out_of_order_or_alone() {
+        let path = vec![b'p'; 100];
+        let whole = file_with_path(3, &path);
+        assert_eq!(whole.len(), 4);
+        // The last piece missing, at the end of the table and before another record.
+        let cut = &whole[..3];
+        assert!(corrupt(run(&stream_with_fds(1, cut, |_| {}), 4096)).contains("ends inside a path"));
+        let mut other = cut.to_vec();
+        other.extend(file_with_path(4, b"/x"));
+        assert!(corrupt(run(&stream_with_fds(1, &other, |_| {}), 4096)).contains("the path of fd 3 is cut short"));
+        // Two pieces swapped.
+        let swapped = [whole[0], whole[2], whole[1], whole[3]];
+        assert!(corrupt(run(&stream_with_fds(1, &swapped, |_| {}), 4096)).contains("out of place"));
+        // A piece under another fd, and a piece with no file record before it.
+        let mut wrong_fd = whole.clone();
+        wrong_fd[1].fd = 9;
+        assert!(corrupt(run(&stream_with_fds(1, &wrong_fd, |_| {}), 4096)).contains("out of place"));
+        assert!(corrupt(run(&stream_with_fds(1, &whole[1..2], |_| {}), 4096)).contains("without its file record"));
+        // A NUL inside the path.
+        let mut nul = path.clone();
+        nul[5] = 0;
+        let mut with_nul = file_with_path(3, &path);
+        with_nul[1] = FdRecord { body: FdBody::Path(image::PathPiece::of(&nul, 0)), ..with_nul[1] };
+        assert!(corrupt(run(&stream_with_fds(1, &with_nul, |_| {}), 4096)).contains("bad bytes in the path"));
     }
 
     #[test]
@@ -631,7 +750,7 @@ mod tests {
         let mut b = sample();
         b[1] = b'X';
         assert!(matches!(run(&b, 4096), Err(Problem::NotAnImage("bad magic"))));
-        for v in [image::FormatVersion::new(3, 0), image::FormatVersion::new(2, 1)] {
+        for v in [image::FormatVersion::new(3, 0), image::FormatVersion::new(2, 2)] {
             let mut b = sample();
             dmtcp_proto::le::put_u32(&mut b, hdr::VERSION, v.to_u32());
             image::seal_header(&mut b[..HEADER_SIZE]);

@@ -86,6 +86,7 @@ impl Coord {
             interval: cfg.interval,
             exit_on_last: cfg.exit_on_last,
             kill_after_ckpt: cfg.kill_after_ckpt,
+            strict: cfg.strict,
             timeout: cfg.timeout,
             stale_timeout: cfg.stale_timeout,
             ckpt_timeout: cfg.ckpt_timeout,

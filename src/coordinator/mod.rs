@@ -76,6 +76,11 @@ struct Opts {
     #[argh(switch)]
     kill_after_ckpt: bool,
 
+    /// fail a checkpoint when an fd of the computation cannot be restored, instead of a
+    /// warning (env DMTCP_STRICT=1)
+    #[argh(switch)]
+    strict: bool,
+
     /// quit after S seconds, whatever is happening (0 = never)
     #[argh(option)]
     timeout: Option<u64>,
@@ -112,6 +117,7 @@ struct Config {
     logfile: Option<PathBuf>,
     exit_on_last: bool,
     kill_after_ckpt: bool,
+    strict: bool,
     timeout: Option<Duration>,
     stale_timeout: Option<Duration>,
     ckpt_timeout: Option<Duration>,
@@ -167,6 +173,7 @@ impl Config {
             logfile,
             exit_on_last: o.exit_on_last,
             kill_after_ckpt: o.kill_after_ckpt,
+            strict: o.strict || env_nonempty(dmtcp_proto::env::STRICT).is_some_and(|v| v == "1"),
             timeout: o.timeout.and_then(secs),
             stale_timeout: secs(o.stale_timeout.unwrap_or(DEFAULT_STALE_TIMEOUT)),
             ckpt_timeout: secs(o.ckpt_timeout.unwrap_or(DEFAULT_CKPT_TIMEOUT)),

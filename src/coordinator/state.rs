@@ -8,7 +8,8 @@
 //! runs): a worker that arrives at another barrier than the one due is dropped.
 use dmtcp_proto::barrier::Barrier;
 use dmtcp_proto::{
-    split_worker_payload, status, Cmd, Kind, Msg, WorkerState, FLAG_EXIT_AFTER_CKPT, INTERVAL_UNCHANGED,
+    split_worker_payload, status, Cmd, Kind, Msg, WorkerState, FLAG_CKPT_ABANDONED, FLAG_EXIT_AFTER_CKPT, FLAG_STRICT,
+    INTERVAL_UNCHANGED,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -30,6 +31,9 @@ pub struct Settings {
     pub interval: u32,
     pub exit_on_last: bool,
     pub kill_after_ckpt: bool,
+    /// `--strict`: an fd that cannot be restored abandons the checkpoint (a process can ask
+    /// for it too, FLAG_STRICT on its FdWarning).
+    pub strict: bool,
     /// Quit this long after the start, whatever happens.
     pub timeout: Option<Duration>,
     /// Quit after this long without any worker.
@@ -152,6 +156,10 @@ struct Ckpt {
     last_progress: Duration,
     /// The restart script was asked for; its outcome decides.
     writing_script: bool,
+    /// Fds that cannot be restored, as "process: fd N (kind) cannot be restored": warnings,
+    /// and under `--strict` the reasons the checkpoint is abandoned.
+    warnings: Vec<String>,
+    abandon: Vec<String>,
 }
 
 struct Restart {
@@ -433,6 +441,7 @@ impl Computation {
                     Kind::Barrier => self.barrier_arrival(now, client, &msg),
                     Kind::CkptFilename => self.ckpt_filename(now, client, extra),
                     Kind::CkptFailed => self.ckpt_failed_by(now, client, extra),
+                    Kind::FdWarning => self.fd_warning(now, client, &msg, extra),
                     Kind::WorkerResuming => self.check_restart_done(now),
                     k => self.drop_client(client, format!("unexpected message {k:?} from a worker")),
                 }
@@ -730,6 +739,8 @@ impl Computation {
             started: now,
             last_progress: now,
             writing_script: false,
+            warnings: Vec::new(),
+            abandon: Vec::new(),
         });
         self.barrier = None;
         self.next_barrier = Some(Barrier::first_of_checkpoint());
@@ -813,11 +824,47 @@ impl Computation {
         log::debug!("barrier {} released for {} processes", which.as_str(), members.len());
         self.barrier = None;
         self.next_barrier = which.next();
+        let mut abandoned = None;
         if let Some(c) = &mut self.ckpt {
             c.last_progress = now;
+            if !c.abandon.is_empty() {
+                if which == Barrier::Drain {
+                    m.flags |= FLAG_CKPT_ABANDONED;
+                } else if which == Barrier::WriteCkpt {
+                    abandoned = Some(format!("{} (--strict)", c.abandon.join("; ")));
+                }
+            }
         }
         for client in members {
             self.send(client, m, &[]);
+        }
+        if let Some(reason) = abandoned {
+            // Nobody wrote an image (DMT:Drain told them); every process goes on.
+            self.fail_ckpt(now, reason);
+        }
+    }
+
+    /// A process names one of its fds that no kind restores (before DMT:Drain): a warning in
+    /// the log and in the `--bcheckpoint` answer, or, with `--strict`, the checkpoint is
+    /// abandoned at DMT:Drain.
+    fn fd_warning(&mut self, now: Duration, client: ClientId, msg: &Msg, extra: &[u8]) {
+        let text = format!("{}: {} cannot be restored", self.label(client).unwrap_or_default(), payload_text(extra));
+        let strict = self.cfg.strict || msg.flags & FLAG_STRICT != 0;
+        match &mut self.ckpt {
+            Some(c) if c.participants.contains(&client) => {
+                c.last_progress = now;
+                if strict {
+                    log::error!("checkpoint {}: {text} (--strict: the checkpoint is abandoned)", c.generation);
+                    c.abandon.push(text);
+                } else {
+                    log::warn!(
+                        "checkpoint {}: {text}; after a restart it holds a placeholder that fails every call",
+                        c.generation
+                    );
+                    c.warnings.push(text);
+                }
+            }
+            _ => log::warn!("{text} (outside a checkpoint; ignored)"),
         }
     }
 
@@ -896,11 +943,15 @@ impl Computation {
                 self.barrier = None;
                 self.next_barrier = None;
                 log::info!(
-                    "checkpoint {} complete in {:.1} s: {} image{}; restart script {script}",
+                    "checkpoint {} complete in {:.1} s: {} image{}; restart script {script}{}",
                     c.generation,
                     now.saturating_sub(c.started).as_secs_f64(),
                     images.len(),
                     if images.len() == 1 { "" } else { "s" },
+                    match c.warnings.len() {
+                        0 => String::new(),
+                        n => format!("; {n} fd{} cannot be restored", if n == 1 { "" } else { "s" }),
+                    }
                 );
                 let mut m = Msg::new(Kind::UserCmdResult);
                 m.cmd = Cmd::BlockingCkpt as u32;
@@ -909,8 +960,10 @@ impl Computation {
                 m.comp_id = self.comp_id;
                 m.generation = c.generation;
                 m.interval = self.interval;
+                // The warnings, one per line, for `dmtcp_command --bcheckpoint`.
+                let text = c.warnings.join("\n");
                 for r in c.requesters {
-                    self.send_and_close(r, m, &[]);
+                    self.send_and_close(r, m, text.as_bytes());
                 }
                 self.rearm_after_ckpt(now);
             }

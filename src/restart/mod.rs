@@ -30,6 +30,7 @@
 //!
 //! Without namespace support (or with DMTCP_PIDNS=0) processes are forked normally, with new
 //! pids, after one warning.
+mod files;
 mod pipes;
 pub mod plan;
 // Forks, clone3 with set_tid, exec of the restorer: one of the two places of `unsafe` in src/.
@@ -194,9 +195,10 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
     for g in 0..plan.groups.len() {
         let order: Vec<i32> = plan.creation_order(g).iter().map(|&i| plan.procs[i].pid).collect();
         log::debug!(
-            "pid namespace {:#x}: processes {order:?}, {} pipes",
+            "pid namespace {:#x}: processes {order:?}, {} pipes, {} file descriptions",
             plan.groups[g].pidns,
-            plan.groups[g].pipes.len()
+            plan.groups[g].pipes.len(),
+            plan.groups[g].files.len()
         );
     }
 
@@ -252,21 +254,34 @@ fn arch_of(img: &CheckedImage) -> Arch {
 /// What the plan needs of a checked image (the adapter that keeps `plan` independent of the
 /// image reader).
 fn facts(img: &CheckedImage) -> ImageFacts {
+    use dmtcp_proto::image::FdBody;
+    let mut paths = Vec::new();
     let fds = img
         .summary
         .fds
         .iter()
         .map(|f| FdFact {
             fd: f.fd,
-            what: if f.kind == dmtcp_proto::image::FD_PIPE {
-                let end = match f.end {
-                    dmtcp_proto::image::FD_READ => Some(End::Read),
-                    dmtcp_proto::image::FD_WRITE => Some(End::Write),
-                    _ => None,
-                };
-                FdWhat::Pipe { id: f.id, end, capacity: f.pipe_size }
-            } else {
-                FdWhat::Other(f.kind)
+            what: match &f.record.body {
+                FdBody::Pipe(_) => {
+                    let end = match f.end {
+                        dmtcp_proto::image::FD_READ => Some(End::Read),
+                        dmtcp_proto::image::FD_WRITE => Some(End::Write),
+                        _ => None,
+                    };
+                    FdWhat::Pipe { id: f.id, end, capacity: f.pipe_size }
+                }
+                FdBody::File(file) => {
+                    paths.push(PathBuf::from(std::ffi::OsStr::from_bytes(&f.path)));
+                    FdWhat::File {
+                        desc: (file.desc_pid, file.desc_fd),
+                        path: paths.len() - 1,
+                        offset: file.offset,
+                        status: f.record.status,
+                    }
+                }
+                FdBody::Placeholder(_) => FdWhat::Placeholder,
+                _ => FdWhat::Other(f.kind),
             },
         })
         .collect();
@@ -279,5 +294,6 @@ fn facts(img: &CheckedImage) -> ImageFacts {
         pidns: img.pidns(),
         is_root: img.is_root(),
         fds,
+        paths,
     }
 }

@@ -17,8 +17,9 @@
 //!
 //! What the current images cannot mean (a process id of 0 or 1, two images of one process in
 //! one namespace, parents that form a cycle) is refused with a `PlanError` naming the image.
-use super::pipes;
+pub use super::files::FilePlan;
 pub use super::pipes::PipePlan;
+use super::{files, pipes};
 use std::fmt;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ pub struct ImageFacts {
     pub is_root: bool,
     /// The fd table, in the image's order.
     pub fds: Vec<FdFact>,
+    /// The paths of its files (`FdWhat::File::path` indexes it).
+    pub paths: Vec<PathBuf>,
 }
 
 /// One record of an image's fd table.
@@ -56,6 +59,12 @@ pub enum FdWhat {
     /// One end of a pipe: the pipe's old inode, which end (None: a value the format does not
     /// name), and the pipe's capacity as the process saw it (0: unknown).
     Pipe { id: u64, end: Option<End>, capacity: u32 },
+    /// A file reopened by path (`files.rs`): its open file description's key (the same in
+    /// every image whose fd shared it), its path (an index into `ImageFacts::paths`), offset and
+    /// status flags (F_GETFL).
+    File { desc: (i32, i32), path: usize, offset: u64, status: u32 },
+    /// An fd no kind restores: a placeholder holds its number.
+    Placeholder,
     /// A record of a kind the restart does not recreate (the record's kind number).
     Other(u32),
 }
@@ -90,6 +99,8 @@ pub struct GroupPlan {
     pub tops: Vec<usize>,
     /// The pipes the init makes before it creates any process (index = `FdSource::Pipe::pipe`).
     pub pipes: Vec<PipePlan>,
+    /// The file descriptions the init opens (index = `FdSource::File`).
+    pub files: Vec<FilePlan>,
 }
 
 /// The process of one image.
@@ -151,6 +162,10 @@ pub enum FdSource {
     Pipe { pipe: usize, end: End },
     /// A copy of `dmtcp_restart`'s own fd 0, 1 or 2 (inherited by every process).
     Stdio(RawFd),
+    /// The group's file description number `i` (`GroupPlan::files`).
+    File(usize),
+    /// The group's placeholder, which fails every call (`files.rs`).
+    Placeholder,
 }
 
 /// Images that cannot be restarted together.
@@ -213,6 +228,7 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
                     root: i,
                     tops: Vec::new(),
                     pipes: Vec::new(),
+                    files: Vec::new(),
                 });
                 groups.len() - 1
             }
@@ -259,6 +275,12 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
         let members: Vec<&ImageFacts> = g.members.iter().map(|&m| &images[m]).collect();
         let (made, per_member) = pipes::plan(&members);
         g.pipes = made;
+        for (&m, fds) in g.members.iter().zip(per_member) {
+            procs[m].fds.extend(fds.placed);
+            procs[m].skipped_fds.extend(fds.skipped);
+        }
+        let (made, per_member) = files::plan(&members);
+        g.files = made;
         for (&m, fds) in g.members.iter().zip(per_member) {
             procs[m].fds.extend(fds.placed);
             procs[m].skipped_fds.extend(fds.skipped);
@@ -339,6 +361,7 @@ mod tests {
             pidns: 7,
             is_root: false,
             fds: Vec::new(),
+            paths: Vec::new(),
         }
     }
 
@@ -593,6 +616,63 @@ mod tests {
         let images = vec![with_fds(img("a", 10, 1), vec![pipe_end(3, 3, End::Read), odd, pipe_end(5, 3, End::Write)])];
         let p = plan(&images).unwrap();
         assert_eq!(pipe_src(&p, 0, 4), Some(FdSource::Pipe { pipe: 0, end: End::Write }));
+    }
+
+    /// A file fd of description `desc` with path `path` (added to the image's paths).
+    fn file_fd(i: &mut ImageFacts, fd: RawFd, desc: (i32, i32), path: &str, offset: u64) {
+        i.paths.push(PathBuf::from(path));
+        let what = FdWhat::File { desc, path: i.paths.len() - 1, offset, status: libc::O_WRONLY as u32 };
+        i.fds.push(FdFact { fd, what });
+    }
+
+    #[test]
+    fn a_description_shared_by_parent_and_child_is_opened_once_for_both() {
+        // `prog > log 2>&1` forking a child: 1 and 2 of both share the parent's description
+        // (key (10, 1)); the child also opened the log again itself at fd 5 (its own key).
+        let mut parent = img("parent", 10, 1);
+        file_fd(&mut parent, 1, (10, 1), "/tmp/log", 300);
+        file_fd(&mut parent, 2, (10, 1), "/tmp/log", 300);
+        let mut child = img("child", 11, 10);
+        file_fd(&mut child, 1, (10, 1), "/tmp/log", 300);
+        file_fd(&mut child, 2, (10, 1), "/tmp/log", 300);
+        file_fd(&mut child, 5, (11, 5), "/tmp/log", 7);
+        let p = plan(&[parent, child]).unwrap();
+        let files = &p.groups[0].files;
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!((files[0].path.to_str(), files[0].offset), (Some("/tmp/log"), 300));
+        assert_eq!(files[0].holders.len(), 4);
+        assert_eq!(files[1].offset, 7);
+        for (img, fd) in [(0, 1), (0, 2), (1, 1), (1, 2)] {
+            assert_eq!(pipe_src(&p, img, fd), Some(FdSource::File(0)), "image {img} fd {fd}");
+        }
+        assert_eq!(pipe_src(&p, 1, 5), Some(FdSource::File(1)), "a description of its own");
+    }
+
+    #[test]
+    fn descriptions_of_two_namespaces_are_not_joined_and_keys_do_not_mix_paths() {
+        let mut a = img("a", 10, 1);
+        file_fd(&mut a, 3, (10, 3), "/a", 0);
+        let mut b = img("b", 10, 1);
+        b.pidns = 8;
+        file_fd(&mut b, 3, (10, 3), "/b", 0);
+        let p = plan(&[a, b]).unwrap();
+        assert_eq!(p.groups[0].files[0].path, PathBuf::from("/a"));
+        assert_eq!(p.groups[1].files[0].path, PathBuf::from("/b"));
+        assert_eq!(pipe_src(&p, 1, 3), Some(FdSource::File(0)), "numbered per group");
+    }
+
+    #[test]
+    fn an_unsupported_fd_gets_the_placeholder_and_reserved_fds_are_skipped() {
+        let mut a = img("a", 10, 1);
+        a.fds.push(FdFact { fd: 7, what: FdWhat::Placeholder });
+        a.fds.push(FdFact { fd: dmtcp_proto::COORD_FD, what: FdWhat::Placeholder });
+        file_fd(&mut a, super::super::IMAGE_FD, (10, 822), "/x", 0);
+        file_fd(&mut a, 4, (10, 4), "/y", 0);
+        let p = plan(&[a]).unwrap();
+        assert_eq!(pipe_src(&p, 0, 7), Some(FdSource::Placeholder));
+        assert_eq!(pipe_src(&p, 0, 4), Some(FdSource::File(1)));
+        assert_eq!(p.procs[0].skipped_fds, vec![dmtcp_proto::COORD_FD, super::super::IMAGE_FD]);
+        assert_eq!(p.procs[0].fds.len(), 2);
     }
 
     #[test]

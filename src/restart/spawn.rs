@@ -4,7 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
-use super::{pipes, Never, Target, IMAGE_FD, PROGRAM};
+use super::{files, pipes, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
 use crate::common::image_reader;
@@ -33,11 +33,12 @@ struct Ctx<'a> {
 /// The objects the group's init makes before it creates any process, one field per kind.
 struct Objects {
     pipes: pipes::Made,
+    files: files::Made,
 }
 
 impl Objects {
     fn make(plan: &Plan, g: usize) -> Result<Objects, String> {
-        Ok(Objects { pipes: pipes::make(&plan.groups[g].pipes)? })
+        Ok(Objects { pipes: pipes::make(&plan.groups[g].pipes)?, files: files::make(&plan.groups[g].files)? })
     }
 
     /// The fd (of the init's, inherited) that a placement copies.
@@ -45,6 +46,7 @@ impl Objects {
         match source {
             FdSource::Pipe { pipe, end } => self.pipes.fd(pipe, end),
             FdSource::Stdio(fd) => fd,
+            FdSource::File(_) | FdSource::Placeholder => self.files.fd(source),
         }
     }
 }
@@ -402,10 +404,7 @@ fn prepare(ctx: &Ctx<'_>, objects: &Objects, i: usize, confirm: &mut RawFd) -> R
     // or _exits.
     let p = &ctx.plan.procs[i];
     for &fd in &p.skipped_fds {
-        eprintln!(
-            "{PROGRAM}: warning: {}: pipe at fd {fd} collides with dmtcp's own fds; not restored",
-            t.img.path.display()
-        );
+        eprintln!("{PROGRAM}: warning: {}: fd {fd} collides with dmtcp's own fds; not restored", t.img.path.display());
     }
     let wanted: Vec<(RawFd, RawFd)> = p.fds.iter().map(|pl| (pl.fd, objects.fd(pl.source))).collect();
     let mut keep = vec![0, 1, 2, ev::RESTART_INFO_FD, dmtcp_proto::COORD_FD, IMAGE_FD];
@@ -427,7 +426,7 @@ fn place_fds(wanted: &[(RawFd, RawFd)], confirm: &mut RawFd) -> Result<Vec<RawFd
         // SAFETY: F_DUPFD_CLOEXEC of an fd we hold, to a free number above `above`.
         let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above) };
         if n < 0 {
-            Err(format!("cannot duplicate a pipe: {}", std::io::Error::last_os_error()))
+            Err(format!("cannot duplicate an fd to place: {}", std::io::Error::last_os_error()))
         } else {
             Ok(n)
         }
@@ -443,7 +442,7 @@ fn place_fds(wanted: &[(RawFd, RawFd)], confirm: &mut RawFd) -> Result<Vec<RawFd
         // SAFETY: dup2 of our temporary copy onto the program's number (dup2 clears CLOEXEC;
         // the library restores the program's own flags).
         if unsafe { libc::dup2(tmp, fd) } < 0 {
-            return Err(format!("cannot put a pipe at fd {fd}: {}", std::io::Error::last_os_error()));
+            return Err(format!("cannot put an fd at {fd}: {}", std::io::Error::last_os_error()));
         }
     }
     Ok(wanted.iter().map(|&(fd, _)| fd).collect())

@@ -132,13 +132,22 @@ fn checkpoint(m: &Msg) -> bool {
         Ok(n) => {
             LAST_THREADS.store(n, Relaxed);
             resources::save();
+            report_unsupported();
             // Every process has saved its resources (and voted for pipe drainers).
-            if let Err(BarrierError::Lost(e)) = barrier(Barrier::Drain, WorkerState::Checkpointing) {
-                resources::refill();
-                threads::resume_all();
-                error!("lost contact with the coordinator during a checkpoint; the program goes on");
-                lost_quiet(e);
-                return false;
+            let released = match barrier(Barrier::Drain, WorkerState::Checkpointing) {
+                Ok(r) => r,
+                Err(BarrierError::Lost(e)) => {
+                    resources::refill();
+                    threads::resume_all();
+                    error!("lost contact with the coordinator during a checkpoint; the program goes on");
+                    lost_quiet(e);
+                    return false;
+                }
+            };
+            if released.flags & dmtcp_proto::FLAG_CKPT_ABANDONED != 0 {
+                // --strict and an fd that cannot be restored: nobody writes an image; the
+                // coordinator reports why once every process passed DMT:WriteCkpt.
+                return abandoned();
             }
             resources::drain();
             let req = writer::Request {
@@ -182,6 +191,41 @@ fn checkpoint(m: &Msg) -> bool {
         return false;
     }
     if let Err(BarrierError::Lost(e)) = send_state(Kind::WorkerResuming, WorkerState::Running, b"") {
+        lost(e);
+        return false;
+    }
+    true
+}
+
+/// Sends the coordinator one FdWarning per fd that no kind restores (before DMT:Drain, so that
+/// it knows of them all when it releases that barrier).
+fn report_unsupported() {
+    let strict = crate::config::get().strict;
+    resources::for_each_unsupported(|text| {
+        trace!("cannot be restored: {}", Bytes(text));
+        let mut m = Msg::new(Kind::FdWarning);
+        m.state = WorkerState::Checkpointing as u32;
+        m.pid = sys::getpid();
+        m.vpid = coord::VPID.load(Relaxed);
+        if strict {
+            m.flags |= dmtcp_proto::FLAG_STRICT;
+        }
+        if let Err(e) = coord::send(&m, text) {
+            trace!("cannot send a warning to the coordinator: {}", Bytes(sys::strerror(e)));
+        }
+    });
+}
+
+/// The rest of a checkpoint the coordinator abandoned at DMT:Drain: put back what `save` took,
+/// pass DMT:WriteCkpt with the others, and go on. Returns false when the coordinator is gone.
+fn abandoned() -> bool {
+    resources::refill();
+    let passed = barrier(Barrier::WriteCkpt, WorkerState::Running);
+    trace!("checkpoint abandoned by the coordinator; the program goes on");
+    resources::resume(Phase::Checkpointed);
+    threads::resume_all();
+    let r = passed.and_then(|_| send_state(Kind::WorkerResuming, WorkerState::Running, b""));
+    if let Err(BarrierError::Lost(e)) = r {
         lost(e);
         return false;
     }

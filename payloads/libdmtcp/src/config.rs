@@ -50,6 +50,8 @@ pub struct Config {
     pub offset_env_m32: u64,
     /// The shared-data area, if DMTCP_SHARED_AREA named a valid one.
     pub shared: Option<&'static [u8]>,
+    /// DMTCP_STRICT=1 at startup: an fd that cannot be restored fails the checkpoint.
+    pub strict: bool,
 }
 
 impl Config {
@@ -63,6 +65,7 @@ impl Config {
         offset_env: 0,
         offset_env_m32: 0,
         shared: None,
+        strict: false,
     };
 
     fn carried_value(&self, i: usize) -> &[u8] {
@@ -219,6 +222,7 @@ pub unsafe fn load(envp: CArray, argv0: Option<&[u8]>) -> bool {
     }
     c.offset_env = envp.env_value(env::DLSYM_OFFSET.as_bytes()).and_then(parse_u64).unwrap_or(0);
     c.offset_env_m32 = envp.env_value(env::DLSYM_OFFSET_M32.as_bytes()).and_then(parse_u64).unwrap_or(0);
+    c.strict = envp.env_value(env::STRICT.as_bytes()) == Some(b"1");
     c.shared = map_shared(c.carried_value(I_SHARED));
     load_names(c, argv0);
     true

@@ -19,6 +19,9 @@ pub const ORIG_LD_PRELOAD: &str = "DMTCP_ORIG_LD_PRELOAD";
 pub const SHARED_AREA: &str = "DMTCP_SHARED_AREA";
 /// Absolute path of the `dmtcp` binary, which the preload library runs to write images.
 pub const BIN: &str = "DMTCP_BIN";
+/// Set to 1 to make a checkpoint fail when an fd cannot be restored (instead of a warning and
+/// a placeholder after restart); `dmtcp_launch --strict` sets it.
+pub const STRICT: &str = "DMTCP_STRICT";
 /// Set to 0 to run without the private pid namespace (pids then change at restart).
 pub const PIDNS: &str = "DMTCP_PIDNS";
 

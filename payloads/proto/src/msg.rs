@@ -35,6 +35,13 @@ pub const INTERVAL_UNCHANGED: u32 = u32::MAX;
 
 /// Flag in `Msg::flags` of DoCheckpoint: exit after the checkpoint is written.
 pub const FLAG_EXIT_AFTER_CKPT: u32 = 1;
+/// Flag in `Msg::flags` of FdWarning: the process runs with DMTCP_STRICT=1, so an fd that
+/// cannot be restored fails the checkpoint.
+pub const FLAG_STRICT: u32 = 2;
+/// Flag in `Msg::flags` of the BarrierReleased of DMT:Drain: the checkpoint is abandoned
+/// (`--strict` and an fd that cannot be restored); no process writes its image, each refills
+/// what it took and goes on after DMT:WriteCkpt.
+pub const FLAG_CKPT_ABANDONED: u32 = 4;
 
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($v:ident = $n:expr),* $(,)? }) => {
@@ -71,6 +78,10 @@ wire_enum!(
         CkptFailed = 23,
         // The coordinator serves only the user who started it; the text says whose it is.
         RejectNotOwner = 30,
+        // During a checkpoint, before DMT:Drain: one fd of the sender that no kind restores;
+        // the payload names it ("fd 5 (netlink socket, socket:[123])"), the coordinator adds
+        // the process.
+        FdWarning = 24,
     }
 );
 

@@ -7,6 +7,7 @@ fn settings() -> Settings {
         interval: 0,
         exit_on_last: false,
         kill_after_ckpt: false,
+        strict: false,
         timeout: None,
         stale_timeout: None,
         ckpt_timeout: None,
@@ -877,4 +878,107 @@ fn an_image_name_before_the_last_barrier_drops_its_worker() {
     }
     let (_, text) = script(&t.filename(ids[1], "/i/b.dmtcp")).expect("script");
     assert!(text.contains("/i/b.dmtcp") && !text.contains("early"), "{text}");
+}
+
+// ---- Fds that cannot be restored -----------------------------------------------------------
+
+impl T {
+    fn fd_warning(&mut self, id: ClientId, text: &str, strict: bool) -> Vec<Action> {
+        let mut m = Msg::new(Kind::FdWarning);
+        m.state = WorkerState::Checkpointing as u32;
+        if strict {
+            m.flags |= FLAG_STRICT;
+        }
+        self.msg(id, m, text.as_bytes())
+    }
+    /// Walks `b` with every worker; returns the release each got.
+    fn walk(&mut self, ids: &[ClientId], b: Barrier) -> Vec<Msg> {
+        let mut acts = Vec::new();
+        for &id in ids {
+            acts = self.arrive(id, b, WorkerState::Checkpointing);
+        }
+        ids.iter().map(|&id| only_send(&acts, id)).collect()
+    }
+}
+
+#[test]
+fn an_unsupported_fd_is_a_warning_in_the_blocking_checkpoints_answer() {
+    let mut t = T::new();
+    let ids = [t.join("a"), t.join("netlinker")];
+    let (req, _) = t.command(Cmd::BlockingCkpt, 0);
+    t.walk(&ids, Barrier::Suspend);
+    t.walk(&ids, Barrier::Checkpoint);
+    assert!(t.fd_warning(ids[1], "fd 5 (netlink socket, socket:[77])", false).is_empty());
+    for r in t.walk(&ids, Barrier::Drain) {
+        assert_eq!(r.flags & FLAG_CKPT_ABANDONED, 0, "a warning does not abandon the checkpoint");
+    }
+    t.walk(&ids, Barrier::WriteCkpt);
+    t.filename(ids[0], "/i/a.dmtcp");
+    assert!(script(&t.filename(ids[1], "/i/b.dmtcp")).is_some());
+    let acts = t.feed(Input::ScriptWritten(Ok("/ckpt/s.sh".into())));
+    let (r, text) = reply_to(&acts, req).expect("answer");
+    assert_eq!(r.cmd_status, status::SUCCESS);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("netlinker[")
+            && text.contains("]@host: fd 5 (netlink socket, socket:[77]) cannot be restored"),
+        "{text}"
+    );
+    // The next checkpoint starts without the old warnings.
+    for id in ids {
+        t.worker_msg(id, Kind::WorkerResuming, WorkerState::Running, &[]);
+    }
+    let (req, _) = t.command(Cmd::BlockingCkpt, 0);
+    t.walk_barriers(&ids);
+    t.filename(ids[0], "/i/a.dmtcp");
+    t.filename(ids[1], "/i/b.dmtcp");
+    let acts = t.feed(Input::ScriptWritten(Ok("/ckpt/s.sh".into())));
+    assert_eq!(reply_to(&acts, req).expect("answer").1, "");
+}
+
+#[test]
+fn strict_abandons_the_checkpoint_at_drain_and_fails_it_after_writeckpt_with_the_message() {
+    for (option, flag) in [(true, false), (false, true)] {
+        let mut t = T::with(Settings { strict: option, ..settings() });
+        let ids = [t.join("a"), t.join("b")];
+        let (req, _) = t.command(Cmd::BlockingCkpt, 0);
+        t.walk(&ids, Barrier::Suspend);
+        t.walk(&ids, Barrier::Checkpoint);
+        t.fd_warning(ids[0], "fd 9 (packet socket, socket:[5])", flag);
+        for r in t.walk(&ids, Barrier::Drain) {
+            assert_ne!(r.flags & FLAG_CKPT_ABANDONED, 0, "every process is told not to write its image");
+        }
+        // Nobody writes an image; after DMT:WriteCkpt the answer is the failure, naming it.
+        let mut acts = Vec::new();
+        for &id in &ids {
+            assert!(reply_to(&acts, req).is_none());
+            acts = t.arrive(id, Barrier::WriteCkpt, WorkerState::Running);
+        }
+        assert_eq!(released(&acts, Barrier::WriteCkpt), ids.to_vec());
+        let (r, text) = reply_to(&acts, req).expect("answer");
+        assert_eq!(r.cmd_status, status::CKPT_FAILED);
+        assert!(
+            text.contains("a[") && text.contains("fd 9 (packet socket, socket:[5]) cannot be restored (--strict)"),
+            "{text}"
+        );
+        assert!(script(&acts).is_none());
+        assert!(!t.c.checkpointing());
+        // The computation goes on: once both run again, a checkpoint can start.
+        for id in ids {
+            t.worker_msg(id, Kind::WorkerResuming, WorkerState::Running, &[]);
+        }
+        assert_eq!(t.answer(Cmd::Checkpoint, 0).0.cmd_status, status::SUCCESS);
+    }
+}
+
+#[test]
+fn a_warning_outside_a_checkpoint_changes_nothing() {
+    let mut t = T::new();
+    let a = t.join("a");
+    let mut m = Msg::new(Kind::FdWarning);
+    m.state = WorkerState::Running as u32;
+    m.flags = FLAG_STRICT;
+    assert!(t.msg(a, m, b"fd 3 (socket)").is_empty());
+    assert!(t.c.running());
+    assert_eq!(t.answer(Cmd::Checkpoint, 0).0.cmd_status, status::SUCCESS);
 }

@@ -1,41 +1,73 @@
-//! Open descriptors other than pipes: regular files, folders and devices that are not terminals
-//! are reopened by path after a restart, with their status flags, close-on-exec flag and offset.
-//! Terminals, sockets, named FIFOs and deleted files are not: for 0-2 the restored process uses
-//! dmtcp_restart's own, the others are lost (counted in a trace line). The image gets no record
-//! for them (the library alone restores them).
+//! Open descriptors no other kind takes (`super::taken_by_another_kind` decides): regular files,
+//! folders, block devices and the stateless character devices (/dev/null, /dev/zero, /dev/full,
+//! /dev/random, /dev/urandom) are recorded with their path, status flags,
+//! close-on-exec flag and offset, and `dmtcp_restart` opens them again (`src/restart/files.rs`)
+//! once per open file description; everything else is unsupported: it is reported at
+//! checkpoint (to the coordinator, which warns or, with `--strict`, abandons the checkpoint)
+//! and recorded as a placeholder, which `dmtcp_restart` puts at its number.
+//! A terminal at fd 0-2 gets no record: the restored process uses dmtcp_restart's own.
+//!
+//! # Shared descriptions
+//! An fd inherited over fork (or dup'ed) shares one open file description with the others:
+//! one offset, one set of status flags. Each process names each of its descriptions by a key
+//! that every holder computes alike: the lowest pid that holds it, and that process's lowest fd
+//! of it. The holders are found with kcmp(KCMP_FILE) in `drain` (after DMT:Drain, when every
+//! process of the computation is stopped, so no fd table changes under the scan): first against
+//! our own earlier fds (a dup), then against every fd of every process with a lower pid in
+//! /proc. kcmp only compares, so the program sees nothing (an F_SETOWN election, as `pipes`
+//! uses, would have to put back an owner the program may have set on the shared description,
+//! and cannot know which holder saw the program's own owner). Where kcmp is refused (a kernel
+//! without it, a process we may not inspect) the description is keyed by our own pid and fd:
+//! it is opened for this process alone, as before (never wrongly merged with another).
+//!
+//! # Paths
+//! A path of any length up to PATH_MAX is kept here (in .bss, so in the image) and written
+//! into the fd table as the file record and its FD_PATH pieces (`dmtcp_proto::image::file`).
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
-//! (fixed table in .bss).
-use super::{report, Hooks, NONE};
+//! (fixed table in .bss; /proc read with getdents).
+use super::{report, Hooks, RecordSink, NONE};
 use crate::cell::Exclusive;
 use crate::cstr::Fixed;
 use crate::log::Bytes;
 use crate::sys;
 use core::ffi::c_int;
+use dmtcp_proto::image::{FdBody, FdRecord, FileRecord, FileWhat, PathPiece, PlaceholderRecord, Text, MAX_PATH};
 
-pub const HOOKS: Hooks = Hooks { name: "files", save, restore, ..NONE };
+pub const HOOKS: Hooks = Hooks { name: "files", save, drain, records, write_records, restore, ..NONE };
 
 const MAX_FDS: usize = 512;
-const PATH_LEN: usize = 1024;
+const PATH_LEN: usize = MAX_PATH as usize + 1;
+const WHAT_LEN: usize = 128;
 /// What readlink shows after the name of a file that was removed.
 const DELETED: &[u8] = b" (deleted)";
-/// Status flags given back when reopening (the others are the open's own or not settable).
-const KEPT_FLAGS: c_int = libc::O_ACCMODE
-    | libc::O_APPEND
-    | libc::O_NONBLOCK
-    | libc::O_DIRECTORY
-    | libc::O_NOFOLLOW
-    | libc::O_SYNC
-    | libc::O_DSYNC;
+/// The character devices that are the same thing when opened again (stateless). Any other one
+/// (a tun device, /dev/fuse, a sound card) would be a fresh, different object: unsupported.
+const REOPENABLE_DEVICES: [&[u8]; 5] = [b"/dev/null", b"/dev/zero", b"/dev/full", b"/dev/random", b"/dev/urandom"];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Opened again by path after a restart.
+    File(FileWhat),
+    /// No kind restores it: reported, and a placeholder after a restart.
+    Unsupported,
+}
 
 struct Entry {
     fd: c_int,
-    /// Reopened by path; else lost after a restart.
-    by_path: bool,
+    class: Class,
+    /// F_GETFL.
     flags: c_int,
     cloexec: bool,
     offset: i64,
+    mode: u32,
+    dev: u64,
+    ino: u64,
+    /// The description's key (module docs).
+    desc: (i32, i32),
     path: Fixed<PATH_LEN>,
+    /// For an unsupported fd: what it is, for messages ("netlink socket, socket:[123]").
+    what: Fixed<WHAT_LEN>,
 }
 
 struct Table {
@@ -43,12 +75,32 @@ struct Table {
     n: usize,
     /// Descriptors beyond the table's capacity.
     overflow: usize,
+    /// The placeholders dmtcp_restart put in (fd, inode, what the fd was), so that the next
+    /// checkpoint names an fd by what it was rather than as the placeholder socket it is now.
+    held: [(c_int, u64, Fixed<WHAT_LEN>); MAX_FDS],
+    n_held: usize,
 }
 
 static TABLE: Exclusive<Table> = Exclusive::new(Table {
-    fds: [const { Entry { fd: -1, by_path: false, flags: 0, cloexec: false, offset: 0, path: Fixed::new() } }; MAX_FDS],
+    fds: [const {
+        Entry {
+            fd: -1,
+            class: Class::Unsupported,
+            flags: 0,
+            cloexec: false,
+            offset: 0,
+            mode: 0,
+            dev: 0,
+            ino: 0,
+            desc: (0, 0),
+            path: Fixed::new(),
+            what: Fixed::new(),
+        }
+    }; MAX_FDS],
     n: 0,
     overflow: 0,
+    held: [const { (-1, 0, Fixed::new()) }; MAX_FDS],
+    n_held: 0,
 });
 
 fn save() {
@@ -61,84 +113,256 @@ fn save() {
                 return;
             }
             if save_fd(&mut t.fds[t.n], fd) {
+                let e = &mut t.fds[t.n];
+                if e.mode & libc::S_IFMT == libc::S_IFSOCK {
+                    if let Some((_, _, what)) = t.held[..t.n_held].iter().find(|h| h.0 == fd && h.1 == e.ino) {
+                        e.what.set(what.bytes());
+                    }
+                }
                 t.n += 1;
             }
         });
     });
 }
 
-/// Records `fd` unless it is a pipe (`pipes` owns those) or gone.
+/// Records `fd` unless another kind takes it, it is a terminal at 0-2, or it is gone.
 fn save_fd(e: &mut Entry, fd: c_int) -> bool {
     let Ok(info) = sys::fstat(fd) else { return false };
-    let fmt = info.mode & libc::S_IFMT;
     let mut target = [0u8; PATH_LEN];
     let link = super::fd_target(fd, &mut target);
-    if fmt == libc::S_IFIFO && link.and_then(super::pipes::pipe_id).is_some() {
+    if super::taken_by_another_kind(fd, info.mode, link) {
         return false;
     }
     let tty = sys::isatty(fd);
-    e.fd = fd;
-    e.flags = sys::fcntl(fd, libc::F_GETFL, 0).unwrap_or(-1);
-    e.cloexec = sys::fcntl(fd, libc::F_GETFD, 0).is_ok_and(|f| f & libc::FD_CLOEXEC != 0);
-    e.offset = sys::tell(fd).unwrap_or(0);
-    e.by_path = !tty && (fmt == libc::S_IFREG || fmt == libc::S_IFDIR || fmt == libc::S_IFCHR || fmt == libc::S_IFBLK);
-    e.path.clear();
-    match link {
-        Some(p) => {
-            e.path.set(p);
-        }
-        None => e.by_path = false,
+    if tty && fd <= 2 {
+        return false;
     }
-    if e.path.bytes().ends_with(DELETED) {
-        e.by_path = false;
+    e.fd = fd;
+    e.flags = sys::fcntl(fd, libc::F_GETFL, 0).unwrap_or(0);
+    e.cloexec = sys::fcntl(fd, libc::F_GETFD, 0).is_ok_and(|f| f & libc::FD_CLOEXEC != 0);
+    e.offset = sys::tell(fd).unwrap_or(0).max(0);
+    e.mode = info.mode;
+    e.dev = info.dev;
+    e.ino = info.ino;
+    e.desc = (sys::getpid(), fd);
+    e.path.clear();
+    e.what.clear();
+    let what = match info.mode & libc::S_IFMT {
+        libc::S_IFREG => Some(FileWhat::Regular),
+        libc::S_IFDIR => Some(FileWhat::Folder),
+        libc::S_IFCHR | libc::S_IFBLK if !tty => Some(FileWhat::Device),
+        _ => None,
+    };
+    let chr = info.mode & libc::S_IFMT == libc::S_IFCHR;
+    match (what, link) {
+        (Some(w), Some(p))
+            if p.starts_with(b"/")
+                && !p.ends_with(DELETED)
+                && (!chr || REOPENABLE_DEVICES.contains(&p))
+                && e.path.set(p) =>
+        {
+            e.class = Class::File(w)
+        }
+        _ => {
+            e.class = Class::Unsupported;
+            describe(&mut e.what, fd, info.mode, tty, link);
+        }
     }
     true
 }
 
+/// "netlink socket, socket:[123]", "deleted file, /tmp/x (deleted)", ...
+fn describe(out: &mut Fixed<WHAT_LEN>, fd: c_int, mode: u32, tty: bool, link: Option<&[u8]>) {
+    let link = link.unwrap_or(b"");
+    let kind: &[u8] = match mode & libc::S_IFMT {
+        libc::S_IFSOCK => match sys::socket_domain(fd) {
+            Ok(libc::AF_UNIX) => b"UNIX socket",
+            Ok(libc::AF_INET) => b"IPv4 socket",
+            Ok(libc::AF_INET6) => b"IPv6 socket",
+            Ok(libc::AF_NETLINK) => b"netlink socket",
+            Ok(libc::AF_PACKET) => b"packet socket",
+            _ => b"socket",
+        },
+        _ if tty => b"terminal",
+        _ if link.starts_with(b"anon_inode:") => b"anonymous inode",
+        libc::S_IFIFO => b"named pipe",
+        _ if link.ends_with(DELETED) => b"deleted file",
+        _ if link.is_empty() => b"file whose path cannot be read",
+        libc::S_IFCHR => b"device that cannot be opened again",
+        _ => b"file of a kind that cannot be reopened",
+    };
+    out.clear();
+    out.push(kind);
+    if !link.is_empty() {
+        out.push(b", ");
+        let room = WHAT_LEN - 1 - out.bytes().len();
+        out.push(&link[..link.len().min(room)]);
+    }
+}
+
+/// After DMT:Drain: the key of each file's description (module docs).
+fn drain() {
+    TABLE.with(|t| {
+        let me = sys::getpid();
+        let mut kcmp = true;
+        for i in 0..t.n {
+            if !matches!(t.fds[i].class, Class::File(_)) {
+                continue;
+            }
+            let fd = t.fds[i].fd;
+            t.fds[i].desc = (me, fd);
+            if !kcmp {
+                continue;
+            }
+            let mut dup_of = None;
+            for o in t.fds[..i].iter().filter(|o| matches!(o.class, Class::File(_))) {
+                match sys::same_file_description(me, o.fd, me, fd) {
+                    Ok(true) => {
+                        dup_of = Some(o.desc);
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        trace!("kcmp: {}; shared files are reopened per process", Bytes(sys::strerror(e)));
+                        kcmp = false;
+                        break;
+                    }
+                }
+            }
+            if let Some(d) = dup_of {
+                t.fds[i].desc = d;
+            } else if kcmp {
+                if let Some(d) = lowest_holder(me, fd) {
+                    t.fds[i].desc = d;
+                }
+            }
+        }
+    });
+}
+
+/// The lowest (pid, fd) below our pid that is our `fd`'s description, if any.
+fn lowest_holder(me: i32, fd: c_int) -> Option<(i32, i32)> {
+    let mut best: Option<(i32, i32)> = None;
+    sys::for_each_numbered_entry(c"/proc", |pid, _| {
+        let pid = pid as i32;
+        if pid >= me || best.is_some_and(|b| b.0 < pid) {
+            return;
+        }
+        let mut path = Fixed::<32>::new();
+        let mut num = [0u8; 20];
+        path.push(b"/proc/");
+        path.push(crate::cstr::fmt_u64(pid as u64, &mut num));
+        path.push(b"/fd");
+        let mut refused = false;
+        sys::for_each_numbered_entry(path.as_cstr(), |other, _| {
+            if refused || best.is_some_and(|b| b.0 == pid) {
+                return;
+            }
+            match sys::same_file_description(me, fd, pid, other as c_int) {
+                Ok(true) => best = Some((pid, other as i32)),
+                Ok(false) | Err(libc::EBADF) => {}
+                Err(_) => refused = true,
+            }
+        });
+    });
+    best
+}
+
+fn pieces(e: &Entry) -> usize {
+    match e.class {
+        Class::File(_) => e.path.bytes().len().div_ceil(dmtcp_proto::image::PATH_PIECE),
+        Class::Unsupported => 0,
+    }
+}
+
+fn records() -> usize {
+    TABLE.with(|t| t.fds[..t.n].iter().map(|e| 1 + pieces(e)).sum())
+}
+
+fn write_records(put: &mut RecordSink<'_>) {
+    TABLE.with(|t| {
+        for e in &t.fds[..t.n] {
+            let fd_flags = if e.cloexec { libc::FD_CLOEXEC as u32 } else { 0 };
+            let body = match e.class {
+                Class::File(what) => FdBody::File(FileRecord {
+                    what,
+                    path_len: e.path.bytes().len() as u32,
+                    desc_pid: e.desc.0,
+                    desc_fd: e.desc.1,
+                    offset: e.offset as u64,
+                    dev: e.dev,
+                    ino: e.ino,
+                }),
+                Class::Unsupported => {
+                    FdBody::Placeholder(PlaceholderRecord { mode: e.mode, what: Text::new(e.what.bytes()) })
+                }
+            };
+            put(&FdRecord { fd: e.fd, fd_flags, status: e.flags as u32, body });
+            for i in 0..pieces(e) {
+                let piece = PathPiece::of(e.path.bytes(), i as u32);
+                put(&FdRecord { fd: e.fd, fd_flags, status: 0, body: FdBody::Path(piece) });
+            }
+        }
+    });
+}
+
+/// Calls `f` with the text naming each unsupported fd (see `super::for_each_unsupported`).
+pub fn for_each_unsupported(mut f: impl FnMut(&[u8])) {
+    TABLE.with(|t| {
+        let mut line = Fixed::<{ WHAT_LEN + 32 }>::new();
+        let mut num = [0u8; 20];
+        for e in t.fds[..t.n].iter().filter(|e| e.class == Class::Unsupported) {
+            line.set(b"fd ");
+            line.push(crate::cstr::fmt_u64(e.fd as u64, &mut num));
+            line.push(b" (");
+            line.push(e.what.bytes());
+            line.push(b")");
+            f(line.bytes());
+        }
+        if t.overflow > 0 {
+            line.set(crate::cstr::fmt_u64(t.overflow as u64, &mut num));
+            line.push(b" fds beyond the first 512 of the process (not recorded)");
+            f(line.bytes());
+        }
+    });
+}
+
+/// After a restart: dmtcp_restart put each file (or a placeholder) at its number, opened with
+/// its status flags and at its offset; give each fd its close-on-exec flag back.
 fn restore() {
     TABLE.with(|t| {
         let mut lost = t.overflow;
+        t.n_held = 0;
         for e in &t.fds[..t.n] {
-            if !e.by_path {
-                if e.fd > 2 {
-                    lost += 1;
-                    trace!("fd {} ({}) is not restored", e.fd, Bytes(e.path.bytes()));
-                }
-                continue;
-            }
-            if !reopen(e) {
+            let Ok(now) = sys::fstat(e.fd) else {
                 lost += 1;
+                trace!("fd {} ({}) is not restored", e.fd, Bytes(e.path.bytes()));
+                continue;
+            };
+            if now.mode & libc::S_IFMT == libc::S_IFSOCK {
+                let h = &mut t.held[t.n_held];
+                h.0 = e.fd;
+                h.1 = now.ino;
+                match e.class {
+                    Class::File(_) => {
+                        trace!("fd {} ({}) could not be opened again: it holds a placeholder", e.fd, Bytes(e.path.bytes()));
+                        h.2.set(b"file that could not be opened again, ");
+                        h.2.push(&e.path.bytes()[..e.path.bytes().len().min(WHAT_LEN - 40)]);
+                    }
+                    Class::Unsupported => {
+                        h.2.set(e.what.bytes());
+                    }
+                }
+                t.n_held += 1;
             }
+            report(
+                "setting close-on-exec",
+                e.fd,
+                sys::fcntl(e.fd, libc::F_SETFD, if e.cloexec { libc::FD_CLOEXEC } else { 0 }).map(|_| ()),
+            );
         }
         if lost > 0 {
             trace!("{} file descriptors could not be restored", lost);
         }
     });
-}
-
-fn cannot_reopen(e: &Entry, err: c_int) -> bool {
-    warn!("cannot reopen {} as fd {} after restart: {}", Bytes(e.path.bytes()), e.fd, Bytes(sys::strerror(err)));
-    false
-}
-
-fn reopen(e: &Entry) -> bool {
-    let flags = (e.flags & KEPT_FLAGS) | libc::O_CLOEXEC;
-    let tmp = match sys::open(e.path.as_cstr(), flags) {
-        Ok(fd) => fd,
-        Err(err) => return cannot_reopen(e, err),
-    };
-    // Move our descriptor to the program's number and give it its flags and offset back.
-    if tmp != e.fd {
-        let moved = sys::dup3(tmp, e.fd, if e.cloexec { libc::O_CLOEXEC } else { 0 });
-        sys::close(tmp);
-        if let Err(err) = moved {
-            return cannot_reopen(e, err);
-        }
-    } else if !e.cloexec {
-        report("clearing close-on-exec", e.fd, sys::fcntl(e.fd, libc::F_SETFD, 0).map(|_| ()));
-    }
-    if e.offset > 0 {
-        report("seeking", e.fd, sys::seek_to(e.fd, e.offset));
-    }
-    true
 }

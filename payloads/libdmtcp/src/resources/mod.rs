@@ -15,14 +15,17 @@
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
 //!              save       collect the state (pipes: elect the drainer with F_SETOWN)
-//!              DMT:Drain  (every process of the computation has saved and voted)
-//!              drain      take data out of the kernel (pipes: the bytes in flight)
+//!              (the checkpoint thread reports the fds no kind takes to the coordinator)
+//!              DMT:Drain  (every process of the computation has saved and voted; with
+//!                         --strict and an unsupported fd, the checkpoint stops here)
+//!              drain      take data out of the kernel (pipes: the bytes in flight; files:
+//!                         the keys of shared descriptions, with kcmp)
 //!              records    count and write the image's records (while writing the image)
 //!              refill     put the data back (after the image, or when the checkpoint is dropped)
 //!              DMT:WriteCkpt
 //!              resume(Checkpointed), then the threads run
-//! restart:     (restorer, threads back) restore  give the kernel the state back (files
-//!              reopened, pipes' flags and bytes)
+//! restart:     (restorer, threads back) restore  give the kernel the state back (files'
+//!              close-on-exec flags, pipes' flags and bytes)
 //!              DMT:Restart
 //!              resume(Restarted) (signal state: raise the pending signals), then the threads run
 //! ```
@@ -147,6 +150,23 @@ pub fn for_each_program_fd(mut f: impl FnMut(c_int)) {
             f(fd);
         }
     });
+}
+
+/// Whether a kind other than `files` takes `fd` (`mode`: its st_mode, `link`: its
+/// /proc/self/fd link). This is the one place that decides what is unsupported: `files` records
+/// every program fd no other kind takes, as a file it reopens by path or, when it cannot, as
+/// unsupported (a warning at checkpoint, a placeholder after restart). A kind that takes fds
+/// adds its predicate here, so that they are neither reopened nor reported.
+pub fn taken_by_another_kind(_fd: c_int, mode: u32, link: Option<&[u8]>) -> bool {
+    let fifo = mode & libc::S_IFMT == libc::S_IFIFO;
+    // pipes: every anonymous pipe end ("pipe:[...]"; a named FIFO has a path).
+    fifo && link.and_then(pipes::pipe_id).is_some()
+}
+
+/// Calls `f(text)` once for each fd that no kind restores, naming it ("fd 5 (netlink socket,
+/// socket:[123])"): the checkpoint thread sends each to the coordinator before DMT:Drain.
+pub fn for_each_unsupported(f: impl FnMut(&[u8])) {
+    files::for_each_unsupported(f)
 }
 
 /// `/proc/self/fd/<fd>`, NUL-terminated.

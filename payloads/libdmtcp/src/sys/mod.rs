@@ -165,6 +165,8 @@ pub struct FileInfo {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    pub dev: u64,
+    pub ino: u64,
 }
 
 impl FileInfo {
@@ -174,7 +176,7 @@ impl FileInfo {
 }
 
 fn file_info(st: &libc::stat64) -> FileInfo {
-    FileInfo { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid }
+    FileInfo { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid, dev: st.st_dev, ino: st.st_ino }
 }
 
 pub fn fstat(fd: c_int) -> Result<FileInfo, Errno> {
@@ -463,6 +465,31 @@ pub fn for_each_numbered_entry(path: &CStr, mut f: impl FnMut(u64, c_int)) -> bo
 // Typed wrappers for the resource kinds (`resources/`). Each returns the errno on failure so that
 // the restore path can report it.
 
+/// kcmp(KCMP_FILE): whether fd `a` of process `pid_a` and fd `b` of process `pid_b` are one
+/// open file description. Errors: ENOSYS (a kernel without kcmp), EPERM (not allowed to
+/// inspect that process), EBADF (no such fd), ESRCH (no such process).
+pub fn same_file_description(pid_a: i32, a: c_int, pid_b: i32, b: c_int) -> Result<bool, Errno> {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: kcmp takes integers only.
+    let r = unsafe {
+        libc::syscall(libc::SYS_kcmp, pid_a as libc::c_long, pid_b as libc::c_long, KCMP_FILE, a as libc::c_long, b as libc::c_long)
+    };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r == 0)
+    }
+}
+
+/// SO_DOMAIN of a socket (AF_UNIX, AF_NETLINK, ...).
+pub fn socket_domain(fd: c_int) -> Result<c_int, Errno> {
+    let mut v: c_int = 0;
+    let mut len = core::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: v and len are valid for getsockopt to write an int and its length.
+    check(unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN, (&mut v as *mut c_int).cast(), &mut len) })?;
+    Ok(v)
+}
+
 /// Size of the kernel's `struct sigaction` as rt_sigaction reads and writes it (at most 32 bytes
 /// on x86_64 and i686), and of the kernel's sigset (64 signals).
 pub const KERNEL_SIGACTION_SIZE: usize = 32;
@@ -595,16 +622,6 @@ pub fn tell(fd: c_int) -> Result<i64, Errno> {
         Err(errno())
     } else {
         Ok(r)
-    }
-}
-
-pub fn seek_to(fd: c_int, off: i64) -> Result<(), Errno> {
-    // SAFETY: plain descriptor operation.
-    let r = unsafe { libc::lseek64(fd, off, libc::SEEK_SET) };
-    if r < 0 {
-        Err(errno())
-    } else {
-        Ok(())
     }
 }
 

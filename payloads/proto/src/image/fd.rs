@@ -3,7 +3,7 @@
 //! by its kind (bytes 8..12 and 20..64). A new resource kind adds one body type (its own file,
 //! like `pipe.rs`), one `FdBody` variant and one kind tag.
 use super::error::need;
-use super::{ImageError, PipeRecord, Record, FD_SIZE};
+use super::{FileRecord, ImageError, PathPiece, PipeRecord, PlaceholderRecord, Record, FD_SIZE};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
 // Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
@@ -15,17 +15,27 @@ pub const STATUS: usize = 16; // u32 F_GETFL (access mode, O_NONBLOCK, ...)
 
 /// Kind tags.
 pub const FD_PIPE: u32 = 1;
+pub use super::file::{FD_FILE, FD_PATH, FD_PLACEHOLDER};
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdBody {
     Pipe(PipeRecord),
+    /// A file reopened by path (`file.rs`); its path follows in `Path` records.
+    File(FileRecord),
+    /// A piece of the path of the `File` record before it.
+    Path(PathPiece),
+    /// An fd no kind restores: a placeholder holds its number after restart.
+    Placeholder(PlaceholderRecord),
 }
 
 impl FdBody {
     pub fn kind(&self) -> u32 {
         match self {
             FdBody::Pipe(_) => PipeRecord::KIND,
+            FdBody::File(_) => FileRecord::KIND,
+            FdBody::Path(_) => PathPiece::KIND,
+            FdBody::Placeholder(_) => PlaceholderRecord::KIND,
         }
     }
 }
@@ -46,6 +56,7 @@ impl FdRecord {
     pub fn pipe(&self) -> Option<&PipeRecord> {
         match &self.body {
             FdBody::Pipe(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -57,6 +68,9 @@ impl FdRecord {
         put_u32(b, STATUS, self.status);
         match &self.body {
             FdBody::Pipe(p) => p.encode_body(b),
+            FdBody::File(f) => f.encode_body(b),
+            FdBody::Path(p) => p.encode_body(b),
+            FdBody::Placeholder(p) => p.encode_body(b),
         }
     }
 
@@ -69,6 +83,9 @@ impl FdRecord {
         }
         let body = match get_u32(b, KIND) {
             PipeRecord::KIND => FdBody::Pipe(PipeRecord::decode_body(b)?),
+            FileRecord::KIND => FdBody::File(FileRecord::decode_body(b)?),
+            PathPiece::KIND => FdBody::Path(PathPiece::decode_body(b)?),
+            PlaceholderRecord::KIND => FdBody::Placeholder(PlaceholderRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })

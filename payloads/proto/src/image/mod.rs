@@ -57,6 +57,7 @@ pub mod checksum;
 pub mod chunk;
 pub mod error;
 pub mod fd;
+pub mod file;
 pub mod header;
 pub mod pipe;
 pub mod text;
@@ -69,6 +70,10 @@ pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
 pub use fd::{FdBody, FdRecord, FD_PIPE};
+pub use file::{
+    FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
+    PLACEHOLDER_TEXT,
+};
 pub use header::{hdr, Arch, Header, Span};
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use text::Text;
@@ -85,8 +90,9 @@ pub mod fdrec {
 pub const IMAGE_MAGIC: [u8; 8] = *b"DMTCPIMG";
 pub const TRAILER_MAGIC: [u8; 8] = *b"DMTCPEND";
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-/// The raw version field this build writes (`FormatVersion::CURRENT`, 2.0 = 2). 2.0: the fd
-/// table (`num_fds` FdRecords after the thread table).
+/// The raw version field this build writes (`FormatVersion::CURRENT`). 2.0: the fd table
+/// (`num_fds` FdRecords after the thread table). 2.1: new fd kinds (files reopened by path with
+/// their shared descriptions and path pieces, placeholders, and the other kinds' records).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;
