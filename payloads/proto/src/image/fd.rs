@@ -3,6 +3,7 @@
 //! by its kind (bytes 8..12 and 20..64). A new resource kind adds one body type (its own file,
 //! like `pipe.rs`), one `FdBody` variant and one kind tag.
 use super::error::need;
+use super::events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
 use super::{ImageError, PipeRecord, Record, FD_SIZE};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
@@ -15,17 +16,33 @@ pub const STATUS: usize = 16; // u32 F_GETFL (access mode, O_NONBLOCK, ...)
 
 /// Kind tags.
 pub const FD_PIPE: u32 = 1;
+/// The event kinds (`events.rs`); 30-39 are kept for their extra records.
+pub const FD_EVENTFD: u32 = 4;
+pub const FD_SIGNALFD: u32 = 5;
+pub const FD_TIMERFD: u32 = 6;
+pub const FD_EPOLL: u32 = 7;
+pub const FD_INOTIFY: u32 = 8;
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdBody {
     Pipe(PipeRecord),
+    Eventfd(EventfdRecord),
+    Signalfd(SignalfdRecord),
+    Timerfd(TimerfdRecord),
+    Epoll(EpollRecord),
+    Inotify(InotifyRecord),
 }
 
 impl FdBody {
     pub fn kind(&self) -> u32 {
         match self {
             FdBody::Pipe(_) => PipeRecord::KIND,
+            FdBody::Eventfd(_) => EventfdRecord::KIND,
+            FdBody::Signalfd(_) => SignalfdRecord::KIND,
+            FdBody::Timerfd(_) => TimerfdRecord::KIND,
+            FdBody::Epoll(_) => EpollRecord::KIND,
+            FdBody::Inotify(_) => InotifyRecord::KIND,
         }
     }
 }
@@ -46,6 +63,7 @@ impl FdRecord {
     pub fn pipe(&self) -> Option<&PipeRecord> {
         match &self.body {
             FdBody::Pipe(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -57,6 +75,11 @@ impl FdRecord {
         put_u32(b, STATUS, self.status);
         match &self.body {
             FdBody::Pipe(p) => p.encode_body(b),
+            FdBody::Eventfd(e) => e.encode_body(b),
+            FdBody::Signalfd(s) => s.encode_body(b),
+            FdBody::Timerfd(t) => t.encode_body(b),
+            FdBody::Epoll(e) => e.encode_body(b),
+            FdBody::Inotify(i) => i.encode_body(b),
         }
     }
 
@@ -69,6 +92,11 @@ impl FdRecord {
         }
         let body = match get_u32(b, KIND) {
             PipeRecord::KIND => FdBody::Pipe(PipeRecord::decode_body(b)?),
+            EventfdRecord::KIND => FdBody::Eventfd(EventfdRecord::decode_body(b)?),
+            SignalfdRecord::KIND => FdBody::Signalfd(SignalfdRecord::decode_body(b)?),
+            TimerfdRecord::KIND => FdBody::Timerfd(TimerfdRecord::decode_body(b)?),
+            EpollRecord::KIND => FdBody::Epoll(EpollRecord::decode_body(b)?),
+            InotifyRecord::KIND => FdBody::Inotify(InotifyRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })

@@ -56,6 +56,7 @@ pub mod area;
 pub mod checksum;
 pub mod chunk;
 pub mod error;
+pub mod events;
 pub mod fd;
 pub mod header;
 pub mod pipe;
@@ -68,7 +69,8 @@ pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_STACK};
 pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
-pub use fd::{FdBody, FdRecord, FD_PIPE};
+pub use events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
+pub use fd::{FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INOTIFY, FD_PIPE, FD_SIGNALFD, FD_TIMERFD};
 pub use header::{hdr, Arch, Header, Span};
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use text::Text;
@@ -86,7 +88,7 @@ pub const IMAGE_MAGIC: [u8; 8] = *b"DMTCPIMG";
 pub const TRAILER_MAGIC: [u8; 8] = *b"DMTCPEND";
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The raw version field this build writes (`FormatVersion::CURRENT`, 2.0 = 2). 2.0: the fd
-/// table (`num_fds` FdRecords after the thread table).
+/// table (`num_fds` FdRecords after the thread table). 2.1: new fd kinds (`events.rs`, ...).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;
