@@ -4,6 +4,7 @@ mod util;
 
 mod ckpt;
 mod coordinator;
+mod events;
 mod faults;
 mod install;
 mod library;

@@ -1,4 +1,4 @@
-//! Open descriptors other than pipes: regular files, folders and devices that are not terminals
+//! Open descriptors other than pipes and event fds (eventfd, signalfd, timerfd, epoll, inotify): regular files, folders and devices that are not terminals
 //! are reopened by path after a restart, with their status flags, close-on-exec flag and offset.
 //! Terminals, sockets, named FIFOs and deleted files are not: for 0-2 the restored process uses
 //! dmtcp_restart's own, the others are lost (counted in a trace line). The image gets no record
@@ -75,6 +75,9 @@ fn save_fd(e: &mut Entry, fd: c_int) -> bool {
     let link = super::fd_target(fd, &mut target);
     if fmt == libc::S_IFIFO && link.and_then(super::pipes::pipe_id).is_some() {
         return false;
+    }
+    if link.is_some_and(super::events::is_event_link) {
+        return false; // `events`, `inotify` and `epoll` own those
     }
     let tty = sys::isatty(fd);
     e.fd = fd;
