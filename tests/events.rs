@@ -23,3 +23,29 @@ fn epoll_loop_over_pipe_eventfd_timerfd_signalfd_inotify_survives_two_restarts_6
 fn epoll_loop_over_pipe_eventfd_timerfd_signalfd_inotify_survives_two_restarts_32() {
     event_loop(true);
 }
+
+/// What `events_state` prints when every kind kept its state (see the program's comment).
+const STATE: &str = "RESULT outer=1:5eed inner=1:deadbeefcafef00d sem=5,EAGAIN count=9589934600 cloexec=10 \
+nonblock=10 ticking=1 hour=1 abs=1 expired=1 disarmed=1 sig=RTMIN+2,10 edge=1:77,0 wds=1,3 next=5 \
+events=1:100:f;3:100:f;3:8000:;";
+
+fn event_state(m32: bool) -> String {
+    let p = c_program("events_state", m32);
+    let last = cycles_with(&p, &["80"], 1, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(1));
+    assert!(!last.starts_with("ready\n"), "the restarted run began from the start:\n{last}");
+    result_line(&last)
+}
+
+/// One run pins them all (each kind's fields are named in the RESULT line, so a failure says
+/// which kind lost what): eventfd counter and semaphore, timerfd interval, time left, unread
+/// expiration and disarmed state, signalfd mask and a pending signal, epoll data, one-shot,
+/// edge-triggered and nested entries, inotify watch descriptors and the next one.
+#[test]
+fn eventfd_counter_timerfd_interval_epoll_data_and_inotify_wds_are_kept_64() {
+    assert_eq!(event_state(false), STATE);
+}
+
+#[test]
+fn eventfd_counter_timerfd_interval_epoll_data_and_inotify_wds_are_kept_32() {
+    assert_eq!(event_state(true), STATE);
+}

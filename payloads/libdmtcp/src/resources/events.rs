@@ -306,30 +306,34 @@ fn restore_one(r: &FdRecord, now: u64) {
 }
 
 /// Sets a restored timerfd going again (module docs: the time the computation was down counts).
+/// An armed timer whose expiration was not read yet shows no time left (`value_ns` 0: the
+/// kernel moves a periodic timer on only when it is read); its expirations are in `ticks`.
 fn rearm(fd: c_int, t: &TimerfdRecord, now: u64) {
     const ABSTIME: u32 = 1;
     const CANCEL_ON_SET: u32 = 2;
     let down = now.saturating_sub(t.saved_at_ns);
     let realtime = t.clock == libc::CLOCK_REALTIME as u32 || t.clock == libc::CLOCK_REALTIME_ALARM as u32;
-    let mut fires_now = false;
-    let armed = if t.value_ns == 0 {
-        Ok(()) // disarmed (an expired one-shot's expirations are in `ticks`)
+    let set = |flags: u32, value: u64, interval: u64| {
+        report("setting the timer", fd, ev::timerfd_settime(fd, flags as c_int, value, interval));
+    };
+    let fires_now = if t.value_ns == 0 {
+        // Disarmed, or expired and not read: the next expiration an interval on (if any).
+        if t.interval_ns > 0 {
+            set(0, t.interval_ns, t.interval_ns);
+        }
+        false
     } else if t.settime_flags & ABSTIME != 0 && realtime {
         let at = t.saved_at_ns + t.value_ns;
-        fires_now = at <= now;
-        ev::timerfd_settime(fd, (t.settime_flags & (ABSTIME | CANCEL_ON_SET)) as c_int, at, t.interval_ns)
+        set(t.settime_flags & (ABSTIME | CANCEL_ON_SET), at, t.interval_ns);
+        at <= now
     } else {
         let left = t.value_ns.saturating_sub(down);
-        fires_now = left == 0;
-        ev::timerfd_settime(fd, 0, left.max(1), t.interval_ns)
+        set(0, left.max(1), t.interval_ns);
+        left == 0
     };
-    report("setting the timer", fd, armed);
-    if t.ticks == 0 {
-        return;
-    }
-    if ev::timerfd_set_ticks(fd, t.ticks).is_err() && !fires_now {
+    if t.ticks > 0 && ev::timerfd_set_ticks(fd, t.ticks).is_err() && !fires_now {
         // No TFD_IOC_SET_TICKS: the unread expirations show as one expiring right away, and
         // the interval goes on from now.
-        report("setting the timer", fd, ev::timerfd_settime(fd, 0, 1, t.interval_ns));
+        set(0, 1, t.interval_ns);
     }
 }
