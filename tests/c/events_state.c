@@ -4,10 +4,12 @@
  *   shared with a dup (a write through the dup shows in the first), their flags;
  * - timerfds: a periodic one keeps ticking, a one-shot of an hour and an absolute CLOCK_REALTIME
  *   one an hour away are still armed with about that much left, one that expired before the
- *   sleep (unread) reads 1 expiration, a never-armed one is still disarmed;
+ *   sleep (unread) reads 1 expiration, a never-armed one is still disarmed, and a one-shot of
+ *   3 s (polled at each step: "fired at step N") expires once;
  * - a signalfd: a signal sent (blocked) before the sleep is read after it, one sent after it too;
  * - epoll: data fields, a one-shot entry that fired stays disarmed, an edge-triggered entry
- *   reports one edge once, and an epoll inside another reports its readiness;
+ *   reports one edge once, an EPOLLEXCLUSIVE entry is there, and an epoll inside another
+ *   reports its readiness;
  * - inotify: watch descriptors (with removed ones and a dup of the inotify fd), the next
  *   descriptor handed out, and an event on a watched folder.
  * Usage: events_state STEPS      sleeps STEPS x 50 ms, prints one RESULT line. */
@@ -74,6 +76,7 @@ int main(int argc, char **argv) {
     if (e1 < 0 || e2 < 0 || write(e2, &big, 8) != 8) die("eventfd");
     int e3 = dup(e2);
     int e4 = eventfd(0, EFD_NONBLOCK);
+    int e5 = eventfd(0, EFD_NONBLOCK);
 
     /* timerfds */
     int t1 = timerfd_create(CLOCK_MONOTONIC, 0);
@@ -81,14 +84,16 @@ int main(int argc, char **argv) {
     int t3 = timerfd_create(CLOCK_REALTIME, 0);
     int t4 = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK);
     int t5 = timerfd_create(CLOCK_MONOTONIC, 0);
-    if (t1 < 0 || t2 < 0 || t3 < 0 || t4 < 0 || t5 < 0) die("timerfd_create");
-    struct itimerspec periodic = {{0, 30000000}, {0, 30000000}}, hour = {{0, 0}, {3600, 0}}, soon = {{0, 0}, {0, 10000000}};
+    int t6 = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    if (t1 < 0 || t2 < 0 || t3 < 0 || t4 < 0 || t5 < 0 || t6 < 0) die("timerfd_create");
+    struct itimerspec periodic = {{0, 30000000}, {0, 30000000}}, hour = {{0, 0}, {3600, 0}}, soon = {{0, 0}, {0, 10000000}},
+                      late = {{0, 0}, {3, 0}};
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct itimerspec at = {{0, 0}, {now.tv_sec + 3600, 0}};
     if (timerfd_settime(t1, 0, &periodic, NULL) || timerfd_settime(t2, 0, &hour, NULL) ||
         timerfd_settime(t3, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &at, NULL) ||
-        timerfd_settime(t4, 0, &soon, NULL))
+        timerfd_settime(t4, 0, &soon, NULL) || timerfd_settime(t6, 0, &late, NULL))
         die("timerfd_settime");
 
     /* signalfd, with a signal pending through the sleep */
@@ -109,6 +114,7 @@ int main(int argc, char **argv) {
     add(ep1, e1, EPOLLIN, 0xdeadbeefcafef00dULL);
     add(ep1, p[0], EPOLLIN | EPOLLONESHOT, 42);
     add(ep1, e4, EPOLLIN | EPOLLET, 77);
+    add(ep1, e5, EPOLLIN | EPOLLEXCLUSIVE, 99);
     add(ep2, ep1, EPOLLIN, 0x5eed);
     if (write(p[1], "a", 1) != 1) die("write");
     uint64_t d[8];
@@ -130,9 +136,11 @@ int main(int argc, char **argv) {
 
     usleep(30000); /* t4 expires, unread */
     printf("ready\n");
+    uint64_t fired = 0;
     for (int i = 0; i < steps; i++) {
         usleep(50000);
         if (i % 10 == 0) printf("step %d\n", i);
+        if (!fired && read(t6, &fired, 8) == 8) printf("fired at step %d\n", i);
     }
 
     /* epoll: the inner one is ready (e1), the one-shot pipe entry stays disarmed */
@@ -175,6 +183,7 @@ int main(int argc, char **argv) {
     if (poll(&pf, 1, 2000) == 1 && read(t4, &v, 8) != 8) die("read t4");
     put(" expired=%lld", (long long)v);
     put(" disarmed=%lld", left(t5) == 0);
+    put(" late=%lld", (long long)fired);
 
     /* signalfd */
     struct signalfd_siginfo si;
@@ -192,6 +201,10 @@ int main(int argc, char **argv) {
     put(":%lld", n > 0 ? (long long)d[0] : 0);
     n = wait_ep(ep1, d, 8);
     put(",%lld", n);
+    if (write(e5, &v, 8) != 8) die("write e5");
+    n = wait_ep(ep1, d, 8);
+    put(" exclusive=%lld", n);
+    put(":%lld", n > 0 ? (long long)d[0] : 0);
 
     /* inotify */
     int wd5 = inotify_add_watch(100, "w5", IN_CREATE);
