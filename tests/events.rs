@@ -39,8 +39,7 @@ fn event_state(m32: bool) -> String {
 /// One run pins them all (each kind's fields are named in the RESULT line, so a failure says
 /// which kind lost what): eventfd counter and semaphore, timerfd interval, time left, unread
 /// expiration and disarmed state, signalfd mask and a pending signal, epoll data, one-shot,
-/// EPOLLEXCLUSIVE,
-/// edge-triggered and nested entries, inotify watch descriptors and the next one.
+/// EPOLLEXCLUSIVE, edge-triggered and nested entries, inotify watch descriptors and the next one.
 #[test]
 fn eventfd_counter_timerfd_interval_epoll_data_and_inotify_wds_are_kept_64() {
     assert_eq!(event_state(false), STATE);

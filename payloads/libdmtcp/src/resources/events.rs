@@ -36,8 +36,9 @@ use dmtcp_proto::image::{EventfdRecord, FdBody, SignalfdRecord, TimerfdRecord};
 pub const HOOKS: Hooks = Hooks { name: "eventfd/signalfd/timerfd", save, records, write_records, restore, ..NONE };
 
 const MAX_FDS: usize = 256;
-/// Room for one fdinfo (an epoll's holds one line per watched fd, an inotify's one per watch).
-pub const FDINFO_LEN: usize = 64 * 1024;
+/// Room for one fdinfo (an epoll's holds one line of about 80 bytes per watched fd, an inotify's
+/// one of about 120 per watch); only the pages a read fills are in the image.
+pub const FDINFO_LEN: usize = 256 * 1024;
 
 /// The event kinds, by their /proc/self/fd link.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
