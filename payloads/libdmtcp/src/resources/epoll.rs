@@ -20,7 +20,7 @@
 //! until EAGAIN, so one more report is harmless).
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
-//! (fixed tables in .bss), no unsafe (system calls through `sys::events`).
+//! (fixed tables in .bss); system calls only through the typed wrappers of `sys::events`.
 use super::events::{fd_flags, kind_of, place, place_dup, same_as, with_fdinfo, word, EventKind};
 use super::{FdRecord, Hooks, RecordSink, NONE};
 use crate::cell::Exclusive;

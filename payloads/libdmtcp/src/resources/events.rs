@@ -25,7 +25,7 @@
 //!   process (the fork-sharing of open file descriptions is a later step).
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
-//! (fixed tables in .bss), no unsafe (system calls through `sys::events`).
+//! (fixed tables in .bss); system calls only through the typed wrappers of `sys::events`.
 use super::{report, FdRecord, Hooks, RecordSink, NONE};
 use crate::cell::Exclusive;
 use crate::log::Bytes;

@@ -18,7 +18,7 @@
 //! restart loses nothing. A restart warns with the number of bytes lost.
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
-//! (fixed tables in .bss), no unsafe (system calls through `sys::events`).
+//! (fixed tables in .bss); system calls only through the typed wrappers of `sys::events`.
 use super::events::{fd_flags, kind_of, place, place_dup, same_as, with_fdinfo, word, EventKind};
 use super::{report, FdRecord, Hooks, RecordSink, NONE};
 use crate::cell::Exclusive;
