@@ -5,6 +5,7 @@ mod util;
 mod ckpt;
 mod coordinator;
 mod endurance;
+mod events;
 mod faults;
 mod install;
 mod leftovers;

@@ -32,7 +32,8 @@
 //!   - C-ABI entry points, which take raw pointers from the program or export symbols:
 //!     `init` (the `.init_array` constructor), `exec` (exec*/posix_spawn*), `execl` (the
 //!     trampolines' variadic list), `shell` (system/popen/pclose and their fork child),
-//!     `signals` (sigaction, signal masks, sleeps).
+//!     `signals` (sigaction, signal masks, sleeps), `inotify_calls` (the inotify wrappers that
+//!     note each watch's path).
 //!
 //!   The resource kinds (`resources/`), `coord`, `ckpt_thread`, `dlsym`, `log` and the protocol
 //!   code have none.
@@ -60,6 +61,8 @@ mod exec;
 mod execl;
 #[allow(unsafe_code)]
 mod init;
+#[allow(unsafe_code)]
+mod inotify_calls;
 #[allow(unsafe_code)]
 mod real;
 mod resources;

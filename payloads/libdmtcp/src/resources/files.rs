@@ -1,4 +1,4 @@
-//! Open descriptors no other kind takes (`super::taken_by_another_kind` decides): regular files,
+//! Open descriptors no other kind takes (`super::taken_by_another_kind` decides: pipes, event fds): regular files,
 //! folders, block devices and the stateless character devices (/dev/null, /dev/zero, /dev/full,
 //! /dev/random, /dev/urandom) are recorded with their path, status flags,
 //! close-on-exec flag and offset, and `dmtcp_restart` opens them again (`src/restart/files.rs`)

@@ -10,7 +10,7 @@
 //!
 //! # The order
 //! `KINDS` lists the kinds; every phase runs them in that order: signal state, process, files,
-//! pipes. The checkpoint thread calls the phases in this sequence:
+//! pipes, eventfd/signalfd/timerfd, inotify, and epoll last (its entries name the other fds). The checkpoint thread calls the phases in this sequence:
 //!
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
@@ -29,7 +29,10 @@
 //!              DMT:Restart
 //!              resume(Restarted) (signal state: raise the pending signals), then the threads run
 //! ```
+pub mod epoll;
+pub mod events;
 pub mod files;
+pub mod inotify;
 pub mod pipes;
 pub mod process;
 pub mod signal_state;
@@ -91,8 +94,18 @@ pub const NONE: Hooks = Hooks {
     resume: resume_nothing,
 };
 
-/// The registry, in the documented order (module docs).
-pub static KINDS: [&Hooks; 4] = [&signal_state::HOOKS, &process::HOOKS, &files::HOOKS, &pipes::HOOKS];
+/// The registry, in the documented order (module docs). The event kinds come after the fd kinds
+/// they do not depend on; epoll comes last of all, as its interest list names fds of every other
+/// kind, which must be back at their numbers (and refilled) before it adds them.
+pub static KINDS: [&Hooks; 7] = [
+    &signal_state::HOOKS,
+    &process::HOOKS,
+    &files::HOOKS,
+    &pipes::HOOKS,
+    &events::HOOKS,
+    &inotify::HOOKS,
+    &epoll::HOOKS,
+];
 
 pub fn save() {
     for k in KINDS {
@@ -160,7 +173,9 @@ pub fn for_each_program_fd(mut f: impl FnMut(c_int)) {
 pub fn taken_by_another_kind(_fd: c_int, mode: u32, link: Option<&[u8]>) -> bool {
     let fifo = mode & libc::S_IFMT == libc::S_IFIFO;
     // pipes: every anonymous pipe end ("pipe:[...]"; a named FIFO has a path).
-    fifo && link.and_then(pipes::pipe_id).is_some()
+    (fifo && link.and_then(pipes::pipe_id).is_some())
+        // events, inotify, epoll: their anon_inode links.
+        || link.is_some_and(events::is_event_link)
 }
 
 /// Calls `f(text)` once for each fd that no kind restores, naming it ("fd 5 (netlink socket,

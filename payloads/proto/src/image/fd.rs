@@ -4,6 +4,7 @@
 //! like `pipe.rs`), one `FdBody` variant and one kind tag.
 use super::error::need;
 use super::{FileRecord, ImageError, PathPiece, PipeRecord, PlaceholderRecord, Record, FD_SIZE};
+use super::events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
 // Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
@@ -16,6 +17,12 @@ pub const STATUS: usize = 16; // u32 F_GETFL (access mode, O_NONBLOCK, ...)
 /// Kind tags.
 pub const FD_PIPE: u32 = 1;
 pub use super::file::{FD_FILE, FD_PATH, FD_PLACEHOLDER};
+/// The event kinds (`events.rs`); 30-39 are kept for their extra records.
+pub const FD_EVENTFD: u32 = 4;
+pub const FD_SIGNALFD: u32 = 5;
+pub const FD_TIMERFD: u32 = 6;
+pub const FD_EPOLL: u32 = 7;
+pub const FD_INOTIFY: u32 = 8;
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +34,11 @@ pub enum FdBody {
     Path(PathPiece),
     /// An fd no kind restores: a placeholder holds its number after restart.
     Placeholder(PlaceholderRecord),
+    Eventfd(EventfdRecord),
+    Signalfd(SignalfdRecord),
+    Timerfd(TimerfdRecord),
+    Epoll(EpollRecord),
+    Inotify(InotifyRecord),
 }
 
 impl FdBody {
@@ -36,6 +48,11 @@ impl FdBody {
             FdBody::File(_) => FileRecord::KIND,
             FdBody::Path(_) => PathPiece::KIND,
             FdBody::Placeholder(_) => PlaceholderRecord::KIND,
+            FdBody::Eventfd(_) => EventfdRecord::KIND,
+            FdBody::Signalfd(_) => SignalfdRecord::KIND,
+            FdBody::Timerfd(_) => TimerfdRecord::KIND,
+            FdBody::Epoll(_) => EpollRecord::KIND,
+            FdBody::Inotify(_) => InotifyRecord::KIND,
         }
     }
 }
@@ -71,6 +88,11 @@ impl FdRecord {
             FdBody::File(f) => f.encode_body(b),
             FdBody::Path(p) => p.encode_body(b),
             FdBody::Placeholder(p) => p.encode_body(b),
+            FdBody::Eventfd(e) => e.encode_body(b),
+            FdBody::Signalfd(s) => s.encode_body(b),
+            FdBody::Timerfd(t) => t.encode_body(b),
+            FdBody::Epoll(e) => e.encode_body(b),
+            FdBody::Inotify(i) => i.encode_body(b),
         }
     }
 
@@ -86,6 +108,11 @@ impl FdRecord {
             FileRecord::KIND => FdBody::File(FileRecord::decode_body(b)?),
             PathPiece::KIND => FdBody::Path(PathPiece::decode_body(b)?),
             PlaceholderRecord::KIND => FdBody::Placeholder(PlaceholderRecord::decode_body(b)?),
+            EventfdRecord::KIND => FdBody::Eventfd(EventfdRecord::decode_body(b)?),
+            SignalfdRecord::KIND => FdBody::Signalfd(SignalfdRecord::decode_body(b)?),
+            TimerfdRecord::KIND => FdBody::Timerfd(TimerfdRecord::decode_body(b)?),
+            EpollRecord::KIND => FdBody::Epoll(EpollRecord::decode_body(b)?),
+            InotifyRecord::KIND => FdBody::Inotify(InotifyRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })

@@ -56,6 +56,7 @@ pub mod area;
 pub mod checksum;
 pub mod chunk;
 pub mod error;
+pub mod events;
 pub mod fd;
 pub mod file;
 pub mod header;
@@ -69,11 +70,12 @@ pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_STACK};
 pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
-pub use fd::{FdBody, FdRecord, FD_PIPE};
 pub use file::{
     FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
     PLACEHOLDER_TEXT,
 };
+pub use events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
+pub use fd::{FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INOTIFY, FD_PIPE, FD_SIGNALFD, FD_TIMERFD};
 pub use header::{hdr, Arch, Header, Span};
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use text::Text;
