@@ -7,6 +7,7 @@ mod coordinator;
 mod faults;
 mod install;
 mod library;
+mod memory;
 mod restart;
 mod spawn;
 mod trees;

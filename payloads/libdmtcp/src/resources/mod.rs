@@ -29,6 +29,7 @@
 pub mod files;
 pub mod pipes;
 pub mod process;
+pub mod shm;
 pub mod signal_state;
 
 use core::ffi::c_int;
@@ -89,7 +90,8 @@ pub const NONE: Hooks = Hooks {
 };
 
 /// The registry, in the documented order (module docs).
-pub static KINDS: [&Hooks; 4] = [&signal_state::HOOKS, &process::HOOKS, &files::HOOKS, &pipes::HOOKS];
+// shm (the election of one writer per shared mapping) depends on no other kind: last.
+pub static KINDS: [&Hooks; 5] = [&signal_state::HOOKS, &process::HOOKS, &files::HOOKS, &pipes::HOOKS, &shm::HOOKS];
 
 pub fn save() {
     for k in KINDS {

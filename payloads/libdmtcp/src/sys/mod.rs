@@ -320,6 +320,15 @@ pub fn map_file_readonly(path: &CStr, len: usize) -> Result<&'static [u8], Errno
     Ok(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) })
 }
 
+/// Whether `path` lies on a tmpfs (statfs; false when it cannot be asked).
+pub fn is_tmpfs(path: &CStr) -> bool {
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut st: libc::statfs = unsafe { core::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statfs to fill.
+    let r = unsafe { libc::statfs(path.as_ptr(), &mut st) };
+    r == 0 && st.f_type as i64 == libc::TMPFS_MAGIC as i64
+}
+
 fn fstat_size(fd: c_int) -> Result<u64, Errno> {
     // SAFETY: an all-zero stat64 is a valid value of this plain C struct.
     let mut st: libc::stat64 = unsafe { core::mem::zeroed() };
@@ -548,6 +557,27 @@ pub fn mkdir(path: &CStr, mode: u32) -> Result<(), Errno> {
 pub fn open(path: &CStr, flags: c_int) -> Result<c_int, Errno> {
     // SAFETY: path is NUL-terminated.
     check(unsafe { libc::open(path.as_ptr(), flags) })
+}
+
+/// Creates `path` if it does not exist (O_CREAT | O_EXCL, mode 0600) and closes it: Ok(true)
+/// when this call made it, Ok(false) when it existed.
+pub fn create_exclusive(path: &CStr) -> Result<bool, Errno> {
+    // SAFETY: path is NUL-terminated; the mode argument is what O_CREAT reads.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
+    if fd >= 0 {
+        close(fd);
+        return Ok(true);
+    }
+    match errno() {
+        libc::EEXIST => Ok(false),
+        e => Err(e),
+    }
+}
+
+/// `unlink(path)`.
+pub fn unlink(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    check(unsafe { libc::unlink(path.as_ptr()) }).map(|_| ())
 }
 
 /// `dup3(old, new, flags)`.

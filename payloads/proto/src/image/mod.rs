@@ -64,7 +64,7 @@ pub mod thread;
 pub mod trailer;
 pub mod version;
 
-pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_STACK};
+pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_SHM, AREA_STACK};
 pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
@@ -86,7 +86,8 @@ pub const IMAGE_MAGIC: [u8; 8] = *b"DMTCPIMG";
 pub const TRAILER_MAGIC: [u8; 8] = *b"DMTCPEND";
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The raw version field this build writes (`FormatVersion::CURRENT`, 2.0 = 2). 2.0: the fd
-/// table (`num_fds` FdRecords after the thread table).
+/// table (`num_fds` FdRecords after the thread table). 2.1: the areas' kernel flags
+/// (`AreaRecord::vm`) and shared memory held only by the kernel (`AREA_SHM`).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;
