@@ -42,3 +42,34 @@ fn mapping_past_the_end_of_its_file_checkpoints_64() {
 fn mapping_past_the_end_of_its_file_checkpoints_32() {
     mapping_past_end_of_file(true);
 }
+
+/// A 64 GiB MAP_NORESERVE heap (more than this machine can commit: the restorer used to fail
+/// with ENOMEM) and a 16 GiB PROT_NONE reservation with a writable part come back with their
+/// flags and no memory committed; the image holds only the touched pages. The MAP_GROWSDOWN,
+/// guard-page, mlock and madvise areas keep their VmFlags (the program prints them).
+fn large_reservations(m32: bool, sizes: [&str; 2]) {
+    let p = c_program("reservations", m32);
+    let args = ["40", sizes[0], sizes[1]];
+    let last = cycles_with(&p, &args, 1, 2, Duration::from_millis(900), &[], |cy, _| {
+        for img in cy.images() {
+            let len = std::fs::metadata(&img).unwrap().len();
+            assert!(len < 64 << 20, "{}: {len} bytes: untouched pages were written", img.display());
+        }
+        cy.restart(1)
+    });
+    let r = result_line(&last);
+    for want in ["heap_nr=1", "heap_rss_small=1", "res_none=1", "gd=1", "guard_none=1", "dc=1", "wf=1", "dd=1"] {
+        assert!(r.contains(want), "{want} missing: {r}");
+    }
+    assert!(!last.starts_with("step 1\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn noreserve_64_gib_and_prot_none_16_gib_reservations_restart_64() {
+    large_reservations(false, ["64", "16"]);
+}
+
+#[test]
+fn reservations_and_area_flags_restart_32() {
+    large_reservations(true, ["1", "1"]);
+}
