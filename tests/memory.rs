@@ -73,3 +73,28 @@ fn noreserve_64_gib_and_prot_none_16_gib_reservations_restart_64() {
 fn reservations_and_area_flags_restart_32() {
     large_reservations(true, ["1", "1"]);
 }
+
+/// Three processes increment counters under process-shared mutexes in anonymous shared memory
+/// inherited over fork, a POSIX shm object (kept, and one unlinked once mapped), a memfd and a
+/// MAP_SHARED regular file. After each restart they share one copy again, with its contents as
+/// of the checkpoint (every process did exactly its rounds, the total is the sum of the slots),
+/// and the file mapping still writes to its file. Each object's pages are in one image only.
+fn shm_counters(m32: bool) {
+    let p = c_program("shm_counters", m32);
+    let tag = format!("{}{}", std::process::id(), if m32 { "m32" } else { "m64" });
+    let args = ["160", tag.as_str()];
+    let last = cycles_with(&p, &args, 3, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(3));
+    let r = result_line(&last);
+    assert!(!r.contains("BAD") && !r.contains("NOT") && r.contains("file_on_disk=same"), "{r}");
+    assert!(!last.starts_with("step 5\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn shared_memory_counters_under_process_shared_mutexes_64() {
+    shm_counters(false);
+}
+
+#[test]
+fn shared_memory_counters_under_process_shared_mutexes_32() {
+    shm_counters(true);
+}

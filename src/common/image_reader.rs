@@ -68,6 +68,19 @@ pub struct Summary {
     pub data_bytes: u64,
     /// The fd table (pipe ends), version 2.
     pub fds: Vec<FdEntry>,
+    /// The shared memory areas only the kernel held (`AREA_SHM`, version 2.1).
+    pub shm: Vec<ShmArea>,
+}
+
+/// One `AREA_SHM` area of the image: the object (dev, inode), the range of it that was mapped
+/// and its /proc/self/maps name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShmArea {
+    pub dev: u64,
+    pub inode: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub name: String,
 }
 
 /// One record of the image's fd table (`dmtcp_proto::image::FdRecord`), flattened.
@@ -97,6 +110,7 @@ pub struct Validator {
     chunks: u64,
     data_bytes: u64,
     fds: Vec<FdEntry>,
+    shm: Vec<ShmArea>,
 }
 
 impl Default for Validator {
@@ -123,6 +137,7 @@ impl Validator {
             chunks: 0,
             data_bytes: 0,
             fds: Vec::new(),
+            shm: Vec::new(),
         }
     }
 
@@ -206,6 +221,21 @@ impl Validator {
                     let a = AreaRecord::decode(&self.rec)
                         .map_err(|e| Problem::Corrupt(format!("area {}: {e}", self.areas.len())))?;
                     self.areas.push(a.len());
+                    if a.is_shm() {
+                        if a.offset.checked_add(a.len()).is_none() {
+                            return Err(Problem::Corrupt(format!(
+                                "area {}: shared memory range past 2^64",
+                                self.areas.len() - 1
+                            )));
+                        }
+                        self.shm.push(ShmArea {
+                            dev: a.dev,
+                            inode: a.inode,
+                            offset: a.offset,
+                            len: a.len(),
+                            name: String::from_utf8_lossy(a.name.as_bytes()).into_owned(),
+                        });
+                    }
                     self.rec.clear();
                     self.state = if left > 1 {
                         State::Areas { left: left - 1 }
@@ -341,6 +371,7 @@ impl Validator {
             chunks: self.chunks,
             data_bytes: self.data_bytes,
             fds: self.fds,
+            shm: self.shm,
         };
         Ok((summary, computed))
     }
@@ -599,6 +630,38 @@ mod tests {
         }
     }
 
+    /// A 2.1 stream whose area is shared memory only the kernel held: the summary lists it
+    /// (the restart makes one memfd per object from these), and a 2.0 stream lists none.
+    #[test]
+    fn lists_the_shared_memory_areas_of_a_2_1_image() {
+        let mut s = sample();
+        assert!(run(&s, 4096).unwrap().shm.is_empty());
+        let mut a = AreaRecord::decode(&s[AREAS..AREAS + AREA_SIZE]).unwrap();
+        a.flags = image::AREA_SHARED | image::AREA_SHM;
+        a.offset = 0x3000;
+        a.dev = 5;
+        a.inode = 99;
+        a.vm = image::area::AREA_VM_KNOWN | image::area::AREA_VM_MAYWRITE;
+        a.name = image::Text::new(b"/dev/zero (deleted)");
+        let mut b = [0u8; AREA_SIZE];
+        a.encode(&mut b);
+        s[AREAS..AREAS + AREA_SIZE].copy_from_slice(&b);
+        let n = s.len() - TRAILER_SIZE;
+        let mut t = [0u8; TRAILER_SIZE];
+        Trailer { len: n as u64, checksum: image::checksum(image::CHECKSUM_SEED, &s[..n]) }.encode(&mut t);
+        s[n..].copy_from_slice(&t);
+        let sum = run(&s, 777).unwrap();
+        assert_eq!(
+            sum.shm,
+            vec![ShmArea { dev: 5, inode: 99, offset: 0x3000, len: 0x2000, name: "/dev/zero (deleted)".into() }]
+        );
+        // AREA_SHM without AREA_SHARED is refused by the record's own check.
+        a.flags = image::AREA_SHM;
+        a.encode(&mut b);
+        s[AREAS..AREAS + AREA_SIZE].copy_from_slice(&b);
+        assert!(corrupt(run(&s, 4096)).starts_with("area 0"));
+    }
+
     #[test]
     fn refuses_bad_streams() {
         let s = sample();
@@ -617,7 +680,7 @@ mod tests {
         let mut b = sample();
         b[1] = b'X';
         assert!(matches!(run(&b, 4096), Err(Problem::NotAnImage("bad magic"))));
-        for v in [image::FormatVersion::new(3, 0), image::FormatVersion::new(2, 1)] {
+        for v in [image::FormatVersion::new(3, 0), image::FormatVersion::new(2, 2)] {
             let mut b = sample();
             dmtcp_proto::le::put_u32(&mut b, hdr::VERSION, v.to_u32());
             image::seal_header(&mut b[..HEADER_SIZE]);

@@ -32,6 +32,7 @@
 //! pids, after one warning.
 mod pipes;
 pub mod plan;
+mod shm;
 // Forks, clone3 with set_tid, exec of the restorer: one of the two places of `unsafe` in src/.
 #[allow(unsafe_code)]
 mod spawn;
@@ -43,7 +44,7 @@ use crate::common::payloads::{self, Arch};
 use crate::common::setup::{self, Fail, Mode};
 use argh::FromArgs;
 use dmtcp_proto::env as ev;
-use plan::{End, FdFact, FdWhat, ImageFacts};
+use plan::{End, FdFact, FdWhat, ImageFacts, ShmFact};
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -279,5 +280,11 @@ fn facts(img: &CheckedImage) -> ImageFacts {
         pidns: img.pidns(),
         is_root: img.is_root(),
         fds,
+        shm: img
+            .summary
+            .shm
+            .iter()
+            .map(|a| ShmFact { dev: a.dev, inode: a.inode, end: a.offset + a.len, name: a.name.clone() })
+            .collect(),
     }
 }
