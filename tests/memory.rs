@@ -98,3 +98,25 @@ fn shared_memory_counters_under_process_shared_mutexes_64() {
 fn shared_memory_counters_under_process_shared_mutexes_32() {
     shm_counters(true);
 }
+
+/// A memfd passed to two children as an fd (filled with write(), counters kept with
+/// pread/pwrite, one child also maps it): after each restart every process holds the same new
+/// memfd at its old fd, with its name, size, shared file position and contents as of the
+/// checkpoint, and the child's mapping is the same object as the fd.
+fn memfd_passed_to_children(m32: bool) {
+    let p = c_program("memfd_fds", m32);
+    let last = cycles_with(&p, &["160"], 3, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(3));
+    let r = result_line(&last);
+    assert!(r.contains("slots=160,160,160 mapped=160 name=passed size=16384 pos=10000"), "{r}");
+    assert!(!last.starts_with("step 5\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn memfd_passed_to_children_as_an_fd_comes_back_shared_64() {
+    memfd_passed_to_children(false);
+}
+
+#[test]
+fn memfd_passed_to_children_as_an_fd_comes_back_shared_32() {
+    memfd_passed_to_children(true);
+}

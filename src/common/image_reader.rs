@@ -90,7 +90,11 @@ pub struct FdEntry {
     pub kind: u32,
     pub end: u32,
     pub pipe_size: u32,
+    /// A pipe's old inode, or a memfd's.
     pub id: u64,
+    /// A memfd's device (major << 32 | minor) and size; 0 for other kinds.
+    pub dev: u64,
+    pub size: u64,
 }
 
 /// Streaming image checker; see the module docs.
@@ -407,7 +411,9 @@ impl From<&FdRecord> for FdEntry {
             kind: r.kind(),
             end: pipe.map_or(0, |p| p.end.as_u32()),
             pipe_size: pipe.map_or(0, |p| p.pipe_size),
-            id: pipe.map_or(0, |p| p.id),
+            id: pipe.map_or(0, |p| p.id) | r.memfd().map_or(0, |m| m.inode),
+            dev: r.memfd().map_or(0, |m| m.dev),
+            size: r.memfd().map_or(0, |m| m.size),
         }
     }
 }
@@ -625,7 +631,15 @@ mod tests {
             assert_eq!(sum.arch, image::ARCH_X86_64);
             assert_eq!(
                 sum.fds,
-                vec![FdEntry { fd: 5, kind: image::FD_PIPE, end: image::FD_WRITE, pipe_size: 4096, id: 77 }]
+                vec![FdEntry {
+                    fd: 5,
+                    kind: image::FD_PIPE,
+                    end: image::FD_WRITE,
+                    pipe_size: 4096,
+                    id: 77,
+                    dev: 0,
+                    size: 0
+                }]
             );
         }
     }

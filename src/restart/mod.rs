@@ -259,7 +259,9 @@ fn facts(img: &CheckedImage) -> ImageFacts {
         .iter()
         .map(|f| FdFact {
             fd: f.fd,
-            what: if f.kind == dmtcp_proto::image::FD_PIPE {
+            what: if f.kind == dmtcp_proto::image::FD_MEMFD {
+                FdWhat::Memfd { dev: f.dev, inode: f.id, size: f.size }
+            } else if f.kind == dmtcp_proto::image::FD_PIPE {
                 let end = match f.end {
                     dmtcp_proto::image::FD_READ => Some(End::Read),
                     dmtcp_proto::image::FD_WRITE => Some(End::Write),

@@ -78,6 +78,8 @@ pub enum FdWhat {
     /// One end of a pipe: the pipe's old inode, which end (None: a value the format does not
     /// name), and the pipe's capacity as the process saw it (0: unknown).
     Pipe { id: u64, end: Option<End>, capacity: u32 },
+    /// A memfd: the object's old (device, inode) and its size (`shm.rs` makes it).
+    Memfd { dev: u64, inode: u64, size: u64 },
     /// A record of a kind the restart does not recreate (the record's kind number).
     Other(u32),
 }
@@ -295,8 +297,9 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
         }
         let (objects, per_member) = shm::plan(&members);
         g.shm = objects;
-        for (&m, (placed, regions)) in g.members.iter().zip(per_member) {
-            procs[m].fds.extend(placed);
+        for (&m, (fds, regions)) in g.members.iter().zip(per_member) {
+            procs[m].fds.extend(fds.placed);
+            procs[m].skipped_fds.extend(fds.skipped);
             procs[m].regions = regions;
         }
     }
@@ -734,5 +737,26 @@ mod tests {
         let long = format!("/memfd:{}", "é".repeat(200));
         let n = memfd_name(&long);
         assert!(n.len() <= 249 && n.chars().all(|c| c == 'é'), "{n}");
+    }
+
+    /// A memfd held open by a parent and a child (passed over fork) and mapped by the child:
+    /// one object, of the memfd's own size (not the page-rounded end of the mapping), at the
+    /// old fd of each, plus the region fd for the child's restorer; one at a dmtcp fd is
+    /// reported instead.
+    #[test]
+    fn a_memfd_held_as_an_fd_is_one_object_with_its_mappings() {
+        let memfd = |fd| FdFact { fd, what: FdWhat::Memfd { dev: 1, inode: 50, size: 10000 } };
+        let parent = with_fds(img("p", 10, 1), vec![memfd(3)]);
+        let mut child = with_fds(img("c", 11, 10), vec![memfd(3), memfd(dmtcp_proto::COORD_FD)]);
+        child.shm = vec![shm(1, 50, 0x3000, "/memfd:passed (deleted)")];
+        let p = plan(&[parent, child]).unwrap();
+        assert_eq!(p.groups[0].shm, vec![ShmPlan { dev: 1, inode: 50, size: 10000, name: "passed".into() }]);
+        assert_eq!(pipe_src(&p, 0, 3), Some(FdSource::Shm(0)));
+        assert!(p.procs[0].regions.is_empty());
+        assert_eq!(pipe_src(&p, 1, 3), Some(FdSource::Shm(0)));
+        assert_eq!(p.procs[1].skipped_fds, vec![dmtcp_proto::COORD_FD]);
+        let above = super::super::IMAGE_FD + 1;
+        assert_eq!(p.procs[1].regions, vec![RegionArg { fd: above, dev: 1, inode: 50 }]);
+        assert_eq!(pipe_src(&p, 1, above), Some(FdSource::Shm(0)));
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! The planning is pure (`plan`, unit-tested in `plan.rs`); `make` carries it out (see
 //! `pipes.rs` for what a kind file provides).
-use super::plan::{FdPlacement, FdSource, ImageFacts, RegionArg, RESERVED_FDS};
+use super::pipes::ProcFds;
+use super::plan::{FdPlacement, FdSource, FdWhat, ImageFacts, RegionArg, RESERVED_FDS};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// One shared memory object to make: its old (device, inode), its size (the end of the
@@ -42,33 +43,79 @@ pub fn memfd_name(area: &str) -> String {
     name[..end].to_string()
 }
 
-/// Plans the shared memory of one group (`members`: its images, in order): the objects, and for
-/// each member the fds it gets (placements) and the `--region` arguments of its restorer.
-pub fn plan(members: &[&ImageFacts]) -> (Vec<ShmPlan>, Vec<(Vec<FdPlacement>, Vec<RegionArg>)>) {
+/// The memfds an image holds open: (fd, dev, inode, size).
+fn memfds(img: &ImageFacts) -> impl Iterator<Item = (RawFd, u64, u64, u64)> + '_ {
+    img.fds.iter().filter_map(|f| match f.what {
+        FdWhat::Memfd { dev, inode, size } => Some((f.fd, dev, inode, size)),
+        _ => None,
+    })
+}
+
+/// Plans the shared memory of one group (`members`: its images, in order): the objects (from
+/// the shared memory areas and the memfds held open), and for each member the fds it gets (a
+/// memfd at its old fd; every object it maps at an fd above all of its own, for the restorer)
+/// and the `--region` arguments of its restorer. An object's size is the memfd's own when a
+/// process held it open, else the end of the furthest range any process mapped.
+pub fn plan(members: &[&ImageFacts]) -> (Vec<ShmPlan>, Vec<(ProcFds, Vec<RegionArg>)>) {
     let mut objects: Vec<ShmPlan> = Vec::new();
+    let mut exact: Vec<bool> = Vec::new();
+    for img in members {
+        for (_, dev, inode, size) in memfds(img) {
+            match objects.iter().position(|o| o.dev == dev && o.inode == inode) {
+                Some(k) => objects[k].size = objects[k].size.max(size),
+                None => {
+                    objects.push(ShmPlan { dev, inode, size, name: String::new() });
+                    exact.push(true);
+                }
+            }
+        }
+    }
     for img in members {
         for s in &img.shm {
-            match objects.iter_mut().find(|o| o.dev == s.dev && o.inode == s.inode) {
-                Some(o) => o.size = o.size.max(s.end),
-                None => objects.push(ShmPlan { dev: s.dev, inode: s.inode, size: s.end, name: memfd_name(&s.name) }),
+            match objects.iter().position(|o| o.dev == s.dev && o.inode == s.inode) {
+                Some(k) => {
+                    if !exact[k] {
+                        objects[k].size = objects[k].size.max(s.end);
+                    }
+                    if objects[k].name.is_empty() {
+                        objects[k].name = memfd_name(&s.name);
+                    }
+                }
+                None => {
+                    objects.push(ShmPlan { dev: s.dev, inode: s.inode, size: s.end, name: memfd_name(&s.name) });
+                    exact.push(false);
+                }
             }
+        }
+    }
+    for o in &mut objects {
+        if o.name.is_empty() {
+            o.name = "dmtcp-memfd".into();
         }
     }
     let per_member = members
         .iter()
         .map(|img| {
+            let mut fds = ProcFds::default();
+            for (fd, dev, inode, _) in memfds(img) {
+                let k = objects.iter().position(|o| o.dev == dev && o.inode == inode).expect("planned above");
+                if RESERVED_FDS.contains(&fd) {
+                    fds.skipped.push(fd);
+                } else {
+                    fds.placed.push(FdPlacement { fd, source: FdSource::Shm(k) });
+                }
+            }
             // Above every fd the process gets and dmtcp's own: the restorer closes these.
             let mut next = img.fds.iter().map(|f| f.fd).chain(RESERVED_FDS).max().unwrap_or(0) + 1;
-            let mut placed = Vec::new();
             let mut regions = Vec::new();
             for (k, o) in objects.iter().enumerate() {
                 if img.shm.iter().any(|s| s.dev == o.dev && s.inode == o.inode) {
-                    placed.push(FdPlacement { fd: next, source: FdSource::Shm(k) });
+                    fds.placed.push(FdPlacement { fd: next, source: FdSource::Shm(k) });
                     regions.push(RegionArg { fd: next, dev: o.dev, inode: o.inode });
                     next += 1;
                 }
             }
-            (placed, regions)
+            (fds, regions)
         })
         .collect();
     (objects, per_member)

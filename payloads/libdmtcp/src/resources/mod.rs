@@ -27,6 +27,7 @@
 //!              resume(Restarted) (signal state: raise the pending signals), then the threads run
 //! ```
 pub mod files;
+pub mod memfd;
 pub mod pipes;
 pub mod process;
 pub mod shm;
@@ -90,8 +91,10 @@ pub const NONE: Hooks = Hooks {
 };
 
 /// The registry, in the documented order (module docs).
-// shm (the election of one writer per shared mapping) depends on no other kind: last.
-pub static KINDS: [&Hooks; 5] = [&signal_state::HOOKS, &process::HOOKS, &files::HOOKS, &pipes::HOOKS, &shm::HOOKS];
+// memfd maps each memfd for the image in save, so it comes before shm, which elects one writer
+// per shared mapping it finds then.
+pub static KINDS: [&Hooks; 6] =
+    [&signal_state::HOOKS, &process::HOOKS, &files::HOOKS, &pipes::HOOKS, &memfd::HOOKS, &shm::HOOKS];
 
 pub fn save() {
     for k in KINDS {

@@ -41,13 +41,20 @@ struct Key {
 
 struct Table {
     won: [Key; MAX_WON],
+    /// Whether the writer has stored `won[k]` already (a range mapped twice is stored once).
+    stored: [bool; MAX_WON],
     n: usize,
     /// The folder could not take a lock file: this process stores every shared mapping.
     store_all: bool,
 }
 
 static TABLE: Exclusive<Table> =
-    Exclusive::new(Table { won: [Key { dev: 0, inode: 0, offset: 0, len: 0 }; MAX_WON], n: 0, store_all: false });
+    Exclusive::new(Table {
+        won: [Key { dev: 0, inode: 0, offset: 0, len: 0 }; MAX_WON],
+        stored: [false; MAX_WON],
+        n: 0,
+        store_all: false,
+    });
 
 static COMP_ID: AtomicU64 = AtomicU64::new(0);
 static GENERATION: AtomicU32 = AtomicU32::new(0);
@@ -59,10 +66,22 @@ pub fn set_checkpoint(comp_id: u64, generation: u32) {
     GENERATION.store(generation, Relaxed);
 }
 
-/// Whether this process writes the pages of the shared mapping (dev, inode, offset, len).
+/// Whether this process writes the pages of the shared mapping (dev, inode, offset, len) now:
+/// it won the election and has not stored this range yet (the writer asks once per area).
 pub fn elected(dev: u64, inode: u64, offset: u64, len: u64) -> bool {
     let k = Key { dev, inode, offset, len };
-    TABLE.with(|t| t.store_all || t.won[..t.n].contains(&k))
+    TABLE.with(|t| {
+        if t.store_all {
+            return true;
+        }
+        match t.won[..t.n].iter().position(|w| *w == k) {
+            Some(i) if !t.stored[i] => {
+                t.stored[i] = true;
+                true
+            }
+            _ => false,
+        }
+    })
 }
 
 fn push_hex(p: &mut Fixed<4200>, v: u64) -> bool {
@@ -147,6 +166,7 @@ fn save() {
             match sys::create_exclusive(path.as_cstr()) {
                 Ok(true) if t.n < MAX_WON => {
                     t.won[t.n] = k;
+                    t.stored[t.n] = false;
                     t.n += 1;
                 }
                 Ok(true) => {

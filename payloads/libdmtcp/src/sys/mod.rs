@@ -320,6 +320,36 @@ pub fn map_file_readonly(path: &CStr, len: usize) -> Result<&'static [u8], Errno
     Ok(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) })
 }
 
+/// The object an fd names, as /proc/self/maps names a mapping of it: (major << 32 | minor of
+/// its device, inode), and its size.
+pub fn object_of(fd: c_int) -> Result<(u64, u64, u64), Errno> {
+    // SAFETY: an all-zero stat64 is a valid value of this plain C struct.
+    let mut st: libc::stat64 = unsafe { core::mem::zeroed() };
+    // SAFETY: st is a valid stat64 to fill.
+    check(unsafe { libc::fstat64(fd, &mut st) })?;
+    let d = st.st_dev as u64;
+    let major = ((d >> 8) & 0xfff) | ((d >> 32) & !0xfff);
+    let minor = (d & 0xff) | ((d >> 12) & !0xff);
+    Ok(((major << 32) | minor, st.st_ino as u64, st.st_size as u64))
+}
+
+/// Maps `len` bytes of `fd` shared and read-only at an address of the kernel's choice.
+pub fn map_shared_readonly(fd: c_int, len: usize) -> Result<usize, Errno> {
+    // SAFETY: a fresh mapping at an address the kernel picks; no existing memory is affected.
+    let p = unsafe { libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd, 0) };
+    if p == libc::MAP_FAILED {
+        Err(errno())
+    } else {
+        Ok(p as usize)
+    }
+}
+
+/// Unmaps `[addr, addr + len)`, a mapping this library made.
+pub fn unmap(addr: usize, len: usize) -> Result<(), Errno> {
+    // SAFETY: the caller names a mapping of its own that nothing refers to any more.
+    check(unsafe { libc::munmap(addr as *mut c_void, len) }).map(|_| ())
+}
+
 /// Whether `path` lies on a tmpfs (statfs; false when it cannot be asked).
 pub fn is_tmpfs(path: &CStr) -> bool {
     // SAFETY: an all-zero statfs is a valid value of this plain C struct.

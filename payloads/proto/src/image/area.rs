@@ -59,7 +59,7 @@ pub const AREA_VM_ACCOUNT: u32 = 2048;
 pub const AREA_VM_MAYWRITE: u32 = 4096;
 /// The writer read the VmFlags (every 2.1 image).
 pub const AREA_VM_KNOWN: u32 = 1 << 31;
-const AREA_VM_FLAGS: u32 = (AREA_VM_MAYWRITE << 1) - 1 | AREA_VM_KNOWN;
+const AREA_VM_FLAGS: u32 = ((AREA_VM_MAYWRITE << 1) - 1) | AREA_VM_KNOWN;
 /// PROT_READ | PROT_WRITE | PROT_EXEC.
 const PROT_ALL: u32 = 7;
 

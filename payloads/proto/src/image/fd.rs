@@ -3,7 +3,7 @@
 //! by its kind (bytes 8..12 and 20..64). A new resource kind adds one body type (its own file,
 //! like `pipe.rs`), one `FdBody` variant and one kind tag.
 use super::error::need;
-use super::{ImageError, PipeRecord, Record, FD_SIZE};
+use super::{ImageError, MemfdRecord, PipeRecord, Record, FD_SIZE};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
 // Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
@@ -15,17 +15,21 @@ pub const STATUS: usize = 16; // u32 F_GETFL (access mode, O_NONBLOCK, ...)
 
 /// Kind tags.
 pub const FD_PIPE: u32 = 1;
+/// A memfd (`memfd.rs`).
+pub const FD_MEMFD: u32 = 13;
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdBody {
     Pipe(PipeRecord),
+    Memfd(MemfdRecord),
 }
 
 impl FdBody {
     pub fn kind(&self) -> u32 {
         match self {
             FdBody::Pipe(_) => PipeRecord::KIND,
+            FdBody::Memfd(_) => MemfdRecord::KIND,
         }
     }
 }
@@ -46,6 +50,14 @@ impl FdRecord {
     pub fn pipe(&self) -> Option<&PipeRecord> {
         match &self.body {
             FdBody::Pipe(p) => Some(p),
+            _ => None,
+        }
+    }
+    /// The memfd, for a record of kind FD_MEMFD.
+    pub fn memfd(&self) -> Option<&MemfdRecord> {
+        match &self.body {
+            FdBody::Memfd(m) => Some(m),
+            _ => None,
         }
     }
 
@@ -57,6 +69,7 @@ impl FdRecord {
         put_u32(b, STATUS, self.status);
         match &self.body {
             FdBody::Pipe(p) => p.encode_body(b),
+            FdBody::Memfd(m) => m.encode_body(b),
         }
     }
 
@@ -69,6 +82,7 @@ impl FdRecord {
         }
         let body = match get_u32(b, KIND) {
             PipeRecord::KIND => FdBody::Pipe(PipeRecord::decode_body(b)?),
+            MemfdRecord::KIND => FdBody::Memfd(MemfdRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })

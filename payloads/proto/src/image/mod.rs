@@ -58,6 +58,7 @@ pub mod chunk;
 pub mod error;
 pub mod fd;
 pub mod header;
+pub mod memfd;
 pub mod pipe;
 pub mod text;
 pub mod thread;
@@ -68,8 +69,9 @@ pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_SHM, AREA_STA
 pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
-pub use fd::{FdBody, FdRecord, FD_PIPE};
+pub use fd::{FdBody, FdRecord, FD_MEMFD, FD_PIPE};
 pub use header::{hdr, Arch, Header, Span};
+pub use memfd::MemfdRecord;
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use text::Text;
 pub use thread::{ThreadRecord, THREAD_CKPT, THREAD_MAIN};
