@@ -683,8 +683,8 @@ fn pick_pages(pick: Pick, pagemap: c_int, w: &mut Work, page: usize, n: usize, k
         Pick::Resident => {
             // SAFETY: mincore fills n bytes for n pages of a mapped range of ours.
             let r = unsafe { libc::mincore(page as *mut c_void, n * PAGE, w.bytes.as_mut_ptr()) };
-            for k in 0..n {
-                keep[k] = r != 0 || w.bytes[k] & 1 != 0;
+            for (k, b) in keep[..n].iter_mut().zip(w.bytes[..n].iter()) {
+                *k = r != 0 || b & 1 != 0;
             }
         }
     }
@@ -700,8 +700,8 @@ fn probe_pages(w: &mut Work, page: usize, n: usize, keep: &mut [bool; BATCH]) {
     while from < n {
         let mut m = 0;
         let mut idx = [0u16; BATCH];
-        for k in from..n {
-            if keep[k] {
+        for (k, &kept) in keep[..n].iter().enumerate().skip(from) {
+            if kept {
                 w.iov[m] = libc::iovec { iov_base: (page + k * PAGE) as *mut c_void, iov_len: 1 };
                 idx[m] = k as u16;
                 m += 1;

@@ -356,7 +356,8 @@ pub fn is_tmpfs(path: &CStr) -> bool {
     let mut st: libc::statfs = unsafe { core::mem::zeroed() };
     // SAFETY: a NUL-terminated path and a statfs to fill.
     let r = unsafe { libc::statfs(path.as_ptr(), &mut st) };
-    r == 0 && st.f_type as i64 == libc::TMPFS_MAGIC as i64
+    // f_type is 32 bits wide on i686 and 64 on x86_64; TMPFS_MAGIC fits in 32.
+    r == 0 && (st.f_type as u64 & 0xffff_ffff) == 0x0102_1994
 }
 
 fn fstat_size(fd: c_int) -> Result<u64, Errno> {
