@@ -76,7 +76,9 @@ fn reservations_and_area_flags_restart_32() {
 
 /// Three processes increment counters under process-shared mutexes in anonymous shared memory
 /// inherited over fork, a POSIX shm object (kept, and one unlinked once mapped), a memfd and a
-/// MAP_SHARED regular file. After each restart they share one copy again, with its contents as
+/// MAP_SHARED regular file, with a process-shared barrier, a condition variable the children
+/// wait on and a mutex the parent holds while it sleeps (a checkpoint finds them waited on and
+/// held). After each restart they share one copy again, with its contents as
 /// of the checkpoint (every process did exactly its rounds, the total is the sum of the slots),
 /// and the file mapping still writes to its file. Each object's pages are in one image only.
 fn shm_counters(m32: bool) {

@@ -6,6 +6,10 @@
  * checks, for each region, that the total is the sum of the slots and that every process did
  * exactly `rounds` rounds (a region whose contents did not come back as of the checkpoint, or
  * that is no longer shared, fails this), and that the file holds what its mapping shows.
+ * The anonymous region also holds a process-shared barrier that all three wait at every ten
+ * rounds, and a condition variable on which the children wait for the parent's go every round
+ * (so a checkpoint finds threads waiting on both); the parent holds the anonymous region's
+ * mutex across a short sleep each round (so a checkpoint finds it held).
  * Prints "step N" (parent) every few rounds and a RESULT line.
  * Usage: shm_counters [rounds] [tag: names the POSIX shm objects] */
 #define _GNU_SOURCE
@@ -25,6 +29,9 @@
 
 struct region {
     pthread_mutex_t lock;
+    pthread_barrier_t barrier; /* anonymous region only */
+    pthread_cond_t go;         /* anonymous region only: round number in `round` */
+    uint64_t round;
     uint64_t total;
     uint64_t slot[NPROC];
     unsigned char tail[8000]; /* a second page that only the parent writes */
@@ -62,6 +69,14 @@ int main(int argc, char **argv) {
         pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
         pthread_mutex_init(&r[k]->lock, &a);
     }
+    pthread_barrierattr_t ba;
+    pthread_barrierattr_init(&ba);
+    pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+    pthread_barrier_init(&r[0]->barrier, &ba, NPROC);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+    pthread_cond_init(&r[0]->go, &ca);
     int me = 0;
     pid_t kids[NPROC - 1];
     for (int c = 1; c < NPROC; c++) {
@@ -70,6 +85,17 @@ int main(int argc, char **argv) {
         kids[c - 1] = p;
     }
     for (int i = 1; i <= rounds; i++) {
+        /* Round i starts when the parent says so; the children wait on the condition. */
+        pthread_mutex_lock(&r[0]->lock);
+        if (me == 0) {
+            r[0]->round = (uint64_t)i;
+            pthread_cond_broadcast(&r[0]->go);
+            usleep(2000); /* held while sleeping */
+        } else {
+            while (r[0]->round < (uint64_t)i) pthread_cond_wait(&r[0]->go, &r[0]->lock);
+        }
+        pthread_mutex_unlock(&r[0]->lock);
+        if (i % 10 == 0) pthread_barrier_wait(&r[0]->barrier);
         for (int k = 0; k < NREG; k++) {
             pthread_mutex_lock(&r[k]->lock);
             r[k]->total++;
