@@ -9,7 +9,19 @@
 //! Rules: other threads are stopped, possibly inside malloc: no allocation, no locks. Memory
 //! for the map and the tables comes from one mmap (`Scratch`), which is left out of the image.
 //! Only raw-ish libc calls that do not allocate (open, read, pread, write, close, mmap, pipe2,
-//! clone, waitpid, readlink, getcwd with a buffer).
+//! clone, waitpid, readlink, getcwd with a buffer, mincore, process_vm_readv).
+//!
+//! Memory: the area table comes from /proc/self/smaps, so that each area carries the kernel's
+//! flags (VmFlags: MAP_NORESERVE, MAP_GROWSDOWN, mlock, madvise settings, hugetlb) for the
+//! restorer. Which pages of an area go into the image (`data_of`): private anonymous memory,
+//! the pages in its page table or swap (pagemap) that are not all zero, so a reservation of
+//! tens of GiB costs nothing; a private file mapping, every page it can read (its copy may
+//! differ from the file), or, when it cannot read it (PROT_NONE), its copied pages; shared
+//! memory (anonymous, memfd, deleted or tmpfs files), the pages in memory (mincore: a page not
+//! in memory is a hole, and reading it would allocate it), stored by the one process elected
+//! for the object (`resources::shm`); a shared file mapping the process may write, every page.
+//! Pages of file-backed areas are probed before they are written (`probe_pages`): past the
+//! end of its file a page cannot be read (SIGBUS), and the pipe's write would fail (EFAULT).
 // `Failure` carries its message inline (no allocation), so Results here are large by design.
 #![allow(clippy::result_large_err)]
 use crate::cstr::Fixed;
@@ -574,12 +586,20 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
             if n_areas >= MAX_AREAS {
                 return Err(fail(&[b"too many memory areas"]));
             }
+            let flags = area_flags(&m);
+            if m.perms.get(3) == Some(&b's') && m.vm & image::area::AREA_VM_HUGETLB != 0 {
+                warn!(
+                    "the shared huge-page mapping {} at {:#x} is saved, but comes back private to each process",
+                    crate::log::Bytes(m.name),
+                    m.start
+                );
+            }
             let rec = AreaRecord {
                 start: m.start,
                 end: m.end,
                 offset: m.offset,
                 prot: prot_of(m.perms),
-                flags: area_flags(&m),
+                flags,
                 dev: m.dev,
                 inode: m.inode,
                 vm: m.vm,

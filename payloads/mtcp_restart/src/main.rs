@@ -10,8 +10,11 @@
 //! 1. read the header and the tables (areas and threads) from `--fd`; refuse a foreign image;
 //! 2. unmap everything that is not ours, move the kernel's vdso/vvar to where the program had
 //!    them (same sizes required: same kernel);
-//! 3. map every area at its address and fill in the stored pages, then set the protections and
-//!    the kernel's view of brk, code, data, arguments and auxv (PR_SET_MM_MAP);
+//! 3. map every area at its address (a private area with MAP_NORESERVE or MAP_GROWSDOWN as
+//!    recorded, a PROT_NONE reservation as PROT_NONE so that nothing is committed; shared
+//!    memory from the memfd that `dmtcp_restart` made for its object, `--region`) and fill in
+//!    the stored pages, then set the protections, the madvise settings and mlock, and the
+//!    kernel's view of brk, code, data, arguments and auxv (PR_SET_MM_MAP);
 //! 4. recreate every other thread with its old tid (clone3 with set_tid) and its TLS, and
 //!    resume each one, this thread last as the main thread, inside the preload library's
 //!    checkpoint handler, from where it returns to the program.
