@@ -122,3 +122,24 @@ fn memfd_passed_to_children_as_an_fd_comes_back_shared_64() {
 fn memfd_passed_to_children_as_an_fd_comes_back_shared_32() {
     memfd_passed_to_children(true);
 }
+
+/// The same with the first child exec'ing the other architecture's build: a mixed 64/32-bit
+/// computation that shares the memfd through the fd.
+fn memfd_mixed(parent_m32: bool) {
+    let parent = c_program("memfd_fds", parent_m32);
+    let child = c_program("memfd_fds", !parent_m32);
+    let args = ["160", child.to_str().unwrap()];
+    let last = cycles_with(&parent, &args, 3, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(3));
+    let r = result_line(&last);
+    assert!(r.contains("slots=160,160,160 mapped=160 name=passed size=16384 pos=10000"), "{r}");
+}
+
+#[test]
+fn memfd_shared_by_a_64_bit_parent_and_an_exec_32_bit_child_comes_back() {
+    memfd_mixed(false);
+}
+
+#[test]
+fn memfd_shared_by_a_32_bit_parent_and_an_exec_64_bit_child_comes_back() {
+    memfd_mixed(true);
+}

@@ -5,7 +5,11 @@
  * parent checks that every slot holds exactly `rounds` (the contents came back as of the
  * checkpoint, shared), that the fd is still a memfd of its old name, size and file position
  * (shared with the children: they never moved it), and hashes the data written at the start.
- * Prints "step N" every few rounds (parent) and a RESULT line. Usage: memfd_fds [rounds] */
+ * With a program path as second argument, the first child execs it (the same program built
+ * for the other architecture) as "PROGRAM rounds --child 1 FD": a mixed 64/32-bit computation
+ * sharing the memfd through the fd.
+ * Prints "step N" every few rounds (parent) and a RESULT line.
+ * Usage: memfd_fds [rounds] [other-arch program] */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdint.h>
@@ -26,22 +30,7 @@ static uint64_t get(int fd, int k) {
     return v;
 }
 
-int main(int argc, char **argv) {
-    int rounds = argc > 1 ? atoi(argv[1]) : 60;
-    int fd = memfd_create("passed", 0);
-    if (fd < 0) { perror("memfd_create"); return 1; }
-    unsigned char buf[DATA];
-    for (int i = 0; i < DATA; i++) buf[i] = (unsigned char)(i * 13 + 7);
-    if (write(fd, buf, DATA) != DATA) { perror("write"); return 1; }
-    /* The counters live past the data, at SLOTS; the file position stays at DATA. */
-    if (ftruncate(fd, SLOTS + 4096) != 0) { perror("ftruncate"); return 1; }
-    int me = 0;
-    pid_t kids[2];
-    for (int c = 1; c <= 2; c++) {
-        pid_t p = fork();
-        if (p == 0) { me = c; break; }
-        kids[c - 1] = p;
-    }
+static int count(int fd, int me, int rounds) {
     volatile uint64_t *mapped = NULL;
     if (me == 2) {
         mapped = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -57,6 +46,34 @@ int main(int argc, char **argv) {
         }
         usleep(25000);
     }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 60;
+    if (argc > 4 && strcmp(argv[2], "--child") == 0) return count(atoi(argv[4]), atoi(argv[3]), rounds);
+    int fd = memfd_create("passed", 0);
+    if (fd < 0) { perror("memfd_create"); return 1; }
+    unsigned char buf[DATA];
+    for (int i = 0; i < DATA; i++) buf[i] = (unsigned char)(i * 13 + 7);
+    if (write(fd, buf, DATA) != DATA) { perror("write"); return 1; }
+    /* The counters live past the data, at SLOTS; the file position stays at DATA. */
+    if (ftruncate(fd, SLOTS + 4096) != 0) { perror("ftruncate"); return 1; }
+    int me = 0;
+    pid_t kids[2];
+    for (int c = 1; c <= 2; c++) {
+        pid_t p = fork();
+        if (p == 0) { me = c; break; }
+        kids[c - 1] = p;
+    }
+    if (me == 1 && argc > 2) {
+        char fds[16];
+        snprintf(fds, sizeof fds, "%d", fd);
+        execl(argv[2], argv[2], argv[1], "--child", "1", fds, (char *)NULL);
+        perror("execl");
+        return 1;
+    }
+    if (count(fd, me, rounds) != 0) return 1;
     if (me != 0) return 0;
     for (int c = 0; c < 2; c++) waitpid(kids[c], NULL, 0);
     char link[64], target[256] = "";

@@ -320,13 +320,20 @@ fn data_of(a: &AreaRecord) -> Option<Data> {
         let pick = if tmpfs { Pick::Resident } else { Pick::All };
         return Some(Data { pick, skip_zero: false, probe: true });
     }
+    let name = a.name.as_bytes();
+    if file && name == b"/dev/zero" {
+        // A private mapping of /dev/zero is anonymous memory by another name.
+        return Some(Data { pick: Pick::Touched, skip_zero: true, probe: false });
+    }
     if file {
         if readable {
             return Some(Data { pick: Pick::All, skip_zero: false, probe: true });
         }
         return Some(Data { pick: Pick::Touched, skip_zero: false, probe: true });
     }
-    let deleted_file = a.name.as_bytes().first() == Some(&b'/') && a.inode != 0;
+    // (A System V segment, "/SYSV... (deleted)", is shared memory whose holes reading would
+    // allocate: its touched pages, as in 2.0.)
+    let deleted_file = name.first() == Some(&b'/') && a.inode != 0 && !name.starts_with(b"/SYSV");
     if deleted_file && !hugetlb {
         // A private mapping of a deleted file comes back anonymous: every page it can read.
         return Some(Data { pick: Pick::All, skip_zero: true, probe: true });
