@@ -10,6 +10,7 @@ mod faults;
 mod install;
 mod leftovers;
 mod library;
+mod memory;
 mod mutations;
 mod owner;
 mod restart;

@@ -68,6 +68,19 @@ pub struct Summary {
     pub data_bytes: u64,
     /// The fd table (pipe ends), version 2.
     pub fds: Vec<FdEntry>,
+    /// The shared memory areas only the kernel held (`AREA_SHM`, version 2.1).
+    pub shm: Vec<ShmArea>,
+}
+
+/// One `AREA_SHM` area of the image: the object (dev, inode), the range of it that was mapped
+/// and its /proc/self/maps name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShmArea {
+    pub dev: u64,
+    pub inode: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub name: String,
 }
 
 /// One record of the image's fd table (`dmtcp_proto::image::FdRecord`), flattened; a file
@@ -78,11 +91,15 @@ pub struct FdEntry {
     pub kind: u32,
     pub end: u32,
     pub pipe_size: u32,
+    /// A pipe's old inode, or a memfd's.
     pub id: u64,
     /// The whole record.
     pub record: FdRecord,
     /// A file record's path (empty for the other kinds).
     pub path: Vec<u8>,
+    /// A memfd's device (major << 32 | minor) and size; 0 for other kinds.
+    pub dev: u64,
+    pub size: u64,
 }
 
 /// Streaming image checker; see the module docs.
@@ -110,6 +127,7 @@ pub struct Validator {
     /// the next piece.
     path_left: u32,
     next_piece: u32,
+    shm: Vec<ShmArea>,
 }
 
 impl Default for Validator {
@@ -140,6 +158,7 @@ impl Validator {
             fd_records: 0,
             path_left: 0,
             next_piece: 0,
+            shm: Vec::new(),
         }
     }
 
@@ -233,6 +252,21 @@ impl Validator {
                     }
                     self.areas_end = a.end;
                     self.areas.push(a.len());
+                    if a.is_shm() {
+                        if a.offset.checked_add(a.len()).is_none() {
+                            return Err(Problem::Corrupt(format!(
+                                "area {}: shared memory range past 2^64",
+                                self.areas.len() - 1
+                            )));
+                        }
+                        self.shm.push(ShmArea {
+                            dev: a.dev,
+                            inode: a.inode,
+                            offset: a.offset,
+                            len: a.len(),
+                            name: String::from_utf8_lossy(a.name.as_bytes()).into_owned(),
+                        });
+                    }
                     self.rec.clear();
                     self.state = if left > 1 {
                         State::Areas { left: left - 1 }
@@ -409,6 +443,7 @@ impl Validator {
             chunks: self.chunks,
             data_bytes: self.data_bytes,
             fds: self.fds,
+            shm: self.shm,
         };
         Ok((summary, computed))
     }
@@ -444,9 +479,11 @@ impl From<&FdRecord> for FdEntry {
             kind: r.kind(),
             end: pipe.map_or(0, |p| p.end.as_u32()),
             pipe_size: pipe.map_or(0, |p| p.pipe_size),
-            id: pipe.map_or(0, |p| p.id),
+            id: pipe.map_or(0, |p| p.id) | r.memfd().map_or(0, |m| m.inode),
             record: *r,
             path: Vec::new(),
+            dev: r.memfd().map_or(0, |m| m.dev),
+            size: r.memfd().map_or(0, |m| m.size),
         }
     }
 }
@@ -674,6 +711,38 @@ mod tests {
             assert_eq!((f.fd, f.kind, f.end, f.pipe_size, f.id), (5, image::FD_PIPE, image::FD_WRITE, 4096, 77));
             assert!(f.path.is_empty());
         }
+    }
+
+    /// A 2.1 stream whose area is shared memory only the kernel held: the summary lists it
+    /// (the restart makes one memfd per object from these), and a 2.0 stream lists none.
+    #[test]
+    fn lists_the_shared_memory_areas_of_a_2_1_image() {
+        let mut s = sample();
+        assert!(run(&s, 4096).unwrap().shm.is_empty());
+        let mut a = AreaRecord::decode(&s[AREAS..AREAS + AREA_SIZE]).unwrap();
+        a.flags = image::AREA_SHARED | image::AREA_SHM;
+        a.offset = 0x3000;
+        a.dev = 5;
+        a.inode = 99;
+        a.vm = image::area::AREA_VM_KNOWN | image::area::AREA_VM_MAYWRITE;
+        a.name = image::Text::new(b"/dev/zero (deleted)");
+        let mut b = [0u8; AREA_SIZE];
+        a.encode(&mut b);
+        s[AREAS..AREAS + AREA_SIZE].copy_from_slice(&b);
+        let n = s.len() - TRAILER_SIZE;
+        let mut t = [0u8; TRAILER_SIZE];
+        Trailer { len: n as u64, checksum: image::checksum(image::CHECKSUM_SEED, &s[..n]) }.encode(&mut t);
+        s[n..].copy_from_slice(&t);
+        let sum = run(&s, 777).unwrap();
+        assert_eq!(
+            sum.shm,
+            vec![ShmArea { dev: 5, inode: 99, offset: 0x3000, len: 0x2000, name: "/dev/zero (deleted)".into() }]
+        );
+        // AREA_SHM without AREA_SHARED is refused by the record's own check.
+        a.flags = image::AREA_SHM;
+        a.encode(&mut b);
+        s[AREAS..AREAS + AREA_SIZE].copy_from_slice(&b);
+        assert!(corrupt(run(&s, 4096)).starts_with("area 0"));
     }
 
     fn file_with_path(fd: i32, path: &[u8]) -> Vec<FdRecord> {

@@ -33,6 +33,7 @@
 mod files;
 mod pipes;
 pub mod plan;
+mod shm;
 // Forks, clone3 with set_tid, exec of the restorer: one of the two places of `unsafe` in src/.
 #[allow(unsafe_code)]
 mod spawn;
@@ -44,7 +45,7 @@ use crate::common::payloads::{self, Arch};
 use crate::common::setup::{self, Fail, Mode};
 use argh::FromArgs;
 use dmtcp_proto::env as ev;
-use plan::{End, FdFact, FdWhat, ImageFacts};
+use plan::{End, FdFact, FdWhat, ImageFacts, ShmFact};
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -281,6 +282,7 @@ fn facts(img: &CheckedImage) -> ImageFacts {
                     }
                 }
                 FdBody::Placeholder(_) => FdWhat::Placeholder,
+                FdBody::Memfd(_) => FdWhat::Memfd { dev: f.dev, inode: f.id, size: f.size },
                 _ => FdWhat::Other(f.kind),
             },
         })
@@ -295,5 +297,11 @@ fn facts(img: &CheckedImage) -> ImageFacts {
         is_root: img.is_root(),
         fds,
         paths,
+        shm: img
+            .summary
+            .shm
+            .iter()
+            .map(|a| ShmFact { dev: a.dev, inode: a.inode, end: a.offset + a.len, name: a.name.clone() })
+            .collect(),
     }
 }

@@ -19,7 +19,8 @@
 //! one namespace, parents that form a cycle) is refused with a `PlanError` naming the image.
 pub use super::files::FilePlan;
 pub use super::pipes::PipePlan;
-use super::{files, pipes};
+pub use super::shm::ShmPlan;
+use super::{files, pipes, shm};
 use std::fmt;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -45,6 +46,26 @@ pub struct ImageFacts {
     pub fds: Vec<FdFact>,
     /// The paths of its files (`FdWhat::File::path` indexes it).
     pub paths: Vec<PathBuf>,
+    /// The shared memory areas only the kernel held (image `AREA_SHM`), in the area order.
+    pub shm: Vec<ShmFact>,
+}
+
+/// One shared memory area of an image: the object's old (device, inode), where the mapped
+/// range of it ends (offset + length), and its /proc/self/maps name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShmFact {
+    pub dev: u64,
+    pub inode: u64,
+    pub end: u64,
+    pub name: String,
+}
+
+/// A `--region FD:DEV:INODE` argument of a restorer: the memfd at `fd` is the object (dev, inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionArg {
+    pub fd: RawFd,
+    pub dev: u64,
+    pub inode: u64,
 }
 
 /// One record of an image's fd table.
@@ -65,6 +86,8 @@ pub enum FdWhat {
     File { desc: (i32, i32), path: usize, offset: u64, status: u32 },
     /// An fd no kind restores: a placeholder holds its number.
     Placeholder,
+    /// A memfd: the object's old (device, inode) and its size (`shm.rs` makes it).
+    Memfd { dev: u64, inode: u64, size: u64 },
     /// A record of a kind the restart does not recreate (the record's kind number).
     Other(u32),
 }
@@ -101,6 +124,8 @@ pub struct GroupPlan {
     pub pipes: Vec<PipePlan>,
     /// The file descriptions the init opens (index = `FdSource::File`).
     pub files: Vec<FilePlan>,
+    /// The shared memory objects the init makes (memfds; index = `FdSource::Shm`).
+    pub shm: Vec<ShmPlan>,
 }
 
 /// The process of one image.
@@ -118,6 +143,8 @@ pub struct ProcPlan {
     pub fds: Vec<FdPlacement>,
     /// Fds of the computation it cannot get (they are dmtcp's own: `RESERVED_FDS`); reported.
     pub skipped_fds: Vec<RawFd>,
+    /// The shared memory objects its restorer maps (`mtcp_restart --region`).
+    pub regions: Vec<RegionArg>,
 }
 
 /// Who creates a process.
@@ -166,6 +193,8 @@ pub enum FdSource {
     File(usize),
     /// The group's placeholder, which fails every call (`files.rs`).
     Placeholder,
+    /// The group's shared memory object number k (`GroupPlan::shm`), a memfd.
+    Shm(usize),
 }
 
 /// Images that cannot be restarted together.
@@ -229,6 +258,7 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
                     tops: Vec::new(),
                     pipes: Vec::new(),
                     files: Vec::new(),
+                    shm: Vec::new(),
                 });
                 groups.len() - 1
             }
@@ -247,6 +277,7 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
             children: Vec::new(),
             fds: Vec::new(),
             skipped_fds: Vec::new(),
+            regions: Vec::new(),
         })
         .collect();
 
@@ -284,6 +315,13 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
         for (&m, fds) in g.members.iter().zip(per_member) {
             procs[m].fds.extend(fds.placed);
             procs[m].skipped_fds.extend(fds.skipped);
+        }
+        let (objects, per_member) = shm::plan(&members);
+        g.shm = objects;
+        for (&m, (fds, regions)) in g.members.iter().zip(per_member) {
+            procs[m].fds.extend(fds.placed);
+            procs[m].skipped_fds.extend(fds.skipped);
+            procs[m].regions = regions;
         }
     }
     let root_group = groups.iter().position(|g| g.members.iter().any(|&i| images[i].is_root)).unwrap_or(0);
@@ -362,6 +400,7 @@ mod tests {
             is_root: false,
             fds: Vec::new(),
             paths: Vec::new(),
+            shm: Vec::new(),
         }
     }
 
@@ -718,5 +757,85 @@ mod tests {
         let mut b = img("b", 10, 1);
         b.pidns = 8;
         assert!(plan(&[img("a", 10, 1), b]).is_ok());
+    }
+
+    fn shm(dev: u64, inode: u64, end: u64, name: &str) -> ShmFact {
+        ShmFact { dev, inode, end, name: name.into() }
+    }
+
+    /// Anonymous shared memory inherited by a child, and a memfd only the parent maps: one
+    /// object each, sized by the furthest end any process mapped, each process gets the ones it
+    /// maps at fds above all of its own (and dmtcp's), with the matching --region arguments.
+    #[test]
+    fn shared_memory_objects_are_made_once_and_given_to_each_process_that_maps_them() {
+        let mut parent = with_fds(img("p", 10, 1), vec![pipe_end(900, 5, End::Read)]);
+        parent.shm = vec![shm(5, 77, 0x4000, "/dev/zero (deleted)"), shm(5, 78, 0x1000, "/memfd:cache (deleted)")];
+        let mut child = with_fds(img("c", 11, 10), vec![pipe_end(4, 5, End::Write)]);
+        child.shm = vec![shm(5, 77, 0x8000, "/dev/zero (deleted)")];
+        let p = plan(&[parent, child]).unwrap();
+        let g = &p.groups[0];
+        assert_eq!(
+            g.shm,
+            vec![
+                ShmPlan { dev: 5, inode: 77, size: 0x8000, name: "dmtcp-shm:/dev/zero".into() },
+                ShmPlan { dev: 5, inode: 78, size: 0x1000, name: "cache".into() },
+            ]
+        );
+        assert_eq!(
+            p.procs[0].regions,
+            vec![RegionArg { fd: 901, dev: 5, inode: 77 }, RegionArg { fd: 902, dev: 5, inode: 78 }]
+        );
+        assert_eq!(pipe_src(&p, 0, 901), Some(FdSource::Shm(0)));
+        assert_eq!(pipe_src(&p, 0, 902), Some(FdSource::Shm(1)));
+        let above = super::super::IMAGE_FD + 1;
+        assert_eq!(p.procs[1].regions, vec![RegionArg { fd: above, dev: 5, inode: 77 }]);
+        assert_eq!(pipe_src(&p, 1, above), Some(FdSource::Shm(0)));
+        assert_eq!(pipe_src(&p, 1, 4), Some(FdSource::Pipe { pipe: 0, end: End::Write }));
+    }
+
+    /// Objects are per group: the same (dev, inode) in two pid namespaces is made in each.
+    #[test]
+    fn shared_memory_of_two_groups_is_made_in_each() {
+        let mut a = img("a", 10, 1);
+        a.shm = vec![shm(1, 2, 0x1000, "/dev/zero (deleted)")];
+        let mut b = a.clone();
+        b.pidns = 8;
+        let p = plan(&[a, b]).unwrap();
+        assert_eq!(p.groups.len(), 2);
+        assert_eq!(p.groups[0].shm.len(), 1);
+        assert_eq!(p.groups[1].shm.len(), 1);
+        assert!(plan(&[img("none", 10, 1)]).unwrap().groups[0].shm.is_empty());
+    }
+
+    #[test]
+    fn memfd_names_keep_a_memfd_name_and_say_where_others_came_from() {
+        use super::super::shm::memfd_name;
+        assert_eq!(memfd_name("/memfd:cache (deleted)"), "cache");
+        assert_eq!(memfd_name("/dev/shm/x (deleted)"), "dmtcp-shm:/dev/shm/x");
+        assert_eq!(memfd_name("/dev/zero (deleted)"), "dmtcp-shm:/dev/zero");
+        let long = format!("/memfd:{}", "é".repeat(200));
+        let n = memfd_name(&long);
+        assert!(n.len() <= 249 && n.chars().all(|c| c == 'é'), "{n}");
+    }
+
+    /// A memfd held open by a parent and a child (passed over fork) and mapped by the child:
+    /// one object, of the memfd's own size (not the page-rounded end of the mapping), at the
+    /// old fd of each, plus the region fd for the child's restorer; one at a dmtcp fd is
+    /// reported instead.
+    #[test]
+    fn a_memfd_held_as_an_fd_is_one_object_with_its_mappings() {
+        let memfd = |fd| FdFact { fd, what: FdWhat::Memfd { dev: 1, inode: 50, size: 10000 } };
+        let parent = with_fds(img("p", 10, 1), vec![memfd(3)]);
+        let mut child = with_fds(img("c", 11, 10), vec![memfd(3), memfd(dmtcp_proto::COORD_FD)]);
+        child.shm = vec![shm(1, 50, 0x3000, "/memfd:passed (deleted)")];
+        let p = plan(&[parent, child]).unwrap();
+        assert_eq!(p.groups[0].shm, vec![ShmPlan { dev: 1, inode: 50, size: 10000, name: "passed".into() }]);
+        assert_eq!(pipe_src(&p, 0, 3), Some(FdSource::Shm(0)));
+        assert!(p.procs[0].regions.is_empty());
+        assert_eq!(pipe_src(&p, 1, 3), Some(FdSource::Shm(0)));
+        assert_eq!(p.procs[1].skipped_fds, vec![dmtcp_proto::COORD_FD]);
+        let above = super::super::IMAGE_FD + 1;
+        assert_eq!(p.procs[1].regions, vec![RegionArg { fd: above, dev: 1, inode: 50 }]);
+        assert_eq!(pipe_src(&p, 1, above), Some(FdSource::Shm(0)));
     }
 }

@@ -4,7 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
-use super::{files, pipes, Never, Target, IMAGE_FD, PROGRAM};
+use super::{files, pipes, shm, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
 use crate::common::image_reader;
@@ -34,11 +34,16 @@ struct Ctx<'a> {
 struct Objects {
     pipes: pipes::Made,
     files: files::Made,
+    shm: shm::Made,
 }
 
 impl Objects {
     fn make(plan: &Plan, g: usize) -> Result<Objects, String> {
-        Ok(Objects { pipes: pipes::make(&plan.groups[g].pipes)?, files: files::make(&plan.groups[g].files)? })
+        Ok(Objects {
+            pipes: pipes::make(&plan.groups[g].pipes)?,
+            files: files::make(&plan.groups[g].files)?,
+            shm: shm::make(&plan.groups[g].shm)?,
+        })
     }
 
     /// The fd (of the init's, inherited) that a placement copies.
@@ -47,6 +52,7 @@ impl Objects {
             FdSource::Pipe { pipe, end } => self.pipes.fd(pipe, end),
             FdSource::Stdio(fd) => fd,
             FdSource::File(_) | FdSource::Placeholder => self.files.fd(source),
+            FdSource::Shm(k) => self.shm.fd(k),
         }
     }
 }
@@ -306,8 +312,16 @@ fn become_restored(
     ns::restore_mask(old_mask);
     let argv0 = c"mtcp_restart";
     let fd_arg = CString::new(IMAGE_FD.to_string()).expect("digits");
-    let argv =
-        [argv0.as_ptr(), c"--fd".as_ptr(), fd_arg.as_ptr(), c"--stderr-fd".as_ptr(), c"2".as_ptr(), std::ptr::null()];
+    let regions: Vec<CString> = ctx.plan.procs[i]
+        .regions
+        .iter()
+        .map(|r| CString::new(format!("{}:{}:{}", r.fd, r.dev, r.inode)).expect("digits"))
+        .collect();
+    let mut argv = vec![argv0.as_ptr(), c"--fd".as_ptr(), fd_arg.as_ptr(), c"--stderr-fd".as_ptr(), c"2".as_ptr()];
+    for r in &regions {
+        argv.extend([c"--region".as_ptr(), r.as_ptr()]);
+    }
+    argv.push(std::ptr::null());
     // SAFETY: execv with NUL-terminated strings and a NULL-terminated array that outlive it;
     // the environment is ours (the restorer restores the program's own).
     unsafe { libc::execv(t.restorer.as_ptr(), argv.as_ptr()) };

@@ -116,6 +116,7 @@ static LAST_THREADS: AtomicUsize = AtomicUsize::new(0);
 fn checkpoint(m: &Msg) -> bool {
     let exit_after = m.flags & dmtcp_proto::FLAG_EXIT_AFTER_CKPT != 0;
     let req_base = (m.comp_id, m.generation, m.num_peers);
+    resources::shm::set_checkpoint(m.comp_id, m.generation);
     if let Err(BarrierError::Lost(e)) = barrier(Barrier::Suspend, WorkerState::Presuspend) {
         lost(e);
         return false;

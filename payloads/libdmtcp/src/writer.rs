@@ -9,7 +9,19 @@
 //! Rules: other threads are stopped, possibly inside malloc: no allocation, no locks. Memory
 //! for the map and the tables comes from one mmap (`Scratch`), which is left out of the image.
 //! Only raw-ish libc calls that do not allocate (open, read, pread, write, close, mmap, pipe2,
-//! clone, waitpid, readlink, getcwd with a buffer).
+//! clone, waitpid, readlink, getcwd with a buffer, mincore, process_vm_readv).
+//!
+//! Memory: the area table comes from /proc/self/smaps, so that each area carries the kernel's
+//! flags (VmFlags: MAP_NORESERVE, MAP_GROWSDOWN, mlock, madvise settings, hugetlb) for the
+//! restorer. Which pages of an area go into the image (`data_of`): private anonymous memory,
+//! the pages in its page table or swap (pagemap) that are not all zero, so a reservation of
+//! tens of GiB costs nothing; a private file mapping, every page it can read (its copy may
+//! differ from the file), or, when it cannot read it (PROT_NONE), its copied pages; shared
+//! memory (anonymous, memfd, deleted or tmpfs files), the pages in memory (mincore: a page not
+//! in memory is a hole, and reading it would allocate it), stored by the one process elected
+//! for the object (`resources::shm`); a shared file mapping the process may write, every page.
+//! Pages of file-backed areas are probed before they are written (`probe_pages`): past the
+//! end of its file a page cannot be read (SIGBUS), and the pipe's write would fail (EFAULT).
 // `Failure` carries its message inline (no allocation), so Results here are large by design.
 #![allow(clippy::result_large_err)]
 use crate::cstr::Fixed;
@@ -19,10 +31,16 @@ use core::ffi::{c_int, c_void};
 use dmtcp_proto::image::{self, hdr, AreaRecord, Arch, Chunk, Header, Span, ThreadRecord, Trailer, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
 
 const PAGE: usize = 4096;
-const SCRATCH_LEN: usize = 16 << 20;
-const MAPS_MAX: usize = 4 << 20;
-const AREAS_OFF: usize = MAPS_MAX;
-const MAX_AREAS: usize = (SCRATCH_LEN - MAPS_MAX) / AREA_SIZE;
+// The scratch mapping (MAP_NORESERVE: only what is used costs memory): /proc/self/smaps (about
+// 1 KiB per mapping), the per-batch work buffers of `write_area`, then the area table.
+const SCRATCH_LEN: usize = 64 << 20;
+const MAPS_MAX: usize = 40 << 20;
+/// Pages looked at per batch (pagemap entries, mincore bytes, probe vectors).
+const BATCH: usize = 512;
+const WORK_OFF: usize = MAPS_MAX;
+const WORK_LEN: usize = 64 << 10;
+const AREAS_OFF: usize = WORK_OFF + WORK_LEN;
+const MAX_AREAS: usize = (SCRATCH_LEN - AREAS_OFF) / AREA_SIZE;
 
 /// What the coordinator's DoCheckpoint told us, and who we are.
 pub struct Request {
@@ -86,6 +104,20 @@ impl Scratch {
         // SAFETY: the rest of our mapping.
         unsafe { core::slice::from_raw_parts_mut(self.base.add(AREAS_OFF), SCRATCH_LEN - AREAS_OFF) }
     }
+    /// The work buffers of `write_area`, disjoint from the maps text and the area table.
+    fn work(&self) -> Work {
+        // SAFETY: WORK_LEN bytes of our mapping at WORK_OFF, used only by `write_area`; the
+        // three parts (BATCH u64s, BATCH iovecs, 2 x BATCH bytes) fit in WORK_LEN.
+        unsafe {
+            let w = self.base.add(WORK_OFF);
+            Work {
+                entries: &mut *core::ptr::slice_from_raw_parts_mut(w.cast::<u64>(), BATCH),
+                iov: &mut *core::ptr::slice_from_raw_parts_mut(w.add(BATCH * 8).cast::<libc::iovec>(), BATCH),
+                bytes: &mut *core::ptr::slice_from_raw_parts_mut(w.add(BATCH * 8 + BATCH * 16), BATCH),
+                probe: &mut *core::ptr::slice_from_raw_parts_mut(w.add(BATCH * 8 + BATCH * 17), BATCH),
+            }
+        }
+    }
 }
 
 impl Drop for Scratch {
@@ -138,18 +170,72 @@ fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
     n
 }
 
-/// One parsed line of /proc/self/maps.
-struct MapLine<'a> {
-    start: u64,
-    end: u64,
-    perms: &'a [u8],
-    offset: u64,
-    dev: u64,
-    inode: u64,
-    name: &'a [u8],
+/// One parsed entry of /proc/self/smaps: its maps line, and its VmFlags and KernelPageSize.
+#[derive(Clone, Copy)]
+pub(crate) struct MapLine<'a> {
+    pub start: u64,
+    pub end: u64,
+    pub perms: &'a [u8],
+    pub offset: u64,
+    pub dev: u64,
+    pub inode: u64,
+    pub name: &'a [u8],
+    /// AREA_VM_* bits (AREA_VM_KNOWN once the VmFlags line was seen).
+    vm: u32,
 }
 
-fn parse_line(line: &[u8]) -> Option<MapLine<'_>> {
+/// The AREA_VM_* bits of a smaps "VmFlags:" line (two-letter codes, `fs/proc/task_mmu.c`).
+fn vm_flags(line: &[u8]) -> u32 {
+    let mut vm = image::area::AREA_VM_KNOWN;
+    for code in line.split(|&c| c == b' ').skip(1) {
+        vm |= match code {
+            b"nr" => image::area::AREA_VM_NORESERVE,
+            b"gd" => image::area::AREA_VM_GROWSDOWN,
+            b"lo" => image::area::AREA_VM_LOCKED,
+            b"lf" => image::area::AREA_VM_LOCKONFAULT,
+            b"dc" => image::area::AREA_VM_DONTFORK,
+            b"wf" => image::area::AREA_VM_WIPEONFORK,
+            b"dd" => image::area::AREA_VM_DONTDUMP,
+            b"hg" => image::area::AREA_VM_HUGEPAGE,
+            b"nh" => image::area::AREA_VM_NOHUGEPAGE,
+            b"ht" => image::area::AREA_VM_HUGETLB,
+            b"ac" => image::area::AREA_VM_ACCOUNT,
+            b"mw" => image::area::AREA_VM_MAYWRITE,
+            _ => 0,
+        };
+    }
+    vm
+}
+
+/// Calls `f` for each entry of the smaps text, with its VmFlags folded in.
+fn for_each_smaps_entry<'a>(text: &'a [u8], mut f: impl FnMut(MapLine<'a>) -> Result<(), Failure>) -> Result<(), Failure> {
+    let mut cur: Option<MapLine<'a>> = None;
+    for line in text.split(|&c| c == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"VmFlags:") {
+            if let Some(m) = cur.as_mut() {
+                m.vm = vm_flags(rest.trim_ascii_end());
+            }
+        } else if let Some(rest) = line.strip_prefix(b"KernelPageSize:") {
+            let kb = crate::cstr::parse_u64(rest.trim_ascii().split(|&c| c == b' ').next().unwrap_or(b"")).unwrap_or(4);
+            if let Some(m) = cur.as_mut() {
+                if kb >= 1 << 20 {
+                    m.vm |= image::area::AREA_VM_HUGE_1G;
+                }
+            }
+        } else if let Some(m) = parse_line(line) {
+            if let Some(prev) = cur.replace(m) {
+                f(prev)?;
+            }
+        }
+    }
+    match cur {
+        Some(m) => f(m),
+        None => Ok(()),
+    }
+}
+
+/// One line of /proc/self/maps (the header line of a smaps entry); None for other lines.
+pub(crate) fn parse_line(line: &[u8]) -> Option<MapLine<'_>> {
     let mut f = line.splitn(6, |&c| c == b' ');
     let range = f.next()?;
     let perms = f.next()?;
@@ -167,6 +253,7 @@ fn parse_line(line: &[u8]) -> Option<MapLine<'_>> {
         dev: (parse_hex(&dev[..colon]) << 32) | parse_hex(&dev[colon + 1..]),
         inode,
         name,
+        vm: 0,
     })
 }
 
@@ -184,15 +271,109 @@ fn prot_of(perms: &[u8]) -> u32 {
     p
 }
 
-/// Where the data of an area comes from.
+/// Which pages of an area go into the image.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Data {
-    /// Nothing stored (shared file mapping: the file holds it).
-    None,
-    /// Every page (private file mapping).
+enum Pick {
+    /// Every page (private and shared file mappings: a page the process never touched may still
+    /// differ from the file at restart).
     All,
-    /// Pages the process touched and that are not all zero (anonymous memory).
+    /// Pages in memory (mincore): shared memory the kernel holds (tmpfs, memfd, shared
+    /// anonymous), where a page that is not in memory is a hole, and where reading a hole would
+    /// allocate it.
+    Resident,
+    /// Pages the process has in its page table or in swap (pagemap): private anonymous memory,
+    /// and the copied-on-write pages of a file mapping it cannot read.
     Touched,
+}
+
+/// What to store of an area.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Data {
+    pick: Pick,
+    /// Leave out pages that are all zero (the restored area starts as zeros: anonymous or a
+    /// fresh memfd; never over a file, whose page may not be zero).
+    skip_zero: bool,
+    /// Whether a page may fail to read (past the end of its file, or a file truncated under
+    /// the mapping: SIGBUS): each page is probed (process_vm_readv) before it is written.
+    probe: bool,
+}
+
+/// What the image stores of `a` (None: nothing, the file or another process's image has it).
+fn data_of(a: &AreaRecord) -> Option<Data> {
+    let file = a.flags & image::AREA_FILE != 0;
+    let readable = a.prot & libc::PROT_READ as u32 != 0;
+    let hugetlb = a.has_vm(image::area::AREA_VM_HUGETLB);
+    if a.is_shared() {
+        // One process of the computation writes a shared object's pages (resources::shm).
+        if !crate::resources::shm::elected(a.dev, a.inode, a.offset, a.len()) {
+            return None;
+        }
+        if a.is_shm() {
+            return Some(Data { pick: Pick::Resident, skip_zero: true, probe: true });
+        }
+        // A shared file mapping: its pages, when the process may write them (otherwise the
+        // file is as it was).
+        if !a.has_vm(image::area::AREA_VM_MAYWRITE) {
+            return None;
+        }
+        let tmpfs = a.name.as_bytes().starts_with(b"/dev/shm/") || is_tmpfs(a);
+        let pick = if tmpfs { Pick::Resident } else { Pick::All };
+        return Some(Data { pick, skip_zero: false, probe: true });
+    }
+    let name = a.name.as_bytes();
+    if file && name == b"/dev/zero" {
+        // A private mapping of /dev/zero is anonymous memory by another name.
+        return Some(Data { pick: Pick::Touched, skip_zero: true, probe: false });
+    }
+    if file {
+        if readable {
+            return Some(Data { pick: Pick::All, skip_zero: false, probe: true });
+        }
+        return Some(Data { pick: Pick::Touched, skip_zero: false, probe: true });
+    }
+    // (A System V segment, "/SYSV... (deleted)", is shared memory whose holes reading would
+    // allocate: its touched pages, as in 2.0.)
+    let deleted_file = name.first() == Some(&b'/') && a.inode != 0 && !name.starts_with(b"/SYSV");
+    if deleted_file && !hugetlb {
+        // A private mapping of a deleted file comes back anonymous: every page it can read.
+        return Some(Data { pick: Pick::All, skip_zero: true, probe: true });
+    }
+    Some(Data { pick: Pick::Touched, skip_zero: true, probe: false })
+}
+
+/// Whether the area's file lives on a tmpfs (its holes read as zero and cost nothing).
+fn is_tmpfs(a: &AreaRecord) -> bool {
+    let mut path = Fixed::<512>::new();
+    path.set(a.name.as_bytes());
+    sys::is_tmpfs(path.as_cstr())
+}
+
+/// The kind of an area, from its smaps entry: (AREA_* flags, whether to record it at all).
+fn area_flags(m: &MapLine<'_>) -> u32 {
+    let deleted = m.name.ends_with(b" (deleted)");
+    let path_like = m.name.first() == Some(&b'/');
+    let is_file = path_like && m.inode != 0 && !deleted && m.name.len() < image::area::NAME_LEN;
+    let shared = m.perms.get(3) == Some(&b's');
+    let hugetlb = m.vm & image::area::AREA_VM_HUGETLB != 0;
+    // System V segments belong to their own kind; huge-page shared memory cannot be a memfd of
+    // normal pages. Both keep the 2.0 treatment (the pages, restored private).
+    let sysv = m.name.starts_with(b"/SYSV");
+    let mut flags = 0;
+    if is_file {
+        flags |= image::AREA_FILE;
+        if shared {
+            flags |= image::AREA_SHARED;
+        }
+    } else if shared && path_like && m.inode != 0 && !sysv && !hugetlb {
+        flags |= image::AREA_SHARED | image::AREA_SHM;
+    }
+    if m.name == b"[stack]" {
+        flags |= image::AREA_STACK;
+    }
+    if m.name == b"[heap]" {
+        flags |= image::AREA_HEAP;
+    }
+    flags
 }
 
 /// Writes the image; returns Ok(()) once `dmtcp write-image` has it safely on disk.
@@ -370,7 +551,7 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
     let (skip_lo, skip_hi) = scratch.range();
     let n_maps = {
         let buf = scratch.maps();
-        let n = read_file(c"/proc/self/maps", buf);
+        let n = read_file(c"/proc/self/smaps", buf);
         if n == buf.len() {
             return Err(fail(&[b"too many memory areas"]));
         }
@@ -386,48 +567,39 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
         // SAFETY: the maps text and the area table are disjoint parts of the scratch mapping.
         let maps: &[u8] = unsafe { core::slice::from_raw_parts(scratch.base, n_maps) };
         let table = scratch.areas();
-        for line in maps.split(|&c| c == b'\n') {
-            let Some(m) = parse_line(line) else { continue };
+        for_each_smaps_entry(maps, |m| {
             if m.start >= skip_lo as u64 && m.end <= skip_hi as u64 {
-                continue;
+                return Ok(());
             }
             if m.start == shared_addr || (m.start >= restorer && m.start < restorer + dmtcp_proto::RESTORER_SPAN) {
-                continue;
+                return Ok(());
             }
             match m.name {
                 b"[vdso]" => {
                     header.vdso = Span { start: m.start, end: m.end };
-                    continue;
+                    return Ok(());
                 }
                 b"[vvar]" => {
                     header.vvar = Span { start: m.start, end: m.end };
-                    continue;
+                    return Ok(());
                 }
                 b"[vvar_vclock]" => {
                     header.vclock = Span { start: m.start, end: m.end };
-                    continue;
+                    return Ok(());
                 }
-                b"[vsyscall]" => continue,
+                b"[vsyscall]" => return Ok(()),
                 _ => {}
             }
             if n_areas >= MAX_AREAS {
                 return Err(fail(&[b"too many memory areas"]));
             }
-            let deleted = m.name.ends_with(b" (deleted)");
-            let is_file = m.name.first() == Some(&b'/') && m.inode != 0 && !deleted && m.name.len() < image::area::NAME_LEN;
-            let shared = m.perms.get(3) == Some(&b's');
-            let mut flags = 0;
-            if is_file {
-                flags |= image::AREA_FILE;
-                if shared {
-                    flags |= image::AREA_SHARED;
-                }
-            }
-            if m.name == b"[stack]" {
-                flags |= image::AREA_STACK;
-            }
-            if m.name == b"[heap]" {
-                flags |= image::AREA_HEAP;
+            let flags = area_flags(&m);
+            if m.perms.get(3) == Some(&b's') && m.vm & image::area::AREA_VM_HUGETLB != 0 {
+                warn!(
+                    "the shared huge-page mapping {} at {:#x} is saved, but comes back private to each process",
+                    crate::log::Bytes(m.name),
+                    m.start
+                );
             }
             let rec = AreaRecord {
                 start: m.start,
@@ -437,12 +609,14 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
                 flags,
                 dev: m.dev,
                 inode: m.inode,
+                vm: m.vm,
                 name: image::Text::new(m.name),
                 ..AreaRecord::EMPTY
             };
             rec.encode(area_slot(table, n_areas));
             n_areas += 1;
-        }
+            Ok(())
+        })?;
     }
 
     // Header.
@@ -475,18 +649,8 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
         // The table holds what was encoded above: a record that does not decode is our bug.
         let a = AreaRecord::decode(&scratch.areas()[i * AREA_SIZE..(i + 1) * AREA_SIZE])
             .map_err(|_| fail(&[b"internal error: an area record of this image does not decode"]))?;
-        let (start, end, prot, flags) = (a.start as usize, a.end as usize, a.prot, a.flags);
-        let data = if flags & image::AREA_SHARED != 0 {
-            Data::None
-        } else if flags & image::AREA_FILE != 0 && prot & libc::PROT_READ as u32 != 0 {
-            Data::All
-        } else {
-            Data::Touched
-        };
-        if data == Data::None {
-            continue;
-        }
-        r = write_area(out, pagemap, i as u32, start, end, prot, data);
+        let Some(data) = data_of(&a) else { continue };
+        r = write_area(out, pagemap, scratch.work(), i as u32, &a, data);
         if r.is_err() {
             break;
         }
@@ -522,19 +686,84 @@ fn is_zero(p: &[u8]) -> bool {
     pre.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && post.iter().all(|&b| b == 0)
 }
 
+/// The per-batch buffers of `write_area` (in the scratch mapping).
+struct Work {
+    entries: &'static mut [u64],
+    iov: &'static mut [libc::iovec],
+    bytes: &'static mut [u8],
+    probe: &'static mut [u8],
+}
+
+/// Marks in `keep[..n]` the pages of `[page, page + n * PAGE)` that `pick` selects.
+fn pick_pages(pick: Pick, pagemap: c_int, w: &mut Work, page: usize, n: usize, keep: &mut [bool; BATCH]) {
+    match pick {
+        Pick::All => keep[..n].fill(true),
+        Pick::Touched => {
+            // SAFETY: u64 slice viewed as bytes for pread.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(w.entries.as_mut_ptr().cast::<u8>(), n * 8) };
+            let known = matches!(sys::pread(pagemap, bytes, (page / PAGE) as u64 * 8), Ok(k) if k == n * 8);
+            for (k, e) in w.entries[..n].iter().enumerate() {
+                // present (63) or swapped (62); unknown: every page
+                keep[k] = !known || e & (3 << 62) != 0;
+            }
+        }
+        Pick::Resident => {
+            // SAFETY: mincore fills n bytes for n pages of a mapped range of ours.
+            let r = unsafe { libc::mincore(page as *mut c_void, n * PAGE, w.bytes.as_mut_ptr()) };
+            for (k, b) in keep[..n].iter_mut().zip(w.bytes[..n].iter()) {
+                *k = r != 0 || b & 1 != 0;
+            }
+        }
+    }
+}
+
+/// Clears in `keep[..n]` the pages that cannot be read (a file mapping past the end of its
+/// file: reading gives SIGBUS, and writing them to the pipe EFAULT). One process_vm_readv of
+/// one byte per page, on ourselves, says how many pages in a row read; the one after them does
+/// not.
+fn probe_pages(w: &mut Work, page: usize, n: usize, keep: &mut [bool; BATCH]) {
+    let pid = sys::getpid();
+    let mut from = 0;
+    while from < n {
+        let mut m = 0;
+        let mut idx = [0u16; BATCH];
+        for (k, &kept) in keep[..n].iter().enumerate().skip(from) {
+            if kept {
+                w.iov[m] = libc::iovec { iov_base: (page + k * PAGE) as *mut c_void, iov_len: 1 };
+                idx[m] = k as u16;
+                m += 1;
+            }
+        }
+        if m == 0 {
+            return;
+        }
+        let local = libc::iovec { iov_base: w.probe.as_mut_ptr().cast(), iov_len: m };
+        // SAFETY: reads one byte of each listed page of this process into our probe buffer
+        // of m bytes; a page that cannot be read ends the transfer, no signal is raised.
+        let got = unsafe { libc::process_vm_readv(pid, &local, 1, w.iov.as_ptr(), m as _, 0) };
+        if got < 0 {
+            // ESRCH/EPERM cannot be for ourselves; anything else: trust nothing of the batch.
+            for k in idx[..m].iter() {
+                keep[*k as usize] = false;
+            }
+            return;
+        }
+        let got = got as usize;
+        if got >= m {
+            return;
+        }
+        let bad = idx[got] as usize;
+        keep[bad] = false;
+        from = bad + 1;
+    }
+}
+
 /// Writes the stored pages of one area as chunks of consecutive pages.
-fn write_area(
-    out: &mut Stream,
-    pagemap: c_int,
-    idx: u32,
-    start: usize,
-    end: usize,
-    prot: u32,
-    data: Data,
-) -> Result<(), Failure> {
+fn write_area(out: &mut Stream, pagemap: c_int, mut w: Work, idx: u32, a: &AreaRecord, data: Data) -> Result<(), Failure> {
+    let w = &mut w;
+    let (start, end, prot) = (a.start as usize, a.end as usize, a.prot);
     let readable = prot & libc::PROT_READ as u32 != 0;
     let mut made_readable = false;
-    let mut entries = [0u64; 512];
     let mut page = start;
     let mut run_start = 0usize;
     let mut run_len = 0usize;
@@ -543,38 +772,31 @@ fn write_area(
             return Ok(());
         }
         out.put(&chunk_header(idx, (s - start) as u64, l as u64))?;
-        // SAFETY: [s, s+l) lies inside a mapped, readable area of this process, and no other
-        // thread runs.
+        // SAFETY: [s, s+l) lies inside a mapped area of this process whose pages were probed
+        // readable (or are anonymous), and no other thread runs.
         out.put(unsafe { core::slice::from_raw_parts(s as *const u8, l) })
     };
+    let mut keep = [false; BATCH];
     let mut result = Ok(());
     while page < end {
-        let n = core::cmp::min(entries.len(), (end - page) / PAGE);
-        if data == Data::Touched {
-            // SAFETY: u64 slice viewed as bytes for pread.
-            let bytes = unsafe { core::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<u8>(), n * 8) };
-            match sys::pread(pagemap, bytes, (page / PAGE) as u64 * 8) {
-                Ok(k) if k == n * 8 => {}
-                _ => entries[..n].fill(1 << 63), // unknown: treat every page as touched
-            }
+        let n = core::cmp::min(BATCH, (end - page) / PAGE);
+        pick_pages(data.pick, pagemap, w, page, n, &mut keep);
+        if !readable && !made_readable && keep[..n].iter().any(|&k| k) {
+            // SAFETY: temporarily readable so that we can save it; restored below.
+            unsafe { libc::mprotect(start as *mut c_void, end - start, (prot | libc::PROT_READ as u32) as c_int) };
+            made_readable = true;
         }
-        for (k, e) in entries[..n].iter().enumerate() {
+        if data.probe {
+            probe_pages(w, page, n, &mut keep);
+        }
+        for (k, &kept) in keep[..n].iter().enumerate() {
             let p = page + k * PAGE;
-            let mut keep = match data {
-                Data::All => true,
-                Data::Touched => e & (3 << 62) != 0,
-                Data::None => false,
-            };
-            if keep && !readable && !made_readable {
-                // SAFETY: temporarily readable so that we can save it; restored below.
-                unsafe { libc::mprotect(start as *mut c_void, end - start, (prot | libc::PROT_READ as u32) as c_int) };
-                made_readable = true;
+            let mut kept = kept;
+            if kept && data.skip_zero {
+                // SAFETY: p is a page of this area, readable now (picked and probed).
+                kept = !is_zero(unsafe { core::slice::from_raw_parts(p as *const u8, PAGE) });
             }
-            if keep && data == Data::Touched {
-                // SAFETY: p is a page of this area, readable now.
-                keep = !is_zero(unsafe { core::slice::from_raw_parts(p as *const u8, PAGE) });
-            }
-            if keep {
+            if kept {
                 if run_len == 0 {
                     run_start = p;
                 }

@@ -10,8 +10,11 @@
 //! 1. read the header and the tables (areas and threads) from `--fd`; refuse a foreign image;
 //! 2. unmap everything that is not ours, move the kernel's vdso/vvar to where the program had
 //!    them (same sizes required: same kernel);
-//! 3. map every area at its address and fill in the stored pages, then set the protections and
-//!    the kernel's view of brk, code, data, arguments and auxv (PR_SET_MM_MAP);
+//! 3. map every area at its address (a private area with MAP_NORESERVE or MAP_GROWSDOWN as
+//!    recorded, a PROT_NONE reservation as PROT_NONE so that nothing is committed; shared
+//!    memory from the memfd that `dmtcp_restart` made for its object, `--region`) and fill in
+//!    the stored pages, then set the protections, the madvise settings and mlock, and the
+//!    kernel's view of brk, code, data, arguments and auxv (PR_SET_MM_MAP);
 //! 4. recreate every other thread with its old tid (clone3 with set_tid) and its TLS, and
 //!    resume each one, this thread last as the main thread, inside the preload library's
 //!    checkpoint handler, from where it returns to the program.
@@ -34,8 +37,9 @@ pub const STACK_SIZE: usize = 256 * 1024;
 #[no_mangle]
 pub static mut STACK: [u8; STACK_SIZE] = [0; STACK_SIZE];
 
-const USAGE: &str = "usage: mtcp_restart [--stderr-fd N] --fd N\n\
+const USAGE: &str = "usage: mtcp_restart [--stderr-fd N] [--region FD:DEV:INODE ...] --fd N\n\
   Restores one dmtcp checkpoint image, read from file descriptor N, into this process.\n\
+  --region: the memfd at FD stands for the shared memory object (DEV, INODE) of the image.\n\
   It is run by dmtcp_restart; users call dmtcp_restart instead.\n";
 
 /// Parses a decimal number.
@@ -67,9 +71,48 @@ fn cstr(p: *const u8) -> &'static [u8] {
     }
 }
 
+/// A shared memory object `dmtcp_restart` made (`--region FD:DEV:INODE`): the memfd at `fd`
+/// stands for the object the image names (dev, inode).
+#[derive(Clone, Copy)]
+pub struct Region {
+    pub fd: usize,
+    pub dev: u64,
+    pub inode: u64,
+}
+
+pub const MAX_REGIONS: usize = 256;
+
 pub struct Args {
     pub image_fd: usize,
     pub err_fd: usize,
+    pub regions: [Region; MAX_REGIONS],
+    pub n_regions: usize,
+}
+
+/// Parses `FD:DEV:INODE` (decimal).
+fn parse_region(s: &[u8]) -> Option<Region> {
+    let mut f = s.split(|&c| c == b':');
+    let fd = parse_num(f.next()?)?;
+    let dev = parse_u64(f.next()?)?;
+    let inode = parse_u64(f.next()?)?;
+    if f.next().is_some() {
+        return None;
+    }
+    Some(Region { fd, dev, inode })
+}
+
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
 }
 
 /// # Safety
@@ -86,6 +129,8 @@ pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
     };
     let mut err_fd = 2usize;
     let mut image_fd = None;
+    let mut regions = [Region { fd: 0, dev: 0, inode: 0 }; MAX_REGIONS];
+    let mut n_regions = 0;
     let mut i = 1;
     while i < argc {
         let a = arg(i);
@@ -110,6 +155,19 @@ pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
                 }
                 i += 2;
             }
+            b"--region" => {
+                let Some(r) = (i + 1 < argc).then(|| arg(i + 1)).and_then(parse_region) else {
+                    Out::new(err_fd).s("mtcp_restart: option --region needs FD:DEV:INODE\n").s(USAGE);
+                    sys::exit(2);
+                };
+                if n_regions == MAX_REGIONS {
+                    Out::new(err_fd).s("mtcp_restart: too many --region options\n");
+                    sys::exit(2);
+                }
+                regions[n_regions] = r;
+                n_regions += 1;
+                i += 2;
+            }
             _ => {
                 Out::new(err_fd).s("mtcp_restart: unexpected argument ").b(a).s("\n").s(USAGE);
                 sys::exit(2);
@@ -120,7 +178,7 @@ pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
         Out::new(err_fd).s("mtcp_restart: no image given (--fd N)\n").s(USAGE);
         sys::exit(2);
     };
-    restore::run(Args { image_fd, err_fd })
+    restore::run(Args { image_fd, err_fd, regions, n_regions })
 }
 
 /// First code of a restored thread (see `arch::clone3_thread`).

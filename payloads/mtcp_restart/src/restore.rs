@@ -4,7 +4,7 @@
 use crate::arch::{self, ARCH, RESTORER_BASE};
 use crate::out::Out;
 use crate::sys::{self, *};
-use crate::Args;
+use crate::{Args, Region};
 use dmtcp_proto::image::{self, AreaRecord, Chunk, Header, ImageError, ThreadRecord, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
 
 const PAGE: usize = 4096;
@@ -228,7 +228,10 @@ pub fn run(args: Args) -> ! {
     move_vdso(&c, &maps[..n]);
 
     // 3. Memory.
-    map_areas(&c);
+    map_areas(&c, &args.regions[..args.n_regions]);
+    for r in &args.regions[..args.n_regions] {
+        let _ = sys::close(r.fd);
+    }
     read_data(&c);
     protect_areas(&c);
     set_mm(&c);
@@ -317,24 +320,65 @@ fn move_vdso(c: &Ctx, maps: &[Map]) {
     }
 }
 
-/// Whether the area's pages come back with data (so it must be writable while we fill it).
-fn map_areas(c: &Ctx) {
+/// The protection an area is mapped with while its data is read in: writable where the
+/// program could read or write it (and a shared object may be written), its own otherwise (a
+/// PROT_NONE reservation stays PROT_NONE: no memory is committed for it; a chunk that goes into
+/// such an area makes just that range writable for the time of the read, see `read_data`).
+fn map_prot(a: &AreaRecord) -> usize {
+    let prot = a.prot as usize;
+    if a.is_shared() && !a.is_shm() && !a.has_vm(image::area::AREA_VM_MAYWRITE) {
+        // A shared file mapping opened read-only: the kernel refuses PROT_WRITE.
+        return prot;
+    }
+    if a.is_shm() || prot & (PROT_READ | PROT_WRITE) != 0 {
+        prot | PROT_READ | PROT_WRITE
+    } else {
+        prot
+    }
+}
+
+/// The memfd `dmtcp_restart` made for the shared object (dev, inode) (`--region`).
+fn region_fd(regions: &[Region], dev: u64, inode: u64) -> Option<usize> {
+    regions.iter().find(|r| r.dev == dev && r.inode == inode).map(|r| r.fd)
+}
+
+fn map_areas(c: &Ctx, regions: &[Region]) {
     let mut path = [0u8; image::area::NAME_LEN + 1];
     for i in 0..c.areas.len() / AREA_SIZE {
         let a = area_rec(c, i);
         let start = a.start as usize;
         let len = a.len() as usize;
-        let prot = a.prot as usize;
         let flags = a.flags;
         let name = a.name.as_bytes();
+        let mprot = map_prot(&a);
         path[..name.len()].copy_from_slice(name);
         path[name.len()] = 0;
-        let result = if flags & image::AREA_SHARED != 0 {
-            // Shared file mapping: the contents live in the file; map it shared again.
-            let oflags = if prot & PROT_WRITE != 0 { O_RDWR } else { O_RDONLY };
+        let result = if a.is_shm() {
+            // Shared memory only the kernel held: the memfd made once for every process.
+            match region_fd(regions, a.dev, a.inode) {
+                Some(fd) => sys::mmap(start, len, mprot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, a.offset),
+                None => {
+                    Out::new(c.err)
+                        .s("mtcp_restart: no memory object was made for the shared mapping ")
+                        .hex(start as u64)
+                        .s("-")
+                        .hex((start + len) as u64)
+                        .s(" ")
+                        .b(name)
+                        .s(" (run by dmtcp_restart)\n");
+                    sys::exit(3)
+                }
+            }
+        } else if a.is_shared() {
+            // Shared file mapping: map the file shared again; it keeps writing to its file.
+            let oflags = if a.has_vm(image::area::AREA_VM_MAYWRITE) || a.prot as usize & PROT_WRITE != 0 {
+                O_RDWR
+            } else {
+                O_RDONLY
+            };
             match sys::open(&path[..=name.len()], oflags) {
                 Ok(fd) => {
-                    let r = sys::mmap(start, len, prot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, a.offset);
+                    let r = sys::mmap(start, len, mprot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, a.offset);
                     let _ = sys::close(fd);
                     r
                 }
@@ -344,26 +388,41 @@ fn map_areas(c: &Ctx) {
                 }
             }
         } else {
-            let wprot =
-                if prot & PROT_READ != 0 || prot & PROT_WRITE != 0 { prot | PROT_READ | PROT_WRITE } else { prot };
+            let mut extra = 0;
+            if a.vm_known() {
+                if a.has_vm(image::area::AREA_VM_GROWSDOWN) {
+                    extra |= MAP_GROWSDOWN;
+                }
+                // A reservation made without commitment comes back without it (a 64 GiB
+                // MAP_NORESERVE heap on a machine with less memory).
+                if a.has_vm(image::area::AREA_VM_NORESERVE) {
+                    extra |= MAP_NORESERVE;
+                }
+            } else if flags & image::AREA_STACK != 0 {
+                extra |= MAP_GROWSDOWN;
+            }
             let mut r = Err(Errno(0));
             if flags & image::AREA_FILE != 0 && !name.is_empty() {
                 // Map the file privately so the mapping keeps its name; the stored pages go on top.
                 if let Ok(fd) = sys::open(&path[..=name.len()], O_RDONLY) {
-                    r = sys::mmap(start, len, wprot, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, a.offset);
+                    r = sys::mmap(start, len, mprot, MAP_PRIVATE | MAP_FIXED_NOREPLACE | (extra & MAP_NORESERVE), fd, a.offset);
                     let _ = sys::close(fd);
                 }
             }
             if r.is_err() {
-                let grow = if flags & image::AREA_STACK != 0 { MAP_GROWSDOWN } else { 0 };
-                r = sys::mmap(
-                    start,
-                    len,
-                    wprot,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | grow,
-                    usize::MAX,
-                    0,
-                );
+                if a.has_vm(image::area::AREA_VM_HUGETLB) {
+                    extra |= MAP_HUGETLB
+                        | if a.has_vm(image::area::AREA_VM_HUGE_1G) { MAP_HUGE_1GB } else { MAP_HUGE_2MB };
+                }
+                r = sys::mmap(start, len, mprot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | extra, usize::MAX, 0);
+                if r.is_err() && extra & MAP_HUGETLB != 0 {
+                    Out::new(c.err)
+                        .s("mtcp_restart: cannot map the huge-page area ")
+                        .hex(start as u64)
+                        .s("-")
+                        .hex((start + len) as u64)
+                        .s(" (MAP_HUGETLB: are huge pages reserved here, vm.nr_hugepages?)\n");
+                }
             }
             r
         };
@@ -398,29 +457,89 @@ fn read_data(c: &Ctx) {
             die(c.err, "image is corrupt (chunk names no area)");
         }
         let a = area_rec(c, idx);
-        if !Chunk::fits(off, len, a.len()) || a.is_shared() {
+        if !Chunk::fits(off, len, a.len()) || (a.is_shared() && map_prot(&a) & PROT_WRITE == 0) {
             die(c.err, "image is corrupt (chunk outside its area)");
         }
-        read_exact(c.fd, (a.start + off) as usize as *mut u8, len as usize)
-            .unwrap_or_else(|_| die(c.err, "image is truncated (memory data)"));
+        let at = (a.start + off) as usize;
+        if map_prot(&a) & PROT_WRITE == 0 {
+            // Saved data in an area the program cannot write (a PROT_NONE area of a file, as
+            // emacs's dump has): writable for the read; `protect_areas` puts its protection back.
+            if let Err(e) = sys::mprotect(at, len as usize, PROT_READ | PROT_WRITE) {
+                fill_failed(c, &a, e);
+            }
+        }
+        match read_exact(c.fd, at as *mut u8, len as usize) {
+            Ok(()) => {}
+            Err(Errno(0)) => die(c.err, "image is truncated (memory data)"),
+            Err(e) => fill_failed(c, &a, e),
+        }
     }
     let mut t = [0u8; image::TRAILER_SIZE];
     let _ = read_exact(c.fd, t.as_mut_ptr(), t.len());
 }
 
+/// The saved pages of `a` cannot go back into it (EFAULT: its file is now shorter than at the
+/// checkpoint, say).
+fn fill_failed(c: &Ctx, a: &AreaRecord, e: Errno) -> ! {
+    Out::new(c.err)
+        .s("mtcp_restart: cannot put the saved pages back into ")
+        .hex(a.start)
+        .s("-")
+        .hex(a.end)
+        .s(" ")
+        .b(a.name.as_bytes())
+        .s(if e.0 == EFAULT { " (the memory cannot be written: is its file shorter than at checkpoint?)" } else { "" })
+        .s("\n");
+    die_errno(c.err, "read of the image failed", e)
+}
+
+/// Every area gets its own protection back, then the kernel flags the image recorded
+/// (madvise settings, mlock). A setting the kernel refuses here is a warning, not a failure.
 fn protect_areas(c: &Ctx) {
     for i in 0..c.areas.len() / AREA_SIZE {
         let a = area_rec(c, i);
-        if a.is_shared() {
-            continue;
-        }
         let start = a.start as usize;
         let len = a.len() as usize;
-        let prot = a.prot as usize;
-        if prot != PROT_READ | PROT_WRITE {
-            let _ = sys::mprotect(start, len, prot);
+        let _ = sys::mprotect(start, len, a.prot as usize);
+        if !a.vm_known() {
+            continue;
+        }
+        let advice = [
+            (image::area::AREA_VM_DONTFORK, MADV_DONTFORK, "MADV_DONTFORK"),
+            (image::area::AREA_VM_WIPEONFORK, MADV_WIPEONFORK, "MADV_WIPEONFORK"),
+            (image::area::AREA_VM_DONTDUMP, MADV_DONTDUMP, "MADV_DONTDUMP"),
+            (image::area::AREA_VM_HUGEPAGE, MADV_HUGEPAGE, "MADV_HUGEPAGE"),
+            (image::area::AREA_VM_NOHUGEPAGE, MADV_NOHUGEPAGE, "MADV_NOHUGEPAGE"),
+        ];
+        for (bit, adv, what) in advice {
+            if a.has_vm(bit) {
+                if let Err(e) = sys::madvise(start, len, adv) {
+                    warn_area(c, &a, what, e);
+                }
+            }
+        }
+        if a.has_vm(image::area::AREA_VM_LOCKED) {
+            let f = if a.has_vm(image::area::AREA_VM_LOCKONFAULT) { MLOCK_ONFAULT } else { 0 };
+            if let Err(e) = sys::mlock2(start, len, f) {
+                warn_area(c, &a, "mlock", e);
+            }
         }
     }
+}
+
+fn warn_area(c: &Ctx, a: &AreaRecord, what: &str, e: Errno) {
+    Out::new(c.err)
+        .s("mtcp_restart: warning: ")
+        .s(what)
+        .s(" of ")
+        .hex(a.start)
+        .s("-")
+        .hex(a.end)
+        .s(" ")
+        .b(a.name.as_bytes())
+        .s(" failed (errno ")
+        .dec(e.0 as u64)
+        .s(")\n");
 }
 
 /// Gives the kernel the program's brk, code, data, argument and auxv addresses, so that brk()

@@ -24,7 +24,19 @@ pub const MAP_SHARED: usize = 0x01;
 pub const MAP_PRIVATE: usize = 0x02;
 pub const MAP_ANONYMOUS: usize = 0x20;
 pub const MAP_GROWSDOWN: usize = 0x100;
+pub const MAP_NORESERVE: usize = 0x4000;
+pub const MAP_HUGETLB: usize = 0x40000;
+/// log2 of the huge page size, in the MAP_HUGE_SHIFT bits.
+pub const MAP_HUGE_2MB: usize = 21 << 26;
+pub const MAP_HUGE_1GB: usize = 30 << 26;
 pub const MAP_FIXED_NOREPLACE: usize = 0x100000;
+pub const MADV_DONTFORK: usize = 10;
+pub const MADV_HUGEPAGE: usize = 14;
+pub const MADV_NOHUGEPAGE: usize = 15;
+pub const MADV_DONTDUMP: usize = 16;
+pub const MADV_WIPEONFORK: usize = 18;
+pub const MLOCK_ONFAULT: usize = 1;
+pub const EFAULT: i32 = 14;
 pub const MREMAP_MAYMOVE: usize = 1;
 pub const MREMAP_FIXED: usize = 2;
 pub const O_RDONLY: usize = 0;
@@ -64,6 +76,14 @@ pub fn munmap(addr: usize, len: usize) -> R {
 
 pub fn mprotect(addr: usize, len: usize, prot: usize) -> R {
     res(syscall6(nr::MPROTECT, addr, len, prot, 0, 0, 0))
+}
+
+pub fn madvise(addr: usize, len: usize, advice: usize) -> R {
+    res(syscall6(nr::MADVISE, addr, len, advice, 0, 0, 0))
+}
+
+pub fn mlock2(addr: usize, len: usize, flags: usize) -> R {
+    res(syscall6(nr::MLOCK2, addr, len, flags, 0, 0, 0))
 }
 
 pub fn mremap_fixed(old: usize, len: usize, new: usize) -> R {

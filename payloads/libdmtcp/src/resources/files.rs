@@ -133,6 +133,9 @@ fn save_fd(e: &mut Entry, fd: c_int) -> bool {
     if super::taken_by_another_kind(fd, info.mode, link) {
         return false;
     }
+    if link.is_some_and(super::memfd::is_memfd) {
+        return false; // memfd owns those
+    }
     let tty = sys::isatty(fd);
     if tty && fd <= 2 {
         return false;

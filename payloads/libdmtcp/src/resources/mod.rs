@@ -33,8 +33,10 @@ pub mod epoll;
 pub mod events;
 pub mod files;
 pub mod inotify;
+pub mod memfd;
 pub mod pipes;
 pub mod process;
+pub mod shm;
 pub mod signal_state;
 
 use core::ffi::c_int;
@@ -94,14 +96,18 @@ pub const NONE: Hooks = Hooks {
     resume: resume_nothing,
 };
 
-/// The registry, in the documented order (module docs). The event kinds come after the fd kinds
-/// they do not depend on; epoll comes last of all, as its interest list names fds of every other
-/// kind, which must be back at their numbers (and refilled) before it adds them.
-pub static KINDS: [&Hooks; 7] = [
+/// The registry, in the documented order (module docs). memfd maps each memfd for the image in
+/// save, so it comes before shm, which elects one writer per shared mapping it finds then. The
+/// event kinds come after the fd kinds they do not depend on; epoll comes last of all, as its
+/// interest list names fds of every other kind, which must be back at their numbers (and
+/// refilled) before it adds them.
+pub static KINDS: [&Hooks; 9] = [
     &signal_state::HOOKS,
     &process::HOOKS,
     &files::HOOKS,
     &pipes::HOOKS,
+    &memfd::HOOKS,
+    &shm::HOOKS,
     &events::HOOKS,
     &inotify::HOOKS,
     &epoll::HOOKS,

@@ -323,6 +323,46 @@ pub fn map_file_readonly(path: &CStr, len: usize) -> Result<&'static [u8], Errno
     Ok(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) })
 }
 
+/// The object an fd names, as /proc/self/maps names a mapping of it: (major << 32 | minor of
+/// its device, inode), and its size.
+pub fn object_of(fd: c_int) -> Result<(u64, u64, u64), Errno> {
+    // SAFETY: an all-zero stat64 is a valid value of this plain C struct.
+    let mut st: libc::stat64 = unsafe { core::mem::zeroed() };
+    // SAFETY: st is a valid stat64 to fill.
+    check(unsafe { libc::fstat64(fd, &mut st) })?;
+    let d = st.st_dev as u64;
+    let major = ((d >> 8) & 0xfff) | ((d >> 32) & !0xfff);
+    let minor = (d & 0xff) | ((d >> 12) & !0xff);
+    Ok(((major << 32) | minor, st.st_ino as u64, st.st_size as u64))
+}
+
+/// Maps `len` bytes of `fd` shared and read-only at an address of the kernel's choice.
+pub fn map_shared_readonly(fd: c_int, len: usize) -> Result<usize, Errno> {
+    // SAFETY: a fresh mapping at an address the kernel picks; no existing memory is affected.
+    let p = unsafe { libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd, 0) };
+    if p == libc::MAP_FAILED {
+        Err(errno())
+    } else {
+        Ok(p as usize)
+    }
+}
+
+/// Unmaps `[addr, addr + len)`, a mapping this library made.
+pub fn unmap(addr: usize, len: usize) -> Result<(), Errno> {
+    // SAFETY: the caller names a mapping of its own that nothing refers to any more.
+    check(unsafe { libc::munmap(addr as *mut c_void, len) }).map(|_| ())
+}
+
+/// Whether `path` lies on a tmpfs (statfs; false when it cannot be asked).
+pub fn is_tmpfs(path: &CStr) -> bool {
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut st: libc::statfs = unsafe { core::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a statfs to fill.
+    let r = unsafe { libc::statfs(path.as_ptr(), &mut st) };
+    // f_type is 32 bits wide on i686 and 64 on x86_64; TMPFS_MAGIC fits in 32.
+    r == 0 && (st.f_type as u64 & 0xffff_ffff) == 0x0102_1994
+}
+
 fn fstat_size(fd: c_int) -> Result<u64, Errno> {
     // SAFETY: an all-zero stat64 is a valid value of this plain C struct.
     let mut st: libc::stat64 = unsafe { core::mem::zeroed() };
@@ -578,6 +618,27 @@ pub fn open(path: &CStr, flags: c_int) -> Result<c_int, Errno> {
     check(unsafe { libc::open(path.as_ptr(), flags) })
 }
 
+/// Creates `path` if it does not exist (O_CREAT | O_EXCL, mode 0600) and closes it: Ok(true)
+/// when this call made it, Ok(false) when it existed.
+pub fn create_exclusive(path: &CStr) -> Result<bool, Errno> {
+    // SAFETY: path is NUL-terminated; the mode argument is what O_CREAT reads.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
+    if fd >= 0 {
+        close(fd);
+        return Ok(true);
+    }
+    match errno() {
+        libc::EEXIST => Ok(false),
+        e => Err(e),
+    }
+}
+
+/// `unlink(path)`.
+pub fn unlink(path: &CStr) -> Result<(), Errno> {
+    // SAFETY: path is NUL-terminated.
+    check(unsafe { libc::unlink(path.as_ptr()) }).map(|_| ())
+}
+
 /// `dup3(old, new, flags)`.
 pub fn dup3(old: c_int, new: c_int, flags: c_int) -> Result<(), Errno> {
     // SAFETY: plain descriptor operation.
@@ -623,6 +684,16 @@ pub fn tell(fd: c_int) -> Result<i64, Errno> {
         Err(errno())
     } else {
         Ok(r)
+    }
+}
+
+pub fn seek_to(fd: c_int, off: i64) -> Result<(), Errno> {
+    // SAFETY: plain descriptor operation.
+    let r = unsafe { libc::lseek64(fd, off, libc::SEEK_SET) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
     }
 }
 

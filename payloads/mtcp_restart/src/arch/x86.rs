@@ -42,6 +42,8 @@ pub mod nr {
     pub const EXIT_GROUP: usize = 252;
     pub const OPENAT: usize = 295;
     pub const CLONE3: usize = 435;
+    pub const MADVISE: usize = 219;
+    pub const MLOCK2: usize = 376;
 }
 
 /// Raw system call with up to six arguments; returns the kernel's value (negative errno).

@@ -40,6 +40,8 @@ pub mod nr {
     pub const EXIT_GROUP: usize = 231;
     pub const OPENAT: usize = 257;
     pub const CLONE3: usize = 435;
+    pub const MADVISE: usize = 28;
+    pub const MLOCK2: usize = 325;
 }
 
 /// Raw system call with up to six arguments; returns the kernel's value (negative errno).

@@ -3,8 +3,9 @@
 //! by its kind (bytes 8..12 and 20..64). A new resource kind adds one body type (its own file,
 //! like `pipe.rs`), one `FdBody` variant and one kind tag.
 use super::error::need;
-use super::{FileRecord, ImageError, PathPiece, PipeRecord, PlaceholderRecord, Record, FD_SIZE};
 use super::events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
+use super::MemfdRecord;
+use super::{FileRecord, ImageError, PathPiece, PipeRecord, PlaceholderRecord, Record, FD_SIZE};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
 // Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
@@ -23,6 +24,8 @@ pub const FD_SIGNALFD: u32 = 5;
 pub const FD_TIMERFD: u32 = 6;
 pub const FD_EPOLL: u32 = 7;
 pub const FD_INOTIFY: u32 = 8;
+/// A memfd (`memfd.rs`).
+pub const FD_MEMFD: u32 = 13;
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +42,7 @@ pub enum FdBody {
     Timerfd(TimerfdRecord),
     Epoll(EpollRecord),
     Inotify(InotifyRecord),
+    Memfd(MemfdRecord),
 }
 
 impl FdBody {
@@ -53,6 +57,7 @@ impl FdBody {
             FdBody::Timerfd(_) => TimerfdRecord::KIND,
             FdBody::Epoll(_) => EpollRecord::KIND,
             FdBody::Inotify(_) => InotifyRecord::KIND,
+            FdBody::Memfd(_) => MemfdRecord::KIND,
         }
     }
 }
@@ -76,6 +81,13 @@ impl FdRecord {
             _ => None,
         }
     }
+    /// The memfd, for a record of kind FD_MEMFD.
+    pub fn memfd(&self) -> Option<&MemfdRecord> {
+        match &self.body {
+            FdBody::Memfd(m) => Some(m),
+            _ => None,
+        }
+    }
 
     pub fn encode(&self, b: &mut [u8; FD_SIZE]) {
         b.fill(0);
@@ -93,6 +105,7 @@ impl FdRecord {
             FdBody::Timerfd(t) => t.encode_body(b),
             FdBody::Epoll(e) => e.encode_body(b),
             FdBody::Inotify(i) => i.encode_body(b),
+            FdBody::Memfd(m) => m.encode_body(b),
         }
     }
 
@@ -113,6 +126,7 @@ impl FdRecord {
             TimerfdRecord::KIND => FdBody::Timerfd(TimerfdRecord::decode_body(b)?),
             EpollRecord::KIND => FdBody::Epoll(EpollRecord::decode_body(b)?),
             InotifyRecord::KIND => FdBody::Inotify(InotifyRecord::decode_body(b)?),
+            MemfdRecord::KIND => FdBody::Memfd(MemfdRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })

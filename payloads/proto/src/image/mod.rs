@@ -60,23 +60,25 @@ pub mod events;
 pub mod fd;
 pub mod file;
 pub mod header;
+pub mod memfd;
 pub mod pipe;
 pub mod text;
 pub mod thread;
 pub mod trailer;
 pub mod version;
 
-pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_STACK};
+pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_SHM, AREA_STACK};
 pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
+pub use events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
+pub use fd::{FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INOTIFY, FD_MEMFD, FD_PIPE, FD_SIGNALFD, FD_TIMERFD};
 pub use file::{
     FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
     PLACEHOLDER_TEXT,
 };
-pub use events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
-pub use fd::{FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INOTIFY, FD_PIPE, FD_SIGNALFD, FD_TIMERFD};
 pub use header::{hdr, Arch, Header, Span};
+pub use memfd::MemfdRecord;
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use text::Text;
 pub use thread::{ThreadRecord, THREAD_CKPT, THREAD_MAIN};
@@ -94,7 +96,8 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"DMTCPEND";
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The raw version field this build writes (`FormatVersion::CURRENT`). 2.0: the fd table
 /// (`num_fds` FdRecords after the thread table). 2.1: new fd kinds (files reopened by path with
-/// their shared descriptions and path pieces, placeholders, and the other kinds' records).
+/// their shared descriptions and path pieces, placeholders, event fds, memfds), the areas'
+/// kernel flags (`AreaRecord::vm`) and shared memory held only by the kernel (`AREA_SHM`).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;

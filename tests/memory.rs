@@ -1,0 +1,145 @@
+//! Memory areas that are not plain anonymous memory: saved data behind PROT_NONE, mappings
+//! that cannot be read as recorded, large reservations and the kernel's flags of an area, and
+//! shared memory between processes. Real programs (tests/c), 64 and 32 bits, through
+//! checkpoint/kill/restart cycles compared with an uninterrupted run.
+use crate::ckpt::*;
+use crate::util::*;
+use std::time::Duration;
+
+/// emacs's dump file: a private file mapping relocated in place (one page zeroed over nonzero
+/// file bytes), then protected PROT_NONE, and an anonymous area with data behind PROT_NONE. The
+/// restorer used to read the saved pages into the PROT_NONE mapping (EFAULT, "image is
+/// truncated").
+fn prot_none_areas_with_saved_data(m32: bool) {
+    let p = c_program("pnone_file_data", m32);
+    cycles(&p, &["40"], 2, Duration::from_millis(900), &[]);
+}
+
+#[test]
+fn prot_none_file_area_with_saved_data_restarts_64() {
+    prot_none_areas_with_saved_data(false);
+}
+
+#[test]
+fn prot_none_file_area_with_saved_data_restarts_32() {
+    prot_none_areas_with_saved_data(true);
+}
+
+/// A file mapped longer than the file and a file truncated under a mapping (pages past the end
+/// give SIGBUS), while a thread keeps calling dlopen/dlclose: the checkpoint used to fail with
+/// "the image writer stopped reading: Bad address".
+fn mapping_past_end_of_file(m32: bool) {
+    let p = c_program("past_eof_map", m32);
+    cycles(&p, &["40"], 2, Duration::from_millis(900), &[]);
+}
+
+#[test]
+fn mapping_past_the_end_of_its_file_checkpoints_64() {
+    mapping_past_end_of_file(false);
+}
+
+#[test]
+fn mapping_past_the_end_of_its_file_checkpoints_32() {
+    mapping_past_end_of_file(true);
+}
+
+/// A 64 GiB MAP_NORESERVE heap (more than this machine can commit: the restorer used to fail
+/// with ENOMEM) and a 16 GiB PROT_NONE reservation with a writable part come back with their
+/// flags and no memory committed; the image holds only the touched pages. The MAP_GROWSDOWN,
+/// guard-page, mlock and madvise areas keep their VmFlags (the program prints them).
+fn large_reservations(m32: bool, sizes: [&str; 2]) {
+    let p = c_program("reservations", m32);
+    let args = ["40", sizes[0], sizes[1]];
+    let last = cycles_with(&p, &args, 1, 2, Duration::from_millis(900), &[], |cy, _| {
+        for img in cy.images() {
+            let len = std::fs::metadata(&img).unwrap().len();
+            assert!(len < 64 << 20, "{}: {len} bytes: untouched pages were written", img.display());
+        }
+        cy.restart(1)
+    });
+    let r = result_line(&last);
+    for want in ["heap_nr=1", "heap_rss_small=1", "res_none=1", "gd=1", "guard_none=1", "dc=1", "wf=1", "dd=1"] {
+        assert!(r.contains(want), "{want} missing: {r}");
+    }
+    assert!(!last.starts_with("step 1\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn noreserve_64_gib_and_prot_none_16_gib_reservations_restart_64() {
+    large_reservations(false, ["64", "16"]);
+}
+
+#[test]
+fn reservations_and_area_flags_restart_32() {
+    large_reservations(true, ["1", "1"]);
+}
+
+/// Three processes increment counters under process-shared mutexes in anonymous shared memory
+/// inherited over fork, a POSIX shm object (kept, and one unlinked once mapped), a memfd and a
+/// MAP_SHARED regular file, with a process-shared barrier, a condition variable the children
+/// wait on and a mutex the parent holds while it sleeps (a checkpoint finds them waited on and
+/// held). After each restart they share one copy again, with its contents as
+/// of the checkpoint (every process did exactly its rounds, the total is the sum of the slots),
+/// and the file mapping still writes to its file. Each object's pages are in one image only.
+fn shm_counters(m32: bool) {
+    let p = c_program("shm_counters", m32);
+    let tag = format!("{}{}", std::process::id(), if m32 { "m32" } else { "m64" });
+    let args = ["160", tag.as_str()];
+    let last = cycles_with(&p, &args, 3, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(3));
+    let r = result_line(&last);
+    assert!(!r.contains("BAD") && !r.contains("NOT") && r.contains("file_on_disk=same"), "{r}");
+    assert!(!last.starts_with("step 5\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn shared_memory_counters_under_process_shared_mutexes_64() {
+    shm_counters(false);
+}
+
+#[test]
+fn shared_memory_counters_under_process_shared_mutexes_32() {
+    shm_counters(true);
+}
+
+/// A memfd passed to two children as an fd (filled with write(), counters kept with
+/// pread/pwrite, one child also maps it): after each restart every process holds the same new
+/// memfd at its old fd, with its name, size, shared file position and contents as of the
+/// checkpoint, and the child's mapping is the same object as the fd.
+fn memfd_passed_to_children(m32: bool) {
+    let p = c_program("memfd_fds", m32);
+    let last = cycles_with(&p, &["160"], 3, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(3));
+    let r = result_line(&last);
+    assert!(r.contains("slots=160,160,160 mapped=160 name=passed size=16384 pos=10000"), "{r}");
+    assert!(!last.starts_with("step 5\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn memfd_passed_to_children_as_an_fd_comes_back_shared_64() {
+    memfd_passed_to_children(false);
+}
+
+#[test]
+fn memfd_passed_to_children_as_an_fd_comes_back_shared_32() {
+    memfd_passed_to_children(true);
+}
+
+/// The same with the first child exec'ing the other architecture's build: a mixed 64/32-bit
+/// computation that shares the memfd through the fd.
+fn memfd_mixed(parent_m32: bool) {
+    let parent = c_program("memfd_fds", parent_m32);
+    let child = c_program("memfd_fds", !parent_m32);
+    let args = ["160", child.to_str().unwrap()];
+    let last = cycles_with(&parent, &args, 3, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(3));
+    let r = result_line(&last);
+    assert!(r.contains("slots=160,160,160 mapped=160 name=passed size=16384 pos=10000"), "{r}");
+}
+
+#[test]
+fn memfd_shared_by_a_64_bit_parent_and_an_exec_32_bit_child_comes_back() {
+    memfd_mixed(false);
+}
+
+#[test]
+fn memfd_shared_by_a_32_bit_parent_and_an_exec_64_bit_child_comes_back() {
+    memfd_mixed(true);
+}
