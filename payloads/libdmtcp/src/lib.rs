@@ -32,7 +32,9 @@
 //!   - C-ABI entry points, which take raw pointers from the program or export symbols:
 //!     `init` (the `.init_array` constructor), `exec` (exec*/posix_spawn*), `execl` (the
 //!     trampolines' variadic list), `shell` (system/popen/pclose and their fork child),
-//!     `signals` (sigaction, signal masks, sleeps).
+//!     `signals` (sigaction, signal masks, sleeps), `interrupt` (the calls a checkpoint must
+//!     not interrupt: poll, select, epoll_wait, sigtimedwait, ...), `fds` (close, dup2,
+//!     close_range, ... kept off our coordinator fd).
 //!
 //!   The resource kinds (`resources/`), `coord`, `ckpt_thread`, `dlsym`, `log` and the protocol
 //!   code have none.
@@ -57,9 +59,13 @@ mod dlsym;
 #[allow(unsafe_code)]
 mod exec;
 #[allow(unsafe_code)]
+mod fds;
+#[allow(unsafe_code)]
 mod execl;
 #[allow(unsafe_code)]
 mod init;
+#[allow(unsafe_code)]
+mod interrupt;
 #[allow(unsafe_code)]
 mod real;
 mod resources;
