@@ -6,6 +6,7 @@ mod ckpt;
 mod coordinator;
 mod faults;
 mod install;
+mod invisible;
 mod library;
 mod restart;
 mod spawn;
