@@ -14,7 +14,10 @@
 //! would be it without us), the connection first moves to another free number above
 //! `COORD_FD` and the program gets the number it asked for. The restart-info fd (820) is open
 //! only between the restorer and the checkpoint thread's reading of it, while no program thread
-//! runs; the image writer's pipes only while every program thread is stopped.
+//! runs; the image writer's pipes only while every program thread is stopped. Only the process
+//! that made the connection treats the number as ours: a vfork child (our memory, its own fd
+//! table) may do what it likes with its copy, and a fork child drops its copy in our fork
+//! handler before it registers on a connection of its own.
 //!
 //! Restart side: `dmtcp_restart` always hands the connection over at `COORD_FD`; `after_restart`
 //! moves it back to the number it had at checkpoint time, which the program's fds (restored
@@ -39,6 +42,9 @@ use dmtcp_proto::COORD_FD;
 
 /// The coordinator connection's number (-1: none).
 static COORD: AtomicI32 = AtomicI32::new(-1);
+/// The process whose connection it is. A vfork child shares our memory but has its own fd
+/// table: what it does with that number is its own business and must not move ours.
+static OWNER: AtomicI32 = AtomicI32::new(0);
 
 /// The coordinator connection's number, or -1.
 pub fn coord() -> c_int {
@@ -46,7 +52,12 @@ pub fn coord() -> c_int {
 }
 
 fn ours(fd: c_int) -> bool {
-    fd >= 0 && fd == COORD.load(Acquire)
+    fd >= 0 && fd == COORD.load(Acquire) && sys::getpid() == OWNER.load(Acquire)
+}
+
+fn set_coord(fd: c_int) {
+    OWNER.store(sys::getpid(), Release);
+    COORD.store(fd, Release);
 }
 
 fn raw(r: libc::c_long) -> Result<c_int, Errno> {
@@ -89,13 +100,14 @@ pub fn adopt_coord(fd: c_int) -> Result<c_int, Errno> {
         raw_close(fd);
         r?
     };
-    COORD.store(n, Release);
+    set_coord(n);
     Ok(n)
 }
 
 /// Closes the coordinator connection (gone, or inherited over fork from the parent).
 pub fn drop_coord() {
     let fd = COORD.swap(-1, AcqRel);
+    OWNER.store(0, Release);
     if fd >= 0 {
         raw_close(fd);
     }
@@ -108,10 +120,11 @@ pub fn after_restart() {
     let was = COORD.load(Acquire);
     if was >= 0 && was != COORD_FD && raw_dup3(COORD_FD, was, libc::O_CLOEXEC).is_ok() {
         raw_close(COORD_FD);
+        set_coord(was);
         return;
     }
     set_cloexec(COORD_FD);
-    COORD.store(COORD_FD, Release);
+    set_coord(COORD_FD);
 }
 
 /// If `fd` is ours, moves our connection to another number so the program can have `fd`.
@@ -121,7 +134,7 @@ fn make_room(fd: c_int) -> Result<(), Errno> {
         return Ok(());
     }
     let n = raw_dup_above(fd, COORD_FD)?;
-    COORD.store(n, Release);
+    set_coord(n);
     Ok(())
 }
 

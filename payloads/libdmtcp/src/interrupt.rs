@@ -13,23 +13,29 @@
 //! time it had left, counting only the program's own time (the time from the call to the
 //! checkpoint signal; the checkpoint and, after a restart, the time the computation was down do
 //! not count), the rule the sleep wrappers follow. To tell ours from the program's, the
-//! checkpoint signal's handler leaves a mark for its thread (`after_checkpoint`): the checkpoint
-//! epoch (`threads::EPOCH`), the monotonic time it was entered, and whether a signal the program
+//! checkpoint signal's handler leaves a mark for its thread (`after_checkpoint`): a count of the
+//! checkpoint signals it took, the monotonic time it was entered, and whether a signal the program
 //! handles is pending and unblocked in the interrupted context, so that it runs as soon as our
-//! handler returns. A wrapper that sees EINTR, a new epoch and a mark without such a signal calls
-//! again; otherwise the program gets its EINTR exactly as without dmtcp. A program signal that is
-//! delivered in the same instant as ours but before it (its frame is set up first, so it is no
-//! longer pending when our handler looks) is the one case taken for ours.
+//! handler returns (a signal of the thread's own, from /proc/thread-self/status; a signal of the
+//! process's counts for the first thread that claims it, as the kernel gives it to one thread).
+//! A wrapper that sees EINTR, a count that moved during the call and no such signal calls again;
+//! otherwise the program gets its EINTR exactly as without dmtcp. Not exact in two rare cases: a
+//! program signal delivered in the same instant as ours but before it (its frame is set up
+//! first, so it is no longer pending when our handler looks) is taken for ours, and a
+//! process-directed one that arrives during the checkpoint may be counted for another thread
+//! than the one the kernel gives it to, when several threads leave it unblocked.
 //!
 //! Sets and masks the program passes (sigtimedwait's set, the masks of ppoll, pselect,
 //! epoll_pwait and sigsuspend) lose the checkpoint signal, as `signals` does for sigprocmask, so
 //! that a program can neither wait for it nor block it. errno is what it was before the call
 //! when a call is made again, so a checkpoint never changes it.
 //!
-//! Marks live in a fixed table in .bss keyed by tid (linear probing; the entry of a thread that
-//! has exited is taken over). Each entry is written only by its own thread's signal handler and
-//! read by the same thread's wrappers; a thread that finds no entry (more than `MARKS` live
-//! threads) takes an interruption in a new epoch for ours, with no time spent.
+//! Marks live in a fixed table in .bss keyed by `pthread_self()` (no system call on the wrappers'
+//! path; linear probing; the entry of a thread that has exited is taken over). Each entry is
+//! written only by its own thread's signal handler and read by the same thread's wrappers; a
+//! thread that finds no entry (more than `MARKS` live threads) sees the EINTR as without the
+//! wrappers. The count, not the global checkpoint epoch, is what tells: a call that began after
+//! the checkpoint thread bumped the epoch but before its signal came is still interrupted by it.
 //!
 //! Rules: a C-ABI entry point module (raw pointers from the program); everything here is
 //! async-signal-safe (atomics, raw system calls, clock_gettime); wrappers may run before the
@@ -38,19 +44,28 @@ use crate::real;
 use crate::sys::{self, thread::gettid};
 use crate::threads::{CKPT_SIGNAL, EPOCH};
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 const MARKS: usize = 1024;
 
 struct Mark {
+    /// The owning thread's `pthread_self()` (0: free): found without a system call.
+    key: AtomicUsize,
     tid: AtomicI32,
-    epoch: AtomicU32,
+    /// Bumped by each checkpoint signal the thread took.
+    seq: AtomicU32,
     entered_ns: AtomicU64,
     app_signal: AtomicU32,
 }
 
 static TABLE: [Mark; MARKS] = [const {
-    Mark { tid: AtomicI32::new(0), epoch: AtomicU32::new(0), entered_ns: AtomicU64::new(0), app_signal: AtomicU32::new(0) }
+    Mark {
+        key: AtomicUsize::new(0),
+        tid: AtomicI32::new(0),
+        seq: AtomicU32::new(0),
+        entered_ns: AtomicU64::new(0),
+        app_signal: AtomicU32::new(0),
+    }
 }; MARKS];
 
 /// Monotonic nanoseconds (vDSO clock_gettime: async-signal-safe).
@@ -63,29 +78,40 @@ pub fn now_ns() -> u64 {
 
 fn alive(tid: i32) -> bool {
     // SAFETY: signal 0 to a thread of this process only checks that it exists.
-    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
+    tid > 0 && unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) == 0 }
+}
+
+fn self_key() -> usize {
+    // SAFETY: pthread_self reads the thread pointer; no failure, async-signal-safe in glibc.
+    unsafe { libc::pthread_self() as usize }
 }
 
 /// This thread's entry; with `claim`, takes a free one (or one of an exited thread).
-fn entry(me: i32, claim: bool) -> Option<&'static Mark> {
-    let start = me as usize % MARKS;
+fn entry(claim: bool) -> Option<&'static Mark> {
+    let me = self_key();
+    let start = ((me as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize % MARKS;
     for i in 0..MARKS {
         let m = &TABLE[(start + i) % MARKS];
-        let t = m.tid.load(Acquire);
-        if t == me {
+        let k = m.key.load(Acquire);
+        if k == me {
             return Some(m);
         }
         if !claim {
-            if t == 0 {
+            if k == 0 {
                 return None;
             }
             continue;
         }
-        if (t == 0 || !alive(t)) && m.tid.compare_exchange(t, me, AcqRel, Acquire).is_ok() {
+        if (k == 0 || !alive(m.tid.load(Acquire))) && m.key.compare_exchange(k, me, AcqRel, Acquire).is_ok() {
             return Some(m);
         }
     }
     None
+}
+
+/// This thread's checkpoint-signal count, to take before a call (see `by_checkpoint`).
+pub fn mark() -> u32 {
+    entry(false).map(|m| m.seq.load(Acquire)).unwrap_or(0)
 }
 
 /// The first 64 signals of a `sigset_t` as the kernel's mask.
@@ -111,49 +137,89 @@ fn handled(sig: c_int) -> bool {
 /// is when the handler was entered, `uc` its ucontext.
 pub fn after_checkpoint(entered_ns: u64, uc: *const c_void) {
     let ours = CKPT_SIGNAL.load(Relaxed);
+    let epoch = EPOCH.load(Acquire);
     let mut app = 0u32;
     if !uc.is_null() {
         // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler.
         let back_to = mask_bits(unsafe { &(*(uc as *const libc::ucontext_t)).uc_sigmask });
         // Everything is blocked in our handler, so every pending signal shows here.
         let waiting = sys::sigpending() & !back_to;
+        let own = if waiting != 0 { thread_pending() } else { 0 };
         for n in 1..=64 {
-            if n != ours && n != libc::SIGKILL && n != libc::SIGSTOP && waiting & (1u64 << (n - 1)) != 0 && handled(n)
-            {
+            let bit = 1u64 << (n - 1);
+            if n == ours || n == libc::SIGKILL || n == libc::SIGSTOP || waiting & bit == 0 || !handled(n) {
+                continue;
+            }
+            // A signal of this thread's own is delivered here; one of the process's goes to one
+            // thread only: the first thread that claims it in this epoch counts it.
+            if own & bit != 0 || claim(epoch, bit) {
                 app = 1;
                 break;
             }
         }
     }
-    let Some(m) = entry(gettid(), true) else { return };
+    let Some(m) = entry(true) else { return };
+    m.tid.store(gettid(), Release);
     m.entered_ns.store(entered_ns, Relaxed);
     m.app_signal.store(app, Relaxed);
-    m.epoch.store(EPOCH.load(Acquire), Release);
+    m.seq.fetch_add(1, Release);
 }
 
-/// After EINTR from a call started in epoch `e0`: Some(ns the call ran before our signal) when
-/// the interruption was our checkpoint's alone, None when the program must see it.
-fn ours(e0: u32, t0: u64) -> Option<u64> {
-    let now = EPOCH.load(Acquire);
-    if now == e0 {
+/// Process-directed signals already counted by a thread in epoch `CLAIM_EPOCH`.
+static CLAIMED: AtomicU64 = AtomicU64::new(0);
+static CLAIM_EPOCH: AtomicU32 = AtomicU32::new(0);
+
+fn claim(epoch: u32, bit: u64) -> bool {
+    let seen = CLAIM_EPOCH.load(Acquire);
+    if seen != epoch && CLAIM_EPOCH.compare_exchange(seen, epoch, AcqRel, Acquire).is_ok() {
+        CLAIMED.store(0, Release);
+    }
+    CLAIMED.fetch_or(bit, AcqRel) & bit == 0
+}
+
+/// This thread's own pending signals (SigPnd in /proc/thread-self/status), 0 if unreadable.
+fn thread_pending() -> u64 {
+    let Ok(fd) = sys::open_read(c"/proc/thread-self/status") else { return 0 };
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    while n < buf.len() {
+        match sys::read_some(fd, &mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    sys::close(fd);
+    let text = &buf[..n];
+    let key = b"SigPnd:";
+    let Some(at) = text.windows(key.len()).position(|w| w == key) else { return 0 };
+    let mut v = 0u64;
+    for &c in text[at + key.len()..].iter().skip_while(|c| c.is_ascii_whitespace()) {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => break,
+        };
+        v = (v << 4) | u64::from(d);
+    }
+    v
+}
+
+/// After EINTR from a call that began with this thread's `mark()` at `seq0`, at `t0`: Some(ns
+/// the call ran before our signal) when the interruption was our checkpoint's alone, None when
+/// the program must see it (no checkpoint signal came during the call, or one of its own came
+/// with it).
+fn ours(seq0: u32, t0: u64) -> Option<u64> {
+    let m = entry(false)?;
+    if m.seq.load(Acquire) == seq0 || m.app_signal.load(Relaxed) != 0 {
         return None;
     }
-    match entry(gettid(), false) {
-        Some(m) if m.epoch.load(Acquire) == now => {
-            if m.app_signal.load(Relaxed) != 0 {
-                None
-            } else {
-                Some(m.entered_ns.load(Relaxed).saturating_sub(t0))
-            }
-        }
-        _ => Some(0),
-    }
+    Some(m.entered_ns.load(Relaxed).saturating_sub(t0))
 }
 
-/// True when an EINTR seen after a call started in epoch `e0` was our checkpoint's alone (for
-/// the sleeps, whose time left the kernel reports).
-pub fn by_checkpoint(e0: u32) -> bool {
-    ours(e0, 0).is_some()
+/// True when an EINTR seen after a call that began at `mark()` = `seq0` was our checkpoint's
+/// alone (for the sleeps, whose time left the kernel reports).
+pub fn by_checkpoint(seq0: u32) -> bool {
+    ours(seq0, 0).is_some()
 }
 
 /// What the wrapped calls return: -1 means failure (errno set).
@@ -176,13 +242,13 @@ impl Ret for isize {
 fn again<R: Ret>(mut left: Option<i64>, mut call: impl FnMut(Option<i64>) -> R) -> R {
     let saved = sys::errno();
     loop {
-        let e0 = EPOCH.load(Acquire);
+        let seq0 = mark();
         let t0 = now_ns();
         let r = call(left);
         if !r.failed() || sys::errno() != libc::EINTR {
             return r;
         }
-        let Some(spent) = ours(e0, t0) else { return r };
+        let Some(spent) = ours(seq0, t0) else { return r };
         if let Some(l) = left.as_mut() {
             *l = (*l - spent.min(i64::MAX as u64) as i64).max(0);
         }

@@ -168,7 +168,7 @@ fn sleep_through(req: libc::timespec, rem: *mut libc::timespec) -> c_int {
     let mut cur = req;
     let saved = crate::sys::errno();
     loop {
-        let epoch = threads::EPOCH.load(Acquire);
+        let epoch = crate::interrupt::mark();
         let mut left = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: valid timespec pointers.
         let r = unsafe { f(&cur, &mut left) };
@@ -213,7 +213,7 @@ pub unsafe extern "C" fn clock_nanosleep(
     // SAFETY: non-null request from the caller.
     let mut cur = unsafe { *req };
     loop {
-        let epoch = threads::EPOCH.load(Acquire);
+        let epoch = crate::interrupt::mark();
         let mut left = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: valid pointers.
         let r = unsafe { f(clk, flags, &cur, &mut left) };
@@ -265,7 +265,7 @@ pub unsafe extern "C" fn __nanosleep64(req: *const Timespec64, rem: *mut Timespe
     let mut cur = unsafe { *req };
     let saved = crate::sys::errno();
     loop {
-        let epoch = threads::EPOCH.load(Acquire);
+        let epoch = crate::interrupt::mark();
         let mut left = Timespec64::ZERO;
         // SAFETY: valid timespec pointers.
         let r = unsafe { f(&cur, &mut left) };
@@ -300,7 +300,7 @@ pub unsafe extern "C" fn __clock_nanosleep_time64(
     // SAFETY: non-null request from the caller.
     let mut cur = unsafe { *req };
     loop {
-        let epoch = threads::EPOCH.load(Acquire);
+        let epoch = crate::interrupt::mark();
         let mut left = Timespec64::ZERO;
         // SAFETY: valid pointers.
         let r = unsafe { f(clk, flags, &cur, &mut left) };
