@@ -9,6 +9,7 @@ mod events;
 mod faults;
 mod install;
 mod leftovers;
+mod invisible;
 mod library;
 mod memory;
 mod mutations;

@@ -240,6 +240,8 @@ fn after_restart() -> bool {
     threads::restore_thread(own);
     crate::threads::CKPT_TID.store(crate::threads::gettid(), Relaxed);
     crate::config::read_restart_info();
+    // Before any fd of the program's is restored: the connection leaves COORD_FD if it was elsewhere.
+    crate::fds::after_restart();
     threads::wait_restored(LAST_THREADS.load(Relaxed));
     // The restorer's range (code, stack, scratch) is no longer in use by any thread.
     if let Err(e) = sys::unmap_restorer() {

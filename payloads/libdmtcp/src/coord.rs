@@ -1,5 +1,7 @@
-//! The connection to the coordinator: kept at fd `COORD_FD` (821, close-on-exec), registered
-//! with a `NewWorker` handshake, then owned by the background thread.
+//! The connection to the coordinator: kept at fd `COORD_FD` (821, close-on-exec) or, when the
+//! program wants that number, at another one above it (`fds` keeps it out of the program's
+//! way and holds its number), registered with a `NewWorker` handshake, then owned by the
+//! background thread.
 //!
 //! Rules: no allocation (messages are encoded on the stack); the handshake has a deadline so a
 //! stuck coordinator never hangs the program's start; only one thread uses the fd at a time
@@ -8,6 +10,7 @@ use crate::config::{self, Config};
 use crate::log::Bytes;
 use crate::sys::{self, Errno};
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use crate::fds;
 use dmtcp_proto::{Kind, Msg, WorkerState, COORD_FD, MSG_SIZE};
 
 /// How long the handshake (connect, send, Accept) may take.
@@ -18,7 +21,7 @@ pub static VPID: AtomicI32 = AtomicI32::new(0);
 pub static COMP_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Connects to the coordinator and registers this process as a new worker. On success the
-/// connection is at `COORD_FD`; on failure one line on stderr says why and that the program
+/// connection is at `fds::coord()`; on failure one line on stderr says why and that the program
 /// runs on without dmtcp.
 pub fn connect_and_register(c: &Config, interval: u32) -> bool {
     if c.coord_port == 0 {
@@ -38,18 +41,18 @@ pub fn connect_and_register(c: &Config, interval: u32) -> bool {
             return false;
         }
     };
-    if fd != COORD_FD {
-        let r = sys::dup_to_cloexec(fd, COORD_FD);
-        sys::close(fd);
-        if let Err(e) = r {
-            error!("cannot move the coordinator connection to fd {}: {}", COORD_FD, Bytes(sys::strerror(e)));
-            return false;
-        }
+    if let Err(e) = fds::adopt_coord(fd) {
+        error!(
+            "cannot move the coordinator connection to fd {} or above: {}; the program runs without checkpoints",
+            COORD_FD,
+            Bytes(sys::strerror(e))
+        );
+        return false;
     }
     match handshake(c, interval, deadline) {
         Ok(()) => true,
         Err(why) => {
-            sys::close(COORD_FD);
+            fds::drop_coord();
             why.report(c);
             false
         }
@@ -159,7 +162,7 @@ pub fn send(m: &Msg, payload: &[u8]) -> Result<(), Errno> {
     m.extra_len = len as u32;
     buf[..MSG_SIZE].copy_from_slice(&m.encode());
     buf[MSG_SIZE..MSG_SIZE + len].copy_from_slice(&payload[..len]);
-    sys::write_all(COORD_FD, &buf[..MSG_SIZE + len])
+    sys::write_all(fds::coord(), &buf[..MSG_SIZE + len])
 }
 
 /// Reads exactly `buf.len()` bytes, waiting at most until `deadline` (ms, monotonic).
@@ -170,12 +173,12 @@ fn read_exact_until(buf: &mut [u8], deadline: i64) -> Result<(), Failure> {
         if left <= 0 {
             return Err(Failure::Timeout);
         }
-        match sys::poll_one(COORD_FD, libc::POLLIN, left as i32) {
+        match sys::poll_one(fds::coord(), libc::POLLIN, left as i32) {
             Ok(0) => return Err(Failure::Timeout),
             Ok(_) => {}
             Err(e) => return Err(Failure::Io(e)),
         }
-        match sys::read_some(COORD_FD, &mut buf[got..]) {
+        match sys::read_some(fds::coord(), &mut buf[got..]) {
             Ok(0) => return Err(Failure::Eof),
             Ok(n) => got += n,
             Err(e) => return Err(Failure::Io(e)),
@@ -204,7 +207,7 @@ pub enum ReadError {
 pub fn read_exact(buf: &mut [u8]) -> Result<(), ReadError> {
     let mut got = 0;
     while got < buf.len() {
-        match sys::read_some(COORD_FD, &mut buf[got..]) {
+        match sys::read_some(fds::coord(), &mut buf[got..]) {
             Ok(0) => return Err(ReadError::Eof),
             Ok(n) => got += n,
             Err(e) => return Err(ReadError::Io(e)),
@@ -227,5 +230,5 @@ pub fn discard(mut n: usize) -> Result<(), ReadError> {
 /// Closes the connection (we no longer talk to the coordinator) and stops propagation.
 pub fn disconnect() {
     config::set_active(false);
-    sys::close(COORD_FD);
+    fds::drop_coord();
 }

@@ -10,7 +10,7 @@ use crate::config;
 use crate::cstr::CArray;
 use crate::sys;
 use core::ffi::{c_char, c_int};
-use dmtcp_proto::{env, COORD_FD, INTERVAL_UNCHANGED};
+use dmtcp_proto::{env, INTERVAL_UNCHANGED};
 
 type InitFn = extern "C" fn(c_int, *const *const c_char, *const *const c_char);
 
@@ -96,7 +96,7 @@ extern "C" fn atfork_child() {
             return;
         }
         config::set_active(false);
-        sys::close(COORD_FD);
+        crate::fds::drop_coord();
         join(INTERVAL_UNCHANGED);
     })
 }

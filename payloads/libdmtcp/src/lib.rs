@@ -33,7 +33,9 @@
 //!     `init` (the `.init_array` constructor), `exec` (exec*/posix_spawn*), `execl` (the
 //!     trampolines' variadic list), `shell` (system/popen/pclose and their fork child),
 //!     `signals` (sigaction, signal masks, sleeps), `inotify_calls` (the inotify wrappers that
-//!     note each watch's path).
+//!     note each watch's path), `interrupt` (the calls a checkpoint must not interrupt: poll,
+//!     select, epoll_wait, sigtimedwait, ...), `fds` (close, dup2, close_range, ... kept off our
+//!     coordinator fd).
 //!
 //!   The resource kinds (`resources/`), `coord`, `ckpt_thread`, `dlsym`, `log` and the protocol
 //!   code have none.
@@ -58,11 +60,15 @@ mod dlsym;
 #[allow(unsafe_code)]
 mod exec;
 #[allow(unsafe_code)]
+mod fds;
+#[allow(unsafe_code)]
 mod execl;
 #[allow(unsafe_code)]
 mod init;
 #[allow(unsafe_code)]
 mod inotify_calls;
+#[allow(unsafe_code)]
+mod interrupt;
 #[allow(unsafe_code)]
 mod real;
 mod resources;

@@ -1,8 +1,10 @@
 //! The checkpoint signal (DMTCP_SIGCKPT, default SIGUSR2): our handler, and the wrappers that
 //! keep a program from taking it over or blocking it, as DMTCP does. A program's own handler for
 //! that signal is kept and still called for signals that did not come from our checkpoint
-//! thread. Also the sleep wrappers: a sleep interrupted by a checkpoint goes on sleeping for the
-//! time it had left.
+//! thread. Also the sleep wrappers (with, on i686, the 64-bit-time `__nanosleep64` and
+//! `__clock_nanosleep_time64`): a sleep interrupted by a checkpoint goes on sleeping for the
+//! time it had left, while a signal of the program's still ends it (`interrupt` tells the two
+//! apart, and holds the other calls a checkpoint must not interrupt).
 //!
 //! Rules: the handler is async-signal-safe (atomics, raw system calls); wrappers may run
 //! before our constructor and outside dmtcp, where they pass everything straight through.
@@ -26,7 +28,9 @@ use crate::real::{
 
 extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     crate::sys::keep_errno(|| {
+        let entered = crate::interrupt::now_ns();
         if threads::on_signal(info) {
+            crate::interrupt::after_checkpoint(entered, uc);
             return;
         }
         // Not ours: the program's own handler for this signal, if it set one.
@@ -162,15 +166,18 @@ fn sleep_through(req: libc::timespec, rem: *mut libc::timespec) -> c_int {
         return -1;
     };
     let mut cur = req;
+    let saved = crate::sys::errno();
     loop {
-        let epoch = threads::EPOCH.load(Acquire);
+        let epoch = crate::interrupt::mark();
         let mut left = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: valid timespec pointers.
         let r = unsafe { f(&cur, &mut left) };
         if r == 0 {
             return 0;
         }
-        if crate::sys::errno() == libc::EINTR && threads::EPOCH.load(Acquire) != epoch {
+        if crate::sys::errno() == libc::EINTR && crate::interrupt::by_checkpoint(epoch) {
+            // The program's errno stays what it was: the EINTR was ours.
+            crate::sys::set_errno(saved);
             cur = left;
             continue;
         }
@@ -206,11 +213,11 @@ pub unsafe extern "C" fn clock_nanosleep(
     // SAFETY: non-null request from the caller.
     let mut cur = unsafe { *req };
     loop {
-        let epoch = threads::EPOCH.load(Acquire);
+        let epoch = crate::interrupt::mark();
         let mut left = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: valid pointers.
         let r = unsafe { f(clk, flags, &cur, &mut left) };
-        if r == libc::EINTR && threads::EPOCH.load(Acquire) != epoch {
+        if r == libc::EINTR && crate::interrupt::by_checkpoint(epoch) {
             if flags & libc::TIMER_ABSTIME == 0 {
                 cur = left;
             }
@@ -238,4 +245,75 @@ pub extern "C" fn sleep(secs: c_uint) -> c_uint {
 pub extern "C" fn usleep(us: libc::useconds_t) -> c_int {
     let req = libc::timespec { tv_sec: (us / 1_000_000) as _, tv_nsec: ((us % 1_000_000) * 1000) as _ };
     sleep_through(req, core::ptr::null_mut())
+}
+
+#[cfg(target_pointer_width = "32")]
+use crate::interrupt::Timespec64;
+
+#[cfg(target_pointer_width = "32")]
+#[no_mangle]
+pub unsafe extern "C" fn __nanosleep64(req: *const Timespec64, rem: *mut Timespec64) -> c_int {
+    let Some(f) = crate::real::nanosleep64() else {
+        crate::sys::set_errno(libc::ENOSYS);
+        return -1;
+    };
+    if req.is_null() {
+        crate::sys::set_errno(libc::EFAULT);
+        return -1;
+    }
+    // SAFETY: non-null request from the caller.
+    let mut cur = unsafe { *req };
+    let saved = crate::sys::errno();
+    loop {
+        let epoch = crate::interrupt::mark();
+        let mut left = Timespec64::ZERO;
+        // SAFETY: valid timespec pointers.
+        let r = unsafe { f(&cur, &mut left) };
+        if r == 0 {
+            return 0;
+        }
+        if crate::sys::errno() == libc::EINTR && crate::interrupt::by_checkpoint(epoch) {
+            crate::sys::set_errno(saved);
+            cur = left;
+            continue;
+        }
+        if !rem.is_null() {
+            // SAFETY: the caller's rem pointer, as for nanosleep(2).
+            unsafe { *rem = left };
+        }
+        return r;
+    }
+}
+
+#[cfg(target_pointer_width = "32")]
+#[no_mangle]
+pub unsafe extern "C" fn __clock_nanosleep_time64(
+    clk: libc::clockid_t,
+    flags: c_int,
+    req: *const Timespec64,
+    rem: *mut Timespec64,
+) -> c_int {
+    let Some(f) = crate::real::clock_nanosleep64() else { return libc::ENOSYS };
+    if req.is_null() {
+        return libc::EFAULT;
+    }
+    // SAFETY: non-null request from the caller.
+    let mut cur = unsafe { *req };
+    loop {
+        let epoch = crate::interrupt::mark();
+        let mut left = Timespec64::ZERO;
+        // SAFETY: valid pointers.
+        let r = unsafe { f(clk, flags, &cur, &mut left) };
+        if r == libc::EINTR && crate::interrupt::by_checkpoint(epoch) {
+            if flags & libc::TIMER_ABSTIME == 0 {
+                cur = left;
+            }
+            continue;
+        }
+        if r == libc::EINTR && !rem.is_null() && flags & libc::TIMER_ABSTIME == 0 {
+            // SAFETY: the caller's rem pointer.
+            unsafe { *rem = left };
+        }
+        return r;
+    }
 }

@@ -308,7 +308,11 @@ pub fn checkpoint_point<T>(write: impl FnOnce() -> T) -> Option<T> {
     capture_thread(s);
     s.flags = dmtcp_proto::image::THREAD_CKPT;
     if ctx::save_context(&mut s.regs) == 0 {
-        Some(write())
+        let r = write();
+        // Never a tail call: a restart resumes this frame, so `write` must run below it, not in
+        // its place (a tail call lets `write` overwrite the registers saved here).
+        core::hint::black_box(&r);
+        Some(r)
     } else {
         None
     }

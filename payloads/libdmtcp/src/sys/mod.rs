@@ -123,12 +123,6 @@ pub fn close(fd: c_int) {
     unsafe { libc::close(fd) };
 }
 
-/// `dup3(old, new, O_CLOEXEC)`.
-pub fn dup_to_cloexec(old: c_int, new: c_int) -> Result<(), Errno> {
-    // SAFETY: plain descriptor operation.
-    check(unsafe { libc::dup3(old, new, libc::O_CLOEXEC) }).map(|_| ())
-}
-
 /// Waits for `events` on `fd` for at most `timeout_ms` (negative = forever). Returns the
 /// `revents`, or `Ok(0)` on timeout.
 pub fn poll_one(fd: c_int, events: i16, timeout_ms: c_int) -> Result<i16, Errno> {

@@ -1,0 +1,297 @@
+//! dmtcp's own descriptors, kept out of the program's way: a program that closes every fd it
+//! does not know (`close_range(3, ~0U)`, `closefrom`, a loop of `close` up to the limit, reading
+//! /proc/self/fd and closing each) or that puts a file at any number it likes (`dup2`, `dup3`,
+//! `fcntl(F_DUPFD)`) neither cuts its process off from the coordinator nor makes us talk to one
+//! of its files.
+//!
+//! Design. The one descriptor we keep while the program runs is the coordinator connection. It
+//! lives at `COORD_FD` (821), or the lowest free number above it, far above the numbers a
+//! program gets from open/socket/pipe (lowest free first), and is close-on-exec. Its number is
+//! held here (`coord()`) and every user reads it from here. The wrappers make it look closed to
+//! the program: `close`, `fcntl`, `dup`, `dup2`, `dup3` on it fail with EBADF as they would
+//! without dmtcp; `close_range` and `closefrom` close the ranges around it. When the program
+//! asks for its number (`dup2`/`dup3` onto it, or `dup`/`fcntl(F_DUPFD)` whose lowest free answer
+//! would be it without us), the connection first moves to another free number above
+//! `COORD_FD` and the program gets the number it asked for. The restart-info fd (820) is open
+//! only between the restorer and the checkpoint thread's reading of it, while no program thread
+//! runs; the image writer's pipes only while every program thread is stopped. Only the process
+//! that made the connection treats the number as ours: a vfork child (our memory, its own fd
+//! table) may do what it likes with its copy, and a fork child drops its copy in our fork
+//! handler before it registers on a connection of its own.
+//!
+//! Restart side: `dmtcp_restart` always hands the connection over at `COORD_FD`; `after_restart`
+//! moves it back to the number it had at checkpoint time, which the program's fds (restored
+//! afterwards) never use, so a program fd at 821 comes back at 821.
+//!
+//! What is unavoidable, and documented: the connection shows in /proc/self/fd; a program with
+//! more than 820 fds open sees a gap at our number from open/socket/pipe; a program that calls
+//! the close_range system call directly (not the C library's function) closes it, and the
+//! process goes on without checkpoints (the coordinator sees it leave); the checkpoint thread
+//! reads the number before each call, so a program's dup2 onto it in the same instant could in
+//! theory race with that one call.
+//!
+//! Rules: a C-ABI entry point module (exports close, close_range, closefrom, dup, dup2, dup3,
+//! fcntl, fcntl64 and, on i686, __fcntl_time64); our own descriptor operations are raw system
+//! calls, never through these wrappers; wrappers are async-signal-safe and pass everything
+//! through before the constructor or outside dmtcp (no number of ours then).
+use crate::real;
+use crate::sys::{self, Errno};
+use core::ffi::{c_int, c_uint};
+use core::sync::atomic::{AtomicI32, Ordering::*};
+use dmtcp_proto::COORD_FD;
+
+/// The coordinator connection's number (-1: none).
+static COORD: AtomicI32 = AtomicI32::new(-1);
+/// The process whose connection it is. A vfork child shares our memory but has its own fd
+/// table: what it does with that number is its own business and must not move ours.
+static OWNER: AtomicI32 = AtomicI32::new(0);
+
+/// The coordinator connection's number, or -1.
+pub fn coord() -> c_int {
+    COORD.load(Acquire)
+}
+
+fn ours(fd: c_int) -> bool {
+    fd >= 0 && fd == COORD.load(Acquire) && sys::getpid() == OWNER.load(Acquire)
+}
+
+fn set_coord(fd: c_int) {
+    OWNER.store(sys::getpid(), Release);
+    COORD.store(fd, Release);
+}
+
+fn raw(r: libc::c_long) -> Result<c_int, Errno> {
+    if r < 0 {
+        Err(sys::errno())
+    } else {
+        Ok(r as c_int)
+    }
+}
+
+fn raw_close(fd: c_int) {
+    // SAFETY: closing one of our own descriptor numbers.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+}
+
+/// The lowest free number at or above `min`, close-on-exec, for a copy of `fd`.
+fn raw_dup_above(fd: c_int, min: c_int) -> Result<c_int, Errno> {
+    // SAFETY: plain descriptor operation.
+    raw(unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, min) })
+}
+
+fn raw_dup3(old: c_int, new: c_int, flags: c_int) -> Result<c_int, Errno> {
+    // SAFETY: plain descriptor operation.
+    raw(unsafe { libc::syscall(libc::SYS_dup3, old, new, flags) })
+}
+
+fn set_cloexec(fd: c_int) {
+    // SAFETY: plain descriptor operation on our own fd.
+    unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+/// Takes a fresh coordinator connection `fd`: moves it to `COORD_FD`, or the lowest free number
+/// above it (never over a descriptor of the program's), close-on-exec. Returns the number.
+pub fn adopt_coord(fd: c_int) -> Result<c_int, Errno> {
+    let n = if fd >= COORD_FD {
+        set_cloexec(fd);
+        fd
+    } else {
+        let r = raw_dup_above(fd, COORD_FD);
+        raw_close(fd);
+        r?
+    };
+    set_coord(n);
+    Ok(n)
+}
+
+/// Closes the coordinator connection (gone, or inherited over fork from the parent).
+pub fn drop_coord() {
+    let fd = COORD.swap(-1, AcqRel);
+    OWNER.store(0, Release);
+    if fd >= 0 {
+        raw_close(fd);
+    }
+}
+
+/// After a restart: the restorer handed the connection over at `COORD_FD`; put it back at the
+/// number it had at checkpoint time (held in this restored memory), where no fd of the program
+/// will be restored, and make it close-on-exec again.
+pub fn after_restart() {
+    let was = COORD.load(Acquire);
+    if was >= 0 && was != COORD_FD && raw_dup3(COORD_FD, was, libc::O_CLOEXEC).is_ok() {
+        raw_close(COORD_FD);
+        set_coord(was);
+        return;
+    }
+    set_cloexec(COORD_FD);
+    set_coord(COORD_FD);
+}
+
+/// If `fd` is ours, moves our connection to another number so the program can have `fd`.
+/// Our old copy stays at `fd` until the caller's call replaces or closes it.
+fn make_room(fd: c_int) -> Result<(), Errno> {
+    if !ours(fd) {
+        return Ok(());
+    }
+    let n = raw_dup_above(fd, COORD_FD)?;
+    set_coord(n);
+    Ok(())
+}
+
+fn fail(e: Errno) -> c_int {
+    sys::set_errno(e);
+    -1
+}
+
+/// Gives the program `want` (which our connection held) instead of `got`, the number the C
+/// library gave it: `got` moves to `want` with `flags` (O_CLOEXEC or 0).
+fn give(want: c_int, got: c_int, flags: c_int) -> c_int {
+    if make_room(want).is_err() {
+        return got;
+    }
+    match raw_dup3(got, want, flags) {
+        Ok(_) => {
+            raw_close(got);
+            want
+        }
+        Err(_) => {
+            // Our old copy is still at `want` and the connection is at its new number.
+            raw_close(want);
+            got
+        }
+    }
+}
+
+/// `got` came from a call that returns the lowest free number at or above `min`: if our
+/// connection took the number the program would have got without us, the program gets it.
+fn lowest_free(min: c_int, got: c_int, flags: c_int) -> c_int {
+    let o = coord();
+    if got >= 0 && o >= min && o < got {
+        give(o, got, flags)
+    } else {
+        got
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn close(fd: c_int) -> c_int {
+    if ours(fd) {
+        return fail(libc::EBADF);
+    }
+    let Some(f) = real::close() else { return fail(libc::ENOSYS) };
+    // SAFETY: forwarding the caller's descriptor.
+    unsafe { f(fd) }
+}
+
+#[no_mangle]
+pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let Some(f) = real::close_range() else { return fail(libc::ENOSYS) };
+    let o = coord();
+    if o < 0 || first > last || (o as c_uint) < first || (o as c_uint) > last {
+        // SAFETY: forwarding the caller's arguments.
+        return unsafe { f(first, last, flags) };
+    }
+    let o = o as c_uint;
+    let mut r = 0;
+    if o > first {
+        // SAFETY: the part of the caller's range below our fd.
+        r = unsafe { f(first, o - 1, flags) };
+    }
+    if r == 0 && o < last {
+        // SAFETY: the part of the caller's range above our fd.
+        r = unsafe { f(o + 1, last, flags) };
+    }
+    r
+}
+
+#[no_mangle]
+pub extern "C" fn closefrom(low: c_int) {
+    let o = coord();
+    if o >= 0 && o >= low {
+        if o > low.max(0) {
+            close_range(low.max(0) as c_uint, c_uint::MAX, 0);
+        } else if let Some(f) = real::closefrom() {
+            // SAFETY: every number above our fd.
+            unsafe { f(o + 1) };
+        }
+        return;
+    }
+    if let Some(f) = real::closefrom() {
+        // SAFETY: forwarding the caller's argument.
+        unsafe { f(low) };
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn dup(old: c_int) -> c_int {
+    if ours(old) {
+        return fail(libc::EBADF);
+    }
+    let Some(f) = real::dup() else { return fail(libc::ENOSYS) };
+    // SAFETY: forwarding the caller's descriptor.
+    let got = unsafe { f(old) };
+    lowest_free(0, got, 0)
+}
+
+fn dup_onto(old: c_int, new: c_int, call: impl FnOnce() -> c_int) -> c_int {
+    if ours(old) {
+        return fail(libc::EBADF);
+    }
+    if old != new && ours(new) {
+        if let Err(e) = make_room(new) {
+            return fail(e);
+        }
+        let r = call();
+        if r < 0 {
+            // The program's number stays free, as it was without us.
+            sys::keep_errno(|| raw_close(new));
+        }
+        return r;
+    }
+    call()
+}
+
+#[no_mangle]
+pub extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    let Some(f) = real::dup2() else { return fail(libc::ENOSYS) };
+    // SAFETY: forwarding the caller's descriptors.
+    dup_onto(old, new, || unsafe { f(old, new) })
+}
+
+#[no_mangle]
+pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    let Some(f) = real::dup3() else { return fail(libc::ENOSYS) };
+    // SAFETY: forwarding the caller's arguments.
+    dup_onto(old, new, || unsafe { f(old, new, flags) })
+}
+
+fn fcntl_with(f: Option<real::FcntlFn>, fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    if ours(fd) {
+        return fail(libc::EBADF);
+    }
+    let Some(f) = f else { return fail(libc::ENOSYS) };
+    // SAFETY: forwarding the caller's arguments; `arg` is the word the caller passed (read by
+    // the C library only for the commands that take it).
+    let got = unsafe { f(fd, cmd, arg) };
+    match cmd {
+        libc::F_DUPFD => lowest_free(arg as c_int, got, 0),
+        libc::F_DUPFD_CLOEXEC => lowest_free(arg as c_int, got, libc::O_CLOEXEC),
+        _ => got,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    fcntl_with(real::fcntl(), fd, cmd, arg)
+}
+
+#[no_mangle]
+pub extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    fcntl_with(real::fcntl64(), fd, cmd, arg)
+}
+
+#[cfg(target_pointer_width = "32")]
+#[no_mangle]
+pub extern "C" fn __fcntl_time64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+    fcntl_with(real::fcntl_time64(), fd, cmd, arg)
+}
