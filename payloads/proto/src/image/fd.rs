@@ -3,7 +3,7 @@
 //! by its kind (bytes 8..12 and 20..64). A new resource kind adds one body type (its own file,
 //! like `pipe.rs`), one `FdBody` variant and one kind tag.
 use super::error::need;
-use super::{ImageError, PipeRecord, Record, FD_SIZE};
+use super::{ImageError, InetSocketRecord, PipeRecord, Record, UnixSocketRecord, FD_SIZE};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
 // Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
@@ -15,17 +15,25 @@ pub const STATUS: usize = 16; // u32 F_GETFL (access mode, O_NONBLOCK, ...)
 
 /// Kind tags.
 pub const FD_PIPE: u32 = 1;
+/// A UNIX-domain socket (`socket_unix.rs`).
+pub const FD_UNIX_SOCKET: u32 = 2;
+/// A TCP or UDP socket over IPv4 or IPv6 (`socket_inet.rs`).
+pub const FD_INET_SOCKET: u32 = 3;
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdBody {
     Pipe(PipeRecord),
+    UnixSocket(UnixSocketRecord),
+    InetSocket(InetSocketRecord),
 }
 
 impl FdBody {
     pub fn kind(&self) -> u32 {
         match self {
             FdBody::Pipe(_) => PipeRecord::KIND,
+            FdBody::UnixSocket(_) => UnixSocketRecord::KIND,
+            FdBody::InetSocket(_) => InetSocketRecord::KIND,
         }
     }
 }
@@ -46,6 +54,21 @@ impl FdRecord {
     pub fn pipe(&self) -> Option<&PipeRecord> {
         match &self.body {
             FdBody::Pipe(p) => Some(p),
+            _ => None,
+        }
+    }
+    /// The UNIX socket, for a record of kind FD_UNIX_SOCKET.
+    pub fn unix_socket(&self) -> Option<&UnixSocketRecord> {
+        match &self.body {
+            FdBody::UnixSocket(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// The TCP or UDP socket, for a record of kind FD_INET_SOCKET.
+    pub fn inet_socket(&self) -> Option<&InetSocketRecord> {
+        match &self.body {
+            FdBody::InetSocket(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -57,6 +80,8 @@ impl FdRecord {
         put_u32(b, STATUS, self.status);
         match &self.body {
             FdBody::Pipe(p) => p.encode_body(b),
+            FdBody::UnixSocket(s) => s.encode_body(b),
+            FdBody::InetSocket(s) => s.encode_body(b),
         }
     }
 
@@ -69,6 +94,8 @@ impl FdRecord {
         }
         let body = match get_u32(b, KIND) {
             PipeRecord::KIND => FdBody::Pipe(PipeRecord::decode_body(b)?),
+            UnixSocketRecord::KIND => FdBody::UnixSocket(UnixSocketRecord::decode_body(b)?),
+            InetSocketRecord::KIND => FdBody::InetSocket(InetSocketRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })
