@@ -8,5 +8,6 @@ mod faults;
 mod install;
 mod library;
 mod restart;
+mod sockets;
 mod spawn;
 mod trees;

@@ -78,6 +78,8 @@ pub struct FdEntry {
     pub end: u32,
     pub pipe_size: u32,
     pub id: u64,
+    /// The whole record (kinds other than pipes read their body from it).
+    pub body: image::FdBody,
 }
 
 /// Streaming image checker; see the module docs.
@@ -377,6 +379,7 @@ impl From<&FdRecord> for FdEntry {
             end: pipe.map_or(0, |p| p.end.as_u32()),
             pipe_size: pipe.map_or(0, |p| p.pipe_size),
             id: pipe.map_or(0, |p| p.id),
+            body: r.body,
         }
     }
 }
@@ -594,7 +597,14 @@ mod tests {
             assert_eq!(sum.arch, image::ARCH_X86_64);
             assert_eq!(
                 sum.fds,
-                vec![FdEntry { fd: 5, kind: image::FD_PIPE, end: image::FD_WRITE, pipe_size: 4096, id: 77 }]
+                vec![FdEntry {
+                    fd: 5,
+                    kind: image::FD_PIPE,
+                    end: image::FD_WRITE,
+                    pipe_size: 4096,
+                    id: 77,
+                    body: image::FdBody::Pipe(PipeRecord { end: PipeEnd::Write, pipe_size: 4096, id: 77, pending: 0 })
+                }]
             );
         }
     }

@@ -32,6 +32,7 @@
 //! pids, after one warning.
 mod pipes;
 pub mod plan;
+mod sockets;
 // Forks, clone3 with set_tid, exec of the restorer: one of the two places of `unsafe` in src/.
 #[allow(unsafe_code)]
 mod spawn;
@@ -200,6 +201,22 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         );
     }
 
+    for w in &plan.warnings {
+        log::warn!("{w}");
+    }
+    // A listener's port taken by another program now: say so before anything is made.
+    let listeners: Vec<sockets::Listener<'_>> = facts
+        .iter()
+        .zip(&images)
+        .flat_map(|(f, (img, _))| {
+            f.fds.iter().filter_map(move |fd| match fd.what {
+                FdWhat::InetSocket(rec) => Some(sockets::Listener { image: f, program: img.progname(), rec }),
+                _ => None,
+            })
+        })
+        .collect();
+    sockets::check_ports(&listeners).map_err(setup::fail)?;
+
     // 2. The coordinator, and the facts of the new run.
     let (host, port) = client::coord_address(a.coord_host.as_deref(), a.coord_port).map_err(usage_err)?;
     let ckptdir_arg = a
@@ -265,6 +282,10 @@ fn facts(img: &CheckedImage) -> ImageFacts {
                     _ => None,
                 };
                 FdWhat::Pipe { id: f.id, end, capacity: f.pipe_size }
+            } else if let dmtcp_proto::image::FdBody::UnixSocket(r) = f.body {
+                FdWhat::UnixSocket(r)
+            } else if let dmtcp_proto::image::FdBody::InetSocket(r) = f.body {
+                FdWhat::InetSocket(r)
             } else {
                 FdWhat::Other(f.kind)
             },

@@ -19,6 +19,9 @@
 //! one namespace, parents that form a cycle) is refused with a `PlanError` naming the image.
 use super::pipes;
 pub use super::pipes::PipePlan;
+use super::sockets;
+pub use super::sockets::SockPlan;
+use dmtcp_proto::image::{InetSocketRecord, UnixSocketRecord};
 use std::fmt;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -56,6 +59,10 @@ pub enum FdWhat {
     /// One end of a pipe: the pipe's old inode, which end (None: a value the format does not
     /// name), and the pipe's capacity as the process saw it (0: unknown).
     Pipe { id: u64, end: Option<End>, capacity: u32 },
+    /// A UNIX socket (paired by inode and peer inode: `sockets`).
+    UnixSocket(UnixSocketRecord),
+    /// A TCP or UDP socket (TCP connections paired by address pair: `sockets`).
+    InetSocket(InetSocketRecord),
     /// A record of a kind the restart does not recreate (the record's kind number).
     Other(u32),
 }
@@ -76,6 +83,8 @@ pub struct Plan {
     pub procs: Vec<ProcPlan>,
     /// The group whose root's status `dmtcp_restart` ends with.
     pub root_group: usize,
+    /// What the restart will not give back as it was (connections to peers outside), to log.
+    pub warnings: Vec<String>,
 }
 
 /// The images of one pid namespace.
@@ -90,6 +99,8 @@ pub struct GroupPlan {
     pub tops: Vec<usize>,
     /// The pipes the init makes before it creates any process (index = `FdSource::Pipe::pipe`).
     pub pipes: Vec<PipePlan>,
+    /// The sockets the init makes (index = `FdSource::Socket::sock`).
+    pub sockets: Vec<SockPlan>,
 }
 
 /// The process of one image.
@@ -149,6 +160,8 @@ pub struct FdPlacement {
 pub enum FdSource {
     /// An end of the group's pipe number `pipe` (`GroupPlan::pipes`).
     Pipe { pipe: usize, end: End },
+    /// End `end` (0 or 1) of the group's socket number `sock` (`GroupPlan::sockets`).
+    Socket { sock: usize, end: u8 },
     /// A copy of `dmtcp_restart`'s own fd 0, 1 or 2 (inherited by every process).
     Stdio(RawFd),
 }
@@ -202,6 +215,7 @@ impl Plan {
 /// Plans the restart of `images` (see the module docs).
 pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
     let mut groups: Vec<GroupPlan> = Vec::new();
+    let mut warnings = Vec::new();
     let mut group_of = Vec::with_capacity(images.len());
     for (i, img) in images.iter().enumerate() {
         let g = match groups.iter().position(|g| g.pidns == img.pidns) {
@@ -213,6 +227,7 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
                     root: i,
                     tops: Vec::new(),
                     pipes: Vec::new(),
+                    sockets: Vec::new(),
                 });
                 groups.len() - 1
             }
@@ -263,9 +278,16 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
             procs[m].fds.extend(fds.placed);
             procs[m].skipped_fds.extend(fds.skipped);
         }
+        let (made, per_member, warned) = sockets::plan(&members);
+        g.sockets = made;
+        warnings.extend(warned);
+        for (&m, fds) in g.members.iter().zip(per_member) {
+            procs[m].fds.extend(fds.placed);
+            procs[m].skipped_fds.extend(fds.skipped);
+        }
     }
     let root_group = groups.iter().position(|g| g.members.iter().any(|&i| images[i].is_root)).unwrap_or(0);
-    Ok(Plan { groups, procs, root_group })
+    Ok(Plan { groups, procs, root_group, warnings })
 }
 
 /// Process ids 0 and 1 are no restartable process's (1 is the namespace's init); one pid is one

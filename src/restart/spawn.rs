@@ -4,7 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
-use super::{pipes, Never, Target, IMAGE_FD, PROGRAM};
+use super::{pipes, sockets, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
 use crate::common::image_reader;
@@ -33,17 +33,19 @@ struct Ctx<'a> {
 /// The objects the group's init makes before it creates any process, one field per kind.
 struct Objects {
     pipes: pipes::Made,
+    sockets: sockets::Made,
 }
 
 impl Objects {
     fn make(plan: &Plan, g: usize) -> Result<Objects, String> {
-        Ok(Objects { pipes: pipes::make(&plan.groups[g].pipes)? })
+        Ok(Objects { pipes: pipes::make(&plan.groups[g].pipes)?, sockets: sockets::make(&plan.groups[g].sockets)? })
     }
 
     /// The fd (of the init's, inherited) that a placement copies.
     fn fd(&self, source: FdSource) -> RawFd {
         match source {
             FdSource::Pipe { pipe, end } => self.pipes.fd(pipe, end),
+            FdSource::Socket { sock, end } => self.sockets.fd(sock, end),
             FdSource::Stdio(fd) => fd,
         }
     }
@@ -400,7 +402,7 @@ fn prepare(ctx: &Ctx<'_>, objects: &Objects, i: usize, confirm: &mut RawFd) -> R
     let p = &ctx.plan.procs[i];
     for &fd in &p.skipped_fds {
         eprintln!(
-            "{PROGRAM}: warning: {}: pipe at fd {fd} collides with dmtcp's own fds; not restored",
+            "{PROGRAM}: warning: {}: pipe or socket at fd {fd} collides with dmtcp's own fds; not restored",
             t.img.path.display()
         );
     }

@@ -67,13 +67,16 @@ fn save() {
     });
 }
 
-/// Records `fd` unless it is a pipe (`pipes` owns those) or gone.
+/// Records `fd` unless it is a pipe or a socket of the `sockets` kind (they own those) or gone.
 fn save_fd(e: &mut Entry, fd: c_int) -> bool {
     let Ok(info) = sys::fstat(fd) else { return false };
     let fmt = info.mode & libc::S_IFMT;
     let mut target = [0u8; PATH_LEN];
     let link = super::fd_target(fd, &mut target);
     if fmt == libc::S_IFIFO && link.and_then(super::pipes::pipe_id).is_some() {
+        return false;
+    }
+    if fmt == libc::S_IFSOCK && super::sockets::takes(fd) {
         return false;
     }
     let tty = sys::isatty(fd);

@@ -9,8 +9,8 @@
 //! this library's own memory, so it is in the image and comes back with it.
 //!
 //! # The order
-//! `KINDS` lists the kinds; every phase runs them in that order: signal state, process, files,
-//! pipes. The checkpoint thread calls the phases in this sequence:
+//! `KINDS` lists the kinds; every phase runs them in that order: signal state, process,
+//! sockets, files, pipes. The checkpoint thread calls the phases in this sequence:
 //!
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
@@ -30,6 +30,8 @@ pub mod files;
 pub mod pipes;
 pub mod process;
 pub mod signal_state;
+pub mod socket_diag;
+pub mod sockets;
 
 use core::ffi::c_int;
 
@@ -88,8 +90,11 @@ pub const NONE: Hooks = Hooks {
     resume: resume_nothing,
 };
 
-/// The registry, in the documented order (module docs).
-pub static KINDS: [&Hooks; 4] = [&signal_state::HOOKS, &process::HOOKS, &files::HOOKS, &pipes::HOOKS];
+/// The registry, in the documented order (module docs). `sockets` restores before `files`:
+/// it closes the spare fds `dmtcp_restart` gave it for refilling, at numbers a file of the
+/// program (which the image's fd table does not list) may be reopened at.
+pub static KINDS: [&Hooks; 5] =
+    [&signal_state::HOOKS, &process::HOOKS, &sockets::HOOKS, &files::HOOKS, &pipes::HOOKS];
 
 pub fn save() {
     for k in KINDS {

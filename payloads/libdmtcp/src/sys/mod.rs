@@ -9,6 +9,7 @@
 use core::ffi::{c_int, c_void, CStr};
 
 pub mod dl;
+pub mod socket;
 pub mod thread;
 
 pub type Errno = c_int;
