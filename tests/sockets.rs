@@ -3,7 +3,7 @@
 //! servers with several clients, a client connecting after a restart, UDP, and a client of a
 //! server outside the computation. Each runs two cycles and compares its RESULT with an
 //! uninterrupted run.
-use crate::ckpt::{cycles_with, result_line};
+use crate::ckpt::{cycles_with, result_line, Cycle};
 use crate::util::*;
 use std::time::Duration;
 
@@ -88,16 +88,36 @@ fn free_port() -> u16 {
 
 fn tcp(m32: bool) {
     let p = c_program("sock_tcp", m32);
-    let (port, echo) = (free_port().to_string(), echo_server().to_string());
-    let last = cycles_with(&p, &["6000", &port, &echo], 5, 2, Duration::from_millis(700), &[], |cy, _| cy.restart(5));
+    let (port, echo) = (free_port().to_string(), echo_server());
+    let mut warned = Vec::new();
+    let last = cycles_with(&p, &["6000", &port, &echo.to_string()], 5, 2, Duration::from_millis(700), &[], |cy, _| {
+        cy.restart(5);
+        warned.push(cy.diagnostics());
+    });
     let r = result_line(&last);
     assert!(
         r.contains("clients=0,0,0 outside=0 keepalive=1 udp=1 new_clients=1"),
         "a client saw a lost, duplicated or reordered byte, or a socket lost its state: {r}\n{last}"
     );
-    let reconnects =
-        last.lines().find_map(|l| l.strip_prefix("outside reconnects=")).map(|n| n.parse::<u32>().unwrap());
-    assert!(reconnects.is_some_and(|n| n >= 1), "the client of the outside server did not reconnect:\n{last}");
+    // After each restart the connection to the outside server failed as a network failure
+    // does (end of file, ECONNRESET or EPIPE) on an fd that was still a socket, and the client
+    // connected again.
+    let line = last.lines().find_map(|l| l.strip_prefix("outside reconnects=")).unwrap_or_else(|| panic!("{last}"));
+    let (n, failures) = line.split_once(" failures=").unwrap();
+    let n: usize = n.parse().unwrap();
+    assert!(n >= 1, "the client of the outside server did not reconnect:\n{last}");
+    assert_eq!(failures.len(), 2 * n, "one failure per reconnection: {line}");
+    for f in failures.as_bytes().chunks(2) {
+        assert!(b"ERP".contains(&f[0]) && f[1] == b's', "a failure that is not a network failure on a socket: {line}");
+    }
+    // The checkpoint and the restart said which connection leads outside.
+    let to = format!("to 127.0.0.1:{echo}");
+    for d in &warned {
+        assert!(
+            d.lines().any(|l| l.contains("fd 3") && l.contains(&to) && l.contains("outside the computation")),
+            "no warning names the connection {to}:\n{d}"
+        );
+    }
 }
 
 #[test]
@@ -108,4 +128,25 @@ fn tcp_server_with_clients_udp_and_an_outside_peer_survive_restarts_64() {
 #[test]
 fn tcp_server_with_clients_udp_and_an_outside_peer_survive_restarts_32() {
     tcp(true);
+}
+
+/// A listener's port taken by another program at restart time: `dmtcp_restart` names the port
+/// and the program and exits with 2 before any process is restored.
+#[test]
+fn restart_names_a_taken_listening_port_and_its_program_and_restores_nothing() {
+    let p = c_program("sock_tcp", false);
+    let (port, echo) = (free_port(), echo_server());
+    let mut cy = Cycle::launch_n(&p, &["6000", &port.to_string(), &echo.to_string()], &[], 5);
+    std::thread::sleep(Duration::from_millis(700));
+    cy.checkpoint();
+    cy.kill();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut c = role("restart");
+    c.args(["--join-coordinator", "--coord-port", &cy.coord.port.to_string()]).args(cy.images());
+    let out = run_for(&mut c, Duration::from_secs(60));
+    let e = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains(&format!("listened on TCP port {port}")) && e.contains("sock_tcp-64"), "{e}");
+    assert_eq!(cy.coord.peers(), 0, "a process was restored: {e}");
+    drop(squatter);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -120,6 +121,19 @@ static int client(int id, int v6, int port, int n) {
 }
 
 /* Talks to the outside echo server until `n` echoes came back right; reconnects on failure. */
+/* How the connection failed: E (end of file), R (ECONNRESET), P (EPIPE), else the errno; and
+ * whether the fd was still a socket then (an fd number never goes bad or to another file). */
+static char failures[64];
+static int nfail;
+
+static void failed(int s, int r, int err) {
+    struct stat st;
+    if (nfail + 2 >= (int)sizeof failures) return;
+    failures[nfail++] = r == 0 ? 'E' : err == ECONNRESET ? 'R' : err == EPIPE ? 'P' : '?';
+    failures[nfail++] = fstat(s, &st) == 0 && S_ISSOCK(st.st_mode) ? 's' : 'x';
+    if (failures[nfail - 2] == '?') fprintf(stderr, "outside: unexpected failure: %s\n", strerror(err));
+}
+
 static int outside(int port, int n) {
     int s = -1, ok = 0, reconnects = -1;
     while (ok < n) {
@@ -131,7 +145,9 @@ static int outside(int port, int n) {
         unsigned char b[8], r[8];
         memcpy(b, &ok, 4);
         memcpy(b + 4, "ping", 4);
-        if (put(s, b, 8) != 1 || get(s, r, 8) != 1 || memcmp(b, r, 8) != 0) {
+        int w = put(s, b, 8), e = errno, g = w == 1 ? get(s, r, 8) : -1;
+        if (w != 1 || g != 1 || memcmp(b, r, 8) != 0) {
+            failed(s, w != 1 ? -1 : g, w != 1 ? e : errno);
             close(s);
             s = -1;
             continue;
@@ -139,7 +155,7 @@ static int outside(int port, int n) {
         ok++;
         usleep(5000);
     }
-    printf("outside reconnects=%d\n", reconnects);
+    printf("outside reconnects=%d failures=%s\n", reconnects, failures);
     fflush(stdout);
     return 0;
 }

@@ -86,3 +86,88 @@ fn parse(b: &[u8]) -> Result<UnixInfo, c_int> {
     }
     Ok(info)
 }
+
+/// The inode of the TCP socket whose local address is `src` and whose peer is `dst` (raw
+/// `sockaddr_in`/`sockaddr_in6` bytes), if it is on this host: `inet_diag` exact lookup, first
+/// as an IPv4 socket (for IPv4 or IPv4-mapped addresses), then as an IPv6 one.
+pub fn tcp_inode(src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_proto::image::InetAddr) -> Option<u64> {
+    let mut families = [0 as c_int; 2];
+    let n = if src.as_v4().is_some() && dst.as_v4().is_some() {
+        families = [libc::AF_INET, libc::AF_INET6];
+        2
+    } else {
+        families[0] = libc::AF_INET6;
+        1
+    };
+    families[..n].iter().find_map(|&f| tcp_inode_in(f, src, dst))
+}
+
+fn tcp_inode_in(family: c_int, src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_proto::image::InetAddr) -> Option<u64> {
+    const IPPROTO_TCP: u8 = 6;
+    let mut req = [0u8; NLMSG_HDRLEN + 56];
+    let len = req.len() as u32;
+    req[0..4].copy_from_slice(&len.to_ne_bytes());
+    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    // struct inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid.
+    req[16] = family as u8;
+    req[17] = IPPROTO_TCP;
+    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    let id = 24;
+    req[id..id + 2].copy_from_slice(&src.port.to_be_bytes());
+    req[id + 2..id + 4].copy_from_slice(&dst.port.to_be_bytes());
+    if family == libc::AF_INET {
+        req[id + 4..id + 8].copy_from_slice(&src.as_v4()?);
+        req[id + 20..id + 24].copy_from_slice(&dst.as_v4()?);
+    } else {
+        req[id + 4..id + 20].copy_from_slice(&src.addr);
+        req[id + 20..id + 36].copy_from_slice(&dst.addr);
+    }
+    req[id + 40..id + 48].fill(0xff); // INET_DIAG_NOCOOKIE
+    let mut reply = [0u8; 512];
+    let n = sock_diag(&req, &mut reply).ok()?;
+    let b = &reply[..n];
+    // struct inet_diag_msg: family, state, timer, retrans, sockid (48), expires, rqueue,
+    // wqueue, uid, inode.
+    if b.len() < NLMSG_HDRLEN + 72 || u16_at(b, 4) != SOCK_DIAG_BY_FAMILY {
+        return None;
+    }
+    Some(u32_at(b, NLMSG_HDRLEN + 68).into())
+}
+
+/// Whether a process we can see (in our pid namespace, the computation's) holds the socket
+/// with inode `ino`.
+pub fn held_by_a_process(ino: u64) -> bool {
+    let mut want = crate::cstr::Fixed::<32>::new();
+    let mut num = [0u8; 20];
+    want.push(b"socket:[");
+    want.push(crate::cstr::fmt_u64(ino, &mut num));
+    want.push(b"]");
+    let mut found = false;
+    crate::sys::for_each_numbered_entry(c"/proc", |pid, _| {
+        if found {
+            return;
+        }
+        let mut dir = crate::cstr::Fixed::<64>::new();
+        let mut n = [0u8; 20];
+        dir.push(b"/proc/");
+        dir.push(crate::cstr::fmt_u64(pid, &mut n));
+        dir.push(b"/fd");
+        crate::sys::for_each_numbered_entry(dir.as_cstr(), |fd, _| {
+            if found {
+                return;
+            }
+            let mut link = crate::cstr::Fixed::<64>::new();
+            let mut m = [0u8; 20];
+            link.push(dir.bytes());
+            link.push(b"/");
+            link.push(crate::cstr::fmt_u64(fd, &mut m));
+            let mut buf = [0u8; 64];
+            if let Ok(k) = crate::sys::readlink(link.as_cstr(), &mut buf) {
+                found = &buf[..k.min(64)] == want.bytes();
+            }
+        });
+    });
+    found
+}

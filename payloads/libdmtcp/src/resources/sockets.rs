@@ -46,7 +46,7 @@
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
 //! (fixed table in .bss; copied bytes in mmap'ed memory).
 use super::socket_diag;
-use super::{report, Hooks, RecordSink, NONE};
+use super::{report, Hooks, RecordSink};
 use crate::cell::Exclusive;
 use crate::log::Bytes;
 use crate::sys::socket::{self as so, ADDR_LEN};
@@ -57,7 +57,7 @@ use dmtcp_proto::image::socket_unix::{SHUT_RCV, SHUT_SEND, UNIX_BOUND};
 use dmtcp_proto::image::{InetAddr, InetSocketRecord, SockState, UnixSocketRecord};
 
 pub const HOOKS: Hooks =
-    Hooks { name: "sockets", save, drain, records, write_records, refill, restore, resume, ..NONE };
+    Hooks { name: "sockets", save, drain, records, write_records, refill, restore, resume };
 
 const MAX_SOCKETS: usize = 256;
 const LINK_LEN: usize = 64;
@@ -197,13 +197,6 @@ fn inet_addr(raw: &[u8]) -> InetAddr {
     }
 }
 
-fn is_loopback(a: &InetAddr) -> bool {
-    match a.as_v4() {
-        Some(v4) => v4[0] == 127,
-        None => a.addr == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-    }
-}
-
 /// Writes `a` as text (for messages).
 struct ShowAddr(InetAddr);
 impl core::fmt::Display for ShowAddr {
@@ -289,20 +282,8 @@ fn save() {
                     8 | 9 => SHUT_RCV,
                     _ => 0,
                 };
-                if s.state == SockState::Connected {
-                    let peer = inet_addr(&s.peer[..s.peer_len]);
-                    if !is_loopback(&peer) {
-                        warn!(
-                            "{} (pid {}): fd {} is a TCP connection to {}, outside this host's computation: \
-                             after a restart it fails as if reset by its peer",
-                            Bytes(crate::config::get().progname.bytes()),
-                            me,
-                            fd,
-                            ShowAddr(peer)
-                        );
-                    }
-                }
             }
+            warn_if_outside(s, me);
             for (i, &(level, name)) in OPTIONS.iter().enumerate() {
                 let mut v = [0u8; 16];
                 if let Ok(n) = so::getsockopt(fd, level, name, &mut v) {
@@ -319,6 +300,43 @@ fn save() {
             t.n += 1;
         });
     });
+}
+
+/// A connection whose peer no process of the computation holds (not on this host, or held by
+/// a process outside our pid namespace): the checkpoint goes on and says so; after a restart
+/// the fd is a failed socket (module docs).
+fn warn_if_outside(s: &Sock, me: i32) {
+    if s.state != SockState::Connected || s.ty == libc::SOCK_DGRAM {
+        return;
+    }
+    let prog = crate::config::get().progname.bytes();
+    if s.family == libc::AF_UNIX {
+        if s.peer_ino != 0 && !socket_diag::held_by_a_process(s.peer_ino) {
+            warn!(
+                "{} (pid {}): fd {} is a UNIX socket connected to {} (socket {}), outside the computation: \
+                 after a restart it reads end-of-file",
+                Bytes(prog),
+                me,
+                s.fd,
+                Bytes(if s.peer_len > 2 { &s.peer[2..s.peer_len] } else { b"an unnamed socket" }),
+                s.peer_ino
+            );
+        }
+        return;
+    }
+    let (local, peer) = (inet_addr(&s.name[..s.name_len]), inet_addr(&s.peer[..s.peer_len]));
+    let inside = socket_diag::tcp_inode(&peer, &local).is_some_and(socket_diag::held_by_a_process);
+    if !inside {
+        warn!(
+            "{} (pid {}): fd {} is a TCP connection from {} to {}, outside the computation: after a restart \
+             it fails as if reset by its peer",
+            Bytes(prog),
+            me,
+            s.fd,
+            ShowAddr(local),
+            ShowAddr(peer)
+        );
+    }
 }
 
 /// Copies the receive queue of each socket whose elected drainer we are (once per socket).

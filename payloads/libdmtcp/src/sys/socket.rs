@@ -128,14 +128,6 @@ pub fn send(fd: c_int, buf: &[u8], flags: c_int) -> Result<usize, Errno> {
     }
 }
 
-/// Bytes the kernel still holds on the sending side (SIOCOUTQ).
-pub fn unsent_bytes(fd: c_int) -> Result<usize, Errno> {
-    let mut n: c_int = 0;
-    // SAFETY: SIOCOUTQ (TIOCOUTQ) writes one int.
-    check(unsafe { libc::ioctl(fd, libc::TIOCOUTQ as _, &mut n as *mut c_int) })?;
-    Ok(n.max(0) as usize)
-}
-
 pub fn unlink(path: &core::ffi::CStr) -> Result<(), Errno> {
     // SAFETY: path is NUL-terminated.
     check(unsafe { libc::unlink(path.as_ptr()) }).map(|_| ())
