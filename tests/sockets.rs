@@ -29,6 +29,8 @@ fn check_unix(r: &str) {
         "nonblock=1",
         "cloexec=1",
         "new_client=1",
+        "server_dgrams=3,7,1",
+        "named=1",
     ] {
         assert!(r.contains(want), "{want} missing in {r}");
     }

@@ -796,4 +796,27 @@ mod tests {
         )];
         assert!(plan(&lone).unwrap().groups[0].sockets.is_empty());
     }
+
+    #[test]
+    fn an_outside_socket_at_stdio_stays_dmtcp_restarts_own_and_its_copies_follow_it() {
+        use dmtcp_proto::image::socket_unix::SOCK_STREAM;
+        // stdout is a UNIX socket to a journal outside, copied at fd 9; fd 2 is a TCP
+        // connection to an outside host, copied at fd 10.
+        let far = InetAddr::v4([10, 0, 0, 2], 22);
+        let near = InetAddr::v4([10, 0, 0, 1], 50000);
+        let images = vec![with_fds(
+            img("svc", 10, 1),
+            vec![
+                unix(1, SOCK_STREAM, SockState::Connected, 500, 900, 0),
+                unix(9, SOCK_STREAM, SockState::Connected, 500, 900, 0),
+                tcp(2, SockState::Connected, 42, near, far, 0),
+                tcp(10, SockState::Connected, 42, near, far, 0),
+            ],
+        )];
+        let p = plan(&images).unwrap();
+        assert_eq!(
+            p.procs[0].fds,
+            vec![FdPlacement { fd: 9, source: FdSource::Stdio(1) }, FdPlacement { fd: 10, source: FdSource::Stdio(2) }]
+        );
+    }
 }

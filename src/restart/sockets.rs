@@ -161,11 +161,35 @@ pub fn plan(members: &[&ImageFacts]) -> (Vec<SockPlan>, Vec<ProcFds>, Vec<String
         .map(|img| {
             let mut fds = ProcFds::default();
             let mut spares: Vec<(usize, u8)> = Vec::new();
+            // An outside socket at 0-2 stays dmtcp_restart's own stdio there, and a copy of it
+            // at a higher fd becomes a copy of that stdio fd (as `pipes` does).
+            let inode_of = |r: &Rec| match r {
+                Rec::Unix(u) => (u.inode, true),
+                Rec::Inet(i) => (i.inode as u64, false),
+            };
+            let outside = |r: &Rec| match r {
+                Rec::Unix(u) => at.unix(u.inode).is_some_and(|(sock, _)| {
+                    matches!(plans[sock], SockPlan::UnixPair { .. })
+                        && at.unix.iter().filter(|a| a.1 == sock).count() == 1
+                }),
+                Rec::Inet(i) => at.inet(i.inode).is_none(),
+            };
+            let stdio_of = |key: (u64, bool)| {
+                socks(img).find(|(fd, r)| (0..=2).contains(fd) && inode_of(r) == key && outside(r)).map(|(fd, _)| fd)
+            };
             for (fd, rec) in socks(img) {
                 let (placed, pending, key) = match &rec {
                     Rec::Unix(u) => (at.unix(u.inode), u.pending > 0, (u.inode, true)),
                     Rec::Inet(i) => (at.inet(i.inode), i.flags & INET_PENDING != 0, (i.inode as u64, false)),
                 };
+                if outside(&rec) {
+                    if let Some(k) = stdio_of(key) {
+                        if fd > 2 && !RESERVED_FDS.contains(&fd) {
+                            fds.placed.push(FdPlacement { fd, source: FdSource::Stdio(k) });
+                        }
+                        continue;
+                    }
+                }
                 let Some((sock, end)) = placed else {
                     if let Rec::Inet(i) = &rec {
                         if !warned.contains(&key) {

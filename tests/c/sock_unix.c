@@ -135,6 +135,15 @@ int main(int argc, char **argv) {
     send(dg[0], "a", 1, 0);
     send(dg[0], "bbbbbbbbbbbb", 12, 0);
     send(dg[0], "ccccc", 5, 0);
+    /* A bound datagram socket (a server's) with two datagrams queued from an unbound sender. */
+    struct sockaddr_un dpath = {.sun_family = AF_UNIX};
+    snprintf(dpath.sun_path, sizeof dpath.sun_path, "%s/sock_unix_dg.%d", argv[2], (int)getpid());
+    unlink(dpath.sun_path);
+    int dsrv = socket(AF_UNIX, SOCK_DGRAM, 0), dcli = socket(AF_UNIX, SOCK_DGRAM, 0);
+    if (bind(dsrv, (struct sockaddr *)&dpath, sizeof dpath)) { perror("bind dgram"); return 1; }
+    sendto(dcli, "abc", 3, 0, (struct sockaddr *)&dpath, sizeof dpath);
+    sendto(dcli, "defghij", 7, 0, (struct sockaddr *)&dpath, sizeof dpath);
+    close(dcli);
     send(sh[0], "bye", 3, 0);
     shutdown(sh[0], SHUT_WR);
     int sndbuf = 40000;
@@ -210,6 +219,13 @@ int main(int argc, char **argv) {
     char buf[64];
     int d1 = recv(dg[1], buf, sizeof buf, MSG_DONTWAIT), d2 = recv(dg[1], buf, sizeof buf, MSG_DONTWAIT),
         d3 = recv(dg[1], buf, sizeof buf, MSG_DONTWAIT);
+    int q1 = recv(dsrv, buf, sizeof buf, MSG_DONTWAIT), q2 = recv(dsrv, buf, sizeof buf, MSG_DONTWAIT);
+    int q_ok = q2 == 7 && memcmp(buf, "defghij", 7) == 0;
+    struct sockaddr_un again = {.sun_family = AF_UNIX};
+    socklen_t agl = sizeof again;
+    getsockname(dsrv, (struct sockaddr *)&again, &agl);
+    int named = strcmp(again.sun_path, dpath.sun_path) == 0;
+    unlink(dpath.sun_path);
     int s1 = recv(sh[1], buf, sizeof buf, 0);
     int bye = s1 == 3 && memcmp(buf, "bye", 3) == 0;
     int s2 = recv(sh[1], buf, sizeof buf, 0);
@@ -235,9 +251,9 @@ int main(int argc, char **argv) {
     unlink(path.sun_path);
 
     printf("RESULT n=%d bad=%d balanced=%d child=%d dgrams=%d,%d,%d bye=%d eof=%d back=%d sndbuf=%d "
-           "rcvtimeo=%ld.%06ld nonblock=%d cloexec=%d new_client=%d\n",
+           "rcvtimeo=%ld.%06ld nonblock=%d cloexec=%d new_client=%d server_dgrams=%d,%d,%d named=%d\n",
            n, bad, sent == child_recv, WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), d1, d2, d3, bye, s2 == 0,
            wr, got, (long)tv2.tv_sec, (long)tv2.tv_usec, (fl & O_NONBLOCK) != 0, (fdfl & FD_CLOEXEC) != 0,
-           newc && WIFEXITED(cst) && WEXITSTATUS(cst) == 0);
+           newc && WIFEXITED(cst) && WEXITSTATUS(cst) == 0, q1, q2, q_ok, named);
     return 0;
 }

@@ -487,8 +487,16 @@ fn restore() {
     TABLE.with(|t| {
         let me = &t.socks[..t.n];
         for s in me {
+            let ours = is_socket(s.fd) && family_and_type(s.fd) == Some((s.family, s.ty));
+            if s.fd <= 2 && !ours {
+                // A socket to the outside at 0-2: the process has dmtcp_restart's own instead.
+                continue;
+            }
             if !is_socket(s.fd) {
                 make_failed(s);
+            } else if !ours {
+                trace!("fd {} is not the socket it was; left alone", s.fd);
+                continue;
             } else if s.family == libc::AF_UNIX {
                 rename_unix(s);
             }
@@ -644,42 +652,71 @@ fn restore_options(s: &Sock) {
 
 /// Writes the copied receive queue of `s` into the other end of its connection: an fd of ours
 /// (the program's own, or the spare one `dmtcp_restart` gave us for this) that is the peer of
-/// `s` now. A spare one is closed afterwards.
+/// `s` now; a spare one is closed afterwards. A bound datagram socket without a peer (a
+/// server's) gets its datagrams sent to its name from a socket of ours (their sender's name is
+/// lost). The other end's send buffer is raised while it holds them (they were charged to the
+/// old one), and no write waits long: a refill never hangs the restart.
 fn put_back(s: &Sock, bytes: &[u8], mine: &[Sock]) -> bool {
     if bytes.is_empty() {
         return true;
     }
+    let stream = s.ty == libc::SOCK_STREAM;
     let Some(w) = other_end(s) else {
+        if s.family == libc::AF_UNIX && s.ty == libc::SOCK_DGRAM && s.name_len > 2 {
+            let Ok(tmp) = so::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) else { return false };
+            let ok = send_queue(tmp, false, bytes, Some(&s.name[..s.name_len]));
+            sys::close(tmp);
+            return ok;
+        }
         trace!("no other end of the socket at fd {} to refill it through", s.fd);
         return false;
     };
-    let ok = if s.ty == libc::SOCK_STREAM {
-        write_stream(w, bytes)
-    } else {
-        let mut off = 0;
-        let mut ok = true;
-        while off + 4 <= bytes.len() {
-            let k = u32::from_ne_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]]) as usize;
-            let end = (off + 4 + k).min(bytes.len());
-            if !matches!(so::send(w, &bytes[off + 4..end], 0), Ok(n) if n == end - off - 4) {
-                ok = false;
-                break;
-            }
-            off = end;
-        }
-        ok
-    };
+    let old = so::getsockopt_int(w, libc::SOL_SOCKET, libc::SO_SNDBUF).ok();
+    let _ = so::setsockopt_int(w, libc::SOL_SOCKET, libc::SO_SNDBUF, c_int::MAX / 2);
+    let ok = send_queue(w, stream, bytes, None);
+    if let Some(v) = old {
+        let _ = so::setsockopt_int(w, libc::SOL_SOCKET, libc::SO_SNDBUF, v / 2);
+    }
     if !mine.iter().any(|o| o.fd == w) {
         sys::close(w);
     }
     ok
 }
 
-fn write_stream(w: c_int, mut bytes: &[u8]) -> bool {
-    while !bytes.is_empty() {
-        match so::send(w, bytes, 0) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => bytes = &bytes[n..],
+/// Sends `bytes` (a stream, or datagrams as u32 length + bytes) through `w`, to `to` if given,
+/// waiting at most two seconds whenever the socket is full.
+fn send_queue(w: c_int, stream: bool, bytes: &[u8], to: Option<&[u8]>) -> bool {
+    let send = |b: &[u8]| loop {
+        let r = match to {
+            Some(a) => so::send_to(w, b, libc::MSG_DONTWAIT, a),
+            None => so::send(w, b, libc::MSG_DONTWAIT),
+        };
+        match r {
+            Err(libc::EAGAIN) => {
+                if !matches!(sys::poll_one(w, libc::POLLOUT, 2000), Ok(r) if r != 0) {
+                    return Err(libc::EAGAIN);
+                }
+            }
+            r => return r,
+        }
+    };
+    let mut off = 0;
+    while off < bytes.len() {
+        if stream {
+            match send(&bytes[off..]) {
+                Ok(n) if n > 0 => off += n,
+                _ => return false,
+            }
+        } else {
+            if off + 4 > bytes.len() {
+                return false;
+            }
+            let k = u32::from_ne_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]]) as usize;
+            let end = (off + 4 + k).min(bytes.len());
+            if !matches!(send(&bytes[off + 4..end]), Ok(n) if n == end - off - 4) {
+                return false;
+            }
+            off = end;
         }
     }
     true
@@ -732,7 +769,8 @@ fn resume(phase: super::Phase) {
                 (false, true) => libc::SHUT_WR,
                 (false, false) => continue,
             };
-            if s.state == SockState::Connected && is_socket(s.fd) {
+            // At 0-2 the socket may be dmtcp_restart's own stdio (an outside peer's): not ours.
+            if s.state == SockState::Connected && s.fd > 2 && family_and_type(s.fd) == Some((s.family, s.ty)) {
                 let _ = so::shutdown(s.fd, how);
             }
         }

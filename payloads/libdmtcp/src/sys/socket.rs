@@ -128,6 +128,29 @@ pub fn send(fd: c_int, buf: &[u8], flags: c_int) -> Result<usize, Errno> {
     }
 }
 
+/// One `sendto(fd, buf, flags | MSG_NOSIGNAL, addr)`, retried on EINTR.
+pub fn send_to(fd: c_int, buf: &[u8], flags: c_int, addr: &[u8]) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: buf and addr are valid readable slices of their lengths.
+        let n = unsafe {
+            libc::sendto(
+                fd,
+                buf.as_ptr().cast(),
+                buf.len(),
+                flags | libc::MSG_NOSIGNAL,
+                addr.as_ptr().cast(),
+                addr.len() as libc::socklen_t,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+}
+
 pub fn unlink(path: &core::ffi::CStr) -> Result<(), Errno> {
     // SAFETY: path is NUL-terminated.
     check(unsafe { libc::unlink(path.as_ptr()) }).map(|_| ())
