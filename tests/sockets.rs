@@ -152,3 +152,47 @@ fn restart_names_a_taken_listening_port_and_its_program_and_restores_nothing() {
     assert_eq!(cy.coord.peers(), 0, "a process was restored: {e}");
     drop(squatter);
 }
+
+/// A TCP server and its client started by two `dmtcp_launch`es (two pid namespaces) joined to
+/// one coordinator: the connection is paired across them at restart, bytes in flight included.
+#[test]
+fn a_tcp_connection_between_two_launches_survives_restarts_64_and_32() {
+    let server = c_program("sock_tcp", false);
+    let client = c_program("sock_tcp", true);
+    let port = free_port().to_string();
+    let reference = {
+        let mut s = std::process::Command::new(&server).args(["--server", &port, "5000"]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let out = run_ok(std::process::Command::new(&client).args(["--client", &port, "5000"]));
+        s.wait().unwrap();
+        result_line(&stdout(&out))
+    };
+    let mut cy = Cycle::launch_n(&server, &["--server", &port, "5000"], &[], 1);
+    let mut c = role("launch");
+    c.args(["--join-coordinator", "--coord-port", &cy.coord.port.to_string()])
+        .arg(&client)
+        .args(["--client", &port, "5000"])
+        .env("DMTCP_CHECKPOINT_DIR", &cy.ckdir)
+        .current_dir(cy.work.path())
+        .stdin(std::process::Stdio::null())
+        // A regular file: the restarted client goes on writing into it.
+        .stdout(std::fs::File::create(cy.work.join("out-client.txt")).unwrap())
+        .stderr(std::fs::File::create(cy.work.join("err-client.txt")).unwrap());
+    let mut second = c.spawn().unwrap();
+    cy.wait_running(2);
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(700));
+        cy.checkpoint();
+        assert_eq!(cy.images().len(), 2, "{}", cy.diagnostics());
+        cy.kill();
+        let _ = second.wait();
+        cy.restart(2);
+        for img in cy.images() {
+            std::fs::remove_file(img).unwrap();
+        }
+    }
+    let _ = cy.finish();
+    let out = std::fs::read_to_string(cy.work.join("out-client.txt")).unwrap();
+    assert_eq!(result_line(&out), reference, "\n{}", cy.diagnostics());
+    assert!(reference.contains("client=0"), "{reference}");
+}

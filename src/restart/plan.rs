@@ -83,6 +83,9 @@ pub struct Plan {
     pub procs: Vec<ProcPlan>,
     /// The group whose root's status `dmtcp_restart` ends with.
     pub root_group: usize,
+    /// The sockets `dmtcp_restart` makes before any group exists (index =
+    /// `FdSource::Socket::sock`); every group inherits them.
+    pub sockets: Vec<SockPlan>,
     /// What the restart will not give back as it was (connections to peers outside), to log.
     pub warnings: Vec<String>,
 }
@@ -99,8 +102,6 @@ pub struct GroupPlan {
     pub tops: Vec<usize>,
     /// The pipes the init makes before it creates any process (index = `FdSource::Pipe::pipe`).
     pub pipes: Vec<PipePlan>,
-    /// The sockets the init makes (index = `FdSource::Socket::sock`).
-    pub sockets: Vec<SockPlan>,
 }
 
 /// The process of one image.
@@ -160,7 +161,7 @@ pub struct FdPlacement {
 pub enum FdSource {
     /// An end of the group's pipe number `pipe` (`GroupPlan::pipes`).
     Pipe { pipe: usize, end: End },
-    /// End `end` (0 or 1) of the group's socket number `sock` (`GroupPlan::sockets`).
+    /// End `end` (0 or 1) of the computation's socket number `sock` (`Plan::sockets`).
     Socket { sock: usize, end: u8 },
     /// A copy of `dmtcp_restart`'s own fd 0, 1 or 2 (inherited by every process).
     Stdio(RawFd),
@@ -227,7 +228,6 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
                     root: i,
                     tops: Vec::new(),
                     pipes: Vec::new(),
-                    sockets: Vec::new(),
                 });
                 groups.len() - 1
             }
@@ -278,16 +278,18 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
             procs[m].fds.extend(fds.placed);
             procs[m].skipped_fds.extend(fds.skipped);
         }
-        let (made, per_member, warned) = sockets::plan(&members);
-        g.sockets = made;
-        warnings.extend(warned);
-        for (&m, fds) in g.members.iter().zip(per_member) {
-            procs[m].fds.extend(fds.placed);
-            procs[m].skipped_fds.extend(fds.skipped);
-        }
+    }
+    // Sockets do not belong to a pid namespace: they are planned over every image, so that the
+    // ends of a connection between two launches (two groups) are paired too.
+    let all: Vec<&ImageFacts> = images.iter().collect();
+    let (sockets, per_image, warned) = sockets::plan(&all);
+    warnings.extend(warned);
+    for (m, fds) in per_image.into_iter().enumerate() {
+        procs[m].fds.extend(fds.placed);
+        procs[m].skipped_fds.extend(fds.skipped);
     }
     let root_group = groups.iter().position(|g| g.members.iter().any(|&i| images[i].is_root)).unwrap_or(0);
-    Ok(Plan { groups, procs, root_group, warnings })
+    Ok(Plan { groups, procs, root_group, sockets, warnings })
 }
 
 /// Process ids 0 and 1 are no restartable process's (1 is the namespace's init); one pid is one
@@ -694,7 +696,7 @@ mod tests {
         );
         let child = with_fds(img("c", 11, 10), vec![unix(4, SOCK_SEQPACKET, SockState::Connected, 101, 100, 0)]);
         let p = plan(&[parent, child]).unwrap();
-        assert_eq!(p.groups[0].sockets, vec![SockPlan::UnixPair { ty: SOCK_SEQPACKET }]);
+        assert_eq!(p.sockets, vec![SockPlan::UnixPair { ty: SOCK_SEQPACKET }]);
         assert_eq!(sock_src(&p, 0, 3), Some((0, 0)));
         assert_eq!(sock_src(&p, 0, 7), Some((0, 0)));
         assert_eq!(sock_src(&p, 1, 4), Some((0, 1)));
@@ -743,7 +745,7 @@ mod tests {
         )];
         let p = plan(&images).unwrap();
         assert_eq!(
-            p.groups[0].sockets,
+            p.sockets,
             vec![
                 SockPlan::UnixLone { ty: SOCK_STREAM },
                 SockPlan::UnixLone { ty: SOCK_DGRAM },
@@ -773,7 +775,7 @@ mod tests {
             ],
         );
         let p = plan(&[client, server]).unwrap();
-        let socks = &p.groups[0].sockets;
+        let socks = &p.sockets;
         assert_eq!(socks.len(), 2, "{socks:?}");
         let SockPlan::TcpPair { server: s, client: c } = socks[0] else { panic!("{socks:?}") };
         assert_eq!((s.inode, c.inode), (6, 7));
@@ -794,7 +796,7 @@ mod tests {
             img("x", 10, 1),
             vec![tcp(3, SockState::Connected, 6, srv, cli, 0), tcp(4, SockState::Connected, 7, srv, outside, 0)],
         )];
-        assert!(plan(&lone).unwrap().groups[0].sockets.is_empty());
+        assert!(plan(&lone).unwrap().sockets.is_empty());
     }
 
     #[test]
@@ -818,5 +820,20 @@ mod tests {
             p.procs[0].fds,
             vec![FdPlacement { fd: 9, source: FdSource::Stdio(1) }, FdPlacement { fd: 10, source: FdSource::Stdio(2) }]
         );
+    }
+
+    #[test]
+    fn a_tcp_connection_between_two_launches_is_paired_across_their_namespaces() {
+        let srv = InetAddr::v4([127, 0, 0, 1], 9000);
+        let cli = InetAddr::v4([127, 0, 0, 1], 41000);
+        let a = with_fds(img("server", 10, 1), vec![tcp(5, SockState::Connected, 1, srv, cli, 0)]);
+        let mut b = with_fds(img("client", 10, 1), vec![tcp(3, SockState::Connected, 2, cli, srv, 0)]);
+        b.pidns = 8;
+        let p = plan(&[a, b]).unwrap();
+        assert_eq!(p.groups.len(), 2);
+        assert_eq!(p.sockets.len(), 1);
+        assert_eq!(sock_src(&p, 0, 5), Some((0, 0)));
+        assert_eq!(sock_src(&p, 1, 3), Some((0, 1)));
+        assert!(p.warnings.is_empty());
     }
 }

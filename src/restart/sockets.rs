@@ -1,6 +1,7 @@
-//! Sockets on the tool side (the shape of `pipes.rs`): every socket of a group is made once by
-//! the group's init before it creates any process, and every process finds it at its old fd
-//! numbers (a socket shared over fork is one socket again).
+//! Sockets on the tool side (the shape of `pipes.rs`): every socket of the computation is made
+//! once by `dmtcp_restart` before any group (pid namespace) exists, so that each group inherits
+//! it and every process finds it at its old fd numbers (a socket shared over fork is one socket
+//! again; the two ends of a connection between two launches meet again).
 //!
 //! Pairing:
 //! - UNIX: two records whose inodes name each other as peer (the kernel's `UNIX_DIAG_PEER`, saved
@@ -88,7 +89,7 @@ impl Assigned {
     }
 }
 
-/// Plans the sockets of one group (`members`: its images, in order); returns the sockets to
+/// Plans the sockets of the computation (`members`: every image, in order); returns the sockets to
 /// make, what each member gets, and warnings (connections to peers outside the computation).
 pub fn plan(members: &[&ImageFacts]) -> (Vec<SockPlan>, Vec<ProcFds>, Vec<String>) {
     let mut plans = Vec::new();
@@ -278,7 +279,7 @@ pub fn check_ports(listeners: &[Listener<'_>]) -> Result<(), String> {
     Ok(())
 }
 
-/// The group's sockets, made by its init: index = `FdSource::Socket::sock`.
+/// The computation's sockets, made by `dmtcp_restart`: index = `FdSource::Socket::sock`.
 pub struct Made {
     socks: Vec<(OwnedFd, Option<OwnedFd>)>,
 }
@@ -412,6 +413,18 @@ fn make_inet(r: &InetSocketRecord) -> Result<OwnedFd, String> {
 }
 
 impl Made {
+    /// Closes this process's copies of every socket (raw: the fds stay owned by `self`, whose
+    /// drop then only gets EBADF; a forked process that ends with `_exit` never drops it). Only
+    /// for a process whose children already hold what they need.
+    pub fn close_copies(&self) {
+        for (a, b) in &self.socks {
+            let _ = nix::unistd::close(a.as_raw_fd());
+            if let Some(b) = b {
+                let _ = nix::unistd::close(b.as_raw_fd());
+            }
+        }
+    }
+
     /// The fd of one end of socket `sock` (end 1 of a lone socket is the socket itself).
     pub fn fd(&self, sock: usize, end: u8) -> RawFd {
         let (a, b) = &self.socks[sock];

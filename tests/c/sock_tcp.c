@@ -6,7 +6,8 @@
  * datagram at the end; a child that talks to an echo server outside the computation
  * (127.0.0.1:ECHO_PORT) and reconnects whenever the connection fails; and, at the end, a new
  * client that connects to the listener.
- * Usage: sock_tcp N PORT ECHO_PORT */
+ * Usage: sock_tcp N PORT ECHO_PORT
+ *        sock_tcp --server PORT N, sock_tcp --client PORT N   (one server, one client) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -160,7 +161,33 @@ static int outside(int port, int n) {
     return 0;
 }
 
+/* Two launches: a server of one client (exits when it is done) and that client. */
+static int lone_server(int port) {
+    int l = tcp_listen(0, port), c = accept(l, NULL, NULL);
+    unsigned char m[MSG], out[MSG];
+    uint64_t got = 0;
+    for (;;) {
+        if (get(c, m, MSG) != 1) { fprintf(stderr, "server: short read\n"); return 1; }
+        got += MSG;
+        int32_t k;
+        memcpy(&k, m, 4);
+        memset(out, 0, MSG);
+        memcpy(out, &k, 4);
+        uint64_t h = hash(m + 4, MSG - 4);
+        memcpy(out + 8, k < 0 ? &got : &h, 8);
+        usleep(500);
+        if (put(c, out, MSG) != 1) return 1;
+        if (k < 0) return 0;
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "--server") == 0) return lone_server(atoi(argv[2]));
+    if (argc == 4 && strcmp(argv[1], "--client") == 0) {
+        int r = client(0, 0, atoi(argv[2]), atoi(argv[3]));
+        printf("RESULT two launches n=%d client=%d\n", atoi(argv[3]), r);
+        return r;
+    }
     if (argc < 4) return 1;
     int n = atoi(argv[1]), port = atoi(argv[2]), echo = atoi(argv[3]);
     int l4 = tcp_listen(0, port), l6 = tcp_listen(1, port);
