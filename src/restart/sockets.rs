@@ -349,15 +349,43 @@ fn reach(server: &InetSocketRecord) -> InetAddr {
     }
 }
 
+/// Binds `s` to `a`, or, when the old port is still held by what is left of the old
+/// connection (an end without SO_REUSEADDR lingering in TIME_WAIT or FIN_WAIT after the kill),
+/// to another port of the same address: the connection is made all the same (the library finds
+/// the ends by their new addresses), with a warning.
+fn bind_or_move(s: &OwnedFd, fam: u8, a: &InetAddr) -> nix::Result<()> {
+    match bind_to(s, fam, a) {
+        Err(nix::errno::Errno::EADDRINUSE) => {
+            log::warn!("TCP {} is still held by the old connection: the restarted one uses another port", show(a));
+            bind_to(s, fam, &InetAddr { port: 0, ..*a })
+        }
+        r => r,
+    }
+}
+
 fn tcp_pair(server: &InetSocketRecord, client: &InetSocketRecord) -> nix::Result<(OwnedFd, OwnedFd)> {
     let l = new_inet(server)?;
-    bind_to(&l, server.family, &server.local)?;
+    bind_or_move(&l, server.family, &server.local)?;
     ns::listen(&l, backlog(8))?;
+    let to = local_of(&l, server)?;
     let c = new_inet(client)?;
-    bind_to(&c, client.family, &client.local)?;
-    connect_to(&c, client.family, &reach(server))?;
+    bind_or_move(&c, client.family, &client.local)?;
+    connect_to(&c, client.family, &reach(&to))?;
     let a = ns::accept4(&l, SockFlag::SOCK_CLOEXEC)?;
     Ok((a, c))
+}
+
+/// `r` with the local address `s` is bound to now.
+fn local_of(s: &OwnedFd, r: &InetSocketRecord) -> nix::Result<InetSocketRecord> {
+    let a: ns::SockaddrStorage = ns::getsockname(s.as_raw_fd())?;
+    let local = if let Some(v4) = a.as_sockaddr_in() {
+        InetAddr::v4(v4.ip().octets(), v4.port())
+    } else if let Some(v6) = a.as_sockaddr_in6() {
+        InetAddr { addr: v6.ip().octets(), port: v6.port() }
+    } else {
+        r.local
+    };
+    Ok(InetSocketRecord { local, ..*r })
 }
 
 /// Makes the sockets of `plans` (close-on-exec): connections first, then the rest.
@@ -432,5 +460,45 @@ impl Made {
             (1, Some(b)) => b.as_raw_fd(),
             _ => a.as_raw_fd(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Regression: the old client end (no SO_REUSEADDR) lingering in TIME_WAIT after the kill
+    /// made `dmtcp_restart` fail with "Address already in use"; the connection is made on
+    /// another port instead.
+    #[test]
+    fn a_connection_is_made_again_while_its_old_client_port_lingers_in_time_wait() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let sport = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(("127.0.0.1", sport)).unwrap();
+        let cport = c.local_addr().unwrap().port();
+        let (a, _) = l.accept().unwrap();
+        drop(c); // the client closes first: its end goes to TIME_WAIT
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(a);
+        drop(l);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let rec = |local: u16, peer: u16, inode: u32| InetSocketRecord {
+            family: 4,
+            sock_type: 1,
+            state: SockState::Connected,
+            flags: 0,
+            inode,
+            local: InetAddr::v4([127, 0, 0, 1], local),
+            peer: InetAddr::v4([127, 0, 0, 1], peer),
+            backlog: 0,
+        };
+        let (server, client) = tcp_pair(&rec(sport, cport, 1), &rec(cport, sport, 2)).unwrap();
+        let mut s = std::fs::File::from(server);
+        let mut c = std::fs::File::from(client);
+        c.write_all(b"ping").unwrap();
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
     }
 }

@@ -367,8 +367,10 @@ fn drain() {
 /// Peeks at the whole receive queue of `fd` without taking it out; returns the copy and its
 /// length (datagrams as u32 length + bytes).
 fn peek_queue(fd: c_int, stream: bool) -> (Option<Mapping>, usize) {
+    // Stream and seqpacket: every byte queued; datagram: the first datagram's size (a queue of
+    // empty datagrams only is not kept).
     let queued = sys::readable_bytes(fd).unwrap_or(0);
-    if stream && queued == 0 {
+    if queued == 0 {
         return (None, 0);
     }
     let rcvbuf = so::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF).unwrap_or(0).max(0) as usize;
