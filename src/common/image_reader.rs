@@ -100,6 +100,8 @@ pub struct FdEntry {
     /// A memfd's device (major << 32 | minor) and size; 0 for other kinds.
     pub dev: u64,
     pub size: u64,
+    /// The whole record (kinds other than pipes read their body from it).
+    pub body: image::FdBody,
 }
 
 /// Streaming image checker; see the module docs.
@@ -484,6 +486,7 @@ impl From<&FdRecord> for FdEntry {
             path: Vec::new(),
             dev: r.memfd().map_or(0, |m| m.dev),
             size: r.memfd().map_or(0, |m| m.size),
+            body: r.body,
         }
     }
 }

@@ -34,6 +34,7 @@ mod files;
 mod pipes;
 pub mod plan;
 mod shm;
+mod sockets;
 // Forks, clone3 with set_tid, exec of the restorer: one of the two places of `unsafe` in src/.
 #[allow(unsafe_code)]
 mod spawn;
@@ -203,6 +204,22 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         );
     }
 
+    for w in &plan.warnings {
+        log::warn!("{w}");
+    }
+    // A listener's port taken by another program now: say so before anything is made.
+    let listeners: Vec<sockets::Listener<'_>> = facts
+        .iter()
+        .zip(&images)
+        .flat_map(|(f, (img, _))| {
+            f.fds.iter().filter_map(move |fd| match fd.what {
+                FdWhat::InetSocket(rec) => Some(sockets::Listener { image: f, program: img.progname(), rec }),
+                _ => None,
+            })
+        })
+        .collect();
+    sockets::check_ports(&listeners).map_err(setup::fail)?;
+
     // 2. The coordinator, and the facts of the new run.
     let (host, port) = client::coord_address(a.coord_host.as_deref(), a.coord_port).map_err(usage_err)?;
     let ckptdir_arg = a
@@ -283,6 +300,8 @@ fn facts(img: &CheckedImage) -> ImageFacts {
                 }
                 FdBody::Placeholder(_) => FdWhat::Placeholder,
                 FdBody::Memfd(_) => FdWhat::Memfd { dev: f.dev, inode: f.id, size: f.size },
+                FdBody::UnixSocket(r) => FdWhat::UnixSocket(*r),
+                FdBody::InetSocket(r) => FdWhat::InetSocket(*r),
                 _ => FdWhat::Other(f.kind),
             },
         })

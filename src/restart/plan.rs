@@ -20,7 +20,10 @@
 pub use super::files::FilePlan;
 pub use super::pipes::PipePlan;
 pub use super::shm::ShmPlan;
+use super::sockets;
+pub use super::sockets::SockPlan;
 use super::{files, pipes, shm};
+use dmtcp_proto::image::{InetSocketRecord, UnixSocketRecord};
 use std::fmt;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -88,6 +91,10 @@ pub enum FdWhat {
     Placeholder,
     /// A memfd: the object's old (device, inode) and its size (`shm.rs` makes it).
     Memfd { dev: u64, inode: u64, size: u64 },
+    /// A UNIX socket (paired by inode and peer inode: `sockets`).
+    UnixSocket(UnixSocketRecord),
+    /// A TCP or UDP socket (TCP connections paired by address pair: `sockets`).
+    InetSocket(InetSocketRecord),
     /// A record of a kind the restart does not recreate (the record's kind number).
     Other(u32),
 }
@@ -108,6 +115,11 @@ pub struct Plan {
     pub procs: Vec<ProcPlan>,
     /// The group whose root's status `dmtcp_restart` ends with.
     pub root_group: usize,
+    /// The sockets `dmtcp_restart` makes before any group exists (index =
+    /// `FdSource::Socket::sock`); every group inherits them.
+    pub sockets: Vec<SockPlan>,
+    /// What the restart will not give back as it was (connections to peers outside), to log.
+    pub warnings: Vec<String>,
 }
 
 /// The images of one pid namespace.
@@ -187,6 +199,8 @@ pub struct FdPlacement {
 pub enum FdSource {
     /// An end of the group's pipe number `pipe` (`GroupPlan::pipes`).
     Pipe { pipe: usize, end: End },
+    /// End `end` (0 or 1) of the computation's socket number `sock` (`Plan::sockets`).
+    Socket { sock: usize, end: u8 },
     /// A copy of `dmtcp_restart`'s own fd 0, 1 or 2 (inherited by every process).
     Stdio(RawFd),
     /// The group's file description number `i` (`GroupPlan::files`).
@@ -246,6 +260,7 @@ impl Plan {
 /// Plans the restart of `images` (see the module docs).
 pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
     let mut groups: Vec<GroupPlan> = Vec::new();
+    let mut warnings = Vec::new();
     let mut group_of = Vec::with_capacity(images.len());
     for (i, img) in images.iter().enumerate() {
         let g = match groups.iter().position(|g| g.pidns == img.pidns) {
@@ -324,8 +339,17 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
             procs[m].regions = regions;
         }
     }
+    // Sockets do not belong to a pid namespace: they are planned over every image, so that the
+    // ends of a connection between two launches (two groups) are paired too.
+    let all: Vec<&ImageFacts> = images.iter().collect();
+    let (sockets, per_image, warned) = sockets::plan(&all);
+    warnings.extend(warned);
+    for (m, fds) in per_image.into_iter().enumerate() {
+        procs[m].fds.extend(fds.placed);
+        procs[m].skipped_fds.extend(fds.skipped);
+    }
     let root_group = groups.iter().position(|g| g.members.iter().any(|&i| images[i].is_root)).unwrap_or(0);
-    Ok(Plan { groups, procs, root_group })
+    Ok(Plan { groups, procs, root_group, sockets, warnings })
 }
 
 /// Process ids 0 and 1 are no restartable process's (1 is the namespace's init); one pid is one
@@ -386,6 +410,8 @@ fn id_steps(img: &ImageFacts, is_member: impl Fn(i32) -> bool) -> IdSteps {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dmtcp_proto::image::socket_inet::INET_PENDING;
+    use dmtcp_proto::image::{InetAddr, SockState};
 
     /// An image of process `pid` (child of `ppid`) in namespace 7, in its parent's session and
     /// group 0 (outside), without fds.
@@ -837,5 +863,176 @@ mod tests {
         let above = super::super::IMAGE_FD + 1;
         assert_eq!(p.procs[1].regions, vec![RegionArg { fd: above, dev: 1, inode: 50 }]);
         assert_eq!(pipe_src(&p, 1, above), Some(FdSource::Shm(0)));
+    }
+
+    fn unix(fd: RawFd, ty: u8, state: SockState, inode: u64, peer: u64, pending: u64) -> FdFact {
+        let r = UnixSocketRecord { sock_type: ty, state, shutdown: 0, flags: 0, inode, peer, pending };
+        FdFact { fd, what: FdWhat::UnixSocket(r) }
+    }
+
+    fn tcp(fd: RawFd, state: SockState, inode: u32, local: InetAddr, peer: InetAddr, flags: u8) -> FdFact {
+        let r = InetSocketRecord { family: 4, sock_type: 1, state, flags, inode, local, peer, backlog: 5 };
+        FdFact { fd, what: FdWhat::InetSocket(r) }
+    }
+
+    fn sock_src(p: &Plan, img: usize, fd: RawFd) -> Option<(usize, u8)> {
+        match pipe_src(p, img, fd) {
+            Some(FdSource::Socket { sock, end }) => Some((sock, end)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_socketpair_between_parent_and_child_is_made_once_and_shared_over_fork() {
+        use dmtcp_proto::image::socket_unix::SOCK_SEQPACKET;
+        // The parent kept end 100 at fd 3 and its copy at fd 7; the child has end 101 at fd 4.
+        let parent = with_fds(
+            img("p", 10, 1),
+            vec![
+                unix(3, SOCK_SEQPACKET, SockState::Connected, 100, 101, 0),
+                unix(7, SOCK_SEQPACKET, SockState::Connected, 100, 101, 0),
+            ],
+        );
+        let child = with_fds(img("c", 11, 10), vec![unix(4, SOCK_SEQPACKET, SockState::Connected, 101, 100, 0)]);
+        let p = plan(&[parent, child]).unwrap();
+        assert_eq!(p.sockets, vec![SockPlan::UnixPair { ty: SOCK_SEQPACKET }]);
+        assert_eq!(sock_src(&p, 0, 3), Some((0, 0)));
+        assert_eq!(sock_src(&p, 0, 7), Some((0, 0)));
+        assert_eq!(sock_src(&p, 1, 4), Some((0, 1)));
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn the_holder_of_bytes_in_flight_gets_the_other_end_at_a_spare_fd() {
+        use dmtcp_proto::image::socket_unix::SOCK_STREAM;
+        // The child copied 64 bytes of its end's queue; it does not hold the other end. Its
+        // fds 3 and 4 are taken (4 by a pipe), so the spare is 5.
+        let parent = with_fds(img("p", 10, 1), vec![unix(3, SOCK_STREAM, SockState::Connected, 100, 101, 0)]);
+        let child = with_fds(
+            img("c", 11, 10),
+            vec![unix(3, SOCK_STREAM, SockState::Connected, 101, 100, 64), pipe_end(4, 9, End::Read)],
+        );
+        let p = plan(&[parent, child]).unwrap();
+        assert_eq!(sock_src(&p, 1, 3), Some((0, 1)));
+        assert_eq!(sock_src(&p, 1, 5), Some((0, 0)), "{:?}", p.procs[1].fds);
+        assert_eq!(p.procs[0].fds.len(), 1, "the parent copied nothing: no spare");
+        // Holding both ends itself, a process gets no spare.
+        let both = with_fds(
+            img("b", 12, 1),
+            vec![
+                unix(3, SOCK_STREAM, SockState::Connected, 200, 201, 10),
+                unix(4, SOCK_STREAM, SockState::Connected, 201, 200, 0),
+            ],
+        );
+        let p = plan(&[both]).unwrap();
+        assert_eq!(p.procs[0].fds.len(), 2);
+    }
+
+    #[test]
+    fn listeners_idle_and_lonely_unix_sockets_get_their_own_socket_and_outside_peers_a_warning() {
+        use dmtcp_proto::image::socket_unix::{SOCK_DGRAM, SOCK_STREAM};
+        let images = vec![with_fds(
+            img("a", 10, 1),
+            vec![
+                unix(3, SOCK_STREAM, SockState::Listening, 300, 0, 0),
+                unix(4, SOCK_DGRAM, SockState::Idle, 301, 0, 0),
+                // Connected to a daemon outside: a pair whose other end nobody holds.
+                unix(5, SOCK_STREAM, SockState::Connected, 302, 999, 0),
+                // A datagram socket connected to an outside server's name: reconnected by name.
+                unix(6, SOCK_DGRAM, SockState::Connected, 303, 998, 0),
+            ],
+        )];
+        let p = plan(&images).unwrap();
+        assert_eq!(
+            p.sockets,
+            vec![
+                SockPlan::UnixLone { ty: SOCK_STREAM },
+                SockPlan::UnixLone { ty: SOCK_DGRAM },
+                SockPlan::UnixPair { ty: SOCK_STREAM },
+                SockPlan::UnixLone { ty: SOCK_DGRAM },
+            ]
+        );
+        assert_eq!(sock_src(&p, 0, 5), Some((2, 0)));
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("a: fd 5 is a UNIX socket connected to a peer outside"), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn tcp_ends_are_matched_by_address_pair_not_inode_and_the_listeners_port_is_the_server() {
+        let srv = InetAddr::v4([127, 0, 0, 1], 8080);
+        let cli = InetAddr::v4([127, 0, 0, 1], 40001);
+        let outside = InetAddr::v4([10, 0, 0, 9], 5432);
+        let mine = InetAddr::v4([10, 0, 0, 1], 40002);
+        // The client is given first: the server is still the end on the listener's port.
+        let client = with_fds(img("client", 11, 10), vec![tcp(3, SockState::Connected, 7, cli, srv, 0)]);
+        let server = with_fds(
+            img("server", 10, 1),
+            vec![
+                tcp(3, SockState::Listening, 5, InetAddr::v4([0; 4], 8080), InetAddr::UNSPECIFIED, 32),
+                tcp(4, SockState::Connected, 6, srv, cli, INET_PENDING),
+                tcp(5, SockState::Connected, 8, mine, outside, 0),
+            ],
+        );
+        let p = plan(&[client, server]).unwrap();
+        let socks = &p.sockets;
+        assert_eq!(socks.len(), 2, "{socks:?}");
+        let SockPlan::TcpPair { server: s, client: c } = socks[0] else { panic!("{socks:?}") };
+        assert_eq!((s.inode, c.inode), (6, 7));
+        assert!(matches!(socks[1], SockPlan::Inet(r) if r.state == SockState::Listening));
+        assert_eq!(sock_src(&p, 1, 4), Some((0, 0)));
+        assert_eq!(sock_src(&p, 0, 3), Some((0, 1)));
+        assert_eq!(sock_src(&p, 1, 3), Some((1, 0)));
+        assert_eq!(sock_src(&p, 1, 5), None, "the connection to the outside is not made");
+        assert_eq!(sock_src(&p, 1, 6), Some((0, 1)), "the spare for refilling the server's end");
+        assert_eq!(p.warnings.len(), 1);
+        assert!(
+            p.warnings[0].contains("fd 5 is a TCP connection from 10.0.0.1:40002 to 10.0.0.9:5432"),
+            "{:?}",
+            p.warnings
+        );
+        // Same inodes in two records that do not face each other are not a pair.
+        let lone = vec![with_fds(
+            img("x", 10, 1),
+            vec![tcp(3, SockState::Connected, 6, srv, cli, 0), tcp(4, SockState::Connected, 7, srv, outside, 0)],
+        )];
+        assert!(plan(&lone).unwrap().sockets.is_empty());
+    }
+
+    #[test]
+    fn an_outside_socket_at_stdio_stays_dmtcp_restarts_own_and_its_copies_follow_it() {
+        use dmtcp_proto::image::socket_unix::SOCK_STREAM;
+        // stdout is a UNIX socket to a journal outside, copied at fd 9; fd 2 is a TCP
+        // connection to an outside host, copied at fd 10.
+        let far = InetAddr::v4([10, 0, 0, 2], 22);
+        let near = InetAddr::v4([10, 0, 0, 1], 50000);
+        let images = vec![with_fds(
+            img("svc", 10, 1),
+            vec![
+                unix(1, SOCK_STREAM, SockState::Connected, 500, 900, 0),
+                unix(9, SOCK_STREAM, SockState::Connected, 500, 900, 0),
+                tcp(2, SockState::Connected, 42, near, far, 0),
+                tcp(10, SockState::Connected, 42, near, far, 0),
+            ],
+        )];
+        let p = plan(&images).unwrap();
+        assert_eq!(
+            p.procs[0].fds,
+            vec![FdPlacement { fd: 9, source: FdSource::Stdio(1) }, FdPlacement { fd: 10, source: FdSource::Stdio(2) }]
+        );
+    }
+
+    #[test]
+    fn a_tcp_connection_between_two_launches_is_paired_across_their_namespaces() {
+        let srv = InetAddr::v4([127, 0, 0, 1], 9000);
+        let cli = InetAddr::v4([127, 0, 0, 1], 41000);
+        let a = with_fds(img("server", 10, 1), vec![tcp(5, SockState::Connected, 1, srv, cli, 0)]);
+        let mut b = with_fds(img("client", 10, 1), vec![tcp(3, SockState::Connected, 2, cli, srv, 0)]);
+        b.pidns = 8;
+        let p = plan(&[a, b]).unwrap();
+        assert_eq!(p.groups.len(), 2);
+        assert_eq!(p.sockets.len(), 1);
+        assert_eq!(sock_src(&p, 0, 5), Some((0, 0)));
+        assert_eq!(sock_src(&p, 1, 3), Some((0, 1)));
+        assert!(p.warnings.is_empty());
     }
 }

@@ -4,7 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
-use super::{files, pipes, shm, Never, Target, IMAGE_FD, PROGRAM};
+use super::{files, pipes, shm, sockets, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
 use crate::common::image_reader;
@@ -28,21 +28,26 @@ struct Ctx<'a> {
     lifeline_w: RawFd,
     /// `-i/--interval` (seconds), or INTERVAL_UNCHANGED.
     interval: u32,
+    /// The computation's sockets (`Plan::sockets`), made before the groups.
+    sockets: &'a sockets::Made,
 }
 
-/// The objects the group's init makes before it creates any process, one field per kind.
-struct Objects {
+/// The objects the group's init makes before it creates any process, one field per kind, and
+/// the computation's sockets, which `dmtcp_restart` made before any group (inherited).
+struct Objects<'a> {
     pipes: pipes::Made,
     files: files::Made,
     shm: shm::Made,
+    sockets: &'a sockets::Made,
 }
 
-impl Objects {
-    fn make(plan: &Plan, g: usize) -> Result<Objects, String> {
+impl<'a> Objects<'a> {
+    fn make(ctx: &Ctx<'a>, g: usize) -> Result<Objects<'a>, String> {
         Ok(Objects {
-            pipes: pipes::make(&plan.groups[g].pipes)?,
-            files: files::make(&plan.groups[g].files)?,
-            shm: shm::make(&plan.groups[g].shm)?,
+            pipes: pipes::make(&ctx.plan.groups[g].pipes)?,
+            files: files::make(&ctx.plan.groups[g].files)?,
+            shm: shm::make(&ctx.plan.groups[g].shm)?,
+            sockets: ctx.sockets,
         })
     }
 
@@ -50,6 +55,7 @@ impl Objects {
     fn fd(&self, source: FdSource) -> RawFd {
         match source {
             FdSource::Pipe { pipe, end } => self.pipes.fd(pipe, end),
+            FdSource::Socket { sock, end } => self.sockets.fd(sock, end),
             FdSource::Stdio(fd) => fd,
             FdSource::File(_) | FdSource::Placeholder => self.files.fd(source),
             FdSource::Shm(k) => self.shm.fd(k),
@@ -74,6 +80,10 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
     };
     // X keeps `lifeline_w` until it exits; P and C watch the other end (ns::die_with_parent).
     let (lifeline_r, lifeline_w) = ns::pipe().map_err(|e| setup::fail(format!("pipe: {e}")))?;
+    // Made here, before any group: every group inherits them, and each process that holds one
+    // gets it at its fd. Each holder of these copies (we, each P, each C) closes its own once
+    // its children have theirs, so that only the restored processes hold them.
+    let made = sockets::make(&plan.sockets).map_err(setup::fail)?;
     let ctx = Ctx {
         plan,
         targets,
@@ -83,6 +93,7 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
         lifeline: lifeline_r.as_raw_fd(),
         lifeline_w: lifeline_w.as_raw_fd(),
         interval,
+        sockets: &made,
     };
 
     let old_mask = ns::block_signals();
@@ -105,6 +116,7 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
         pids.push(pid);
         pipes.push(r);
     }
+    drop(made);
 
     // Wait, and end like the root process.
     let groups = plan.groups.len();
@@ -181,6 +193,7 @@ fn group_main(ctx: &Ctx<'_>, g: usize, ids: ns::Ids, old_mask: &libc::sigset_t, 
         ns::record::send(wfd, ns::record::FAILED, 0);
         ns::child_exit(EXIT_FAILURE);
     }
+    ctx.sockets.close_copies();
     ns::record::send(wfd, ns::record::INIT_PID, c);
     drop(w);
     let mut st = 0;
@@ -196,7 +209,7 @@ fn group_main(ctx: &Ctx<'_>, g: usize, ids: ns::Ids, old_mask: &libc::sigset_t, 
 fn init_main(ctx: &Ctx<'_>, g: usize, old_mask: &libc::sigset_t, wfd: RawFd) -> ! {
     let group = &ctx.plan.groups[g];
     let mut root_pid = 0;
-    let objects = match Objects::make(ctx.plan, g) {
+    let objects = match Objects::make(ctx, g) {
         Ok(o) => o,
         Err(msg) => {
             eprintln!("{PROGRAM}: {msg}");
@@ -227,6 +240,7 @@ fn init_main(ctx: &Ctx<'_>, g: usize, old_mask: &libc::sigset_t, wfd: RawFd) -> 
     }
     // Only the restored processes hold the objects now (a reader must see the end of its input).
     drop(objects);
+    ctx.sockets.close_copies();
     if root_pid == 0 {
         // The root was created by another process of the group: its pid is the image's.
         root_pid = ctx.plan.procs[group.root].pid;
@@ -242,7 +256,7 @@ fn init_main(ctx: &Ctx<'_>, g: usize, old_mask: &libc::sigset_t, wfd: RawFd) -> 
 /// Creates the process of image `i` (with its old pid in a namespace), which creates its own
 /// children and then becomes the restorer. Returns its pid once it has exec'd the restorer, or
 /// what went wrong before that.
-fn spawn(ctx: &Ctx<'_>, objects: &Objects, i: usize, old_mask: &libc::sigset_t, wfd: RawFd) -> Result<i32, String> {
+fn spawn(ctx: &Ctx<'_>, objects: &Objects<'_>, i: usize, old_mask: &libc::sigset_t, wfd: RawFd) -> Result<i32, String> {
     let t = &ctx.targets[i];
     let pid_wanted = ctx.plan.procs[i].pid;
     let name = t.img.path.display().to_string();
@@ -283,7 +297,7 @@ fn spawn(ctx: &Ctx<'_>, objects: &Objects, i: usize, old_mask: &libc::sigset_t, 
 /// message for the creator.
 fn become_restored(
     ctx: &Ctx<'_>,
-    objects: &Objects,
+    objects: &Objects<'_>,
     i: usize,
     old_mask: &libc::sigset_t,
     wfd: RawFd,
@@ -366,7 +380,7 @@ fn join_group_and_session(ctx: &Ctx<'_>, i: usize) -> Result<(), String> {
 /// IMAGE_FD, raises CAP_CHECKPOINT_RESTORE for the restorer, places the planned fds and closes
 /// every other fd but `confirm` (close-on-exec: it tells our creator that the exec happened,
 /// or why not).
-fn prepare(ctx: &Ctx<'_>, objects: &Objects, i: usize, confirm: &mut RawFd) -> Result<(), String> {
+fn prepare(ctx: &Ctx<'_>, objects: &Objects<'_>, i: usize, confirm: &mut RawFd) -> Result<(), String> {
     let t = &ctx.targets[i];
     let mut s = client::connect(ctx.host, ctx.port, Duration::from_secs(10))
         .map_err(|e| format!("cannot reach the coordinator at {}:{}: {e}", ctx.host, ctx.port))?;

@@ -75,10 +75,22 @@ struct Table {
     n: usize,
     /// Descriptors beyond the table's capacity.
     overflow: usize,
-    /// The placeholders dmtcp_restart put in (fd, inode, what the fd was), so that the next
-    /// checkpoint names an fd by what it was rather than as the placeholder socket it is now.
+}
+
+/// The placeholders dmtcp_restart put in (fd, inode, what the fd was), so that the next
+/// checkpoint names an fd by what it was rather than as the placeholder socket it is now. A
+/// table of its own: `sockets` asks `is_placeholder` while `files` holds its own table.
+struct Held {
     held: [(c_int, u64, Fixed<WHAT_LEN>); MAX_FDS],
     n_held: usize,
+}
+
+static HELD: Exclusive<Held> = Exclusive::new(Held { held: [const { (-1, 0, Fixed::new()) }; MAX_FDS], n_held: 0 });
+
+/// Whether `fd` (inode `ino`) is a placeholder this library's restore found: a socket that
+/// only stands for an fd no kind restores (the `sockets` kind must not take it).
+pub fn is_placeholder(fd: c_int, ino: u64) -> bool {
+    HELD.with(|h| h.held[..h.n_held].iter().any(|x| x.0 == fd && x.1 == ino))
 }
 
 static TABLE: Exclusive<Table> = Exclusive::new(Table {
@@ -99,8 +111,6 @@ static TABLE: Exclusive<Table> = Exclusive::new(Table {
     }; MAX_FDS],
     n: 0,
     overflow: 0,
-    held: [const { (-1, 0, Fixed::new()) }; MAX_FDS],
-    n_held: 0,
 });
 
 fn save() {
@@ -115,9 +125,11 @@ fn save() {
             if save_fd(&mut t.fds[t.n], fd) {
                 let e = &mut t.fds[t.n];
                 if e.mode & libc::S_IFMT == libc::S_IFSOCK {
-                    if let Some((_, _, what)) = t.held[..t.n_held].iter().find(|h| h.0 == fd && h.1 == e.ino) {
-                        e.what.set(what.bytes());
-                    }
+                    HELD.with(|h| {
+                        if let Some((_, _, what)) = h.held[..h.n_held].iter().find(|x| x.0 == fd && x.1 == e.ino) {
+                            e.what.set(what.bytes());
+                        }
+                    });
                 }
                 t.n += 1;
             }
@@ -335,7 +347,7 @@ pub fn for_each_unsupported(mut f: impl FnMut(&[u8])) {
 fn restore() {
     TABLE.with(|t| {
         let mut lost = t.overflow;
-        t.n_held = 0;
+        HELD.with(|h| h.n_held = 0);
         for e in &t.fds[..t.n] {
             let Ok(now) = sys::fstat(e.fd) else {
                 lost += 1;
@@ -343,7 +355,8 @@ fn restore() {
                 continue;
             };
             if now.mode & libc::S_IFMT == libc::S_IFSOCK {
-                let h = &mut t.held[t.n_held];
+                HELD.with(|held| {
+                let h = &mut held.held[held.n_held];
                 h.0 = e.fd;
                 h.1 = now.ino;
                 match e.class {
@@ -356,7 +369,8 @@ fn restore() {
                         h.2.set(e.what.bytes());
                     }
                 }
-                t.n_held += 1;
+                held.n_held += 1;
+                });
             }
             report(
                 "setting close-on-exec",

@@ -9,8 +9,9 @@
 //! this library's own memory, so it is in the image and comes back with it.
 //!
 //! # The order
-//! `KINDS` lists the kinds; every phase runs them in that order: signal state, process, files,
-//! pipes, eventfd/signalfd/timerfd, inotify, and epoll last (its entries name the other fds). The checkpoint thread calls the phases in this sequence:
+//! `KINDS` lists the kinds; every phase runs them in that order: signal state, process,
+//! sockets, files, pipes, memfd, shm, eventfd/signalfd/timerfd, inotify, and epoll last (its
+//! entries name the other fds). The checkpoint thread calls the phases in this sequence:
 //!
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
@@ -38,6 +39,8 @@ pub mod pipes;
 pub mod process;
 pub mod shm;
 pub mod signal_state;
+pub mod socket_diag;
+pub mod sockets;
 
 use core::ffi::c_int;
 
@@ -96,14 +99,16 @@ pub const NONE: Hooks = Hooks {
     resume: resume_nothing,
 };
 
-/// The registry, in the documented order (module docs). memfd maps each memfd for the image in
-/// save, so it comes before shm, which elects one writer per shared mapping it finds then. The
-/// event kinds come after the fd kinds they do not depend on; epoll comes last of all, as its
-/// interest list names fds of every other kind, which must be back at their numbers (and
-/// refilled) before it adds them.
-pub static KINDS: [&Hooks; 9] = [
+/// The registry, in the documented order (module docs). `sockets` restores before `files`:
+/// it closes the spare fds `dmtcp_restart` gave it for refilling, at numbers a file of the
+/// program may be put at. memfd maps each memfd for the image in save, so it comes before shm,
+/// which elects one writer per shared mapping it finds then. The event kinds come after the fd
+/// kinds they do not depend on; epoll comes last of all, as its interest list names fds of
+/// every other kind, which must be back at their numbers (and refilled) before it adds them.
+pub static KINDS: [&Hooks; 10] = [
     &signal_state::HOOKS,
     &process::HOOKS,
+    &sockets::HOOKS,
     &files::HOOKS,
     &pipes::HOOKS,
     &memfd::HOOKS,
@@ -177,12 +182,14 @@ pub fn for_each_program_fd(mut f: impl FnMut(c_int)) {
 /// every program fd no other kind takes, as a file it reopens by path or, when it cannot, as
 /// unsupported (a warning at checkpoint, a placeholder after restart). A kind that takes fds
 /// adds its predicate here, so that they are neither reopened nor reported.
-pub fn taken_by_another_kind(_fd: c_int, mode: u32, link: Option<&[u8]>) -> bool {
+pub fn taken_by_another_kind(fd: c_int, mode: u32, link: Option<&[u8]>) -> bool {
     let fifo = mode & libc::S_IFMT == libc::S_IFIFO;
     // pipes: every anonymous pipe end ("pipe:[...]"; a named FIFO has a path).
     (fifo && link.and_then(pipes::pipe_id).is_some())
         // events, inotify, epoll: their anon_inode links.
         || link.is_some_and(events::is_event_link)
+        // sockets: the families it restores (not the placeholders files put in).
+        || (mode & libc::S_IFMT == libc::S_IFSOCK && sockets::takes(fd))
 }
 
 /// Calls `f(text)` once for each fd that no kind restores, naming it ("fd 5 (netlink socket,

@@ -4,8 +4,8 @@
 //! like `pipe.rs`), one `FdBody` variant and one kind tag.
 use super::error::need;
 use super::events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
-use super::MemfdRecord;
 use super::{FileRecord, ImageError, PathPiece, PipeRecord, PlaceholderRecord, Record, FD_SIZE};
+use super::{InetSocketRecord, MemfdRecord, UnixSocketRecord};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
 // Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
@@ -26,6 +26,10 @@ pub const FD_EPOLL: u32 = 7;
 pub const FD_INOTIFY: u32 = 8;
 /// A memfd (`memfd.rs`).
 pub const FD_MEMFD: u32 = 13;
+/// A UNIX-domain socket (`socket_unix.rs`).
+pub const FD_UNIX_SOCKET: u32 = 2;
+/// A TCP or UDP socket over IPv4 or IPv6 (`socket_inet.rs`).
+pub const FD_INET_SOCKET: u32 = 3;
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +47,8 @@ pub enum FdBody {
     Epoll(EpollRecord),
     Inotify(InotifyRecord),
     Memfd(MemfdRecord),
+    UnixSocket(UnixSocketRecord),
+    InetSocket(InetSocketRecord),
 }
 
 impl FdBody {
@@ -58,6 +64,8 @@ impl FdBody {
             FdBody::Epoll(_) => EpollRecord::KIND,
             FdBody::Inotify(_) => InotifyRecord::KIND,
             FdBody::Memfd(_) => MemfdRecord::KIND,
+            FdBody::UnixSocket(_) => UnixSocketRecord::KIND,
+            FdBody::InetSocket(_) => InetSocketRecord::KIND,
         }
     }
 }
@@ -88,6 +96,20 @@ impl FdRecord {
             _ => None,
         }
     }
+    /// The UNIX socket, for a record of kind FD_UNIX_SOCKET.
+    pub fn unix_socket(&self) -> Option<&UnixSocketRecord> {
+        match &self.body {
+            FdBody::UnixSocket(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// The TCP or UDP socket, for a record of kind FD_INET_SOCKET.
+    pub fn inet_socket(&self) -> Option<&InetSocketRecord> {
+        match &self.body {
+            FdBody::InetSocket(s) => Some(s),
+            _ => None,
+        }
+    }
 
     pub fn encode(&self, b: &mut [u8; FD_SIZE]) {
         b.fill(0);
@@ -106,6 +128,8 @@ impl FdRecord {
             FdBody::Epoll(e) => e.encode_body(b),
             FdBody::Inotify(i) => i.encode_body(b),
             FdBody::Memfd(m) => m.encode_body(b),
+            FdBody::UnixSocket(s) => s.encode_body(b),
+            FdBody::InetSocket(s) => s.encode_body(b),
         }
     }
 
@@ -127,6 +151,8 @@ impl FdRecord {
             EpollRecord::KIND => FdBody::Epoll(EpollRecord::decode_body(b)?),
             InotifyRecord::KIND => FdBody::Inotify(InotifyRecord::decode_body(b)?),
             MemfdRecord::KIND => FdBody::Memfd(MemfdRecord::decode_body(b)?),
+            UnixSocketRecord::KIND => FdBody::UnixSocket(UnixSocketRecord::decode_body(b)?),
+            InetSocketRecord::KIND => FdBody::InetSocket(InetSocketRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })

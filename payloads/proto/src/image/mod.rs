@@ -62,6 +62,8 @@ pub mod file;
 pub mod header;
 pub mod memfd;
 pub mod pipe;
+pub mod socket_inet;
+pub mod socket_unix;
 pub mod text;
 pub mod thread;
 pub mod trailer;
@@ -72,7 +74,10 @@ pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
 pub use events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
-pub use fd::{FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INOTIFY, FD_MEMFD, FD_PIPE, FD_SIGNALFD, FD_TIMERFD};
+pub use fd::{
+    FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INET_SOCKET, FD_INOTIFY, FD_MEMFD, FD_PIPE, FD_SIGNALFD, FD_TIMERFD,
+    FD_UNIX_SOCKET,
+};
 pub use file::{
     FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
     PLACEHOLDER_TEXT,
@@ -80,6 +85,8 @@ pub use file::{
 pub use header::{hdr, Arch, Header, Span};
 pub use memfd::MemfdRecord;
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
+pub use socket_inet::{InetAddr, InetSocketRecord};
+pub use socket_unix::{SockState, UnixSocketRecord};
 pub use text::Text;
 pub use thread::{ThreadRecord, THREAD_CKPT, THREAD_MAIN};
 pub use trailer::Trailer;
