@@ -84,7 +84,10 @@ pub fn plan(members: &[&ImageFacts]) -> (Vec<FilePlan>, Vec<ProcFds>) {
                     FdWhat::Placeholder => FdSource::Placeholder,
                     _ => continue,
                 };
-                if RESERVED_FDS.contains(&f.fd) || f.fd < 0 {
+                if RESERVED_FDS.contains(&f.fd) && source != FdSource::Placeholder {
+                    // Not ours to place: the library opens a file kept at one of dmtcp's own
+                    // numbers itself, once they are free (resources/files.rs, `DMTCP_FDS`).
+                } else if RESERVED_FDS.contains(&f.fd) || f.fd < 0 {
                     fds.skipped.push(f.fd);
                 } else {
                     fds.placed.push(FdPlacement { fd: f.fd, source });

@@ -342,6 +342,34 @@ pub fn for_each_unsupported(mut f: impl FnMut(&[u8])) {
     });
 }
 
+/// The numbers dmtcp_restart hands the restorer its own fds at (restart facts, coordinator,
+/// image): it cannot put a program's file there, so a file the program kept at one of them is
+/// opened again here, once those fds are gone (the connection has moved back where it was at
+/// checkpoint, `fds::after_restart`), alone rather than shared with other processes.
+const DMTCP_FDS: [c_int; 3] = [dmtcp_proto::env::RESTART_INFO_FD, dmtcp_proto::COORD_FD, dmtcp_proto::COORD_FD + 1];
+
+/// Opens `e` by its path at its number, with its status flags and offset (see `DMTCP_FDS`).
+fn reopen_here(e: &Entry) -> bool {
+    let flags = e.flags & (libc::O_ACCMODE | libc::O_APPEND | libc::O_NONBLOCK | libc::O_DIRECTORY | libc::O_SYNC);
+    let tmp = match sys::open(e.path.as_cstr(), flags | libc::O_CLOEXEC) {
+        Ok(fd) => fd,
+        Err(err) => {
+            warn!("cannot open {} again as fd {}: {}", Bytes(e.path.bytes()), e.fd, Bytes(sys::strerror(err)));
+            return false;
+        }
+    };
+    let moved = sys::dup3(tmp, e.fd, if e.cloexec { libc::O_CLOEXEC } else { 0 });
+    sys::close(tmp);
+    if let Err(err) = moved {
+        warn!("cannot put {} at fd {}: {}", Bytes(e.path.bytes()), e.fd, Bytes(sys::strerror(err)));
+        return false;
+    }
+    if e.offset > 0 {
+        report("seeking", e.fd, sys::seek_to(e.fd, e.offset));
+    }
+    true
+}
+
 /// After a restart: dmtcp_restart put each file (or a placeholder) at its number, opened with
 /// its status flags and at its offset; give each fd its close-on-exec flag back.
 fn restore() {
@@ -349,6 +377,10 @@ fn restore() {
         let mut lost = t.overflow;
         HELD.with(|h| h.n_held = 0);
         for e in &t.fds[..t.n] {
+            if DMTCP_FDS.contains(&e.fd) && matches!(e.class, Class::File(_)) && !reopen_here(e) {
+                lost += 1;
+                continue;
+            }
             let Ok(now) = sys::fstat(e.fd) else {
                 lost += 1;
                 trace!("fd {} ({}) is not restored", e.fd, Bytes(e.path.bytes()));
