@@ -69,7 +69,7 @@ pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
 pub use fd::{FdBody, FdRecord, FD_PIPE};
-pub use header::{hdr, Arch, Header, Span};
+pub use header::{hdr, Arch, Clocks, Header, Span};
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use text::Text;
 pub use thread::{ThreadRecord, THREAD_CKPT, THREAD_MAIN};
@@ -86,7 +86,8 @@ pub const IMAGE_MAGIC: [u8; 8] = *b"DMTCPIMG";
 pub const TRAILER_MAGIC: [u8; 8] = *b"DMTCPEND";
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The raw version field this build writes (`FormatVersion::CURRENT`, 2.0 = 2). 2.0: the fd
-/// table (`num_fds` FdRecords after the thread table).
+/// table (`num_fds` FdRecords after the thread table). 2.1: the clocks at checkpoint in the
+/// header (`hdr::CLOCK_MONOTONIC`, `hdr::CLOCK_BOOTTIME`), and the kinds added in 2.1.
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;
