@@ -9,8 +9,8 @@
 //! this library's own memory, so it is in the image and comes back with it.
 //!
 //! # The order
-//! `KINDS` lists the kinds; every phase runs them in that order: signal state, process, files,
-//! pipes. The checkpoint thread calls the phases in this sequence:
+//! `KINDS` lists the kinds; every phase runs them in that order: timers, signal state, process,
+//! files, pipes. The checkpoint thread calls the phases in this sequence:
 //!
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
@@ -30,6 +30,7 @@ pub mod files;
 pub mod pipes;
 pub mod process;
 pub mod signal_state;
+pub mod timers;
 
 use core::ffi::c_int;
 
@@ -88,8 +89,11 @@ pub const NONE: Hooks = Hooks {
     resume: resume_nothing,
 };
 
-/// The registry, in the documented order (module docs).
-pub static KINDS: [&Hooks; 4] = [&signal_state::HOOKS, &process::HOOKS, &files::HOOKS, &pipes::HOOKS];
+/// The registry, in the documented order (module docs). `timers` comes first: its `save`
+/// pauses the CPU-time timers and reads the clocks before the other kinds spend CPU time (its
+/// own docs explain why the restart order is safe).
+pub static KINDS: [&Hooks; 5] =
+    [&timers::HOOKS, &signal_state::HOOKS, &process::HOOKS, &files::HOOKS, &pipes::HOOKS];
 
 pub fn save() {
     for k in KINDS {
