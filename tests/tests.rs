@@ -9,4 +9,5 @@ mod install;
 mod library;
 mod restart;
 mod spawn;
+mod timers;
 mod trees;
