@@ -23,6 +23,11 @@
 //!      |  X through a pipe and exits (which would kill whatever remained anyway).
 //!      `- G  pid 2: the program (at restart: every restored process with its old pid)
 //! ```
+//! At restart the process that makes a group's namespaces (P in `restart::spawn`) also makes a time
+//! namespace for C and everything below it (`unshare_time`, offsets from `restart::timens`), so that
+//! the monotonic and boottime clocks go on from the checkpoint; a launch keeps the host's clocks (why:
+//! `restart::timens`).
+//!
 //! A pid-1 init cannot be killed from inside its namespace by signals it does not handle;
 //! that is fine for C. X re-creates the program's end: the same exit code, or the same signal
 //! (X resets the disposition and kills itself with it) so that a shell sees the same status.
