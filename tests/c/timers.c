@@ -1,15 +1,15 @@
 /* Timers across checkpoint and restart. Mode "all": the three interval timers (real, virtual,
  * profiling) and POSIX timers of every notification kind (SIGEV_SIGNAL on CLOCK_MONOTONIC,
- * SIGEV_THREAD_ID to a worker thread on CLOCK_REALTIME, SIGEV_SIGNAL on the process CPU clock, SIGEV_NONE on CLOCK_BOOTTIME, and one never armed) each count to a
+ * SIGEV_THREAD_ID to a worker thread on CLOCK_REALTIME, glibc's SIGEV_THREAD (its helper thread
+ * blocks every signal but SIGSETXID), SIGEV_SIGNAL on the process CPU clock, SIGEV_NONE on CLOCK_BOOTTIME, and one never armed) each count to a
  * target and stop themselves; at the end every saved timer id must still answer timer_gettime,
  * the idle one must still be disarmed and the SIGEV_NONE one still armed. Mode "alarm": three
  * alarm(2) rounds, each waited for with pause(), none shorter than 2 s on CLOCK_MONOTONIC.
- * (glibc's SIGEV_THREAD is not here: its helper thread blocks every signal but SIGSETXID, so the
- * checkpoint cannot stop it yet; see resources/timers.rs.)
  * Prints "tick N" lines and one RESULT line that an uninterrupted run must match. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { T_REAL = 200, T_VIRT = 120, T_PROF = 120, T_MONO = 200, T_TID = 120, T_CPU = 80 };
+enum { T_REAL = 200, T_VIRT = 120, T_PROF = 120, T_MONO = 200, T_TID = 120, T_THREAD = 100, T_CPU = 80 };
 
 static volatile sig_atomic_t n_real, n_virt, n_prof, n_mono, n_tid, n_cpu, bad_mono, wrong_thread;
-static timer_t t_mono, t_tid, t_cpu, t_none, t_idle;
+static atomic_int n_thread;
+static timer_t t_mono, t_tid, t_thread, t_cpu, t_none, t_idle;
 static volatile pid_t worker_tid;
 static volatile int all_done;
 
@@ -51,6 +52,11 @@ static void on_tid(int s) {
 }
 
 static void on_cpu(int s) { (void)s; if (++n_cpu == T_CPU) timer_settime(t_cpu, 0, &ZERO_TS, NULL); }
+
+static void on_thread(union sigval v) {
+    if (v.sival_int != 333) return;
+    if (atomic_fetch_add(&n_thread, 1) + 1 == T_THREAD) timer_settime(t_thread, 0, &ZERO_TS, NULL);
+}
 
 static void handle(int sig, void (*h)(int)) {
     struct sigaction sa;
@@ -81,6 +87,7 @@ static timer_t make(clockid_t clock, int notify, int sig, int value, pid_t tid) 
     ev.sigev_signo = sig;
     ev.sigev_value.sival_int = value;
     if (notify == SIGEV_THREAD_ID) ev._sigev_un._tid = tid;
+    if (notify == SIGEV_THREAD) ev.sigev_notify_function = on_thread;
     timer_t t;
     if (timer_create(clock, &ev, &t)) { perror("timer_create"); exit(1); }
     return t;
@@ -138,6 +145,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 3; i++) timer_delete(make(CLOCK_MONOTONIC, SIGEV_NONE, 0, 0, 0));
     t_mono = make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGRTMIN, 111, 0);
     t_tid = make(CLOCK_REALTIME, SIGEV_THREAD_ID, SIGRTMIN + 1, 222, worker_tid);
+    t_thread = make(CLOCK_MONOTONIC, SIGEV_THREAD, 0, 333, 0);
     t_cpu = make(CLOCK_PROCESS_CPUTIME_ID, SIGEV_SIGNAL, SIGRTMIN + 2, 444, 0);
     t_none = make(CLOCK_BOOTTIME, SIGEV_NONE, 0, 0, 0);
     t_idle = make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGRTMIN + 3, 0, 0);
@@ -150,13 +158,14 @@ int main(int argc, char **argv) {
     setitimer(ITIMER_PROF, &cpu, NULL);
     every(t_mono, 15);
     every(t_tid, 25);
+    every(t_thread, 30);
     every(t_cpu, 20);
 
     volatile unsigned long sink = 0;
     int ticks = 0;
     for (;;) {
         int done = n_real >= T_REAL && n_virt >= T_VIRT && n_prof >= T_PROF && n_mono >= T_MONO &&
-                   n_tid >= T_TID && n_cpu >= T_CPU;
+                   n_tid >= T_TID && atomic_load(&n_thread) >= T_THREAD && n_cpu >= T_CPU;
         if (done) break;
         for (int i = 0; i < 200000; i++) sink += i;
         if (n_real / 25 > ticks) {
@@ -171,15 +180,15 @@ int main(int argc, char **argv) {
 
     struct itimerspec v;
     int ids_ok = 1;
-    timer_t all[] = {t_mono, t_tid, t_cpu, t_none, t_idle};
+    timer_t all[] = {t_mono, t_tid, t_thread, t_cpu, t_none, t_idle};
     for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++)
         if (timer_gettime(all[i], &v)) ids_ok = 0;
     timer_gettime(t_idle, &v);
     int idle_disarmed = v.it_value.tv_sec == 0 && v.it_value.tv_nsec == 0;
     timer_gettime(t_none, &v);
     int none_armed = v.it_value.tv_sec > 900 && v.it_value.tv_sec < 1000;
-    printf("RESULT real=%d virt=%d prof=%d mono=%d bad=%d tid=%d wrong=%d cpu=%d ids=%d idle=%d none=%d\n",
+    printf("RESULT real=%d virt=%d prof=%d mono=%d bad=%d tid=%d wrong=%d thread=%d cpu=%d ids=%d idle=%d none=%d\n",
            (int)n_real, (int)n_virt, (int)n_prof, (int)n_mono, (int)bad_mono, (int)n_tid, (int)wrong_thread,
-           (int)n_cpu, ids_ok, idle_disarmed, none_armed);
+           atomic_load(&n_thread), (int)n_cpu, ids_ok, idle_disarmed, none_armed);
     return 0;
 }

@@ -25,11 +25,9 @@
 //! A timer that was disarmed stays disarmed. Overrun counts start again from 0.
 //!
 //! glibc's SIGEV_THREAD: the kernel timer is a SIGEV_THREAD_ID one (signal 32) aimed at
-//! glibc's helper thread, which this kind restores like any other. But that helper blocks every
-//! signal except SIGSETXID, so the checkpoint signal cannot stop it and a checkpoint of such a
-//! program fails ("a thread did not stop"). What it takes: stopping that thread through
-//! SIGSETXID (our handler in front of glibc's, chained when the signal is not ours), or a
-//! timer_create wrapper that runs SIGEV_THREAD timers on a helper of ours (DMTCP's way).
+//! glibc's helper thread, which comes back with its tid like any other thread; that helper
+//! blocks every signal but SIGSETXID, so `threads` stops it with SIGSETXID (our handler in
+//! front of glibc's, `signals::install_setxid`).
 //!
 //! # Time during a checkpoint
 //! Real-time timers (ITIMER_REAL, POSIX timers on CLOCK_REALTIME/MONOTONIC/BOOTTIME/...) run on
