@@ -16,7 +16,7 @@ fn timers_count_to_their_targets(m32: bool) {
     let p = c_program("timers", m32);
     let last = cycles_with(&p, &["all"], 1, 2, Duration::from_millis(1200), &[], |cy: &mut Cycle, _| cy.restart(1));
     restarted(&last);
-    assert!(last.contains("ids=1 idle=1 none=1"), "{last}");
+    assert!(last.contains("ids=1 idle=1 none=1 pending=1/1"), "{last}");
 }
 
 #[test]

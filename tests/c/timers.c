@@ -1,10 +1,12 @@
 /* Timers across checkpoint and restart. Mode "all": the three interval timers (real, virtual,
  * profiling) and POSIX timers of every notification kind (SIGEV_SIGNAL on CLOCK_MONOTONIC,
- * SIGEV_THREAD_ID to a worker thread on CLOCK_REALTIME, glibc's SIGEV_THREAD (its helper thread
- * blocks every signal but SIGSETXID), SIGEV_SIGNAL on the process CPU clock, SIGEV_NONE on CLOCK_BOOTTIME, and one never armed) each count to a
- * target and stop themselves; at the end every saved timer id must still answer timer_gettime,
- * the idle one must still be disarmed and the SIGEV_NONE one still armed. Mode "alarm": three
- * alarm(2) rounds, each waited for with pause(), none shorter than 2 s on CLOCK_MONOTONIC.
+ * SIGEV_THREAD_ID to a worker thread on CLOCK_REALTIME, glibc's SIGEV_THREAD (its helper
+ * thread blocks every signal but SIGSETXID), SIGEV_SIGNAL on the process CPU clock, SIGEV_NONE
+ * on CLOCK_BOOTTIME, and one never armed) each count to a target and stop themselves; at the
+ * end every saved timer id must still answer timer_gettime, the idle one must still be
+ * disarmed and the SIGEV_NONE one still armed, and a one-shot timer's signal, blocked and so
+ * pending at every checkpoint, must still arrive as that timer's. Mode "alarm": three alarm(2)
+ * rounds, each waited for with pause(), none shorter than 2 s on CLOCK_MONOTONIC.
  * Prints "tick N" lines and one RESULT line that an uninterrupted run must match. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -43,6 +45,16 @@ static void on_mono(int s, siginfo_t *si, void *uc) {
     if (si->si_code != SI_TIMER || si->si_value.sival_int != 111 || si->si_timerid != (int)(intptr_t)t_mono)
         bad_mono++;
     if (++n_mono == T_MONO) timer_settime(t_mono, 0, &ZERO_TS, NULL);
+}
+
+/* A one-shot timer whose signal stays blocked, so pending across every checkpoint: when it is
+ * finally taken it must still be the timer's (SI_TIMER, sigval 555, its id). */
+static timer_t t_pend;
+static volatile sig_atomic_t n_pend, pend_ok;
+static void on_pend(int s, siginfo_t *si, void *uc) {
+    (void)s; (void)uc;
+    n_pend++;
+    pend_ok = si->si_code == SI_TIMER && si->si_value.sival_int == 555 && si->si_timerid == (int)(intptr_t)t_pend;
 }
 
 static void on_tid(int s) {
@@ -131,6 +143,12 @@ int main(int argc, char **argv) {
     sa.sa_sigaction = on_mono;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigaction(SIGRTMIN, &sa, NULL);
+    sa.sa_sigaction = on_pend;
+    sigaction(SIGRTMIN + 4, &sa, NULL);
+    sigset_t pend;
+    sigemptyset(&pend);
+    sigaddset(&pend, SIGRTMIN + 4);
+    pthread_sigmask(SIG_BLOCK, &pend, NULL); /* the worker inherits it */
 
     pthread_t w;
     pthread_create(&w, NULL, worker, NULL);
@@ -149,6 +167,9 @@ int main(int argc, char **argv) {
     t_cpu = make(CLOCK_PROCESS_CPUTIME_ID, SIGEV_SIGNAL, SIGRTMIN + 2, 444, 0);
     t_none = make(CLOCK_BOOTTIME, SIGEV_NONE, 0, 0, 0);
     t_idle = make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGRTMIN + 3, 0, 0);
+    t_pend = make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGRTMIN + 4, 555, 0);
+    struct itimerspec soon = {{0, 0}, {0, 50000000}};
+    timer_settime(t_pend, 0, &soon, NULL);
     struct itimerspec long_one = {{0, 0}, {1000, 0}};
     timer_settime(t_none, 0, &long_one, NULL);
 
@@ -177,18 +198,20 @@ int main(int argc, char **argv) {
     all_done = 1;
     pthread_kill(w, SIGUSR1);
     pthread_join(w, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &pend, NULL);
 
     struct itimerspec v;
     int ids_ok = 1;
-    timer_t all[] = {t_mono, t_tid, t_thread, t_cpu, t_none, t_idle};
+    timer_t all[] = {t_mono, t_tid, t_thread, t_cpu, t_none, t_idle, t_pend};
     for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++)
         if (timer_gettime(all[i], &v)) ids_ok = 0;
     timer_gettime(t_idle, &v);
     int idle_disarmed = v.it_value.tv_sec == 0 && v.it_value.tv_nsec == 0;
     timer_gettime(t_none, &v);
     int none_armed = v.it_value.tv_sec > 900 && v.it_value.tv_sec < 1000;
-    printf("RESULT real=%d virt=%d prof=%d mono=%d bad=%d tid=%d wrong=%d thread=%d cpu=%d ids=%d idle=%d none=%d\n",
+    printf("RESULT real=%d virt=%d prof=%d mono=%d bad=%d tid=%d wrong=%d thread=%d cpu=%d ids=%d idle=%d none=%d "
+           "pending=%d/%d\n",
            (int)n_real, (int)n_virt, (int)n_prof, (int)n_mono, (int)bad_mono, (int)n_tid, (int)wrong_thread,
-           atomic_load(&n_thread), (int)n_cpu, ids_ok, idle_disarmed, none_armed);
+           atomic_load(&n_thread), (int)n_cpu, ids_ok, idle_disarmed, none_armed, (int)n_pend, (int)pend_ok);
     return 0;
 }
