@@ -49,6 +49,9 @@
 //! checkpoint signal's handler with every signal blocked until `resume_all`; so arming before
 //! `signal_state` re-raises the signals pending at checkpoint only decides which becomes pending
 //! first, and its actions (restored in `restore`) are in place before anything is delivered.
+//! One thing does need `timers` before `signal_state` in `resume`: a timer's signal pending at
+//! checkpoint is taken out of `signal_state`'s set and queued again as the timer's
+//! (`requeue_pending`) before `signal_state` raises the rest with kill.
 //!
 //! # Clocks
 //! `save` reads CLOCK_MONOTONIC and CLOCK_BOOTTIME as this process sees them; the writer puts
