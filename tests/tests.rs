@@ -18,4 +18,5 @@ mod restart;
 mod sharedfd;
 mod sockets;
 mod spawn;
+mod timers;
 mod trees;

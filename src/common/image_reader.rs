@@ -831,6 +831,32 @@ mod tests {
         }
     }
 
+    /// 2.1 keeps the clocks at checkpoint in the header: they come out of a checked stream, a
+    /// 2.0 image (zeros there) reads as "none recorded", and a half-recorded or impossible
+    /// clock value is refused with the field named.
+    #[test]
+    fn clocks_at_checkpoint_are_read_and_checked() {
+        let clocks = image::Clocks { monotonic_ns: 5_000_000_000, boottime_ns: 6_000_000_000 };
+        let b = stream_with(1, |h| h.clocks = Some(clocks));
+        let s = run(&b, 4096).unwrap();
+        assert_eq!(Header::decode(&s.header[..]).unwrap().clocks, Some(clocks));
+        let mut old = sample();
+        dmtcp_proto::le::put_u32(&mut old, hdr::VERSION, image::FormatVersion::new(2, 0).to_u32());
+        image::seal_header(&mut old[..HEADER_SIZE]);
+        assert_eq!(Header::decode(&old[..HEADER_SIZE]).unwrap().clocks, None);
+        for (off, v, what) in [
+            (hdr::CLOCK_BOOTTIME, 0, "boottime clock"),
+            (hdr::CLOCK_MONOTONIC, u64::MAX, "monotonic clock"),
+            (hdr::CLOCK_BOOTTIME, 1 << 63, "boottime clock"),
+        ] {
+            let mut bad = b.clone();
+            dmtcp_proto::le::put_u64(&mut bad, off, v);
+            image::seal_header(&mut bad[..HEADER_SIZE]);
+            let w = corrupt(run(&bad, 4096));
+            assert!(w.contains(what), "{w}");
+        }
+    }
+
     #[test]
     fn refuses_every_table_count_at_its_cap_plus_one() {
         for (off, max) in

@@ -23,6 +23,11 @@
 //!      |  X through a pipe and exits (which would kill whatever remained anyway).
 //!      `- G  pid 2: the program (at restart: every restored process with its old pid)
 //! ```
+//! At restart the process that makes a group's namespaces (P in `restart::spawn`) also makes a time
+//! namespace for C and everything below it (`unshare_time`, offsets from `restart::timens`), so that
+//! the monotonic and boottime clocks go on from the checkpoint; a launch keeps the host's clocks (why:
+//! `restart::timens`).
+//!
 //! A pid-1 init cannot be killed from inside its namespace by signals it does not handle;
 //! that is fine for C. X re-creates the program's end: the same exit code, or the same signal
 //! (X resets the disposition and kills itself with it) so that a shell sees the same status.
@@ -110,6 +115,22 @@ pub fn unshare_all(ids: Ids) -> Result<(), NsError> {
         return Err(NsError::Unshare(Errno::last()));
     }
     Ok(())
+}
+
+/// Makes the caller's next children enter a new time namespace whose CLOCK_MONOTONIC and
+/// CLOCK_BOOTTIME are shifted by `offsets` (the text of /proc/self/timens_offsets, see
+/// `restart::timens`). Needs CAP_SYS_ADMIN in the caller's user namespace (ours, after
+/// `unshare_all`); the caller itself stays in its namespace, and the offsets must be written
+/// before any process enters the new one, i.e. before the next fork. Errors: unshare's errno
+/// (EINVAL: a kernel without time namespaces), or the write's.
+pub fn unshare_time(offsets: &str) -> Result<(), String> {
+    // SAFETY: unshare(2) only changes this (single-threaded) process's namespace for children.
+    if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
+        return Err(format!("cannot create a time namespace: {}", Errno::last().desc()));
+    }
+    // One write: the kernel takes every line of a write at once.
+    std::fs::write("/proc/self/timens_offsets", offsets.as_bytes())
+        .map_err(|e| format!("cannot set the time namespace's offsets ({}): {e}", offsets.trim().replace('\n', ", ")))
 }
 
 /// Why a private namespace cannot be had here.

@@ -38,6 +38,7 @@ mod sockets;
 // Forks, clone3 with set_tid, exec of the restorer: one of the two places of `unsafe` in src/.
 #[allow(unsafe_code)]
 mod spawn;
+pub mod timens;
 
 use crate::common::cli::{self, EXIT_FAILURE, EXIT_USAGE};
 use crate::common::client;

@@ -4,7 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
-use super::{files, pipes, shm, sockets, Never, Target, IMAGE_FD, PROGRAM};
+use super::{files, pipes, shm, sockets, timens, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
 use crate::common::image_reader;
@@ -30,6 +30,8 @@ struct Ctx<'a> {
     interval: u32,
     /// The computation's sockets (`Plan::sockets`), made before the groups.
     sockets: &'a sockets::Made,
+    /// The time namespace's offsets (`timens`), when the images record their clocks.
+    time: Option<String>,
 }
 
 /// The objects the group's init makes before it creates any process, one field per kind, and
@@ -84,6 +86,17 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
     // gets it at its fd. Each holder of these copies (we, each P, each C) closes its own once
     // its children have theirs, so that only the restored processes hold them.
     let made = sockets::make(&plan.sockets).map_err(setup::fail)?;
+    let time = match timens::plan(targets.iter().map(|t| t.img.header().clocks)) {
+        Ok(t) if use_ns => Some(t),
+        Ok(_) => {
+            log::warn!("without a private namespace CLOCK_MONOTONIC and CLOCK_BOOTTIME jump by the downtime");
+            None
+        }
+        Err(why) => {
+            log::warn!("{why}: CLOCK_MONOTONIC and CLOCK_BOOTTIME jump by the downtime");
+            None
+        }
+    };
     let ctx = Ctx {
         plan,
         targets,
@@ -94,6 +107,7 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
         lifeline_w: lifeline_w.as_raw_fd(),
         interval,
         sockets: &made,
+        time,
     };
 
     let old_mask = ns::block_signals();
@@ -176,6 +190,12 @@ fn group_main(ctx: &Ctx<'_>, g: usize, ids: ns::Ids, old_mask: &libc::sigset_t, 
         eprintln!("{PROGRAM}: error: {e}");
         ns::record::send(wfd, ns::record::FAILED, 0);
         ns::child_exit(EXIT_FAILURE);
+    }
+    // Before C exists: the first process to enter the time namespace freezes its offsets.
+    if let Some(offsets) = &ctx.time {
+        if let Err(e) = ns::unshare_time(offsets) {
+            eprintln!("{PROGRAM}: warning: {e}; CLOCK_MONOTONIC and CLOCK_BOOTTIME jump by the downtime");
+        }
     }
     // SAFETY: fork in a single-threaded process; C runs `init_main`, which ends with _exit.
     let c = unsafe { libc::fork() };

@@ -5,6 +5,8 @@
 //! `__clock_nanosleep_time64`): a sleep interrupted by a checkpoint goes on sleeping for the
 //! time it had left, while a signal of the program's still ends it (`interrupt` tells the two
 //! apart, and holds the other calls a checkpoint must not interrupt).
+//! And our handler in front of glibc's SIGSETXID one, to stop the threads that block every
+//! other signal (`install_setxid`).
 //!
 //! Rules: the handler is async-signal-safe (atomics, raw system calls); wrappers may run
 //! before our constructor and outside dmtcp, where they pass everything straight through.
@@ -52,6 +54,63 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
             }
         }
     })
+}
+
+/// glibc's internal signal for setuid and friends across threads (SIGSETXID). Some threads of
+/// glibc's own (the helper of SIGEV_THREAD timers) block every signal but this one; the
+/// checkpoint thread stops them with it (`threads::suspend_all`).
+pub const SIGSETXID: c_int = 33;
+
+/// glibc's handler for SIGSETXID, which ours calls for every SIGSETXID that is not ours.
+static GLIBC_SETXID: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn setxid_handler(sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
+    crate::sys::keep_errno(|| {
+        if threads::on_setxid(info) {
+            return;
+        }
+        let h = GLIBC_SETXID.load(Acquire);
+        if h > 1 {
+            // SAFETY: glibc installed `h` as an SA_SIGINFO handler for this signal (checked in
+            // `install_setxid`); we call it as the kernel would have.
+            unsafe {
+                let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) = core::mem::transmute(h);
+                f(sig, info, uc);
+            }
+        }
+    })
+}
+
+/// Puts our handler in front of glibc's SIGSETXID handler (kernel action: same flags and
+/// restorer, our handler, every signal blocked while it runs). Only when glibc has an
+/// SA_SIGINFO handler there; otherwise threads that block the checkpoint signal stay unstoppable.
+/// glibc installs its handler at the first pthread_create (our checkpoint thread's), so this
+/// runs at the start of each checkpoint (`threads::suspend_all`); once ours is there it does
+/// nothing (one rt_sigaction read).
+pub fn install_setxid() {
+    use crate::sys::{kernel_sigaction, KERNEL_SIGACTION_SIZE};
+    const W: usize = core::mem::size_of::<usize>();
+    let mut old = [0u8; KERNEL_SIGACTION_SIZE];
+    if kernel_sigaction(SIGSETXID, None, Some(&mut old)).is_err() {
+        return;
+    }
+    let word = |b: &[u8], i: usize| {
+        let mut w = [0u8; W];
+        w.copy_from_slice(&b[i * W..(i + 1) * W]);
+        usize::from_ne_bytes(w)
+    };
+    let (h, flags) = (word(&old, 0), word(&old, 1));
+    if h <= 1 || h == setxid_handler as *const () as usize || flags & libc::SA_SIGINFO as usize == 0 {
+        return;
+    }
+    GLIBC_SETXID.store(h, Release);
+    let mut new = old;
+    new[..W].copy_from_slice(&(setxid_handler as *const () as usize).to_ne_bytes());
+    // struct sigaction of the kernel: handler, flags, restorer, then the 64-bit mask.
+    new[3 * W..3 * W + 8].fill(0xff);
+    if kernel_sigaction(SIGSETXID, Some(&new), None).is_err() {
+        GLIBC_SETXID.store(0, Release);
+    }
 }
 
 /// Installs the checkpoint signal's handler (from the constructor). Returns false on failure.

@@ -2,7 +2,10 @@
 //! of a restart.
 //!
 //! The checkpoint thread sends the checkpoint signal to every other thread (found in
-//! /proc/self/task). Each one, in `on_signal`, records what the kernel keeps per thread (TLS,
+//! /proc/self/task); a thread that blocks it but not glibc's SIGSETXID (glibc's SIGEV_THREAD
+//! helper blocks everything else) gets SIGSETXID instead, which our handler takes only when
+//! the checkpoint thread aimed it at that thread (`SETXID_TARGETS`) and passes on to glibc's
+//! otherwise. Each one, in `on_signal`, records what the kernel keeps per thread (TLS,
 //! the clear-child-tid address, the robust futex list, rseq, the alternate signal stack, its
 //! name, pending signals) in a slot, saves its resume point (`arch::save_context`) and waits on
 //! a futex. After a checkpoint the checkpoint thread bumps `RESUME_GEN` and they return from the
@@ -181,6 +184,56 @@ pub fn on_signal(info: *const libc::siginfo_t) -> bool {
     true
 }
 
+/// Threads that block the checkpoint signal and were sent SIGSETXID instead (0 = free).
+static SETXID_TARGETS: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
+
+/// glibc's SIGSETXID in our handler: ours only if the checkpoint thread sent it to this very
+/// thread in place of the checkpoint signal (glibc's own setxid signals go on to glibc).
+pub fn on_setxid(info: *const libc::siginfo_t) -> bool {
+    let me = gettid();
+    let took = SETXID_TARGETS.iter().any(|t| t.compare_exchange(me, 0, AcqRel, Relaxed).is_ok());
+    took && on_signal(info)
+}
+
+/// The mask of blocked signals of thread `tid` (SigBlk in /proc/self/task/<tid>/status), or 0.
+fn blocked_signals(tid: i32) -> u64 {
+    let mut path = crate::cstr::Fixed::<64>::new();
+    let mut num = [0u8; 20];
+    path.push(b"/proc/self/task/");
+    path.push(crate::cstr::fmt_u64(tid as u64, &mut num));
+    path.push(b"/status");
+    let Ok(fd) = crate::sys::open_read(path.as_cstr()) else { return 0 };
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    while n < buf.len() {
+        match crate::sys::read_some(fd, &mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    crate::sys::close(fd);
+    let line = buf[..n].split(|&c| c == b'\n').find_map(|l| l.strip_prefix(b"SigBlk:"));
+    let hex = line.map(|l| l.trim_ascii()).unwrap_or(b"");
+    hex.iter().try_fold(0u64, |v, &c| Some(v << 4 | (c as char).to_digit(16)? as u64)).unwrap_or(0)
+}
+
+/// The signal that stops thread `tid`: the checkpoint signal, or SIGSETXID (registered in
+/// SETXID_TARGETS) when the thread blocks ours but not that one, as glibc's SIGEV_THREAD
+/// helper does.
+fn stop_signal(tid: i32, sig: i32) -> i32 {
+    let setxid = crate::signals::SIGSETXID;
+    let blocked = blocked_signals(tid);
+    if blocked & (1u64 << (sig - 1)) == 0 || blocked & (1u64 << (setxid - 1)) != 0 {
+        return sig;
+    }
+    for t in &SETXID_TARGETS {
+        if t.compare_exchange(0, tid, AcqRel, Relaxed).is_ok() {
+            return setxid;
+        }
+    }
+    sig
+}
+
 /// Records and saves this thread in slot `idx`, then waits for the release. The frame of this
 /// function stays live while the memory is captured (see `arch`).
 #[inline(never)]
@@ -234,6 +287,7 @@ pub fn suspend_all() -> Result<usize, &'static str> {
     let me = gettid();
     let pid = crate::sys::getpid();
     let sig = CKPT_SIGNAL.load(Relaxed);
+    crate::signals::install_setxid();
     NEXT.store(0, Relaxed);
     SUSPENDED.store(0, Relaxed);
     EPOCH.fetch_add(1, Relaxed);
@@ -252,7 +306,7 @@ pub fn suspend_all() -> Result<usize, &'static str> {
             if t == me || signaled[..n_sig].contains(&t) {
                 continue;
             }
-            if tgkill(pid, t, sig) {
+            if tgkill(pid, t, stop_signal(t, sig)) {
                 signaled[n_sig] = t;
                 n_sig += 1;
                 new += 1;
@@ -279,6 +333,10 @@ pub fn suspend_all() -> Result<usize, &'static str> {
 /// Releases every stopped thread.
 pub fn resume_all() {
     SUSPENDING.store(0, Release);
+    // Targets that never took their SIGSETXID (they ended): never ours again.
+    for t in &SETXID_TARGETS {
+        t.store(0, Relaxed);
+    }
     RESUME_GEN.fetch_add(1, AcqRel);
     futex_wake(&RESUME_GEN);
 }

@@ -855,6 +855,7 @@ fn fill_header(h: &mut Header, req: &Request, n_areas: usize) {
     h.is_root = h.ppid == 1;
     h.compressed = c.compress();
     h.num_fds = crate::resources::records() as u32;
+    h.clocks = crate::resources::timers::clocks_at_checkpoint();
     // The kernel's mm fields, from /proc/self/stat (fields 26-28 and 45-51).
     let mut stat = [0u8; 2048];
     let n = read_file(c"/proc/self/stat", &mut stat);

@@ -9,9 +9,9 @@
 //! this library's own memory, so it is in the image and comes back with it.
 //!
 //! # The order
-//! `KINDS` lists the kinds; every phase runs them in that order: signal state, process,
-//! sockets, files, pipes, memfd, shm, eventfd/signalfd/timerfd, inotify, and epoll last (its
-//! entries name the other fds). The checkpoint thread calls the phases in this sequence:
+//! `KINDS` lists the kinds; every phase runs them in that order: timers, signal state,
+//! process, sockets, files, pipes, memfd, shm, eventfd/signalfd/timerfd, inotify, and epoll last
+//! (its entries name the other fds). The checkpoint thread calls the phases in this sequence:
 //!
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
@@ -41,6 +41,7 @@ pub mod shm;
 pub mod signal_state;
 pub mod socket_diag;
 pub mod sockets;
+pub mod timers;
 
 use core::ffi::c_int;
 
@@ -99,13 +100,16 @@ pub const NONE: Hooks = Hooks {
     resume: resume_nothing,
 };
 
-/// The registry, in the documented order (module docs). `sockets` restores before `files`:
-/// it closes the spare fds `dmtcp_restart` gave it for refilling, at numbers a file of the
+/// The registry, in the documented order (module docs). `timers` comes first: its `save`
+/// pauses the CPU-time timers and reads the clocks before the other kinds spend CPU time (its
+/// own docs explain why the restart order is safe). `sockets` restores before `files`: it
+/// closes the spare fds `dmtcp_restart` gave it for refilling, at numbers a file of the
 /// program may be put at. memfd maps each memfd for the image in save, so it comes before shm,
 /// which elects one writer per shared mapping it finds then. The event kinds come after the fd
 /// kinds they do not depend on; epoll comes last of all, as its interest list names fds of
 /// every other kind, which must be back at their numbers (and refilled) before it adds them.
-pub static KINDS: [&Hooks; 10] = [
+pub static KINDS: [&Hooks; 11] = [
+    &timers::HOOKS,
     &signal_state::HOOKS,
     &process::HOOKS,
     &sockets::HOOKS,

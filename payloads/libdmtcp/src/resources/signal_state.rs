@@ -24,6 +24,14 @@ pub fn process_pending() -> u64 {
     PROCESS_PENDING.load(Acquire)
 }
 
+/// Takes `sig` out of the process-wide signals to raise again after a restart, for a kind that
+/// raises it itself in its own way (timers: as the timer's SI_TIMER signal). True if it was
+/// pending at the checkpoint.
+pub fn take_process_pending(sig: c_int) -> bool {
+    let bit = 1u64 << (sig - 1);
+    PROCESS_PENDING.fetch_and(!bit, AcqRel) & bit != 0
+}
+
 /// Signals whose action can be read and set (not SIGKILL, SIGSTOP).
 fn settable() -> impl Iterator<Item = c_int> {
     (1..=MAX_SIGNAL).filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP)

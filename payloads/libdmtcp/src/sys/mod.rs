@@ -12,6 +12,7 @@ pub mod dl;
 pub mod events;
 pub mod socket;
 pub mod thread;
+pub mod timers;
 
 pub type Errno = c_int;
 

@@ -46,7 +46,12 @@ pub mod hdr {
     pub const IS_ROOT: usize = 3124; // u32 1 for the process dmtcp_launch started
     pub const COMPRESSED: usize = 3128; // u32 1 if the writer asked for compression
     pub const NUM_FDS: usize = 3132; // u32 records in the fd table (version 2)
-                                     // [3136, 4088) reserved, zero.
+                                     // [3136, 4072) reserved, zero.
+    /// u64 CLOCK_MONOTONIC at checkpoint, in ns, as the process read it (2.1; 0 = not recorded,
+    /// as in every 2.0 image). The restart's time namespace continues from it.
+    pub const CLOCK_MONOTONIC: usize = 4072;
+    /// u64 CLOCK_BOOTTIME at checkpoint, in ns, as the process read it (2.1; 0 = not recorded).
+    pub const CLOCK_BOOTTIME: usize = 4080;
     pub const CHECKSUM: usize = 4088; // u64 of bytes [0, 4088)
     pub const PROGNAME_LEN: usize = 256;
     pub const PATH_LEN: usize = 1024;
@@ -155,6 +160,9 @@ pub struct Header {
     pub parent_pid: i32,
     pub is_root: bool,
     pub compressed: bool,
+    /// CLOCK_MONOTONIC and CLOCK_BOOTTIME at checkpoint (ns, as the process saw them), or
+    /// None when the image does not have them (2.0). Both or neither.
+    pub clocks: Option<Clocks>,
     /// As read (decode); `encode` computes it.
     pub checksum: u64,
 }
@@ -195,6 +203,7 @@ impl Header {
             parent_pid: 0,
             is_root: false,
             compressed: false,
+            clocks: None,
             checksum: 0,
         }
     }
@@ -253,6 +262,10 @@ impl Header {
         put_u32(b, hdr::IS_ROOT, u32::from(self.is_root));
         put_u32(b, hdr::COMPRESSED, u32::from(self.compressed));
         put_u32(b, hdr::NUM_FDS, self.num_fds);
+        if let Some(c) = self.clocks {
+            put_u64(b, hdr::CLOCK_MONOTONIC, c.monotonic_ns);
+            put_u64(b, hdr::CLOCK_BOOTTIME, c.boottime_ns);
+        }
         seal(b);
     }
 
@@ -345,6 +358,7 @@ impl Header {
         }
         let mut auxv = [0u8; hdr::AUXV_MAX];
         auxv.copy_from_slice(&b[hdr::AUXV..hdr::AUXV + hdr::AUXV_MAX]);
+        let clocks = Clocks::decode(get_u64(b, hdr::CLOCK_MONOTONIC), get_u64(b, hdr::CLOCK_BOOTTIME))?;
         Ok(Header {
             version,
             arch,
@@ -378,6 +392,7 @@ impl Header {
             parent_pid: get_i32(b, hdr::PARENT_PID),
             is_root: flag(hdr::IS_ROOT, "is_root")?,
             compressed: flag(hdr::COMPRESSED, "compressed")?,
+            clocks,
             checksum: sum,
         })
     }
@@ -385,6 +400,34 @@ impl Header {
 
 /// The lowest address a mapping may have (Linux's default vm.mmap_min_addr).
 const LOWEST_MAP: u64 = 0x10000;
+/// The clocks that a time namespace keeps across a restart, as the process read them at the
+/// checkpoint, in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clocks {
+    pub monotonic_ns: u64,
+    pub boottime_ns: u64,
+}
+
+impl Clocks {
+    /// The kernel keeps clock values below KTIME_MAX (i64 nanoseconds) and a time namespace's
+    /// clocks below half of it; a larger value is damage.
+    pub const MAX_NS: u64 = i64::MAX as u64 / 2;
+
+    /// From the header's two fields: both zero = not recorded (a 2.0 image); one of them zero,
+    /// or either beyond `MAX_NS`, is a bad header. CLOCK_BOOTTIME can read below
+    /// CLOCK_MONOTONIC inside a time namespace with such offsets, so that is not checked.
+    pub fn decode(monotonic_ns: u64, boottime_ns: u64) -> Result<Option<Clocks>, ImageError> {
+        let bad = |field, value: u64| ImageError::BadField { record: Record::Header, field, value };
+        match (monotonic_ns, boottime_ns) {
+            (0, 0) => Ok(None),
+            (0, b) => Err(bad("monotonic clock (boottime recorded without it)", b)),
+            (m, 0) => Err(bad("boottime clock (monotonic recorded without it)", m)),
+            (m, _) if m > Clocks::MAX_NS => Err(bad("monotonic clock", m)),
+            (_, b) if b > Clocks::MAX_NS => Err(bad("boottime clock", b)),
+            (m, b) => Ok(Some(Clocks { monotonic_ns: m, boottime_ns: b })),
+        }
+    }
+}
 
 /// Writes the checksum of a header's first 4088 bytes into its last 8.
 pub(crate) fn seal(h: &mut [u8]) {
@@ -428,6 +471,7 @@ mod tests {
         h.parent_pid = 1;
         h.is_root = true;
         h.compressed = true;
+        h.clocks = Some(Clocks { monotonic_ns: 123_456_789_012, boottime_ns: 223_456_789_012 });
         h
     }
 
@@ -475,7 +519,9 @@ mod tests {
         assert_eq!(get_u32(&b, 3124), 1);
         assert_eq!(get_u32(&b, 3128), 1);
         assert_eq!(get_u32(&b, 3132), 4);
-        assert!(b[3136..4088].iter().all(|&c| c == 0));
+        assert!(b[3136..4072].iter().all(|&c| c == 0));
+        assert_eq!(get_u64(&b, 4072), 123_456_789_012);
+        assert_eq!(get_u64(&b, 4080), 223_456_789_012);
     }
 
     /// A header written field by field and sealed (as the preload library does) decodes.
@@ -494,6 +540,16 @@ mod tests {
         let h = Header::decode(&b).unwrap();
         assert_eq!((h.arch, h.pid, h.progname.as_bytes()), (Arch::X86_64, 77, &b"prog"[..]));
         assert_eq!(super::super::check_header(&b), Ok(super::super::ARCH_X86_64));
+    }
+
+    /// A 2.0 image has zeros where 2.1 keeps the clocks: it reads as "no clocks recorded".
+    #[test]
+    fn header_of_2_0_without_clocks_reads_as_none() {
+        let mut h = sample();
+        h.clocks = None;
+        let b = resealed(encoded(&h), |b| put_u32(b, hdr::VERSION, FormatVersion::new(2, 0).to_u32()));
+        let d = Header::decode(&b).unwrap();
+        assert_eq!((d.version, d.clocks), (FormatVersion::new(2, 0), None));
     }
 
     fn resealed(mut b: [u8; HEADER_SIZE], f: impl FnOnce(&mut [u8; HEADER_SIZE])) -> [u8; HEADER_SIZE] {
@@ -562,6 +618,16 @@ mod tests {
         assert_eq!(
             Header::decode(&auxv),
             Err(ImageError::BadField { record: Record::Header, field: "auxv length", value: 513 })
+        );
+        let half = resealed(b, |b| put_u64(b, hdr::CLOCK_BOOTTIME, 0));
+        assert!(
+            matches!(Header::decode(&half), Err(ImageError::BadField { record: Record::Header, .. })),
+            "one clock without the other"
+        );
+        let huge = resealed(b, |b| put_u64(b, hdr::CLOCK_MONOTONIC, u64::MAX));
+        assert_eq!(
+            Header::decode(&huge),
+            Err(ImageError::BadField { record: Record::Header, field: "monotonic clock", value: u64::MAX })
         );
         let root = resealed(b, |b| put_u32(b, hdr::IS_ROOT, 2));
         assert_eq!(

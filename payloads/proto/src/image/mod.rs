@@ -82,7 +82,7 @@ pub use file::{
     FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
     PLACEHOLDER_TEXT,
 };
-pub use header::{hdr, Arch, Header, Span};
+pub use header::{hdr, Arch, Clocks, Header, Span};
 pub use memfd::MemfdRecord;
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use socket_inet::{InetAddr, InetSocketRecord};
@@ -104,7 +104,8 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The raw version field this build writes (`FormatVersion::CURRENT`). 2.0: the fd table
 /// (`num_fds` FdRecords after the thread table). 2.1: new fd kinds (files reopened by path with
 /// their shared descriptions and path pieces, placeholders, event fds, memfds), the areas'
-/// kernel flags (`AreaRecord::vm`) and shared memory held only by the kernel (`AREA_SHM`).
+/// kernel flags (`AreaRecord::vm`) and shared memory held only by the kernel (`AREA_SHM`),
+/// and the clocks at checkpoint in the header (`hdr::CLOCK_MONOTONIC`, `hdr::CLOCK_BOOTTIME`).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;
