@@ -14,6 +14,7 @@ mod library;
 mod memory;
 mod mutations;
 mod owner;
+mod python;
 mod restart;
 mod sharedfd;
 mod sockets;
