@@ -10,3 +10,4 @@ mod library;
 mod restart;
 mod spawn;
 mod trees;
+mod tty;

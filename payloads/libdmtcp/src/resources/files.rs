@@ -76,6 +76,9 @@ fn save_fd(e: &mut Entry, fd: c_int) -> bool {
     if fmt == libc::S_IFIFO && link.and_then(super::pipes::pipe_id).is_some() {
         return false;
     }
+    if super::tty::takes(fd) {
+        return false;
+    }
     let tty = sys::isatty(fd);
     e.fd = fd;
     e.flags = sys::fcntl(fd, libc::F_GETFL, 0).unwrap_or(-1);

@@ -9,8 +9,8 @@
 //! this library's own memory, so it is in the image and comes back with it.
 //!
 //! # The order
-//! `KINDS` lists the kinds; every phase runs them in that order: signal state, process, files,
-//! pipes. The checkpoint thread calls the phases in this sequence:
+//! `KINDS` lists the kinds; every phase runs them in that order: signal state, process, tty,
+//! files, pipes. The checkpoint thread calls the phases in this sequence:
 //!
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
@@ -30,6 +30,7 @@ pub mod files;
 pub mod pipes;
 pub mod process;
 pub mod signal_state;
+pub mod tty;
 
 use core::ffi::c_int;
 
@@ -89,7 +90,9 @@ pub const NONE: Hooks = Hooks {
 };
 
 /// The registry, in the documented order (module docs).
-pub static KINDS: [&Hooks; 4] = [&signal_state::HOOKS, &process::HOOKS, &files::HOOKS, &pipes::HOOKS];
+/// `tty` comes before `files`: it saves the user's terminal's fds first, which `files` then skips.
+pub static KINDS: [&Hooks; 5] =
+    [&signal_state::HOOKS, &process::HOOKS, &tty::HOOKS, &files::HOOKS, &pipes::HOOKS];
 
 pub fn save() {
     for k in KINDS {

@@ -10,6 +10,7 @@ use core::ffi::{c_int, c_void, CStr};
 
 pub mod dl;
 pub mod thread;
+pub mod tty;
 
 pub type Errno = c_int;
 

@@ -1,0 +1,111 @@
+//! Typed wrappers for the terminal calls of `resources::tty`: the controlling terminal's device
+//! (from /proc/self/stat), a descriptor's device number, termios, window size, the foreground
+//! process group and the session.
+//!
+//! Rules: system calls and the C library's thin ioctl wrappers only (tcgetattr, tcsetattr,
+//! tcgetpgrp, tcsetpgrp are one ioctl each), no allocation, async-signal-safe; every pointer
+//! passed comes from a Rust reference of the right type. Every unsafe block has a `// SAFETY:`
+//! line.
+use super::{check, close, errno, open_read, read_some, set_sigmask, Errno};
+use core::ffi::c_int;
+
+pub type Termios = libc::termios;
+pub type Winsize = libc::winsize;
+
+/// A device number as (major, minor).
+pub type Dev = (u32, u32);
+
+/// The device a descriptor is, if it is a character device.
+pub fn char_device(fd: c_int) -> Option<Dev> {
+    // SAFETY: an all-zero stat64 is a valid value of this plain C struct.
+    let mut st: libc::stat64 = unsafe { core::mem::zeroed() };
+    // SAFETY: st is a valid stat64 to fill.
+    check(unsafe { libc::fstat64(fd, &mut st) }).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR {
+        return None;
+    }
+    Some((libc::major(st.st_rdev), libc::minor(st.st_rdev)))
+}
+
+/// The controlling terminal's device (field 7 of /proc/self/stat, `tty_nr`, in the kernel's
+/// `new_encode_dev` form), or None without one.
+pub fn controlling_terminal() -> Option<Dev> {
+    let fd = open_read(c"/proc/self/stat").ok()?;
+    let mut buf = [0u8; 1024];
+    let n = read_some(fd, &mut buf).unwrap_or(0);
+    close(fd);
+    let text = &buf[..n];
+    // The command name (field 2) may hold spaces and parentheses: start after the last ')'.
+    let after = text.iter().rposition(|&c| c == b')')? + 1;
+    // Fields 3 (state), 4 (ppid), 5 (pgrp), 6 (session), 7 (tty_nr).
+    let field = text[after..].split(|&c| c == b' ').filter(|f| !f.is_empty()).nth(4)?;
+    let nr = crate::cstr::parse_u64(field)? as u32;
+    if nr == 0 {
+        return None;
+    }
+    Some(((nr >> 8) & 0xfff, (nr & 0xff) | ((nr >> 12) & 0xfff00)))
+}
+
+/// `/dev/tty`'s own device number (5, 0): a descriptor opened by that name.
+pub const DEV_TTY: Dev = (5, 0);
+
+pub fn tcgetattr(fd: c_int) -> Result<Termios, Errno> {
+    // SAFETY: an all-zero termios is a valid value of this plain C struct.
+    let mut t: Termios = unsafe { core::mem::zeroed() };
+    // SAFETY: t is a valid termios to fill.
+    check(unsafe { libc::tcgetattr(fd, &mut t) })?;
+    Ok(t)
+}
+
+/// Runs `f` with every signal blocked in this thread (raw sigprocmask): a terminal call from a
+/// background process group then fails or succeeds instead of stopping the process with
+/// SIGTTOU (the kernel's `tty_check_change` lets a process that blocks SIGTTOU change the
+/// terminal).
+fn without_sigttou<T>(f: impl FnOnce() -> T) -> T {
+    let old = set_sigmask(&super::full_sigset());
+    let r = f();
+    set_sigmask(&old);
+    r
+}
+
+/// `tcsetattr(fd, TCSANOW, t)`, allowed from a background group (see `without_sigttou`).
+pub fn tcsetattr(fd: c_int, t: &Termios) -> Result<(), Errno> {
+    // SAFETY: t is a valid termios the call only reads.
+    without_sigttou(|| check(unsafe { libc::tcsetattr(fd, libc::TCSANOW, t) })).map(|_| ())
+}
+
+pub fn get_winsize(fd: c_int) -> Result<Winsize, Errno> {
+    let mut w = Winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one struct winsize.
+    check(unsafe { libc::ioctl(fd, libc::TIOCGWINSZ as _, &mut w as *mut Winsize) })?;
+    Ok(w)
+}
+
+/// The terminal's foreground process group as this pid namespace sees it (0: outside it).
+pub fn tcgetpgrp(fd: c_int) -> Result<i32, Errno> {
+    // SAFETY: a query on a descriptor number.
+    let r = unsafe { libc::tcgetpgrp(fd) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r)
+    }
+}
+
+/// `tcsetpgrp(fd, pgrp)`, allowed from a background group (see `without_sigttou`).
+pub fn tcsetpgrp(fd: c_int, pgrp: i32) -> Result<(), Errno> {
+    // SAFETY: a call on a descriptor number with an integer argument.
+    without_sigttou(|| check(unsafe { libc::tcsetpgrp(fd, pgrp) })).map(|_| ())
+}
+
+/// This process's group as this pid namespace sees it (0: its leader is outside).
+pub fn getpgrp() -> i32 {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::getpgrp() }
+}
+
+/// This process's session as this pid namespace sees it (0: its leader is outside).
+pub fn getsid() -> i32 {
+    // SAFETY: getsid(0) asks about this process; it cannot fail for it.
+    unsafe { libc::getsid(0) }
+}

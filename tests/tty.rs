@@ -1,0 +1,320 @@
+//! Terminals: programs launched in a terminal (a tmux pane, with its own tmux server per test:
+//! `-L <name>`), checkpointed while in use, killed, and restarted in a NEW pane of another
+//! size, then used further by typing keys (send-keys) and reading the screen (capture-pane).
+//! What the screen shows over the cycles is compared with an uninterrupted run that gets the
+//! same keys and the same resizes.
+use crate::util::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// One tmux server of our own (`tmux -L <socket>`), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Tmux {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!("dmtcp-test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        Tmux { socket }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket, "-f", "/dev/null"]).env_remove("TMUX");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = run(self.cmd().args(args));
+        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    /// A new session (one pane) of `cols` x `rows` running `sh -c script`; the pane stays
+    /// open after the script ends (the script's last command sleeps).
+    fn open(&self, name: &str, cols: u16, rows: u16, script: &str) {
+        let script = format!("{script}; echo \"[exit $?]\"; exec sleep 600");
+        self.run(&["new-session", "-d", "-s", name, "-x", &cols.to_string(), "-y", &rows.to_string(), &script]);
+        // The size stays what we say, attached client or not.
+        self.run(&["set-option", "-t", name, "window-size", "manual"]);
+    }
+
+    fn keys(&self, name: &str, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", name];
+        a.extend_from_slice(keys);
+        self.run(&a);
+    }
+
+    /// Types `text` as it is (no key names).
+    fn type_text(&self, name: &str, text: &str) {
+        self.run(&["send-keys", "-t", name, "-l", text]);
+    }
+
+    fn resize(&self, name: &str, cols: u16, rows: u16) {
+        self.run(&["resize-window", "-t", name, "-x", &cols.to_string(), "-y", &rows.to_string()]);
+    }
+
+    /// The pane's whole text (history and screen), trailing blank lines removed.
+    fn screen(&self, name: &str) -> String {
+        let s = self.run(&["capture-pane", "-p", "-J", "-t", name, "-S", "-", "-E", "-"]);
+        s.trim_end().to_string()
+    }
+
+    /// Waits until `f(screen)` holds; returns the screen.
+    fn wait(&self, name: &str, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let mut s = String::new();
+        let ok = wait_until(LIMIT, || {
+            s = self.screen(name);
+            f(&s)
+        });
+        assert!(ok, "pane {name}: waited for {what}; the screen is:\n{s}");
+        s
+    }
+
+    fn wait_for(&self, name: &str, needle: &str) -> String {
+        self.wait(name, &format!("{needle:?}"), |s| s.contains(needle))
+    }
+
+    fn close(&self, name: &str) {
+        let _ = run(self.cmd().args(["kill-session", "-t", name]));
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = run(self.cmd().arg("kill-server"));
+    }
+}
+
+/// A shell word.
+fn quote(s: impl AsRef<std::ffi::OsStr>) -> String {
+    format!("'{}'", s.as_ref().to_string_lossy().replace('\'', "'\\''"))
+}
+
+/// A computation under a private coordinator whose runs are panes of one tmux server.
+struct Session {
+    tmux: Tmux,
+    coord: Coordinator,
+    work: TempDir,
+    ckdir: PathBuf,
+    runs: usize,
+}
+
+impl Session {
+    fn new(tag: &str) -> Session {
+        let work = TempDir::new(tag);
+        let ckdir = work.join("ckpt");
+        std::fs::create_dir_all(&ckdir).unwrap();
+        let coord = Coordinator::start(&["--ckptdir", ckdir.to_str().unwrap()]);
+        Session { tmux: Tmux::new(tag), coord, work, ckdir, runs: 0 }
+    }
+
+    fn env(&self) -> String {
+        format!(
+            "cd {} && env -u DMTCP_COORD_HOST -u DMTCP_COORD_PORT TERM=xterm DMTCP_CHECKPOINT_DIR={}",
+            quote(self.work.path()),
+            quote(&self.ckdir)
+        )
+    }
+
+    /// `dmtcp launch program args` in a new pane; returns the pane's name.
+    fn launch(&mut self, cols: u16, rows: u16, program: &Path, args: &[&str]) -> String {
+        let name = self.next_pane();
+        let mut line = format!(
+            "{} {} launch --join-coordinator --coord-port {} {}",
+            self.env(),
+            quote(dmtcp()),
+            self.coord.port,
+            quote(program)
+        );
+        for a in args {
+            line += &format!(" {}", quote(a));
+        }
+        self.tmux.open(&name, cols, rows, &line);
+        self.wait_running();
+        name
+    }
+
+    /// `dmtcp restart` of the images in a new pane of `cols` x `rows`; returns its name.
+    fn restart(&mut self, cols: u16, rows: u16) -> String {
+        let name = self.next_pane();
+        let line = format!(
+            "{} {} restart --join-coordinator --coord-port {} {}",
+            self.env(),
+            quote(dmtcp()),
+            self.coord.port,
+            self.images().iter().map(quote).collect::<Vec<_>>().join(" ")
+        );
+        self.tmux.open(&name, cols, rows, &line);
+        self.wait_running();
+        name
+    }
+
+    fn next_pane(&mut self) -> String {
+        self.runs += 1;
+        format!("run{}", self.runs)
+    }
+
+    fn images(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.ckdir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "dmtcp"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn wait_running(&self) {
+        let ok = wait_until(LIMIT, || {
+            let t = stdout(&self.coord.command(&["--status"]));
+            t.contains("RUNNING=yes") && !t.contains("NUM_PEERS=0")
+        });
+        assert!(ok, "the computation is not running: {}", stdout(&self.coord.command(&["--status"])));
+    }
+
+    /// Checkpoints (which must succeed), kills the computation and closes its pane; the images
+    /// of an earlier cycle are removed first.
+    fn checkpoint_and_kill(&self, pane: &str) {
+        for img in self.images() {
+            std::fs::remove_file(img).unwrap();
+        }
+        let out = self.coord.command(&["--bcheckpoint"]);
+        assert!(out.status.success(), "checkpoint failed: {}{}", stdout(&out), stderr(&out));
+        assert!(!self.images().is_empty());
+        let out = self.coord.command(&["--kill"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(wait_until(LIMIT, || self.coord.peers() == 0), "the computation did not end after --kill");
+        self.tmux.wait_for(pane, "[exit ");
+        self.tmux.close(pane);
+    }
+}
+
+/// The transcript lines of tty_raw ("[n] ...") on a screen.
+fn transcript(screen: &str) -> Vec<String> {
+    screen
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| l.starts_with('[') && !l.starts_with("[exit"))
+        .map(String::from)
+        .collect()
+}
+
+/// Sends one key to tty_raw and waits for the line it answers with.
+fn press(tmux: &Tmux, pane: &str, key: &str, done: &mut usize, seen: &[String]) {
+    tmux.keys(pane, &[key]);
+    *done += 1;
+    let want = *done;
+    let before = seen.len();
+    tmux.wait(pane, &format!("line {} after key {key}", want), |s| transcript(s).len() > before);
+}
+
+/// The keys of each part of a tty_raw session: letters, the modes (t), the size through the
+/// program's /dev/tty fd (s) and Ctrl-C.
+const PARTS: [&[&str]; 3] = [&["a", "t", "C-c", "b"], &["t", "s", "c", "C-c"], &["d", "t", "s"]];
+/// The pane size of each part.
+const SIZES: [(u16, u16); 3] = [(80, 24), (100, 30), (80, 24)];
+
+fn raw_uninterrupted(program: &Path) -> Vec<String> {
+    let mut s = Session::new("tty-ref");
+    let pane = s.launch(SIZES[0].0, SIZES[0].1, program, &[]);
+    let mut lines = transcript(&s.tmux.wait_for(&pane, "] size "));
+    let mut n = lines.len();
+    for (k, part) in PARTS.iter().enumerate() {
+        if k > 0 {
+            s.tmux.resize(&pane, SIZES[k].0, SIZES[k].1);
+            lines = transcript(&s.tmux.wait_for(&pane, &format!("winch {}x{}", SIZES[k].1, SIZES[k].0)));
+            n = lines.len();
+        }
+        for key in *part {
+            press(&s.tmux, &pane, key, &mut n, &lines);
+            lines = transcript(&s.tmux.screen(&pane));
+        }
+    }
+    s.tmux.keys(&pane, &["q"]);
+    let screen = s.tmux.wait_for(&pane, "[exit 3]");
+    transcript(&screen)
+}
+
+/// tty_raw through two cycles, each restart in a new pane of another size; the transcript
+/// must be the uninterrupted run's, where the restarts are resizes.
+fn raw_cycles(m32: bool) {
+    let program = c_program("tty_raw", m32);
+    let reference = raw_uninterrupted(&program);
+    let mut s = Session::new("tty-raw");
+    let mut all = Vec::new();
+    let mut pane = s.launch(SIZES[0].0, SIZES[0].1, &program, &[]);
+    let mut lines = transcript(&s.tmux.wait_for(&pane, "] size "));
+    for (k, part) in PARTS.iter().enumerate() {
+        if k > 0 {
+            s.checkpoint_and_kill(&pane);
+            all.extend(lines);
+            pane = s.restart(SIZES[k].0, SIZES[k].1);
+            lines = transcript(&s.tmux.wait_for(&pane, &format!("winch {}x{}", SIZES[k].1, SIZES[k].0)));
+        }
+        let mut n = lines.len();
+        for key in *part {
+            press(&s.tmux, &pane, key, &mut n, &lines);
+            lines = transcript(&s.tmux.screen(&pane));
+        }
+    }
+    s.tmux.keys(&pane, &["q"]);
+    // dmtcp_restart ends with the program's status.
+    let screen = s.tmux.wait_for(&pane, "[exit 3]");
+    all.extend(transcript(&screen));
+    assert_eq!(all, reference, "\nlast screen:\n{screen}");
+    // The restarted program's modes, foreground group and sizes are in the transcript; say
+    // which lines matter if the comparison above ever changes.
+    assert!(all.iter().any(|l| l.ends_with("icanon=0 echo=0 vkill=11 foreground=yes")), "{all:?}");
+    assert!(all.iter().any(|l| l.ends_with("size 30x100")), "{all:?}");
+}
+
+#[test]
+fn tty_raw_mode_program_gets_the_new_terminal_64() {
+    raw_cycles(false);
+}
+
+#[test]
+fn tty_raw_mode_program_gets_the_new_terminal_32() {
+    raw_cycles(true);
+}
+
+/// Restarted with no terminal at all (own session, stdin /dev/null, output to a pipe), the
+/// program that had one goes on: its terminal calls fail with ENOTTY, it reads end of input
+/// and ends with its own status.
+#[test]
+fn tty_restart_without_a_terminal_fails_terminal_calls_cleanly() {
+    let program = c_program("tty_raw", false);
+    let mut s = Session::new("tty-none");
+    let pane = s.launch(80, 24, &program, &[]);
+    s.tmux.wait_for(&pane, "] size ");
+    let mut n = 2;
+    press(&s.tmux, &pane, "x", &mut n, &transcript(&s.tmux.screen(&pane)));
+    s.checkpoint_and_kill(&pane);
+    // run_for gives the restart stdin /dev/null and its output on pipes.
+    let mut c = Command::new("setsid");
+    c.arg("--wait")
+        .arg(dmtcp())
+        .args(["restart", "--join-coordinator", "--coord-port", &s.coord.port.to_string()])
+        .args(s.images())
+        .env_remove("DMTCP_CHECKPOINT_DIR")
+        .current_dir(s.work.path());
+    let o = run_for(&mut c, LIMIT);
+    let (text, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(4), "restart ended with {:?}\nout:\n{text}\nerr:\n{err}", o.status);
+    assert_eq!(
+        transcript(&text),
+        [
+            "[4] modes unknown: Inappropriate ioctl for device",
+            "[5] eof",
+            "[6] cannot put the terminal back: Inappropriate ioctl for device"
+        ],
+        "\nerr:\n{err}"
+    );
+}
