@@ -32,7 +32,8 @@
 //!   - C-ABI entry points, which take raw pointers from the program or export symbols:
 //!     `init` (the `.init_array` constructor), `exec` (exec*/posix_spawn*), `execl` (the
 //!     trampolines' variadic list), `shell` (system/popen/pclose and their fork child),
-//!     `signals` (sigaction, signal masks, sleeps).
+//!     `signals` (sigaction, signal masks, sleeps), `tty_owner` (chown and its kin on
+//!     terminals, for the ids our user namespace cannot map).
 //!
 //!   The resource kinds (`resources/`), `coord`, `ckpt_thread`, `dlsym`, `log` and the protocol
 //!   code have none.
@@ -71,6 +72,8 @@ mod signals;
 mod sys;
 #[allow(unsafe_code)]
 mod threads;
+#[allow(unsafe_code)]
+mod tty_owner;
 #[allow(unsafe_code)]
 mod writer;
 

@@ -84,4 +84,8 @@ real_fns! {
     pthread_sigmask: c"pthread_sigmask" => SigmaskFn;
     nanosleep: c"nanosleep" => NanosleepFn;
     clock_nanosleep: c"clock_nanosleep" => ClockNanosleepFn;
+    chown: c"chown" => unsafe extern "C" fn(*const c_char, libc::uid_t, libc::gid_t) -> c_int;
+    lchown: c"lchown" => unsafe extern "C" fn(*const c_char, libc::uid_t, libc::gid_t) -> c_int;
+    fchown: c"fchown" => unsafe extern "C" fn(c_int, libc::uid_t, libc::gid_t) -> c_int;
+    fchownat: c"fchownat" => unsafe extern "C" fn(c_int, *const c_char, libc::uid_t, libc::gid_t, c_int) -> c_int;
 }

@@ -27,6 +27,25 @@ pub fn char_device(fd: c_int) -> Option<Dev> {
     Some((libc::major(st.st_rdev), libc::minor(st.st_rdev)))
 }
 
+/// The device a path names (following a last symlink or not), if it is a character device.
+pub fn path_device(path: &core::ffi::CStr, follow: bool) -> Option<Dev> {
+    // SAFETY: an all-zero stat64 is a valid value of this plain C struct.
+    let mut st: libc::stat64 = unsafe { core::mem::zeroed() };
+    // SAFETY: path is NUL-terminated, st is a valid stat64 to fill.
+    let r = unsafe {
+        if follow {
+            libc::stat64(path.as_ptr(), &mut st)
+        } else {
+            libc::lstat64(path.as_ptr(), &mut st)
+        }
+    };
+    check(r).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR {
+        return None;
+    }
+    Some((libc::major(st.st_rdev), libc::minor(st.st_rdev)))
+}
+
 /// The controlling terminal's device (field 7 of /proc/self/stat, `tty_nr`, in the kernel's
 /// `new_encode_dev` form), or None without one.
 pub fn controlling_terminal() -> Option<Dev> {
