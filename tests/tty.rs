@@ -565,3 +565,33 @@ fn tty_screen_starts_under_dmtcp() {
     let screen_text = s.tmux.wait_for(&pane, "hello 42");
     assert!(!screen_text.contains("chown tty"), "{screen_text}");
 }
+
+/// A pty pair made inside the computation (posix_openpt; the child leads a session whose
+/// controlling terminal is the slave) through two checkpoint/kill/restart cycles while bytes
+/// are in flight both ways: the pair is made again with each end at its old fds, the child
+/// gets its controlling terminal and foreground group back, the window size, VKILL, canonical
+/// mode, echo and packet mode come back, and ttyname/ptsname//proc/self/fd agree on the new
+/// slave; every answer must be the uninterrupted run's.
+fn pty_pair_cycles(m32: bool) {
+    let program = c_program("pty_pair", m32);
+    let last =
+        crate::ckpt::cycles_with(&program, &["60"], 2, 2, Duration::from_millis(1500), &[], |cy, _| cy.restart(2));
+    assert!(!last.starts_with("step 0:"), "the restarted run began from the start:\n{last}");
+    assert!(last.contains("child=0"), "{last}");
+    for l in last.lines().filter(|l| l.starts_with("step ")) {
+        assert!(
+            l.ends_with("rows=33 cols=77 fg=1 vkill=11 icanon=1 echo=1 names=same ptsname=agrees"),
+            "after restart: {l}"
+        );
+    }
+}
+
+#[test]
+fn pty_pair_inside_the_computation_comes_back_64() {
+    pty_pair_cycles(false);
+}
+
+#[test]
+fn pty_pair_inside_the_computation_comes_back_32() {
+    pty_pair_cycles(true);
+}

@@ -371,6 +371,10 @@ fn from_image_error(e: ImageError) -> Problem {
 impl From<&FdRecord> for FdEntry {
     fn from(r: &FdRecord) -> FdEntry {
         let pipe = r.pipe();
+        // A pty end: `end` is PTY_MASTER or PTY_SLAVE, `id` its old number.
+        if let Some(p) = r.pty() {
+            return FdEntry { fd: r.fd, kind: r.kind(), end: p.end.as_u32(), pipe_size: 0, id: p.index.into() };
+        }
         FdEntry {
             fd: r.fd,
             kind: r.kind(),

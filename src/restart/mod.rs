@@ -32,6 +32,7 @@
 //! pids, after one warning.
 mod pipes;
 pub mod plan;
+mod ptys;
 // Forks, clone3 with set_tid, exec of the restorer: one of the two places of `unsafe` in src/.
 #[allow(unsafe_code)]
 mod spawn;
@@ -43,7 +44,7 @@ use crate::common::payloads::{self, Arch};
 use crate::common::setup::{self, Fail, Mode};
 use argh::FromArgs;
 use dmtcp_proto::env as ev;
-use plan::{End, FdFact, FdWhat, ImageFacts};
+use plan::{End, FdFact, FdWhat, ImageFacts, PtySide};
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -265,6 +266,9 @@ fn facts(img: &CheckedImage) -> ImageFacts {
                     _ => None,
                 };
                 FdWhat::Pipe { id: f.id, end, capacity: f.pipe_size }
+            } else if f.kind == dmtcp_proto::image::FD_PTY {
+                let side = if f.end == dmtcp_proto::image::PTY_MASTER { PtySide::Master } else { PtySide::Slave };
+                FdWhat::Pty { index: f.id as u32, side }
             } else {
                 FdWhat::Other(f.kind)
             },

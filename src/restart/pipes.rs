@@ -35,7 +35,7 @@ pub struct ProcFds {
 fn ends(img: &ImageFacts) -> impl Iterator<Item = (RawFd, u64, Option<End>, u32)> + '_ {
     img.fds.iter().filter_map(|f| match f.what {
         FdWhat::Pipe { id, end, capacity } => Some((f.fd, id, end, capacity)),
-        FdWhat::Other(_) => None,
+        _ => None,
     })
 }
 

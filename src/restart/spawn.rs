@@ -4,7 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
-use super::{pipes, Never, Target, IMAGE_FD, PROGRAM};
+use super::{pipes, ptys, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
 use crate::common::image_reader;
@@ -33,11 +33,12 @@ struct Ctx<'a> {
 /// The objects the group's init makes before it creates any process, one field per kind.
 struct Objects {
     pipes: pipes::Made,
+    ptys: ptys::Made,
 }
 
 impl Objects {
     fn make(plan: &Plan, g: usize) -> Result<Objects, String> {
-        Ok(Objects { pipes: pipes::make(&plan.groups[g].pipes)? })
+        Ok(Objects { pipes: pipes::make(&plan.groups[g].pipes)?, ptys: ptys::make(&plan.groups[g].ptys)? })
     }
 
     /// The fd (of the init's, inherited) that a placement copies.
@@ -45,6 +46,7 @@ impl Objects {
         match source {
             FdSource::Pipe { pipe, end } => self.pipes.fd(pipe, end),
             FdSource::Stdio(fd) => fd,
+            FdSource::Pty { pty, side } => self.ptys.fd(pty, side),
         }
     }
 }

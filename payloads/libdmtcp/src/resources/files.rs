@@ -76,7 +76,7 @@ fn save_fd(e: &mut Entry, fd: c_int) -> bool {
     if fmt == libc::S_IFIFO && link.and_then(super::pipes::pipe_id).is_some() {
         return false;
     }
-    if super::tty::takes(fd) {
+    if super::tty::takes(fd) || super::pty::takes(fd) {
         return false;
     }
     let tty = sys::isatty(fd);

@@ -10,7 +10,7 @@
 //!
 //! # The order
 //! `KINDS` lists the kinds; every phase runs them in that order: signal state, process, tty,
-//! files, pipes. The checkpoint thread calls the phases in this sequence:
+//! pty, files, pipes. The checkpoint thread calls the phases in this sequence:
 //!
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
@@ -29,6 +29,7 @@
 pub mod files;
 pub mod pipes;
 pub mod process;
+pub mod pty;
 pub mod signal_state;
 pub mod tty;
 
@@ -90,9 +91,10 @@ pub const NONE: Hooks = Hooks {
 };
 
 /// The registry, in the documented order (module docs).
-/// `tty` comes before `files`: it saves the user's terminal's fds first, which `files` then skips.
-pub static KINDS: [&Hooks; 5] =
-    [&signal_state::HOOKS, &process::HOOKS, &tty::HOOKS, &files::HOOKS, &pipes::HOOKS];
+/// `tty` and `pty` come before `files`: they save the user's terminal's fds and the pty ends
+/// first, which `files` then skips (and `pty` leaves the user's terminal to `tty`).
+pub static KINDS: [&Hooks; 6] =
+    [&signal_state::HOOKS, &process::HOOKS, &tty::HOOKS, &pty::HOOKS, &files::HOOKS, &pipes::HOOKS];
 
 pub fn save() {
     for k in KINDS {

@@ -128,3 +128,51 @@ pub fn getsid() -> i32 {
     // SAFETY: getsid(0) asks about this process; it cannot fail for it.
     unsafe { libc::getsid(0) }
 }
+
+/// `TIOCGPTPEER` (linux/tty.h, 4.13): a new fd of a master's slave.
+const TIOCGPTPEER: libc::c_ulong = 0x5441;
+/// `TIOCGPKT` (linux/asm-generic/ioctls.h, 3.8): whether packet mode is on.
+const TIOCGPKT: libc::c_ulong = 0x8004_5438;
+
+/// The pty number of a master (`TIOCGPTN`): its slave is /dev/pts/<n>.
+pub fn pty_number(master: c_int) -> Result<u32, Errno> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int.
+    check(unsafe { libc::ioctl(master, libc::TIOCGPTN as _, &mut n as *mut libc::c_uint) })?;
+    Ok(n)
+}
+
+/// A new descriptor of a master's slave (`TIOCGPTPEER`), close-on-exec, not a controlling
+/// terminal.
+pub fn pty_peer(master: c_int) -> Result<c_int, Errno> {
+    // SAFETY: TIOCGPTPEER takes open flags as an integer and returns a new fd.
+    check(unsafe { libc::ioctl(master, TIOCGPTPEER as _, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })
+}
+
+/// Whether a master is in packet mode (`TIOCGPKT`).
+pub fn packet_mode(master: c_int) -> Result<bool, Errno> {
+    let mut on: c_int = 0;
+    // SAFETY: TIOCGPKT writes one int.
+    check(unsafe { libc::ioctl(master, TIOCGPKT as _, &mut on as *mut c_int) })?;
+    Ok(on != 0)
+}
+
+/// Turns a master's packet mode on or off (`TIOCPKT`).
+pub fn set_packet_mode(master: c_int, on: bool) -> Result<(), Errno> {
+    let v: c_int = on as c_int;
+    // SAFETY: TIOCPKT reads one int.
+    check(unsafe { libc::ioctl(master, libc::TIOCPKT as _, &v as *const c_int) }).map(|_| ())
+}
+
+/// `TIOCSWINSZ` (sends SIGWINCH to the foreground group when the size changes).
+pub fn set_winsize(fd: c_int, w: &Winsize) -> Result<(), Errno> {
+    // SAFETY: TIOCSWINSZ reads one struct winsize.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ as _, w as *const Winsize) }).map(|_| ())
+}
+
+/// Makes the terminal `fd` the controlling terminal of the session this process leads
+/// (`TIOCSCTTY`, without stealing it from another session).
+pub fn set_controlling_terminal(fd: c_int) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSCTTY as _, 0 as c_int) }).map(|_| ())
+}

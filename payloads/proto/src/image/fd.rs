@@ -3,7 +3,7 @@
 //! by its kind (bytes 8..12 and 20..64). A new resource kind adds one body type (its own file,
 //! like `pipe.rs`), one `FdBody` variant and one kind tag.
 use super::error::need;
-use super::{ImageError, PipeRecord, Record, FD_SIZE};
+use super::{ImageError, PipeRecord, PtyRecord, Record, FD_SIZE};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
 // Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
@@ -15,17 +15,23 @@ pub const STATUS: usize = 16; // u32 F_GETFL (access mode, O_NONBLOCK, ...)
 
 /// Kind tags.
 pub const FD_PIPE: u32 = 1;
+/// One end of a pty pair made inside the computation (`tty.rs`).
+pub const FD_PTY: u32 = 9;
+/// Reserved for the user's terminal (no record today: see `tty.rs`).
+pub const FD_TERMINAL: u32 = 10;
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdBody {
     Pipe(PipeRecord),
+    Pty(PtyRecord),
 }
 
 impl FdBody {
     pub fn kind(&self) -> u32 {
         match self {
             FdBody::Pipe(_) => PipeRecord::KIND,
+            FdBody::Pty(_) => PtyRecord::KIND,
         }
     }
 }
@@ -46,6 +52,14 @@ impl FdRecord {
     pub fn pipe(&self) -> Option<&PipeRecord> {
         match &self.body {
             FdBody::Pipe(p) => Some(p),
+            _ => None,
+        }
+    }
+    /// The pty end, for a record of kind FD_PTY.
+    pub fn pty(&self) -> Option<&PtyRecord> {
+        match &self.body {
+            FdBody::Pty(p) => Some(p),
+            _ => None,
         }
     }
 
@@ -57,6 +71,7 @@ impl FdRecord {
         put_u32(b, STATUS, self.status);
         match &self.body {
             FdBody::Pipe(p) => p.encode_body(b),
+            FdBody::Pty(p) => p.encode_body(b),
         }
     }
 
@@ -69,6 +84,7 @@ impl FdRecord {
         }
         let body = match get_u32(b, KIND) {
             PipeRecord::KIND => FdBody::Pipe(PipeRecord::decode_body(b)?),
+            PtyRecord::KIND => FdBody::Pty(PtyRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })
@@ -115,8 +131,8 @@ mod tests {
         let mut b = [0u8; FD_SIZE];
         sample(PipeEnd::Read).encode(&mut b);
         let mut k = b;
-        put_u32(&mut k, KIND, 9);
-        assert_eq!(FdRecord::decode(&k), Err(ImageError::FdKind(9)));
+        put_u32(&mut k, KIND, 99);
+        assert_eq!(FdRecord::decode(&k), Err(ImageError::FdKind(99)));
         let mut e = b;
         put_u32(&mut e, super::super::pipe::END, 2);
         assert_eq!(FdRecord::decode(&e), Err(ImageError::BadField { record: Record::Fd, field: "pipe end", value: 2 }));

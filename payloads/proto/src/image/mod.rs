@@ -62,18 +62,20 @@ pub mod pipe;
 pub mod text;
 pub mod thread;
 pub mod trailer;
+pub mod tty;
 pub mod version;
 
 pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_STACK};
 pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
-pub use fd::{FdBody, FdRecord, FD_PIPE};
+pub use fd::{FdBody, FdRecord, FD_PIPE, FD_PTY, FD_TERMINAL};
 pub use header::{hdr, Arch, Header, Span};
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use text::Text;
 pub use thread::{ThreadRecord, THREAD_CKPT, THREAD_MAIN};
 pub use trailer::Trailer;
+pub use tty::{PtyEnd, PtyRecord, PTY_CTTY, PTY_MASTER, PTY_SLAVE};
 pub use version::FormatVersion;
 
 /// The fd table's offsets (common part in `fd`, pipe body in `pipe`), under their old name.
@@ -86,7 +88,7 @@ pub const IMAGE_MAGIC: [u8; 8] = *b"DMTCPIMG";
 pub const TRAILER_MAGIC: [u8; 8] = *b"DMTCPEND";
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The raw version field this build writes (`FormatVersion::CURRENT`, 2.0 = 2). 2.0: the fd
-/// table (`num_fds` FdRecords after the thread table).
+/// table (`num_fds` FdRecords after the thread table). 2.1: new fd kinds (FD_PTY, ...).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;
