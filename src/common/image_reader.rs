@@ -621,7 +621,7 @@ mod tests {
         let mut b = sample();
         b[1] = b'X';
         assert!(matches!(run(&b, 4096), Err(Problem::NotAnImage("bad magic"))));
-        for v in [image::FormatVersion::new(3, 0), image::FormatVersion::new(2, 1)] {
+        for v in [image::FormatVersion::new(3, 0), image::FormatVersion::new(2, 2)] {
             let mut b = sample();
             dmtcp_proto::le::put_u32(&mut b, hdr::VERSION, v.to_u32());
             image::seal_header(&mut b[..HEADER_SIZE]);
@@ -714,8 +714,8 @@ mod tests {
         dmtcp_proto::le::put_u32(&mut b, THREADS + image::thread::FLAGS, 8);
         assert!(corrupt(run(&b, 4096)).starts_with("thread 0: thread record has an impossible flags"));
         let mut b = s.clone();
-        dmtcp_proto::le::put_u32(&mut b, FDS + image::fdrec::KIND, 9);
-        assert_eq!(corrupt(run(&b, 4096)), "fd record 0: fd record of unknown kind 9");
+        dmtcp_proto::le::put_u32(&mut b, FDS + image::fdrec::KIND, 99);
+        assert_eq!(corrupt(run(&b, 4096)), "fd record 0: fd record of unknown kind 99");
     }
 
     #[test]
