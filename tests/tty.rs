@@ -564,6 +564,11 @@ fn tty_screen_starts_under_dmtcp() {
     s.tmux.keys(&pane, &["Enter"]);
     let screen_text = s.tmux.wait_for(&pane, "hello 42");
     assert!(!screen_text.contains("chown tty"), "{screen_text}");
+    // Its window's shell ends, and screen with it (a SIGHUP from the tmux server would only
+    // detach it and leave it running).
+    s.tmux.type_text(&pane, "exit");
+    s.tmux.keys(&pane, &["Enter"]);
+    s.tmux.wait_for(&pane, "[exit ");
 }
 
 /// A pty pair made inside the computation (posix_openpt; the child leads a session whose
