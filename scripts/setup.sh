@@ -2,6 +2,8 @@
 # Installs what building dmtcp needs on a fresh Debian/Ubuntu x86_64 machine and builds the
 # release binary (target/release/dmtcp):
 #   - gcc-multilib (gcc -m32 and the 32-bit C library, for the i686 payloads and 32-bit tests)
+#   - what the terminal tests (tests/tty.rs) drive: tmux (their terminals), screen, bash,
+#     python3, util-linux's setsid
 #   - a Rust toolchain (rustup's, or Debian's rustc-web when there is none)
 #   - the i686-unknown-linux-gnu Rust standard library: `rustup target add`, or, where rustup
 #     cannot download, Debian's i386 libstd-rust-web packages unpacked into .toolchain/ (see
@@ -32,6 +34,7 @@ need_pkg() {
 }
 
 need_pkg gcc gcc-multilib make ca-certificates zstd python3
+need_pkg tmux screen bash util-linux
 
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 if ! command -v cargo >/dev/null; then

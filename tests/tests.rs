@@ -21,3 +21,4 @@ mod sockets;
 mod spawn;
 mod timers;
 mod trees;
+mod tty;

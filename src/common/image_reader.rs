@@ -100,8 +100,6 @@ pub struct FdEntry {
     /// A memfd's device (major << 32 | minor) and size; 0 for other kinds.
     pub dev: u64,
     pub size: u64,
-    /// The whole record (kinds other than pipes read their body from it).
-    pub body: image::FdBody,
 }
 
 /// Streaming image checker; see the module docs.
@@ -476,6 +474,20 @@ fn from_image_error(e: ImageError) -> Problem {
 impl From<&FdRecord> for FdEntry {
     fn from(r: &FdRecord) -> FdEntry {
         let pipe = r.pipe();
+        // A pty end: `end` is PTY_MASTER or PTY_SLAVE, `id` its old number.
+        if let Some(p) = r.pty() {
+            return FdEntry {
+                fd: r.fd,
+                kind: r.kind(),
+                end: p.end.as_u32(),
+                pipe_size: 0,
+                id: p.index.into(),
+                record: *r,
+                path: Vec::new(),
+                dev: 0,
+                size: 0,
+            };
+        }
         FdEntry {
             fd: r.fd,
             kind: r.kind(),
@@ -486,7 +498,6 @@ impl From<&FdRecord> for FdEntry {
             path: Vec::new(),
             dev: r.memfd().map_or(0, |m| m.dev),
             size: r.memfd().map_or(0, |m| m.size),
-            body: r.body,
         }
     }
 }
@@ -941,8 +952,8 @@ mod tests {
         dmtcp_proto::le::put_u32(&mut b, THREADS + image::thread::FLAGS, 8);
         assert!(corrupt(run(&b, 4096)).starts_with("thread 0: thread record has an impossible flags"));
         let mut b = s.clone();
-        dmtcp_proto::le::put_u32(&mut b, FDS + image::fdrec::KIND, 9);
-        assert_eq!(corrupt(run(&b, 4096)), "fd record 0: fd record of unknown kind 9");
+        dmtcp_proto::le::put_u32(&mut b, FDS + image::fdrec::KIND, 99);
+        assert_eq!(corrupt(run(&b, 4096)), "fd record 0: fd record of unknown kind 99");
     }
 
     /// Areas the restorer would map over each other or past user space (found by the image

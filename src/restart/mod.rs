@@ -33,6 +33,7 @@
 mod files;
 mod pipes;
 pub mod plan;
+mod ptys;
 mod shm;
 mod sockets;
 // Forks, clone3 with set_tid, exec of the restorer: one of the two places of `unsafe` in src/.
@@ -47,7 +48,7 @@ use crate::common::payloads::{self, Arch};
 use crate::common::setup::{self, Fail, Mode};
 use argh::FromArgs;
 use dmtcp_proto::env as ev;
-use plan::{End, FdFact, FdWhat, ImageFacts, ShmFact};
+use plan::{End, FdFact, FdWhat, ImageFacts, PtySide, ShmFact};
 use std::ffi::CString;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -303,6 +304,10 @@ fn facts(img: &CheckedImage) -> ImageFacts {
                 FdBody::Memfd(_) => FdWhat::Memfd { dev: f.dev, inode: f.id, size: f.size },
                 FdBody::UnixSocket(r) => FdWhat::UnixSocket(*r),
                 FdBody::InetSocket(r) => FdWhat::InetSocket(*r),
+                FdBody::Pty(_) => {
+                    let side = if f.end == dmtcp_proto::image::PTY_MASTER { PtySide::Master } else { PtySide::Slave };
+                    FdWhat::Pty { index: f.id as u32, side }
+                }
                 _ => FdWhat::Other(f.kind),
             },
         })

@@ -19,10 +19,11 @@
 //! one namespace, parents that form a cycle) is refused with a `PlanError` naming the image.
 pub use super::files::FilePlan;
 pub use super::pipes::PipePlan;
+pub use super::ptys::PtyPlan;
 pub use super::shm::ShmPlan;
 use super::sockets;
 pub use super::sockets::SockPlan;
-use super::{files, pipes, shm};
+use super::{files, pipes, ptys, shm};
 use dmtcp_proto::image::{InetSocketRecord, UnixSocketRecord};
 use std::fmt;
 use std::os::fd::RawFd;
@@ -95,8 +96,17 @@ pub enum FdWhat {
     UnixSocket(UnixSocketRecord),
     /// A TCP or UDP socket (TCP connections paired by address pair: `sockets`).
     InetSocket(InetSocketRecord),
+    /// One end of a pty pair the computation made: its old number (/dev/pts/<index>).
+    Pty { index: u32, side: PtySide },
     /// A record of a kind the restart does not recreate (the record's kind number).
     Other(u32),
+}
+
+/// A pty's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PtySide {
+    Master,
+    Slave,
 }
 
 /// A pipe's end.
@@ -138,6 +148,8 @@ pub struct GroupPlan {
     pub files: Vec<FilePlan>,
     /// The shared memory objects the init makes (memfds; index = `FdSource::Shm`).
     pub shm: Vec<ShmPlan>,
+    /// The pty pairs it makes (index = `FdSource::Pty::pty`).
+    pub ptys: Vec<PtyPlan>,
 }
 
 /// The process of one image.
@@ -209,6 +221,8 @@ pub enum FdSource {
     Placeholder,
     /// The group's shared memory object number k (`GroupPlan::shm`), a memfd.
     Shm(usize),
+    /// An end of the group's pty number `pty` (`GroupPlan::ptys`).
+    Pty { pty: usize, side: PtySide },
 }
 
 /// Images that cannot be restarted together.
@@ -274,6 +288,7 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
                     pipes: Vec::new(),
                     files: Vec::new(),
                     shm: Vec::new(),
+                    ptys: Vec::new(),
                 });
                 groups.len() - 1
             }
@@ -327,6 +342,12 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
         }
         let (made, per_member) = files::plan(&members);
         g.files = made;
+        for (&m, fds) in g.members.iter().zip(per_member) {
+            procs[m].fds.extend(fds.placed);
+            procs[m].skipped_fds.extend(fds.skipped);
+        }
+        let (made, per_member) = ptys::plan(&members);
+        g.ptys = made;
         for (&m, fds) in g.members.iter().zip(per_member) {
             procs[m].fds.extend(fds.placed);
             procs[m].skipped_fds.extend(fds.skipped);
@@ -1037,5 +1058,58 @@ mod tests {
         assert_eq!(sock_src(&p, 0, 5), Some((0, 0)));
         assert_eq!(sock_src(&p, 1, 3), Some((0, 1)));
         assert!(p.warnings.is_empty());
+    }
+
+    fn pty_end(fd: RawFd, index: u32, side: PtySide) -> FdFact {
+        FdFact { fd, what: FdWhat::Pty { index, side } }
+    }
+
+    /// forkpty's shape: the parent keeps the master, the child (a session leader) the slave at
+    /// 0-2; one pair is made and each process gets its end at its old fds.
+    #[test]
+    fn a_forkpty_pair_is_made_once_and_each_end_placed() {
+        let parent = with_fds(img("a", 2, 1), vec![pty_end(3, 4, PtySide::Master)]);
+        let child = with_fds(
+            ids(img("b", 3, 2), 3, 3),
+            vec![pty_end(0, 4, PtySide::Slave), pty_end(1, 4, PtySide::Slave), pty_end(2, 4, PtySide::Slave)],
+        );
+        let p = plan(&[parent, child]).unwrap();
+        assert_eq!(p.groups[0].ptys, vec![PtyPlan { index: 4 }]);
+        assert_eq!(pipe_src(&p, 0, 3), Some(FdSource::Pty { pty: 0, side: PtySide::Master }));
+        for fd in 0..3 {
+            assert_eq!(pipe_src(&p, 1, fd), Some(FdSource::Pty { pty: 0, side: PtySide::Slave }));
+        }
+        assert!(p.groups[0].pipes.is_empty());
+    }
+
+    /// Two pairs, numbered in order of first appearance; a pair held from one side only is
+    /// still made (its other end was closed); an end at dmtcp's own fd is reported, not placed.
+    #[test]
+    fn ptys_are_numbered_in_order_and_reserved_fds_are_skipped() {
+        let a = with_fds(
+            img("a", 2, 1),
+            vec![
+                pty_end(5, 9, PtySide::Master),
+                pty_end(6, 1, PtySide::Slave),
+                pty_end(RESERVED_FDS[0], 1, PtySide::Master),
+            ],
+        );
+        let p = plan(&[a]).unwrap();
+        assert_eq!(p.groups[0].ptys, vec![PtyPlan { index: 9 }, PtyPlan { index: 1 }]);
+        assert_eq!(pipe_src(&p, 0, 5), Some(FdSource::Pty { pty: 0, side: PtySide::Master }));
+        assert_eq!(pipe_src(&p, 0, 6), Some(FdSource::Pty { pty: 1, side: PtySide::Slave }));
+        assert_eq!(p.procs[0].skipped_fds, vec![RESERVED_FDS[0]]);
+        assert_eq!(pipe_src(&p, 0, RESERVED_FDS[0]), None);
+    }
+
+    /// Ptys of two namespaces are two pairs even with the same old number.
+    #[test]
+    fn ptys_of_two_namespaces_are_not_joined() {
+        let a = with_fds(img("a", 2, 1), vec![pty_end(3, 0, PtySide::Master)]);
+        let b = ImageFacts { pidns: 8, ..with_fds(img("b", 2, 1), vec![pty_end(3, 0, PtySide::Slave)]) };
+        let p = plan(&[a, b]).unwrap();
+        assert_eq!(p.groups.len(), 2);
+        assert_eq!(p.groups[0].ptys, vec![PtyPlan { index: 0 }]);
+        assert_eq!(p.groups[1].ptys, vec![PtyPlan { index: 0 }]);
     }
 }

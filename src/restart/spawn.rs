@@ -4,7 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
-use super::{files, pipes, shm, sockets, timens, Never, Target, IMAGE_FD, PROGRAM};
+use super::{files, pipes, ptys, shm, sockets, timens, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
 use crate::common::image_reader;
@@ -40,6 +40,7 @@ struct Objects<'a> {
     pipes: pipes::Made,
     files: files::Made,
     shm: shm::Made,
+    ptys: ptys::Made,
     sockets: &'a sockets::Made,
 }
 
@@ -49,6 +50,7 @@ impl<'a> Objects<'a> {
             pipes: pipes::make(&ctx.plan.groups[g].pipes)?,
             files: files::make(&ctx.plan.groups[g].files)?,
             shm: shm::make(&ctx.plan.groups[g].shm)?,
+            ptys: ptys::make(&ctx.plan.groups[g].ptys)?,
             sockets: ctx.sockets,
         })
     }
@@ -61,6 +63,7 @@ impl<'a> Objects<'a> {
             FdSource::Stdio(fd) => fd,
             FdSource::File(_) | FdSource::Placeholder => self.files.fd(source),
             FdSource::Shm(k) => self.shm.fd(k),
+            FdSource::Pty { pty, side } => self.ptys.fd(pty, side),
         }
     }
 }

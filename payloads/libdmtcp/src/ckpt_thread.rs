@@ -253,6 +253,8 @@ fn after_restart() -> bool {
     resources::resume(Phase::Restarted);
     threads::reset_restored();
     threads::resume_all();
+    // The terminal's SIGWINCH waits for the program's threads to be back in their calls.
+    resources::tty::after_restart_resumed();
     match result.and_then(|_| send_state(Kind::WorkerResuming, WorkerState::Running, b"")) {
         Ok(()) => true,
         Err(BarrierError::Lost(e)) => {

@@ -36,6 +36,7 @@
 //!     note each watch's path), `interrupt` (the calls a checkpoint must not interrupt: poll,
 //!     select, epoll_wait, sigtimedwait, ...), `fds` (close, dup2, close_range, ... kept off our
 //!     coordinator fd).
+//!     `tty_owner` (chown and its kin on terminals, for the ids our user namespace cannot map).
 //!
 //!   The resource kinds (`resources/`), `coord`, `ckpt_thread`, `dlsym`, `log` and the protocol
 //!   code have none.
@@ -80,6 +81,8 @@ mod signals;
 mod sys;
 #[allow(unsafe_code)]
 mod threads;
+#[allow(unsafe_code)]
+mod tty_owner;
 #[allow(unsafe_code)]
 mod writer;
 

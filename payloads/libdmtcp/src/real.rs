@@ -135,6 +135,10 @@ real_fns! {
     fcntl: c"fcntl" => FcntlFn;
     fcntl64: c"fcntl64" => FcntlFn;
     fcntl_time64: c"__fcntl_time64" => FcntlFn;
+    chown: c"chown" => unsafe extern "C" fn(*const c_char, libc::uid_t, libc::gid_t) -> c_int;
+    lchown: c"lchown" => unsafe extern "C" fn(*const c_char, libc::uid_t, libc::gid_t) -> c_int;
+    fchown: c"fchown" => unsafe extern "C" fn(c_int, libc::uid_t, libc::gid_t) -> c_int;
+    fchownat: c"fchownat" => unsafe extern "C" fn(c_int, *const c_char, libc::uid_t, libc::gid_t, c_int) -> c_int;
 }
 
 pub use crate::interrupt::{Timespec64, Timeval64};

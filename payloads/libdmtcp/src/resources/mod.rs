@@ -10,8 +10,9 @@
 //!
 //! # The order
 //! `KINDS` lists the kinds; every phase runs them in that order: timers, signal state,
-//! process, sockets, files, pipes, memfd, shm, eventfd/signalfd/timerfd, inotify, and epoll last
-//! (its entries name the other fds). The checkpoint thread calls the phases in this sequence:
+//! process, tty, pty, sockets, files, pipes, memfd, shm, eventfd/signalfd/timerfd, inotify, and
+//! epoll last (its entries name the other fds). The checkpoint thread calls the phases in this
+//! sequence:
 //!
 //! ```text
 //! checkpoint:  DMT:SUSPEND, stop threads, DMT:CHECKPOINT
@@ -37,11 +38,13 @@ pub mod inotify;
 pub mod memfd;
 pub mod pipes;
 pub mod process;
+pub mod pty;
 pub mod shm;
 pub mod signal_state;
 pub mod socket_diag;
 pub mod sockets;
 pub mod timers;
+pub mod tty;
 
 use core::ffi::c_int;
 
@@ -102,16 +105,20 @@ pub const NONE: Hooks = Hooks {
 
 /// The registry, in the documented order (module docs). `timers` comes first: its `save`
 /// pauses the CPU-time timers and reads the clocks before the other kinds spend CPU time (its
-/// own docs explain why the restart order is safe). `sockets` restores before `files`: it
-/// closes the spare fds `dmtcp_restart` gave it for refilling, at numbers a file of the
-/// program may be put at. memfd maps each memfd for the image in save, so it comes before shm,
-/// which elects one writer per shared mapping it finds then. The event kinds come after the fd
-/// kinds they do not depend on; epoll comes last of all, as its interest list names fds of
-/// every other kind, which must be back at their numbers (and refilled) before it adds them.
-pub static KINDS: [&Hooks; 11] = [
+/// own docs explain why the restart order is safe). `tty` and `pty` save the user's terminal's
+/// fds and the pty ends before the fd kinds that skip them (`pty` leaves the user's terminal
+/// to `tty`). `sockets` restores before `files`: it closes the spare fds `dmtcp_restart` gave
+/// it for refilling, at numbers a file of the program may be put at. memfd maps each memfd for
+/// the image in save, so it comes before shm, which elects one writer per shared mapping it
+/// finds then. The event kinds come after the fd kinds they do not depend on; epoll comes last
+/// of all, as its interest list names fds of every other kind, which must be back at their
+/// numbers (and refilled) before it adds them.
+pub static KINDS: [&Hooks; 13] = [
     &timers::HOOKS,
     &signal_state::HOOKS,
     &process::HOOKS,
+    &tty::HOOKS,
+    &pty::HOOKS,
     &sockets::HOOKS,
     &files::HOOKS,
     &pipes::HOOKS,
@@ -192,6 +199,9 @@ pub fn taken_by_another_kind(fd: c_int, mode: u32, link: Option<&[u8]>) -> bool 
     (fifo && link.and_then(pipes::pipe_id).is_some())
         // events, inotify, epoll: their anon_inode links.
         || link.is_some_and(events::is_event_link)
+        // tty, pty: the user's terminal and the ptys of the computation.
+        || tty::takes(fd)
+        || pty::takes(fd)
         // sockets: the families it restores (not the placeholders files put in).
         || (mode & libc::S_IFMT == libc::S_IFSOCK && sockets::takes(fd))
 }

@@ -13,6 +13,7 @@ pub mod events;
 pub mod socket;
 pub mod thread;
 pub mod timers;
+pub mod tty;
 
 pub type Errno = c_int;
 

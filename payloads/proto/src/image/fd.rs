@@ -5,7 +5,7 @@
 use super::error::need;
 use super::events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
 use super::{FileRecord, ImageError, PathPiece, PipeRecord, PlaceholderRecord, Record, FD_SIZE};
-use super::{InetSocketRecord, MemfdRecord, UnixSocketRecord};
+use super::{InetSocketRecord, MemfdRecord, PtyRecord, UnixSocketRecord};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
 // Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
@@ -30,6 +30,10 @@ pub const FD_MEMFD: u32 = 13;
 pub const FD_UNIX_SOCKET: u32 = 2;
 /// A TCP or UDP socket over IPv4 or IPv6 (`socket_inet.rs`).
 pub const FD_INET_SOCKET: u32 = 3;
+/// One end of a pty pair made inside the computation (`tty.rs`).
+pub const FD_PTY: u32 = 9;
+/// Reserved for the user's terminal (no record today: see `tty.rs`).
+pub const FD_TERMINAL: u32 = 10;
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +53,7 @@ pub enum FdBody {
     Memfd(MemfdRecord),
     UnixSocket(UnixSocketRecord),
     InetSocket(InetSocketRecord),
+    Pty(PtyRecord),
 }
 
 impl FdBody {
@@ -66,6 +71,7 @@ impl FdBody {
             FdBody::Memfd(_) => MemfdRecord::KIND,
             FdBody::UnixSocket(_) => UnixSocketRecord::KIND,
             FdBody::InetSocket(_) => InetSocketRecord::KIND,
+            FdBody::Pty(_) => PtyRecord::KIND,
         }
     }
 }
@@ -110,6 +116,13 @@ impl FdRecord {
             _ => None,
         }
     }
+    /// The pty end, for a record of kind FD_PTY.
+    pub fn pty(&self) -> Option<&PtyRecord> {
+        match &self.body {
+            FdBody::Pty(p) => Some(p),
+            _ => None,
+        }
+    }
 
     pub fn encode(&self, b: &mut [u8; FD_SIZE]) {
         b.fill(0);
@@ -130,6 +143,7 @@ impl FdRecord {
             FdBody::Memfd(m) => m.encode_body(b),
             FdBody::UnixSocket(s) => s.encode_body(b),
             FdBody::InetSocket(s) => s.encode_body(b),
+            FdBody::Pty(p) => p.encode_body(b),
         }
     }
 
@@ -153,6 +167,7 @@ impl FdRecord {
             MemfdRecord::KIND => FdBody::Memfd(MemfdRecord::decode_body(b)?),
             UnixSocketRecord::KIND => FdBody::UnixSocket(UnixSocketRecord::decode_body(b)?),
             InetSocketRecord::KIND => FdBody::InetSocket(InetSocketRecord::decode_body(b)?),
+            PtyRecord::KIND => FdBody::Pty(PtyRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })
@@ -199,8 +214,8 @@ mod tests {
         let mut b = [0u8; FD_SIZE];
         sample(PipeEnd::Read).encode(&mut b);
         let mut k = b;
-        put_u32(&mut k, KIND, 9);
-        assert_eq!(FdRecord::decode(&k), Err(ImageError::FdKind(9)));
+        put_u32(&mut k, KIND, 99);
+        assert_eq!(FdRecord::decode(&k), Err(ImageError::FdKind(99)));
         let mut e = b;
         put_u32(&mut e, super::super::pipe::END, 2);
         assert_eq!(FdRecord::decode(&e), Err(ImageError::BadField { record: Record::Fd, field: "pipe end", value: 2 }));

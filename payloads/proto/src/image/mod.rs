@@ -67,6 +67,7 @@ pub mod socket_unix;
 pub mod text;
 pub mod thread;
 pub mod trailer;
+pub mod tty;
 pub mod version;
 
 pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_SHM, AREA_STACK};
@@ -75,8 +76,8 @@ pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
 pub use events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
 pub use fd::{
-    FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INET_SOCKET, FD_INOTIFY, FD_MEMFD, FD_PIPE, FD_SIGNALFD, FD_TIMERFD,
-    FD_UNIX_SOCKET,
+    FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INET_SOCKET, FD_INOTIFY, FD_MEMFD, FD_PIPE, FD_PTY, FD_SIGNALFD,
+    FD_TERMINAL, FD_TIMERFD, FD_UNIX_SOCKET,
 };
 pub use file::{
     FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
@@ -90,6 +91,7 @@ pub use socket_unix::{SockState, UnixSocketRecord};
 pub use text::Text;
 pub use thread::{ThreadRecord, THREAD_CKPT, THREAD_MAIN};
 pub use trailer::Trailer;
+pub use tty::{PtyEnd, PtyRecord, PTY_CTTY, PTY_MASTER, PTY_SLAVE};
 pub use version::FormatVersion;
 
 /// The fd table's offsets (common part in `fd`, pipe body in `pipe`), under their old name.
@@ -103,7 +105,7 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"DMTCPEND";
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// The raw version field this build writes (`FormatVersion::CURRENT`). 2.0: the fd table
 /// (`num_fds` FdRecords after the thread table). 2.1: new fd kinds (files reopened by path with
-/// their shared descriptions and path pieces, placeholders, event fds, memfds), the areas'
+/// their shared descriptions and path pieces, placeholders, event fds, memfds, ptys), the areas'
 /// kernel flags (`AreaRecord::vm`) and shared memory held only by the kernel (`AREA_SHM`),
 /// and the clocks at checkpoint in the header (`hdr::CLOCK_MONOTONIC`, `hdr::CLOCK_BOOTTIME`).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
