@@ -1,10 +1,11 @@
 //! The `dmtcp` binary is a chimera: like busybox, it changes its behaviour based on the file name
 //! it was started under (`dmtcp_launch`, `dmtcp_coordinator`, `dmtcp_command`, `dmtcp_restart`,
-//! symlinks to it), or, as `dmtcp`, on its first argument (`dmtcp launch ...`).
+//! `dmtcp_nocheckpoint`, symlinks to it), or, as `dmtcp`, on its first argument (`dmtcp launch
+//! ...`).
 //!
 //! Layout (docs/architecture.md): one module per role at the top (`launch`, `coordinator`,
-//! `command`, `restart`, `self_install`, `write_image`); what roles share lives in `common`. A
-//! role never imports another role.
+//! `command`, `restart`, `nocheckpoint`, `self_install`, `write_image`); what roles share lives
+//! in `common`. A role never imports another role.
 // `unsafe` is refused everywhere but in `common::ns` and `restart::spawn` (docs/architecture.md).
 #![deny(unsafe_code)]
 
@@ -13,6 +14,7 @@ pub mod common;
 pub mod command;
 pub mod coordinator;
 pub mod launch;
+pub mod nocheckpoint;
 pub mod restart;
 pub mod self_install;
 pub mod write_image;
@@ -28,11 +30,13 @@ pub enum Role {
     Coordinator,
     Command,
     Restart,
+    NoCheckpoint,
     SelfInstall,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Launch, Role::Coordinator, Role::Command, Role::Restart, Role::SelfInstall];
+    pub const ALL: [Role; 6] =
+        [Role::Launch, Role::Coordinator, Role::Command, Role::Restart, Role::NoCheckpoint, Role::SelfInstall];
 
     /// The program name users know the role by (the name of its symlink).
     pub fn program(self) -> &'static str {
@@ -41,6 +45,7 @@ impl Role {
             Role::Coordinator => "dmtcp_coordinator",
             Role::Command => "dmtcp_command",
             Role::Restart => "dmtcp_restart",
+            Role::NoCheckpoint => "dmtcp_nocheckpoint",
             Role::SelfInstall => "dmtcp self-install",
         }
     }
@@ -55,6 +60,7 @@ impl Role {
             "coordinator" => Some(Role::Coordinator),
             "command" => Some(Role::Command),
             "restart" => Some(Role::Restart),
+            "nocheckpoint" => Some(Role::NoCheckpoint),
             "self-install" => Some(Role::SelfInstall),
             _ => None,
         }
@@ -68,6 +74,7 @@ impl Role {
             Role::Coordinator => coordinator::main(args),
             Role::Command => command::main(args),
             Role::Restart => restart::main(args),
+            Role::NoCheckpoint => nocheckpoint::main(args),
             Role::SelfInstall => self_install::main(args),
         }
     }
@@ -84,6 +91,7 @@ Roles:
   coordinator   the coordinator that drives checkpoints (dmtcp_coordinator)
   command       send a command to a coordinator (dmtcp_command)
   restart       restart a computation from its images (dmtcp_restart)
+  nocheckpoint  run a command outside checkpoint control (dmtcp_nocheckpoint)
   self-install  lay out an installation tree with the role symlinks
 
 Options:

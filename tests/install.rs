@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 const ROLES: [&str; 5] = ["launch", "coordinator", "command", "restart", "self-install"];
-const LINKS: [&str; 4] = ["dmtcp_launch", "dmtcp_coordinator", "dmtcp_command", "dmtcp_restart"];
+const LINKS: [&str; 5] = ["dmtcp_launch", "dmtcp_coordinator", "dmtcp_command", "dmtcp_restart", "dmtcp_nocheckpoint"];
 const PAYLOADS: [(&str, u8); 4] = [
     ("bin/mtcp_restart", ELFCLASS64),
     ("lib/dmtcp/libdmtcp.so", ELFCLASS64),

@@ -13,6 +13,7 @@ mod leftovers;
 mod library;
 mod memory;
 mod mutations;
+mod nocheckpoint;
 mod owner;
 mod python;
 mod restart;
