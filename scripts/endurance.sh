@@ -30,7 +30,9 @@ for i in $(seq "$runs"); do
   if cargo test --release -q --test tests -- --ignored --test-threads=2 endurance:: >"$out" 2>&1; then
     rm -f "$out"
   else
-    fail=$((fail + $(grep -c '^test .* FAILED$' "$out" || echo 1)))
+    n=$(grep -c -e ' --- FAILED$' -e '^test .* FAILED$' "$out" || true)
+    [ "${n:-0}" -gt 0 ] || n=1
+    fail=$((fail + n))
     echo "run $i: failed (output in $out)"
   fi
 done
