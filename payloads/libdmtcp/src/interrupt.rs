@@ -179,16 +179,8 @@ fn claim(epoch: u32, bit: u64) -> bool {
 
 /// This thread's own pending signals (SigPnd in /proc/thread-self/status), 0 if unreadable.
 fn thread_pending() -> u64 {
-    let Ok(fd) = sys::open_read(c"/proc/thread-self/status") else { return 0 };
     let mut buf = [0u8; 2048];
-    let mut n = 0;
-    while n < buf.len() {
-        match sys::read_some(fd, &mut buf[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
-        }
-    }
-    sys::close(fd);
+    let Ok(n) = sys::read_file(c"/proc/thread-self/status", &mut buf) else { return 0 };
     let text = &buf[..n];
     let key = b"SigPnd:";
     let Some(at) = text.windows(key.len()).position(|w| w == key) else { return 0 };

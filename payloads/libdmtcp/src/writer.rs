@@ -157,19 +157,6 @@ fn parse_hex(s: &[u8]) -> u64 {
     v
 }
 
-fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
-    let Ok(fd) = sys::open_read(path) else { return 0 };
-    let mut n = 0;
-    while n < buf.len() {
-        match sys::read_some(fd, &mut buf[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
-        }
-    }
-    sys::close(fd);
-    n
-}
-
 /// One parsed entry of /proc/self/smaps: its maps line, and its VmFlags and KernelPageSize.
 #[derive(Clone, Copy)]
 pub(crate) struct MapLine<'a> {
@@ -551,7 +538,8 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
     let (skip_lo, skip_hi) = scratch.range();
     let n_maps = {
         let buf = scratch.maps();
-        let n = read_file(c"/proc/self/smaps", buf);
+        let n = sys::read_file(c"/proc/self/smaps", buf)
+            .map_err(|e| fail(&[b"cannot read /proc/self/smaps: ", sys::strerror(e)]))?;
         if n == buf.len() {
             return Err(fail(&[b"too many memory areas"]));
         }
@@ -858,7 +846,7 @@ fn fill_header(h: &mut Header, req: &Request, n_areas: usize) {
     h.clocks = crate::resources::timers::clocks_at_checkpoint();
     // The kernel's mm fields, from /proc/self/stat (fields 26-28 and 45-51).
     let mut stat = [0u8; 2048];
-    let n = read_file(c"/proc/self/stat", &mut stat);
+    let n = sys::read_file(c"/proc/self/stat", &mut stat).unwrap_or(0);
     let after = stat[..n].iter().rposition(|&b| b == b')').map(|i| &stat[i + 2..n]).unwrap_or(b"");
     let field = |k: usize| -> u64 {
         after.split(|&b| b == b' ').nth(k - 3).and_then(|f| crate::cstr::parse_u64(f.trim_ascii_end())).unwrap_or(0)
@@ -866,7 +854,7 @@ fn fill_header(h: &mut Header, req: &Request, n_areas: usize) {
     let mm = [field(26), field(27), field(45), field(46), field(28), field(48), field(49), field(50), field(51)];
     h.mm[..mm.len()].copy_from_slice(&mm);
     h.start_brk = field(47);
-    let an = read_file(c"/proc/self/auxv", &mut h.auxv);
+    let an = sys::read_file(c"/proc/self/auxv", &mut h.auxv).unwrap_or(0);
     h.auxv_len = an as u32;
     h.progname.set(c.progname.bytes());
     let mut buf = [0u8; hdr::PATH_LEN];

@@ -93,7 +93,7 @@ pub fn fdinfo(fd: c_int, buf: &mut [u8]) -> Option<usize> {
     let mut num = [0u8; 20];
     path.push(b"/proc/self/fdinfo/");
     path.push(crate::cstr::fmt_u64(fd as u64, &mut num));
-    match ev::read_file(path.as_cstr(), buf) {
+    match crate::sys::read_file(path.as_cstr(), buf) {
         Ok(n) if n < buf.len() => Some(n),
         Ok(_) => {
             warn!("the state of fd {} does not fit in {} bytes; it is not saved", fd, buf.len());

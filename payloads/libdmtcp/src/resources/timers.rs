@@ -139,7 +139,7 @@ fn save() {
 
 fn save_posix_timers(s: &mut Saved) {
     s.n = 0;
-    let len = read_all(c"/proc/self/timers", &mut s.text);
+    let len = sys::read_file(c"/proc/self/timers", &mut s.text).unwrap_or(0);
     if len == TEXT_LEN {
         warn!("more POSIX timers than fit in {} bytes of /proc/self/timers; the rest are not kept", TEXT_LEN);
     }
@@ -164,18 +164,6 @@ fn save_posix_timers(s: &mut Saved) {
     trace!("saved {} POSIX timers", *n);
 }
 
-fn read_all(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
-    let Ok(fd) = sys::open_read(path) else { return 0 };
-    let mut n = 0;
-    while n < buf.len() {
-        match sys::read_some(fd, &mut buf[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
-        }
-    }
-    sys::close(fd);
-    n
-}
 
 /// Calls `f` for each complete entry of /proc/<pid>/timers text:
 /// ```text

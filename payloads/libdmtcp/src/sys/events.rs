@@ -122,24 +122,6 @@ pub fn inode_of(path: &CStr, follow: bool) -> Result<u64, Errno> {
     Ok(st.st_ino)
 }
 
-/// Reads the whole (small) file at `path` into `buf`; its length (cut at `buf.len()`).
-pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
-    let fd = super::open_read(path)?;
-    let mut got = 0;
-    while got < buf.len() {
-        match super::read_some(fd, &mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) => {
-                super::close(fd);
-                return Err(e);
-            }
-        }
-    }
-    super::close(fd);
-    Ok(got)
-}
-
 /// Whether the fd `tfd` of this process is the file that the epoll at `ep` watches as `tfd`
 /// (kcmp KCMP_EPOLL_TFD); None when the kernel cannot tell.
 pub fn epoll_target_is(ep: c_int, tfd: c_int) -> Option<bool> {

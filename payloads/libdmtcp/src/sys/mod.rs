@@ -684,6 +684,24 @@ pub fn tell(fd: c_int) -> Result<i64, Errno> {
     }
 }
 
+/// Reads the whole (small) file at `path` into `buf`; its length (cut at `buf.len()`).
+pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    let fd = open_read(path)?;
+    let mut got = 0;
+    while got < buf.len() {
+        match read_some(fd, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => {
+                close(fd);
+                return Err(e);
+            }
+        }
+    }
+    close(fd);
+    Ok(got)
+}
+
 pub fn seek_to(fd: c_int, off: i64) -> Result<(), Errno> {
     // SAFETY: plain descriptor operation.
     let r = unsafe { libc::lseek64(fd, off, libc::SEEK_SET) };
