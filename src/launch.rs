@@ -160,7 +160,7 @@ fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
     };
     let port = coordinator(mode, &host, port, a.interval, &ckptdir)?;
     if let Some(f) = &a.port_file {
-        payloads::write_atomic(f, format!("{port}\n").as_bytes(), 0o644)
+        payloads::write_atomic(f, format!("{port}\n").as_bytes(), 0o600)
             .map_err(|e| fail(format!("--port-file {}: {e}", f.display())))?;
     }
 
@@ -187,6 +187,12 @@ fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
     env.set(ev::HIJACK_LIBS_M32, &lib32);
     env.set(ev::COORD_HOST, &host);
     env.set(ev::COORD_PORT, port.to_string());
+    // The processes of the computation register with the coordinator's token when the user has
+    // one (a coordinator on another host needs it; module `common::token`).
+    match crate::common::token::for_client(port) {
+        Some(t) => env.set(ev::COORD_TOKEN, t),
+        None => env.remove(ev::COORD_TOKEN),
+    };
     env.set(ev::SHARED_AREA, &shared);
     env.set(ev::CHECKPOINT_DIR, &ckptdir);
     env.set(ev::BIN, own_binary()?);

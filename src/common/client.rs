@@ -48,13 +48,18 @@ pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
-/// Connects to the coordinator, trying each address of `host`.
+/// Connects to the coordinator, trying each address of `host`. When the user has the
+/// coordinator's token (module `token`), it goes first, so a coordinator on another host
+/// accepts what follows.
 pub fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
     let mut last = None;
     for addr in resolve(host, port)? {
         match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
+            Ok(mut s) => {
                 s.set_nodelay(true).ok();
+                if let Some(t) = super::token::for_client(port) {
+                    send(&mut s, &Msg::new(dmtcp_proto::Kind::Token), t.as_bytes())?;
+                }
                 return Ok(s);
             }
             Err(e) => last = Some(e),

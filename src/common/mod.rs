@@ -12,3 +12,4 @@ pub mod ns;
 pub mod payloads;
 pub mod setup;
 pub mod shared_area;
+pub mod token;

@@ -49,6 +49,8 @@ struct Conn {
     out_armed: bool,
     /// The peer shut down its side; only the reply still goes out.
     read_shut: bool,
+    /// A client from another host: its first message must be our token (`common::token`).
+    needs_token: bool,
     close_after_flush: bool,
     dead: bool,
 }
@@ -72,10 +74,17 @@ pub(super) struct Coord {
     exit: Option<i32>,
     /// The uid that may use this coordinator (module `owner`).
     owner: u32,
+    /// What clients from other hosts must present first (when we listen beyond loopback).
+    token: Option<String>,
 }
 
 impl Coord {
-    pub(super) fn new(cfg: Config, listener: TcpListener, port: u16) -> Result<Coord, io::Error> {
+    pub(super) fn new(
+        cfg: Config,
+        listener: TcpListener,
+        port: u16,
+        token: Option<String>,
+    ) -> Result<Coord, io::Error> {
         let (epoll, sigfd, stdin_open) = Self::setup(&cfg, &listener)?;
         let epoch = Instant::now();
         let wall = std::time::SystemTime::now()
@@ -113,6 +122,7 @@ impl Coord {
             next_scan: epoch,
             exit: None,
             owner: nix::unistd::getuid().as_raw(),
+            token,
             cfg,
         })
     }
@@ -283,17 +293,10 @@ impl Coord {
         let found =
             stream.local_addr().map(|local| super::owner::peer(addr, local)).unwrap_or(super::owner::Peer::Remote);
         if !super::owner::allowed(found, addr, self.owner) {
-            let text = super::owner::refusal(found, self.owner);
-            log::warn!("refused the connection from {addr}: {text}");
-            let mut m = Msg::new(Kind::RejectNotOwner);
-            m.extra_len = text.len() as u32;
-            let mut bytes = m.encode().to_vec();
-            bytes.extend_from_slice(text.as_bytes());
-            // A fresh socket's send buffer takes this at once; what does not fit is dropped.
-            let _ = (&stream).write(&bytes);
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+            refuse(&stream, addr, &super::owner::refusal(found, self.owner));
             return;
         }
+        let needs_token = found == super::owner::Peer::Remote && self.token.is_some();
         let tok = self.next_tok;
         self.next_tok += 1;
         let ev = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP, tok);
@@ -316,6 +319,7 @@ impl Coord {
                 out_pos: 0,
                 out_armed: false,
                 read_shut: false,
+                needs_token,
                 close_after_flush: false,
                 dead: false,
             },
@@ -466,6 +470,30 @@ impl Coord {
             conn.partial_since = None;
             if conn.inbuf.capacity() > 2 * READ_CHUNK && conn.inbuf.len() < READ_CHUNK {
                 conn.inbuf.shrink_to(READ_CHUNK);
+            }
+            if conn.needs_token || msg.kind == Kind::Token {
+                let good = msg.kind == Kind::Token
+                    && self.token.as_ref().is_some_and(|t| crate::common::token::same(t.as_bytes(), &extra));
+                if conn.needs_token && !good {
+                    let text = if msg.kind == Kind::Token {
+                        "this coordinator listens beyond its host and the token given is not its token".to_string()
+                    } else {
+                        format!(
+                            "this coordinator listens beyond its host and needs its token from clients on other hosts: \
+                             set {} to the content of its token file (or {} to the file)",
+                            dmtcp_proto::env::COORD_TOKEN,
+                            dmtcp_proto::env::COORD_TOKEN_FILE
+                        )
+                    };
+                    let peer = conn.peer.clone();
+                    conn.dead = true;
+                    refuse_text(&conn.stream, &peer, &text);
+                    self.doomed.push(tok);
+                    return;
+                }
+                // The owner's local clients are known by uid: their token, if any, adds nothing.
+                conn.needs_token = false;
+                continue;
             }
             self.feed(Input::Message { client: tok, msg, extra: &extra });
         }
@@ -726,6 +754,23 @@ impl Coord {
         remove_port_file(&self.cfg);
         code
     }
+}
+
+/// Tells a refused client why and closes the connection.
+fn refuse(stream: &TcpStream, addr: SocketAddr, text: &str) {
+    refuse_text(stream, &addr.to_string(), text)
+}
+
+fn refuse_text(stream: &TcpStream, peer: &str, text: &str) {
+    log::warn!("refused the connection from {peer}: {text}");
+    let mut m = Msg::new(Kind::RejectNotOwner);
+    m.extra_len = text.len() as u32;
+    let mut bytes = m.encode().to_vec();
+    bytes.extend_from_slice(text.as_bytes());
+    // A fresh socket's send buffer takes this at once; what does not fit is dropped.
+    let mut w = stream;
+    let _ = w.write(&bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
 fn monotonic_ns() -> u64 {

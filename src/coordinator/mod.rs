@@ -44,9 +44,16 @@ struct Opts {
     #[argh(option, short = 'p')]
     coord_port: Option<u16>,
 
-    /// address to listen on (default 127.0.0.1, this host only; 0.0.0.0 serves every host)
+    /// address to listen on (default 127.0.0.1, this host only; 0.0.0.0 serves every host);
+    /// beyond loopback, clients from other hosts need the coordinator's token
     #[argh(option)]
     coord_host: Option<String>,
+
+    /// the same as --coord-host: listen on ADDR, which other hosts may reach; their clients
+    /// then need the token this coordinator writes to $DMTCP_COORD_TOKEN_FILE or
+    /// ~/.dmtcp/coord-PORT.token (or takes from $DMTCP_COORD_TOKEN)
+    #[argh(option)]
+    listen_host: Option<String>,
 
     /// write the port in use to this file (useful with --coord-port 0)
     #[argh(option)]
@@ -163,8 +170,15 @@ impl Config {
         let ckptdir = if ckptdir.is_absolute() { ckptdir } else { cwd.join(ckptdir) };
         let port_file = o.port_file.map(|p| if p.is_absolute() { p } else { cwd.join(p) });
         let logfile = o.coord_logfile.map(|p| if p.is_absolute() { p } else { cwd.join(p) });
+        let host = match (o.coord_host, o.listen_host) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(format!("two different addresses given: --coord-host {a} and --listen-host {b}"))
+            }
+            (Some(h), _) | (None, Some(h)) => h,
+            (None, None) => "127.0.0.1".to_string(),
+        };
         Ok(Config {
-            host: o.coord_host.unwrap_or_else(|| "127.0.0.1".to_string()),
+            host,
             port,
             port_file,
             ckptdir,
@@ -187,6 +201,7 @@ fn preprocess(args: &[String]) -> Vec<String> {
         "--coord-port",
         "--port",
         "--coord-host",
+        "--listen-host",
         "--host",
         "--port-file",
         "--ckptdir",
@@ -238,8 +253,18 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
             return cli::EXIT_FAILURE;
         }
     };
+    let token = match listener.local_addr() {
+        Ok(a) if !a.ip().is_loopback() => match remote_token(port) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::error!("{e}");
+                return cli::EXIT_FAILURE;
+            }
+        },
+        _ => None,
+    };
     if let Some(pf) = &cfg.port_file {
-        if let Err(e) = write_atomic(pf, port.to_string().as_bytes(), 0o644) {
+        if let Err(e) = write_atomic(pf, port.to_string().as_bytes(), 0o600) {
             log::error!("cannot write the port file {}: {e}", pf.display());
             return cli::EXIT_FAILURE;
         }
@@ -264,20 +289,69 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         }
     }
     let port_file = cfg.port_file.clone();
-    let mut coord = match event_loop::Coord::new(cfg, listener, port) {
+    let secret = token.as_ref().map(|t| t.token.clone());
+    let mut coord = match event_loop::Coord::new(cfg, listener, port, secret) {
         Ok(c) => c,
         Err(e) => {
             log::error!("cannot set up the event loop: {e}");
             if let Some(pf) = port_file {
                 let _ = fs::remove_file(pf);
             }
+            remove_token(token.as_ref());
             return cli::EXIT_FAILURE;
         }
     };
     let code = coord.run();
-    // The computation is over for this coordinator: its shared-data area goes too.
+    // The computation is over for this coordinator: its shared-data area and token go too.
     crate::common::shared_area::remove(port);
+    remove_token(token.as_ref());
     code
+}
+
+/// The secret of a coordinator that other hosts can reach (module `common::token`).
+struct RemoteToken {
+    token: String,
+    /// The file we wrote it to (none when the user gave it in DMTCP_COORD_TOKEN).
+    file: Option<PathBuf>,
+}
+
+fn remote_token(port: u16) -> Result<RemoteToken, String> {
+    use crate::common::token;
+    let var = dmtcp_proto::env::COORD_TOKEN;
+    if let Some(t) = env_nonempty(var) {
+        if !token::well_formed(&t) {
+            return Err(format!(
+                "{var} must be {} to {} printable characters without spaces (it has {})",
+                token::MIN_LEN,
+                token::MAX_LEN,
+                t.len()
+            ));
+        }
+        log::info!("clients from other hosts must present the token given in {var}");
+        return Ok(RemoteToken { token: t, file: None });
+    }
+    let Some(file) = token::path(port) else {
+        return Err(format!(
+            "listening beyond this host needs a token file: set HOME, {} or {var}",
+            dmtcp_proto::env::COORD_TOKEN_FILE
+        ));
+    };
+    let t = token::generate().map_err(|e| format!("cannot make a token: {e}"))?;
+    token::write(&file, &t).map_err(|e| format!("{e}"))?;
+    log::info!(
+        "clients from other hosts must present the token in {} (readable only by you; or set {var} to its content)",
+        file.display()
+    );
+    Ok(RemoteToken { token: t, file: Some(file) })
+}
+
+/// Removes the token file at exit, unless another coordinator has replaced it since.
+fn remove_token(t: Option<&RemoteToken>) {
+    if let Some(RemoteToken { token, file: Some(f) }) = t {
+        if fs::read_to_string(f).is_ok_and(|s| s.trim() == token) {
+            let _ = fs::remove_file(f);
+        }
+    }
 }
 
 fn remove_port_file(cfg: &Config) {

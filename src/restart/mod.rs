@@ -243,6 +243,9 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         let mut kv = |k: &str, v: &dyn std::fmt::Display| info.push_str(&format!("{k}={v}\n"));
         kv(ev::COORD_HOST, &host);
         kv(ev::COORD_PORT, &port);
+        if let Some(t) = crate::common::token::for_client(port) {
+            kv(ev::COORD_TOKEN, &t);
+        }
         kv(ev::CHECKPOINT_DIR, &dir.display());
         kv(ev::BIN, &bin.display());
         kv(ev::HIJACK_LIBS, &tree.preload_lib(Arch::X86_64).display());

@@ -14,7 +14,7 @@ use dmtcp_proto::{env, le, shared};
 pub const CARRY_LEN: usize = 4200;
 
 /// The variables re-injected at every exec when the caller's environment dropped them.
-pub const CARRIED: [&str; 11] = [
+pub const CARRIED: [&str; 12] = [
     env::COORD_HOST,
     env::COORD_PORT,
     env::SHARED_AREA,
@@ -26,6 +26,7 @@ pub const CARRIED: [&str; 11] = [
     env::QUIET,
     env::LOG_LEVEL,
     env::BIN,
+    env::COORD_TOKEN,
 ];
 const I_HOST: usize = 0;
 const I_SHARED: usize = 2;
@@ -35,6 +36,7 @@ const I_CKPT_DIR: usize = 5;
 const I_GZIP: usize = 6;
 const I_SIGCKPT: usize = 7;
 const I_BIN: usize = 10;
+const I_TOKEN: usize = 11;
 
 pub struct Config {
     /// `NAME=value` of each `CARRIED` variable present at startup (empty if absent).
@@ -107,6 +109,11 @@ impl Config {
     /// Folder for checkpoint images (DMTCP_CHECKPOINT_DIR; the launcher always sets it).
     pub fn ckpt_dir(&self) -> &[u8] {
         self.carried_value(I_CKPT_DIR)
+    }
+
+    /// The coordinator's token for clients on other hosts (DMTCP_COORD_TOKEN), empty if none.
+    pub fn coord_token(&self) -> &[u8] {
+        self.carried_value(I_TOKEN)
     }
 
     /// The `dmtcp` binary that writes images (DMTCP_BIN).

@@ -65,6 +65,8 @@ enum Failure {
     Timeout,
     Protocol,
     Rejected(Kind),
+    /// Already told the user.
+    Reported,
 }
 
 impl Failure {
@@ -88,6 +90,7 @@ impl Failure {
                 "the peer at {}:{} does not speak this version's coordinator protocol; the program runs without checkpoints",
                 host, port
             ),
+            Failure::Reported => {}
             Failure::Rejected(k) => {
                 let why = match k {
                     Kind::RejectWrongComp => "it belongs to another computation",
@@ -124,6 +127,11 @@ fn handshake(c: &Config, interval: u32, deadline: i64) -> Result<(), Failure> {
     let n = host.len() + 1 + prog.len() + 1;
     payload[..host.len()].copy_from_slice(host);
     payload[host.len() + 1..host.len() + 1 + prog.len()].copy_from_slice(prog);
+    // A coordinator on another host needs its token first (the tool side's `common::token`).
+    let token = c.coord_token();
+    if !token.is_empty() {
+        send(&Msg::new(Kind::Token), token).map_err(Failure::Io)?;
+    }
     let mut m = Msg::new(Kind::NewWorker);
     m.state = WorkerState::Running as u32;
     m.pid = sys::getpid();
@@ -134,6 +142,19 @@ fn handshake(c: &Config, interval: u32, deadline: i64) -> Result<(), Failure> {
     let mut hdr = [0u8; MSG_SIZE];
     read_exact_until(&mut hdr, deadline)?;
     let reply = Msg::decode(&hdr).map_err(|_| Failure::Protocol)?;
+    if reply.kind == Kind::RejectNotOwner {
+        // The reason comes as text (whose coordinator it is, or the missing token).
+        let mut text = [0u8; 256];
+        let n = core::cmp::min(reply.extra_len as usize, text.len());
+        read_exact_until(&mut text[..n], deadline)?;
+        error!(
+            "the coordinator at {}:{} refused this process: {}; the program runs without checkpoints",
+            Host(c),
+            c.coord_port,
+            Bytes(&text[..n])
+        );
+        return Err(Failure::Reported);
+    }
     discard_until(reply.extra_len as usize, deadline)?;
     match reply.kind {
         Kind::Accept => {

@@ -3,6 +3,10 @@
 
 pub const COORD_HOST: &str = "DMTCP_COORD_HOST";
 pub const COORD_PORT: &str = "DMTCP_COORD_PORT";
+/// The secret a coordinator listening beyond loopback requires of clients from other hosts.
+pub const COORD_TOKEN: &str = "DMTCP_COORD_TOKEN";
+/// Where that secret is kept (default `$HOME/.dmtcp/coord-PORT.token`).
+pub const COORD_TOKEN_FILE: &str = "DMTCP_COORD_TOKEN_FILE";
 pub const CHECKPOINT_DIR: &str = "DMTCP_CHECKPOINT_DIR";
 pub const CHECKPOINT_INTERVAL: &str = "DMTCP_CHECKPOINT_INTERVAL";
 pub const GZIP: &str = "DMTCP_GZIP";

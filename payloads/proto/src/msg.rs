@@ -78,6 +78,10 @@ wire_enum!(
         CkptFailed = 23,
         // The coordinator serves only the user who started it; the text says whose it is.
         RejectNotOwner = 30,
+        // First message of a client from another host (and of any client that has it): the
+        // coordinator's secret token as the payload. A coordinator that listens beyond
+        // loopback refuses a remote client without it (RejectNotOwner, with the reason).
+        Token = 31,
         // During a checkpoint, before DMT:Drain: one fd of the sender that no kind restores;
         // the payload names it ("fd 5 (netlink socket, socket:[123])"), the coordinator adds
         // the process.
