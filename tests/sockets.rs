@@ -196,3 +196,18 @@ fn a_tcp_connection_between_two_launches_survives_restarts_64_and_32() {
     assert_eq!(result_line(&out), reference, "\n{}", cy.diagnostics());
     assert!(reference.contains("client=0"), "{reference}");
 }
+
+/// A listener on a port the kernel chose, without SO_REUSEADDR: the accepted connections
+/// closed by `--kill` would sit in TIME_WAIT on that port and keep the restarted server from
+/// listening there again, unless the kill resets them (`sockets::reset_connections`).
+#[test]
+fn a_listener_without_reuseaddr_listens_again_right_after_a_kill_64() {
+    let p = c_program("tcp_noreuse", false);
+    crate::ckpt::cycles_with(&p, &["25"], 1 + 4, 2, Duration::from_millis(700), &[], |cy, _| cy.restart(5));
+}
+
+#[test]
+fn a_listener_without_reuseaddr_listens_again_right_after_a_kill_32() {
+    let p = c_program("tcp_noreuse", true);
+    crate::ckpt::cycles_with(&p, &["25"], 1 + 4, 2, Duration::from_millis(700), &[], |cy, _| cy.restart(5));
+}

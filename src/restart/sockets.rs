@@ -266,8 +266,16 @@ pub fn check_ports(listeners: &[Listener<'_>]) -> Result<(), String> {
             Ok(s)
         });
         if let Err(e) = s {
+            // Our `--kill` resets connections; after another kind of end, the old ones may sit
+            // in TIME_WAIT on the port for a minute.
+            let hint = if e == nix::errno::Errno::EADDRINUSE {
+                " (a program already listening there, or connections of the killed run in \
+                 TIME_WAIT, which the kernel drops within a minute)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "{}: {} listened on TCP port {} ({}), which is not free now: {}",
+                "{}: {} listened on TCP port {} ({}), which is not free now: {}{hint}",
                 l.image.path.display(),
                 l.program,
                 l.rec.local.port,

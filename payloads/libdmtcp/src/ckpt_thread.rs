@@ -65,7 +65,7 @@ fn run() {
         }
         trace!("coordinator says {:?}", m.kind);
         match m.kind {
-            Kind::KillPeer => sys::exit_now(0),
+            Kind::KillPeer => killed(),
             Kind::DoCheckpoint => {
                 if !checkpoint(&m) {
                     return;
@@ -103,7 +103,7 @@ fn barrier(b: Barrier, state: WorkerState) -> Result<Msg, BarrierError> {
         let r = Msg::decode(&hdr).map_err(|_| BarrierError::Lost(ReadError::Eof))?;
         coord::discard(r.extra_len as usize).map_err(BarrierError::Lost)?;
         match r.kind {
-            Kind::KillPeer => sys::exit_now(0),
+            Kind::KillPeer => killed(),
             Kind::BarrierReleased if r.name_bytes() == name => return Ok(r),
             k => trace!("ignoring {:?} while waiting at barrier {}", k, crate::log::Bytes(name)),
         }
@@ -182,7 +182,7 @@ fn checkpoint(m: &Msg) -> bool {
         }
     };
     if exit_after && outcome.is_ok() && passed.is_ok() && report.is_ok() {
-        sys::exit_now(0);
+        killed();
     }
     resources::resume(Phase::Checkpointed);
     threads::resume_all();
@@ -277,4 +277,13 @@ fn lost(e: ReadError) {
     }
     error!("lost contact with the coordinator; the program goes on without checkpoints");
     coord::disconnect();
+}
+
+/// The computation is being killed (`--kill`, or exit after a checkpoint). TCP connections are
+/// reset rather than closed, so that no end is left in TIME_WAIT on a listener's port: a program
+/// that did not set SO_REUSEADDR could not listen there again, and a restart right after the
+/// kill would find its port taken (module `resources::sockets`).
+fn killed() -> ! {
+    resources::sockets::reset_connections();
+    sys::exit_now(0)
 }

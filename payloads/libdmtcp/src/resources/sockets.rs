@@ -182,6 +182,24 @@ pub fn takes(fd: c_int) -> bool {
         && !crate::sys::fstat(fd).is_ok_and(|st| super::files::is_placeholder(fd, st.ino))
 }
 
+/// Called as the process exits because the computation is killed: every connected TCP socket
+/// gets SO_LINGER {on, 0}, so that its close resets the connection instead of leaving an end
+/// in TIME_WAIT (which keeps a listener's port from being bound again without SO_REUSEADDR, by
+/// the restarted program). The program is gone a moment later; nobody sees the option.
+pub fn reset_connections() {
+    // struct linger { int l_onoff; int l_linger; }: on, 0 s.
+    let mut linger = [0u8; 8];
+    linger[..4].copy_from_slice(&1i32.to_ne_bytes());
+    super::for_each_program_fd(|fd| {
+        if is_socket(fd)
+            && matches!(family_and_type(fd), Some((libc::AF_INET | libc::AF_INET6, libc::SOCK_STREAM)))
+            && so::peername(fd, &mut [0u8; ADDR_LEN]).is_ok()
+        {
+            let _ = so::setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, &linger);
+        }
+    });
+}
+
 /// The address in raw `sockaddr_in`/`sockaddr_in6` bytes, IPv4 mapped into IPv6.
 fn inet_addr(raw: &[u8]) -> InetAddr {
     if raw.len() < 8 {
