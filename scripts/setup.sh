@@ -4,6 +4,7 @@
 #   - gcc-multilib (gcc -m32 and the 32-bit C library, for the i686 payloads and 32-bit tests)
 #   - what the terminal tests (tests/tty.rs) drive: tmux (their terminals), screen, bash,
 #     python3, util-linux's setsid
+#   - Open MPI and MPICH for the MPI tests (tests/mpi.rs)
 #   - a Rust toolchain (rustup's, or Debian's rustc-web when there is none)
 #   - the i686-unknown-linux-gnu Rust standard library: `rustup target add`, or, where rustup
 #     cannot download, Debian's i386 libstd-rust-web packages unpacked into .toolchain/ (see
@@ -35,6 +36,8 @@ need_pkg() {
 
 need_pkg gcc gcc-multilib make ca-certificates zstd python3
 need_pkg tmux screen bash util-linux
+# The MPI tests (tests/mpi.rs): Open MPI and MPICH, side by side (mpicc.openmpi, mpicc.mpich).
+need_pkg openmpi-bin libopenmpi-dev mpich libmpich-dev
 
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 if ! command -v cargo >/dev/null; then

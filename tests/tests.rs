@@ -12,6 +12,7 @@ mod invisible;
 mod leftovers;
 mod library;
 mod memory;
+mod mpi;
 mod mutations;
 mod netns;
 mod nocheckpoint;

@@ -1,0 +1,46 @@
+//! MPI jobs on one host (issue 14): `dmtcp_launch mpirun -np 4 ./app`, checkpointed mid-run,
+//! killed, restarted, and ending with the result of an uninterrupted run, over two cycles, with
+//! Debian's Open MPI (its default transports: shared memory and TCP between the ranks, TCP and
+//! ptys to `mpirun`) and with MPICH (Hydra's `mpiexec`, TCP between the ranks: `UCX_TLS=tcp,self`
+//! and `MPIR_CVAR_NOLOCAL=1`; its shared-memory transport does not come back yet). The MPI
+//! libraries are 64-bit only on Debian's multilib, so these programs are too.
+use crate::ckpt::cycles_with;
+use crate::util::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// tests/c/mpi_ring.c built with `mpicc` (a path such as /usr/bin/mpicc.openmpi).
+fn mpi_program(mpicc: &str, tag: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-programs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("mpi_ring-{tag}"));
+    let tmp = dir.join(format!(".mpi_ring-{tag}-{}", std::process::id()));
+    run_ok(Command::new(mpicc).args(["-O1", "-o"]).arg(&tmp).arg(repo().join("tests/c/mpi_ring.c")));
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+#[test]
+fn an_open_mpi_job_of_four_ranks_survives_two_restarts() {
+    let p = mpi_program("mpicc.openmpi", "openmpi");
+    let p = p.to_str().unwrap();
+    // mpirun and its four ranks are the computation's five processes.
+    let args = ["--allow-run-as-root", "--oversubscribe", "-np", "4", p, "24"];
+    let last =
+        cycles_with(Path::new("/usr/bin/mpirun.openmpi"), &args, 5, 2, Duration::from_millis(1200), &[], |cy, _| {
+            cy.restart(5)
+        });
+    assert!(!last.starts_with("step 0\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn an_mpich_job_of_four_ranks_over_tcp_survives_two_restarts() {
+    let p = mpi_program("mpicc.mpich", "mpich");
+    let p = p.to_str().unwrap();
+    // `env` execs mpiexec, which starts a proxy, which starts the ranks: six processes.
+    let args = ["UCX_TLS=tcp,self", "MPIR_CVAR_NOLOCAL=1", "mpiexec.mpich", "-np", "4", p, "24"];
+    let last =
+        cycles_with(Path::new("/usr/bin/env"), &args, 6, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(6));
+    assert!(!last.starts_with("step 0\n"), "the restarted run began from the start:\n{last}");
+}
