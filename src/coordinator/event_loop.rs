@@ -21,7 +21,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// A new connection must complete its first message within this time.
-const FIRST_MSG_TIMEOUT: Duration = Duration::from_secs(2);
+const FIRST_MSG_TIMEOUT: Duration = Duration::from_secs(20);
 /// A worker that stops in the middle of a message for this long is dropped.
 const PARTIAL_MSG_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes queued for one client; a peer that does not read is dropped beyond this.
@@ -619,9 +619,13 @@ impl Coord {
                 let peer = self.comp.peer(tok);
                 if peer == Some(Peer::Pending) && now.duration_since(c.since) >= FIRST_MSG_TIMEOUT {
                     let why = if c.inbuf.is_empty() {
-                        "sent nothing within 2 s".to_string()
+                        format!("sent nothing within {} s", FIRST_MSG_TIMEOUT.as_secs())
                     } else {
-                        format!("sent only {} bytes of its first message within 2 s", c.inbuf.len())
+                        format!(
+                            "sent only {} bytes of its first message within {} s",
+                            c.inbuf.len(),
+                            FIRST_MSG_TIMEOUT.as_secs()
+                        )
                     };
                     stale.push((tok, why));
                 } else if let Some(p) = c.partial_since {
