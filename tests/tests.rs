@@ -21,6 +21,7 @@ mod python;
 mod remote;
 mod restart;
 mod sharedfd;
+mod slurm;
 mod sockets;
 mod spawn;
 mod timers;
