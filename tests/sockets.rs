@@ -196,3 +196,36 @@ fn a_tcp_connection_between_two_launches_survives_restarts_64_and_32() {
     assert_eq!(result_line(&out), reference, "\n{}", cy.diagnostics());
     assert!(reference.contains("client=0"), "{reference}");
 }
+
+/// What every run of sock_bulk must say: each of the four flows arrived whole, every byte at
+/// its offset (12 and 6 MiB over TCP, 4 and 2 MiB over UNIX).
+const BULK: &str = "RESULT parent tcp=6291456,0 unix=2097152,0 child tcp=12582912,0 unix=4194304,0 exit=0";
+
+/// A checkpoint 700 ms into a 2.5 s pause of both readers: the receive queues are full and the
+/// TCP senders' kernels hold MiB in their send queues (the window is full). Two cycles; the
+/// bytes the senders still held must come back, not only the receivers' windows.
+fn bulk(parent_m32: bool, child_m32: Option<bool>) {
+    let p = c_program("sock_bulk", parent_m32);
+    let child = child_m32.map(|m| c_program("sock_bulk", m));
+    let mut args = vec!["2500".to_string()];
+    if let Some(c) = &child {
+        args.push(c.to_str().unwrap().to_string());
+    }
+    let r = two_cycles(&p, &args.iter().map(|s| s.as_str()).collect::<Vec<_>>(), 2, Duration::from_millis(700));
+    assert_eq!(r, BULK);
+}
+
+#[test]
+fn mib_held_in_a_tcp_send_queue_behind_a_full_window_survive_restarts_64() {
+    bulk(false, None);
+}
+
+#[test]
+fn mib_held_in_a_tcp_send_queue_behind_a_full_window_survive_restarts_32() {
+    bulk(true, None);
+}
+
+#[test]
+fn mib_in_flight_between_a_64_bit_parent_and_a_32_bit_child_survive_restarts() {
+    bulk(false, Some(true));
+}

@@ -42,6 +42,7 @@ pub mod pty;
 pub mod shm;
 pub mod signal_state;
 pub mod socket_diag;
+pub mod socket_drain;
 pub mod sockets;
 pub mod timers;
 pub mod tty;

@@ -39,13 +39,26 @@
 //! refilled (DMT:Restart), applies the shutdowns (a shutdown earlier would refuse a peer's
 //! refill).
 //!
-//! Limits: bytes a TCP sender still held because the receiver's window was full are not seen;
-//! bytes queued on an unconnected UDP socket are not kept; file descriptors in flight
-//! (SCM_RIGHTS) are not kept.
+//! # Draining a TCP connection completely
+//! A peek sees only the receiver's window; the bytes its peer's kernel still holds in its send
+//! queue (MiB behind a full window) appear only as the receiver reads. A TCP connection whose
+//! both ends are held under checkpoint control, established and not shut down, is therefore
+//! drained by an exchange on the connection itself (`socket_drain`: a mark after each end's
+//! pending bytes, each end reads to the other's mark and sends back what it read, each end
+//! writes its own unread bytes again); after a restart each end writes those bytes into the
+//! new connection itself, so the image's record has no pending bytes for it. UNIX stream and
+//! seqpacket sockets need no such thing: a UNIX sender has no send queue (its bytes go straight
+//! to the receiver's queue, charged to its send buffer), so the peek sees them all.
+//!
+//! Limits: a TCP connection to a peer outside the computation or in another launch (another
+//! pid namespace: its holder is not seen) is peeked only, so what the peer's kernel held back
+//! is not seen; bytes queued on an unconnected UDP socket are not kept; file descriptors in
+//! flight (SCM_RIGHTS) are not kept.
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
 //! (fixed table in .bss; copied bytes in mmap'ed memory).
 use super::socket_diag;
+use super::socket_drain::{self, Conn, MAX_CONNS};
 use super::{report, Hooks, RecordSink};
 use crate::cell::Exclusive;
 use crate::log::Bytes;
@@ -114,11 +127,17 @@ struct Sock {
     /// The receive queue as copied by `drain` (stream: the bytes; datagram: u32 length, bytes).
     held: Option<Mapping>,
     held_len: usize,
+    /// A TCP connection whose peer is held under checkpoint control and that is established and
+    /// not shut down: drained completely by the exchange of `socket_drain` (module docs).
+    exchange: bool,
 }
 
 struct Table {
     socks: [Sock; MAX_SOCKETS],
     n: usize,
+    /// The exchanges this process ran as elected drainer (`socket_drain`), by fd.
+    conns: [Conn; MAX_CONNS],
+    nconn: usize,
 }
 
 const EMPTY: Sock = Sock {
@@ -140,9 +159,15 @@ const EMPTY: Sock = Sock {
     owner: [0, 0],
     held: None,
     held_len: 0,
+    exchange: false,
 };
 
-static TABLE: Exclusive<Table> = Exclusive::new(Table { socks: [const { EMPTY }; MAX_SOCKETS], n: 0 });
+static TABLE: Exclusive<Table> = Exclusive::new(Table {
+    socks: [const { EMPTY }; MAX_SOCKETS],
+    n: 0,
+    conns: [const { socket_drain::IDLE }; MAX_CONNS],
+    nconn: 0,
+});
 
 /// The inode of a socket from its /proc/self/fd link ("socket:[12345]").
 pub fn socket_id(link: &[u8]) -> Option<u64> {
@@ -232,6 +257,10 @@ fn tcp_state(fd: c_int) -> (u8, u32) {
 fn save() {
     TABLE.with(|t| {
         t.n = 0;
+        for c in t.conns[..t.nconn].iter_mut() {
+            c.clear();
+        }
+        t.nconn = 0;
         let me = sys::getpid();
         super::for_each_program_fd(|fd| {
             if !is_socket(fd) {
@@ -285,6 +314,12 @@ fn save() {
                     8 | 9 => SHUT_RCV,
                     _ => 0,
                 };
+                // ESTABLISHED, and the other end will take part in the exchange (it decides
+                // the same way about us).
+                if st == 1 && s.state == SockState::Connected {
+                    let (local, peer) = (inet_addr(&s.name[..s.name_len]), inet_addr(&s.peer[..s.peer_len]));
+                    s.exchange = socket_diag::tcp_inode(&peer, &local).is_some_and(socket_diag::held_under_checkpoint);
+                }
             }
             warn_if_outside(s, me);
             for (i, &(level, name)) in OPTIONS.iter().enumerate() {
@@ -309,7 +344,7 @@ fn save() {
 /// a process outside our pid namespace): the checkpoint goes on and says so; after a restart
 /// the fd is a failed socket (module docs).
 fn warn_if_outside(s: &Sock, me: i32) {
-    if s.state != SockState::Connected || s.ty == libc::SOCK_DGRAM {
+    if s.state != SockState::Connected || s.ty == libc::SOCK_DGRAM || s.exchange {
         return;
     }
     let prog = crate::config::get().progname.bytes();
@@ -342,10 +377,12 @@ fn warn_if_outside(s: &Sock, me: i32) {
     }
 }
 
-/// Copies the receive queue of each socket whose elected drainer we are (once per socket).
+/// Copies the receive queue of each socket whose elected drainer we are (once per socket); an
+/// exchanged TCP connection is drained completely (`socket_drain`), all of them at once.
 fn drain() {
     TABLE.with(|t| {
         let me = sys::getpid();
+        t.nconn = 0;
         for i in 0..t.n {
             let (fd, ino) = (t.socks[i].fd, t.socks[i].inode);
             if t.socks[i].state == SockState::Listening || t.socks[..i].iter().any(|o| o.inode == ino) {
@@ -357,12 +394,32 @@ fn drain() {
             if sys::fcntl(fd, libc::F_GETOWN, 0).ok() != Some(me) {
                 continue;
             }
+            if t.socks[i].exchange && t.nconn < MAX_CONNS {
+                let s = &t.socks[i];
+                let (local, peer) = (inet_addr(&s.name[..s.name_len]), inet_addr(&s.peer[..s.peer_len]));
+                let theirs = socket_diag::tcp_socket(&peer, &local).map_or(0, |p| p.wqueue as usize);
+                let mine = sys::readable_bytes(fd).unwrap_or(0);
+                t.conns[t.nconn] = Conn::start(fd, theirs + mine);
+                t.nconn += 1;
+                continue;
+            }
             let (held, len) = peek_queue(fd, t.socks[i].ty == libc::SOCK_STREAM);
             if len > 0 {
                 trace!("copied {} bytes in flight to the socket at fd {}", len, fd);
             }
             t.socks[i].held = held;
             t.socks[i].held_len = len;
+        }
+        let conns = &mut t.conns[..t.nconn];
+        if conns.is_empty() {
+            return;
+        }
+        socket_drain::exchange(conns);
+        // The bytes fit where they were (the same buffers): what does not within a second
+        // goes in `resume`, while the receivers run.
+        socket_drain::write_back(conns, 1000);
+        for c in conns.iter().filter(|c| !c.failed && c.out_len > 0) {
+            trace!("drained {} bytes in flight from the TCP connection at fd {}", c.out_len, c.fd);
         }
     });
 }
@@ -473,7 +530,8 @@ fn write_records(put: &mut RecordSink<'_>) {
 }
 
 /// After the image is written: the queues were only peeked at, so drop the copies and give
-/// the owners back.
+/// the owners back (the exchanged connections were refilled in `drain`; what they still owe
+/// goes in `resume`).
 fn refill() {
     TABLE.with(|t| {
         for s in t.socks[..t.n].iter_mut() {
@@ -516,6 +574,12 @@ fn restore() {
                 report("restoring the owner", s.fd, sys::set_owner_ex(s.fd, &s.owner));
             }
         }
+        // The exchanged connections: each end writes its own unread sends again.
+        let conns = &mut t.conns[..t.nconn];
+        for c in conns.iter_mut() {
+            c.rewind();
+        }
+        socket_drain::write_back(conns, 500);
         for i in 0..t.n {
             if let Some(map) = t.socks[i].held.take() {
                 let s = &t.socks[i];
@@ -761,8 +825,25 @@ fn other_end(s: &Sock) -> Option<c_int> {
     found
 }
 
-/// After DMT:Restart (every process has refilled): the shutdowns come back.
+/// The rest of the exchanged connections' bytes (the receivers run now: there is room as they
+/// read), then, after DMT:Restart (every process has refilled): the shutdowns come back.
 fn resume(phase: super::Phase) {
+    TABLE.with(|t| {
+        let conns = &mut t.conns[..t.nconn];
+        if !socket_drain::write_back(conns, 10_000) {
+            for c in conns.iter().filter(|c| c.owes()) {
+                warn!(
+                    "{} bytes in flight on the TCP connection at fd {} could not be written back: lost",
+                    c.out_len - c.out_written,
+                    c.fd
+                );
+            }
+        }
+        for c in conns.iter_mut() {
+            c.clear();
+        }
+        t.nconn = 0;
+    });
     if phase != super::Phase::Restarted {
         return;
     }

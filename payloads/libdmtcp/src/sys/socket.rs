@@ -173,3 +173,17 @@ pub fn sock_diag(request: &[u8], reply: &mut [u8]) -> Result<usize, Errno> {
     super::close(fd);
     r
 }
+
+/// `poll(fds, timeout_ms)`, retried on EINTR; the number of entries with events (0: timeout).
+pub fn poll_fds(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: fds is a valid writable slice of fds.len() pollfd entries.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+}
