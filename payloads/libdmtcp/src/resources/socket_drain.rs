@@ -54,6 +54,8 @@ const CHUNK: usize = 256 * 1024;
 /// Room beyond what the kernel says is queued (untouched pages cost nothing).
 const SLACK: usize = 4 << 20;
 pub const MAX_CONNS: usize = 256;
+/// <asm-generic/socket.h> (x86_64 and i386 alike); not in the libc crate for Linux.
+const SO_SNDBUFFORCE: c_int = 32;
 
 /// The exchange of one connection end.
 pub struct Conn {
@@ -277,16 +279,22 @@ impl Conn {
 
     /// Makes room for `out` in the send queue: the bytes were held by the receiver's window and
     /// this end's send buffer as the kernel had tuned them, and a new connection (or the same
-    /// one written in other pieces) may hold somewhat less; when both ends of a connection owe
-    /// bytes neither program runs to read them. The send buffer is raised as far as the system
-    /// allows while `out` is written, then set back to the value the program saw.
+    /// one written in other pieces, with other per-packet overheads) may hold somewhat less: a
+    /// sender blocked on a full connection had filled it to the last byte. When both ends owe
+    /// bytes, or one process holds both, no program runs to read them. So the send buffer is
+    /// raised while `out` is written, then set back to the value the program saw (it stays
+    /// fixed at that value: the kernel no longer tunes it).
     fn raise_sndbuf(&mut self) {
         if self.sndbuf != 0 {
             return;
         }
         let Ok(old) = so::getsockopt_int(self.fd, libc::SOL_SOCKET, libc::SO_SNDBUF) else { return };
         self.sndbuf = old;
-        let _ = so::setsockopt_int(self.fd, libc::SOL_SOCKET, libc::SO_SNDBUF, c_int::MAX / 2);
+        // Twice what it was (the kernel doubles the value): past net.core.wmem_max only with
+        // CAP_NET_ADMIN (SO_SNDBUFFORCE), else as far as that maximum.
+        if so::setsockopt_int(self.fd, libc::SOL_SOCKET, SO_SNDBUFFORCE, old.max(1 << 20)).is_err() {
+            let _ = so::setsockopt_int(self.fd, libc::SOL_SOCKET, libc::SO_SNDBUF, c_int::MAX / 2);
+        }
         if so::getsockopt_int(self.fd, libc::SOL_SOCKET, libc::SO_SNDBUF).is_ok_and(|now| now <= old) {
             self.lower_sndbuf();
         }
@@ -395,10 +403,12 @@ pub fn exchange(conns: &mut [Conn]) {
     }
 }
 
-/// Step 5: writes each `out` back, waiting for room at most `stall_ms` without progress.
-/// Returns whether everything is written.
-pub fn write_back(conns: &mut [Conn], stall_ms: i64) -> bool {
+/// Step 5: writes each `out` back, waiting for room at most `stall_ms` without progress and
+/// `budget_ms` in all (room may come back a few bytes at a time). Returns whether everything
+/// is written.
+pub fn write_back(conns: &mut [Conn], stall_ms: i64, budget_ms: i64) -> bool {
     let mut last = sys::now_ms();
+    let end = last + budget_ms;
     loop {
         let mut pfd = [libc::pollfd { fd: -1, events: 0, revents: 0 }; MAX_CONNS];
         let mut n = 0;
@@ -419,7 +429,8 @@ pub fn write_back(conns: &mut [Conn], stall_ms: i64) -> bool {
             last = sys::now_ms();
             continue;
         }
-        if sys::now_ms() - last > stall_ms {
+        let now = sys::now_ms();
+        if now - last > stall_ms || now > end {
             return false;
         }
         let _ = so::poll_fds(&mut pfd[..conns.len()], 50);

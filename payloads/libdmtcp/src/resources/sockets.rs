@@ -417,7 +417,7 @@ fn drain() {
         socket_drain::exchange(conns);
         // The bytes fit where they were (the same buffers): what does not within a second
         // goes in `resume`, while the receivers run.
-        socket_drain::write_back(conns, 1000);
+        socket_drain::write_back(conns, 1000, 2000);
         for c in conns.iter().filter(|c| !c.failed && c.out_len > 0) {
             trace!("drained {} bytes in flight from the TCP connection at fd {}", c.out_len, c.fd);
         }
@@ -579,7 +579,7 @@ fn restore() {
         for c in conns.iter_mut() {
             c.rewind();
         }
-        socket_drain::write_back(conns, 500);
+        socket_drain::write_back(conns, 500, 1000);
         for i in 0..t.n {
             if let Some(map) = t.socks[i].held.take() {
                 let s = &t.socks[i];
@@ -830,7 +830,7 @@ fn other_end(s: &Sock) -> Option<c_int> {
 fn resume(phase: super::Phase) {
     TABLE.with(|t| {
         let conns = &mut t.conns[..t.nconn];
-        if !socket_drain::write_back(conns, 10_000) {
+        if !socket_drain::write_back(conns, 2000, 5000) {
             for c in conns.iter().filter(|c| c.owes()) {
                 warn!(
                     "{} bytes in flight on the TCP connection at fd {} could not be written back: lost",
