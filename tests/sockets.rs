@@ -229,3 +229,55 @@ fn mib_held_in_a_tcp_send_queue_behind_a_full_window_survive_restarts_32() {
 fn mib_in_flight_between_a_64_bit_parent_and_a_32_bit_child_survive_restarts() {
     bulk(false, Some(true));
 }
+
+/// A file descriptor in flight on a UNIX socket (SCM_RIGHTS, not yet received) at checkpoint
+/// is refused clearly: the checkpoint names the fd as one that cannot be restored, and after
+/// the restart the bytes that carried it arrive without it (never a descriptor that silently
+/// points elsewhere).
+fn fd_in_flight(m32: bool) {
+    let p = c_program("sock_rights", m32);
+    let reference = {
+        let d = crate::util::TempDir::new("ref");
+        crate::ckpt::uninterrupted(&p, &["3000"], d.path())
+    };
+    assert_eq!(result_line(&reference), "RESULT bytes=FD!!tail fds=1 reads=hello");
+    let mut cy = Cycle::launch_n(&p, &["3000"], &[], 1);
+    std::thread::sleep(Duration::from_millis(700));
+    let out = cy.coord.command(&["--bcheckpoint"]);
+    let text = stdout(&out) + &stderr(&out);
+    assert!(out.status.success(), "{text}\n{}", cy.diagnostics());
+    assert!(
+        text.contains("fd 4 (UNIX socket with file descriptors in flight, SCM_RIGHTS")
+            && text.contains("cannot be restored"),
+        "the checkpoint names the fd with a descriptor in flight:\n{text}"
+    );
+    cy.kill();
+    cy.restart(1);
+    let last = cy.finish();
+    assert_eq!(result_line(&last), "RESULT bytes=FD!!tail fds=0 reads=-", "\n{}", cy.diagnostics());
+}
+
+#[test]
+fn a_descriptor_in_flight_on_a_unix_socket_is_reported_and_its_bytes_come_back_64() {
+    fd_in_flight(false);
+}
+
+#[test]
+fn a_descriptor_in_flight_on_a_unix_socket_is_reported_and_its_bytes_come_back_32() {
+    fd_in_flight(true);
+}
+
+/// With `--strict`, a descriptor in flight makes the checkpoint fail; the program goes on and
+/// receives it.
+#[test]
+fn strict_refuses_a_checkpoint_with_a_descriptor_in_flight_and_the_program_goes_on() {
+    let p = c_program("sock_rights", false);
+    let mut cy = Cycle::launch_n(&p, &["2000"], &["--strict"], 1);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = cy.coord.command(&["--bcheckpoint"]);
+    let text = stdout(&out) + &stderr(&out);
+    assert!(!out.status.success() && text.contains("SCM_RIGHTS") && text.contains("--strict"), "{text}");
+    assert!(cy.images().is_empty(), "{:?}", cy.images());
+    let last = cy.finish();
+    assert_eq!(result_line(&last), "RESULT bytes=FD!!tail fds=1 reads=hello", "\n{}", cy.diagnostics());
+}

@@ -53,7 +53,10 @@
 //! Limits: a TCP connection to a peer outside the computation or in another launch (another
 //! pid namespace: its holder is not seen) is peeked only, so what the peer's kernel held back
 //! is not seen; bytes queued on an unconnected UDP socket are not kept; file descriptors in
-//! flight (SCM_RIGHTS) are not kept.
+//! flight on a UNIX socket (SCM_RIGHTS, sent and not yet received) are not kept: `save` finds
+//! them with a peek that takes the descriptors (and closes them at once), and the checkpoint
+//! reports the socket like any fd that cannot be restored (`for_each_unsupported`: a warning,
+//! or with --strict a failed checkpoint); the bytes that carried them come back without them.
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
 //! (fixed table in .bss; copied bytes in mmap'ed memory).
@@ -130,6 +133,8 @@ struct Sock {
     /// A TCP connection whose peer is held under checkpoint control and that is established and
     /// not shut down: drained completely by the exchange of `socket_drain` (module docs).
     exchange: bool,
+    /// UNIX: file descriptors in flight (SCM_RIGHTS) in the receive queue, as a peek saw them.
+    rights: usize,
 }
 
 struct Table {
@@ -160,6 +165,7 @@ const EMPTY: Sock = Sock {
     held: None,
     held_len: 0,
     exchange: false,
+    rights: 0,
 };
 
 static TABLE: Exclusive<Table> = Exclusive::new(Table {
@@ -302,6 +308,9 @@ fn save() {
                 if s.peer_ino != 0 && s.state == SockState::Idle {
                     s.state = SockState::Connected;
                 }
+                if !listening {
+                    s.rights = rights_in_flight(fd);
+                }
             } else if ty == libc::SOCK_STREAM {
                 let (st, backlog) = tcp_state(fd);
                 if listening {
@@ -337,6 +346,50 @@ fn save() {
             }
             t.n += 1;
         });
+    });
+}
+
+/// How many file descriptors ride in the receive queue of the UNIX socket `fd` (0 if none),
+/// from a peek at the whole queue (each message once, by SO_PEEK_OFF). A descriptor sent with
+/// bytes a stream peek reads in two pieces is counted twice: only none or some matters.
+fn rights_in_flight(fd: c_int) -> usize {
+    if sys::readable_bytes(fd).unwrap_or(0) == 0 {
+        return 0;
+    }
+    let old_off = so::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF).unwrap_or(-1);
+    if so::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0).is_err() {
+        return 0;
+    }
+    let mut buf = [0u8; 16384];
+    let mut fds = 0;
+    // Bounded: a queue holds at most its receive buffer's worth of messages.
+    for _ in 0..1_000_000 {
+        match so::peek_rights(fd, &mut buf, 0) {
+            Ok((0, n)) => {
+                fds += n;
+                break;
+            }
+            Ok((_, n)) => fds += n,
+            Err(_) => break,
+        }
+    }
+    let _ = so::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, old_off);
+    fds
+}
+
+/// Calls `f(text)` for each UNIX socket with file descriptors in flight: they are not restored
+/// (the bytes that carried them are), so the checkpoint reports the fd like any other that
+/// cannot be restored (a warning, or with --strict a failed checkpoint).
+pub fn for_each_unsupported(mut f: impl FnMut(&[u8])) {
+    TABLE.with(|t| {
+        let mut num = [0u8; 20];
+        for s in t.socks[..t.n].iter().filter(|s| s.rights > 0) {
+            let mut line = crate::cstr::Fixed::<160>::new();
+            line.push(b"fd ");
+            line.push(crate::cstr::fmt_u64(s.fd as u64, &mut num));
+            line.push(b" (UNIX socket with file descriptors in flight, SCM_RIGHTS: the bytes come back, the descriptors do not)");
+            f(line.bytes());
+        }
     });
 }
 
