@@ -281,3 +281,22 @@ fn strict_refuses_a_checkpoint_with_a_descriptor_in_flight_and_the_program_goes_
     let last = cy.finish();
     assert_eq!(result_line(&last), "RESULT bytes=FD!!tail fds=1 reads=hello", "\n{}", cy.diagnostics());
 }
+
+/// Connections waiting in a TCP and a UNIX listener's accept queue at checkpoint (the client
+/// connected, the server not accepted yet) come back: after each restart the client is
+/// connected and the server's accept() returns it (64-bit, 32-bit, two cycles).
+fn accept_queue(m32: bool) {
+    let p = c_program("sock_accept", m32);
+    let r = two_cycles(&p, &["3000"], 2, Duration::from_millis(700));
+    assert_eq!(r, "RESULT tcp=thanks unix=thanks child=0");
+}
+
+#[test]
+fn connections_in_an_accept_queue_are_connected_again_and_accepted_after_restarts_64() {
+    accept_queue(false);
+}
+
+#[test]
+fn connections_in_an_accept_queue_are_connected_again_and_accepted_after_restarts_32() {
+    accept_queue(true);
+}

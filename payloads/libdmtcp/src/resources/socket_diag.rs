@@ -100,6 +100,8 @@ pub struct TcpInfo {
     pub inode: u64,
     /// Bytes it sent that its peer has not acknowledged, and bytes not sent yet (`idiag_wqueue`).
     pub wqueue: u32,
+    /// Bytes in its receive queue (`idiag_rqueue`).
+    pub rqueue: u32,
 }
 
 /// The TCP socket whose local address is `src` and whose peer is `dst`, if it is on this host
@@ -147,7 +149,9 @@ fn tcp_inode_in(family: c_int, src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_p
     if b.len() < NLMSG_HDRLEN + 72 || u16_at(b, 4) != SOCK_DIAG_BY_FAMILY {
         return None;
     }
-    Some(TcpInfo { inode: u32_at(b, NLMSG_HDRLEN + 68).into(), wqueue: u32_at(b, NLMSG_HDRLEN + 60) })
+    Some(TcpInfo { inode: u32_at(b, NLMSG_HDRLEN + 68).into(), wqueue: u32_at(b, NLMSG_HDRLEN + 60),
+        rqueue: u32_at(b, NLMSG_HDRLEN + 56),
+    })
 }
 
 /// Whether a process we can see (in our pid namespace, the computation's) holds the socket

@@ -50,7 +50,18 @@
 //! seqpacket sockets need no such thing: a UNIX sender has no send queue (its bytes go straight
 //! to the receiver's queue, charged to its send buffer), so the peek sees them all.
 //!
-//! Limits: a TCP connection to a peer outside the computation or in another launch (another
+//! # A connection in a listener's accept queue
+//! A client connected to a listener of the computation whose server has not accepted it yet
+//! has a peer no process holds (inet_diag finds it with inode 0; unix_diag names no peer inode,
+//! and no shutdown). If the client sent nothing yet (SIOCOUTQ, and the unaccepted end's receive
+//! queue), `resume(Restarted)`, once every listener listens again, connects a new socket from
+//! the same address to the same listener address and puts it at the client's fd
+//! (`connect_again`): the client is connected and the server's accept() returns it. A client
+//! that already sent bytes, which only the unaccepted end holds, is refused: a warning at
+//! checkpoint, a reset connection after restart.
+//!
+//! Limits: a client in an accept queue shared by several processes after fork is connected
+//! again by each of them (not one socket shared); a TCP connection to a peer outside the computation or in another launch (another
 //! pid namespace: its holder is not seen) is peeked only, so what the peer's kernel held back
 //! is not seen; bytes queued on an unconnected UDP socket are not kept; file descriptors in
 //! flight on a UNIX socket (SCM_RIGHTS, sent and not yet received) are not kept: `save` finds
@@ -135,6 +146,9 @@ struct Sock {
     exchange: bool,
     /// UNIX: file descriptors in flight (SCM_RIGHTS) in the receive queue, as a peek saw them.
     rights: usize,
+    /// A connection waiting in a listener's accept queue (the other end not accepted yet, and
+    /// nothing sent to it): made again by connecting to the same address after a restart.
+    queued: bool,
 }
 
 struct Table {
@@ -166,6 +180,7 @@ const EMPTY: Sock = Sock {
     held_len: 0,
     exchange: false,
     rights: 0,
+    queued: false,
 };
 
 static TABLE: Exclusive<Table> = Exclusive::new(Table {
@@ -311,6 +326,16 @@ fn save() {
                 if !listening {
                     s.rights = rights_in_flight(fd);
                 }
+                // A stream client whose peer has no inode and did not shut down: the peer is
+                // still in the listener's accept queue (`accept_queue` in the module docs).
+                if s.state == SockState::Connected
+                    && ty != libc::SOCK_DGRAM
+                    && s.peer_ino == 0
+                    && s.shutdown == 0
+                    && s.peer_len > 2
+                {
+                    s.queued = nothing_sent(s, 0);
+                }
             } else if ty == libc::SOCK_STREAM {
                 let (st, backlog) = tcp_state(fd);
                 if listening {
@@ -327,7 +352,11 @@ fn save() {
                 // the same way about us).
                 if st == 1 && s.state == SockState::Connected {
                     let (local, peer) = (inet_addr(&s.name[..s.name_len]), inet_addr(&s.peer[..s.peer_len]));
-                    s.exchange = socket_diag::tcp_inode(&peer, &local).is_some_and(socket_diag::held_under_checkpoint);
+                    match socket_diag::tcp_socket(&peer, &local) {
+                        Some(p) if p.inode == 0 => s.queued = nothing_sent(s, p.rqueue as usize),
+                        Some(p) => s.exchange = socket_diag::held_under_checkpoint(p.inode),
+                        None => {}
+                    }
                 }
             }
             warn_if_outside(s, me);
@@ -347,6 +376,23 @@ fn save() {
             t.n += 1;
         });
     });
+}
+
+/// Whether a client whose connection waits in a listener's accept queue sent nothing yet
+/// (`theirs`: bytes the unaccepted end holds, for TCP). Bytes it sent are in a socket no
+/// process holds, which nothing can read: the connection then fails after a restart, with a
+/// warning now.
+fn nothing_sent(s: &Sock, theirs: usize) -> bool {
+    let sent = theirs + so::unsent_bytes(s.fd).unwrap_or(0);
+    if sent > 0 {
+        warn!(
+            "fd {} is a connection that waits in a listener's accept queue with {} bytes sent to it: they cannot \
+             be kept, and after a restart it fails as if reset",
+            s.fd,
+            sent
+        );
+    }
+    sent == 0
 }
 
 /// How many file descriptors ride in the receive queue of the UNIX socket `fd` (0 if none),
@@ -397,7 +443,7 @@ pub fn for_each_unsupported(mut f: impl FnMut(&[u8])) {
 /// a process outside our pid namespace): the checkpoint goes on and says so; after a restart
 /// the fd is a failed socket (module docs).
 fn warn_if_outside(s: &Sock, me: i32) {
-    if s.state != SockState::Connected || s.ty == libc::SOCK_DGRAM || s.exchange {
+    if s.state != SockState::Connected || s.ty == libc::SOCK_DGRAM || s.exchange || s.queued {
         return;
     }
     let prog = crate::config::get().progname.bytes();
@@ -643,6 +689,59 @@ fn restore() {
             }
         }
     });
+}
+
+/// A connection that waited in a listener's accept queue at checkpoint: after DMT:Restart
+/// (every listener of the computation listens again), a new socket from the same local address
+/// (another port if the old one lingers) connects to the same listener address, and takes the
+/// fd, with the options and flags of the old one. If the listener is not there, the fd keeps
+/// its failed socket and the program sees a reset connection.
+fn connect_again(s: &Sock) {
+    let r = (|| {
+        let fd = so::socket(s.family, s.ty | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)?;
+        let made = (|| {
+            if s.family != libc::AF_UNIX {
+                let _ = so::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+                if so::bind(fd, &s.name[..s.name_len]).is_err() {
+                    let mut any = s.name;
+                    any[2..4].fill(0); // the port, in sockaddr_in and sockaddr_in6 alike
+                    so::bind(fd, &any[..s.name_len])?;
+                }
+                let reuse = s.opts[0].len >= 4 && s.opts[0].val[..4] != [0; 4];
+                let _ = so::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, reuse as c_int);
+            }
+            match so::connect(fd, &s.peer[..s.peer_len]) {
+                Ok(()) => {}
+                Err(libc::EINPROGRESS) => {
+                    if !matches!(sys::poll_one(fd, libc::POLLOUT, 2000), Ok(r) if r != 0) {
+                        return Err(libc::ETIMEDOUT);
+                    }
+                    match so::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
+                        Ok(0) => {}
+                        Ok(e) => return Err(e),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            sys::dup3(fd, s.fd, if s.cloexec { libc::O_CLOEXEC } else { 0 })
+        })();
+        sys::close(fd);
+        made
+    })();
+    match r {
+        Ok(()) => {
+            restore_options(s);
+            report("setting the status flags", s.fd, sys::fcntl(s.fd, libc::F_SETFL, s.flags & RESTORED_FLAGS).map(|_| ()));
+            report("restoring the owner", s.fd, sys::set_owner_ex(s.fd, &s.owner));
+            trace!("fd {} waited in an accept queue: connected to its listener again", s.fd);
+        }
+        Err(e) => warn!(
+            "fd {} waited in a listener's accept queue; cannot connect to it again ({}): it fails as if reset",
+            s.fd,
+            Bytes(sys::strerror(e))
+        ),
+    }
 }
 
 /// A socket whose peer was outside the computation: one in a failed state at its number.
@@ -900,6 +999,11 @@ fn resume(phase: super::Phase) {
     if phase != super::Phase::Restarted {
         return;
     }
+    TABLE.with(|t| {
+        for s in t.socks[..t.n].iter().filter(|s| s.queued) {
+            connect_again(s);
+        }
+    });
     TABLE.with(|t| {
         for s in &t.socks[..t.n] {
             let how = match (s.shutdown & SHUT_RCV != 0, s.shutdown & SHUT_SEND != 0) {

@@ -231,3 +231,12 @@ pub fn peek_rights(fd: c_int, buf: &mut [u8], extra: c_int) -> Result<(usize, us
     }
     Ok((n, fds))
 }
+
+/// The bytes a socket sent that its peer has not taken yet (SIOCOUTQ: for TCP not yet
+/// acknowledged or not sent, for UNIX not yet read by the peer).
+pub fn unsent_bytes(fd: c_int) -> Result<usize, Errno> {
+    let mut n: c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int.
+    check(unsafe { libc::ioctl(fd, libc::TIOCOUTQ as _, &mut n as *mut c_int) })?;
+    Ok(n.max(0) as usize)
+}
