@@ -4,7 +4,8 @@
 # Reports how long the program was paused, checkpoint wall time, image size and restart time,
 # next to this machine's own limits measured in the same run (sequential write with fdatasync,
 # zstd -1 with 2 threads on the same bytes). Usage: scripts/bench.sh [MiB]  (BENCH_DIR=folder
-# on the disk to measure, default /tmp).
+# on the disk to measure, default /tmp). Then: bytes in flight on one TCP connection (INFLIGHT_MIB,
+# default "0 4 12"): checkpoint and restart time, image size (inflight_section, at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MIB=${1:-1024}
@@ -71,3 +72,36 @@ for content in random text; do
   done
 done
 cat "$work/table"
+
+# Bytes in flight on one TCP connection (both ends in one process, the reader not reading: the
+# receive queue full and MiB in the sender's send queue): checkpoint (drain included) and
+# restart wall time, image size, and a check that every byte is read back after the restart.
+inflight_section() {
+  gcc -O2 -o "$work/inflight" scripts/bench/inflight.c
+  printf "\n| in flight (MiB) | send queue (MiB) | checkpoint (s) | image (MiB) | restart (s) | read back |\n|---|---|---|---|---|---|\n" > "$work/inflight-table"
+  for n in ${INFLIGHT_MIB:-0 4 12}; do
+    ck="$work/ck-inflight-$n"; mkdir -p "$ck"
+    DMTCP_CHECKPOINT_DIR="$ck" "$D" launch -j "$work/inflight" "$n" > "$work/iout" 2>"$work/ierr" &
+    job=$!
+    for _ in $(seq 600); do grep -q ready "$work/iout" 2>/dev/null && break; sleep 0.05; done
+    wait_status 1 yes
+    t0=$(now); "$D" command --bcheckpoint > /dev/null; t1=$(now)
+    size=$(stat -c %s "$ck"/ckpt_*.dmtcp)
+    "$D" command -k > /dev/null; wait_status 0 no; wait "$job" || true
+    t2=$(now)
+    "$D" restart -j "$ck"/ckpt_*.dmtcp > /dev/null 2>"$work/rerr" &
+    job=$!
+    wait_status 1 yes; t3=$(now)
+    pid=$(pgrep -f "^$work/inflight $n\$" | head -1)
+    kill -USR1 "$pid"; wait "$job" || true
+    read -r inflight sendq < <(sed -n 's/^ready inflight=\([0-9]*\) sendq=\([0-9]*\).*/\1 \2/p' "$work/iout")
+    back=$(sed -n 's/^read=\([0-9]*\) bad=\([0-9]*\)$/\1 bad \2/p' "$work/iout")
+    [ "$back" = "$inflight bad 0" ] && ok=all || ok="NO: $back of $inflight"
+    printf "| %s | %s | %s | %s | %s | %s |\n" "$(python3 -c "print(f'{$inflight/1048576:.1f}')")" \
+      "$(python3 -c "print(f'{$sendq/1048576:.1f}')")" "$(secs "$t0" "$t1")" \
+      "$(python3 -c "print(f'{$size/1048576:.1f}')")" "$(secs "$t2" "$t3")" "$ok" >> "$work/inflight-table"
+    rm -rf "$ck"
+  done
+  cat "$work/inflight-table"
+}
+inflight_section

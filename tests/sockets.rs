@@ -210,4 +210,106 @@ fn a_listener_without_reuseaddr_listens_again_right_after_a_kill_64() {
 fn a_listener_without_reuseaddr_listens_again_right_after_a_kill_32() {
     let p = c_program("tcp_noreuse", true);
     crate::ckpt::cycles_with(&p, &["25"], 1 + 4, 2, Duration::from_millis(700), &[], |cy, _| cy.restart(5));
+/// What every run of sock_bulk must say: each of the four flows arrived whole, every byte at
+/// its offset (12 and 6 MiB over TCP, 4 and 2 MiB over UNIX).
+const BULK: &str = "RESULT parent tcp=6291456,0 unix=2097152,0 child tcp=12582912,0 unix=4194304,0 exit=0";
+
+/// A checkpoint 700 ms into a 2.5 s pause of both readers: the receive queues are full and the
+/// TCP senders' kernels hold MiB in their send queues (the window is full). Two cycles; the
+/// bytes the senders still held must come back, not only the receivers' windows.
+fn bulk(parent_m32: bool, child_m32: Option<bool>) {
+    let p = c_program("sock_bulk", parent_m32);
+    let child = child_m32.map(|m| c_program("sock_bulk", m));
+    let mut args = vec!["2500".to_string()];
+    if let Some(c) = &child {
+        args.push(c.to_str().unwrap().to_string());
+    }
+    let r = two_cycles(&p, &args.iter().map(|s| s.as_str()).collect::<Vec<_>>(), 2, Duration::from_millis(700));
+    assert_eq!(r, BULK);
+}
+
+#[test]
+fn mib_held_in_a_tcp_send_queue_behind_a_full_window_survive_restarts_64() {
+    bulk(false, None);
+}
+
+#[test]
+fn mib_held_in_a_tcp_send_queue_behind_a_full_window_survive_restarts_32() {
+    bulk(true, None);
+}
+
+#[test]
+fn mib_in_flight_between_a_64_bit_parent_and_a_32_bit_child_survive_restarts() {
+    bulk(false, Some(true));
+}
+
+/// A file descriptor in flight on a UNIX socket (SCM_RIGHTS, not yet received) at checkpoint
+/// is refused clearly: the checkpoint names the fd as one that cannot be restored, and after
+/// the restart the bytes that carried it arrive without it (never a descriptor that silently
+/// points elsewhere).
+fn fd_in_flight(m32: bool) {
+    let p = c_program("sock_rights", m32);
+    let reference = {
+        let d = crate::util::TempDir::new("ref");
+        crate::ckpt::uninterrupted(&p, &["3000"], d.path())
+    };
+    assert_eq!(result_line(&reference), "RESULT bytes=FD!!tail fds=1 reads=hello");
+    let mut cy = Cycle::launch_n(&p, &["3000"], &[], 1);
+    std::thread::sleep(Duration::from_millis(700));
+    let out = cy.coord.command(&["--bcheckpoint"]);
+    let text = stdout(&out) + &stderr(&out);
+    assert!(out.status.success(), "{text}\n{}", cy.diagnostics());
+    assert!(
+        text.contains("fd 4 (UNIX socket with file descriptors in flight, SCM_RIGHTS")
+            && text.contains("cannot be restored"),
+        "the checkpoint names the fd with a descriptor in flight:\n{text}"
+    );
+    cy.kill();
+    cy.restart(1);
+    let last = cy.finish();
+    assert_eq!(result_line(&last), "RESULT bytes=FD!!tail fds=0 reads=-", "\n{}", cy.diagnostics());
+}
+
+#[test]
+fn a_descriptor_in_flight_on_a_unix_socket_is_reported_and_its_bytes_come_back_64() {
+    fd_in_flight(false);
+}
+
+#[test]
+fn a_descriptor_in_flight_on_a_unix_socket_is_reported_and_its_bytes_come_back_32() {
+    fd_in_flight(true);
+}
+
+/// With `--strict`, a descriptor in flight makes the checkpoint fail; the program goes on and
+/// receives it.
+#[test]
+fn strict_refuses_a_checkpoint_with_a_descriptor_in_flight_and_the_program_goes_on() {
+    let p = c_program("sock_rights", false);
+    let mut cy = Cycle::launch_n(&p, &["2000"], &["--strict"], 1);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = cy.coord.command(&["--bcheckpoint"]);
+    let text = stdout(&out) + &stderr(&out);
+    assert!(!out.status.success() && text.contains("SCM_RIGHTS") && text.contains("--strict"), "{text}");
+    assert!(cy.images().is_empty(), "{:?}", cy.images());
+    let last = cy.finish();
+    assert_eq!(result_line(&last), "RESULT bytes=FD!!tail fds=1 reads=hello", "\n{}", cy.diagnostics());
+}
+
+/// Connections waiting in a TCP and a UNIX listener's accept queue at checkpoint (the client
+/// connected, the server not accepted yet) come back: after each restart the client is
+/// connected and the server's accept() returns it (64-bit, 32-bit, two cycles).
+fn accept_queue(m32: bool) {
+    let p = c_program("sock_accept", m32);
+    let r = two_cycles(&p, &["3000"], 2, Duration::from_millis(700));
+    assert_eq!(r, "RESULT tcp=thanks unix=thanks child=0");
+}
+
+#[test]
+fn connections_in_an_accept_queue_are_connected_again_and_accepted_after_restarts_64() {
+    accept_queue(false);
+}
+
+#[test]
+fn connections_in_an_accept_queue_are_connected_again_and_accepted_after_restarts_32() {
+    accept_queue(true);
 }

@@ -193,7 +193,7 @@ pub fn plan(members: &[&ImageFacts]) -> (Vec<SockPlan>, Vec<ProcFds>, Vec<String
                 }
                 let Some((sock, end)) = placed else {
                     if let Rec::Inet(i) = &rec {
-                        if !warned.contains(&key) {
+                        if !warned.contains(&key) && !to_a_listener(i, &all_inet) {
                             warned.push(key);
                             warnings.push(format!(
                                 "{}: fd {fd} is a TCP connection from {} to {}, outside the computation: \
@@ -208,7 +208,11 @@ pub fn plan(members: &[&ImageFacts]) -> (Vec<SockPlan>, Vec<ProcFds>, Vec<String
                 };
                 if let (Rec::Unix(u), SockPlan::UnixPair { .. }) = (&rec, &plans[sock]) {
                     let orphan = at.unix.iter().filter(|a| a.1 == sock).count() == 1;
-                    if orphan && u.shutdown != SHUT_RCV | SHUT_SEND && !warned.contains(&key) {
+                    // No peer inode and no shutdown: the peer waited in a listener's accept
+                    // queue, and the process connects to it again (the library's
+                    // `connect_again`); a peer that closed left both shutdown bits.
+                    let queued = u.peer == 0 && u.shutdown == 0;
+                    if orphan && !queued && u.shutdown != SHUT_RCV | SHUT_SEND && !warned.contains(&key) {
                         warned.push(key);
                         warnings.push(format!(
                             "{}: fd {fd} is a UNIX socket connected to a peer outside the computation: \
@@ -245,6 +249,19 @@ pub fn plan(members: &[&ImageFacts]) -> (Vec<SockPlan>, Vec<ProcFds>, Vec<String
         })
         .collect();
     (plans, per_member, warnings)
+}
+
+/// Whether the unpaired connection `c` leads to a listener of the computation (its own
+/// address, or a wildcard one on its port): it waited in that listener's accept queue, and the
+/// process connects to it again after the restart (the library's `connect_again`), so it is not
+/// an outside peer.
+fn to_a_listener(c: &InetSocketRecord, all: &[InetSocketRecord]) -> bool {
+    all.iter().any(|l| {
+        l.state == SockState::Listening
+            && l.sock_type == 1
+            && l.local.port == c.peer.port
+            && (l.local == c.peer || l.local.addr == [0; 16] || l.local.as_v4() == Some([0; 4]))
+    })
 }
 
 /// A listener's address, program and image, for `check_ports`.

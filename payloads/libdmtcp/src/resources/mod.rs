@@ -42,6 +42,7 @@ pub mod pty;
 pub mod shm;
 pub mod signal_state;
 pub mod socket_diag;
+pub mod socket_drain;
 pub mod sockets;
 pub mod timers;
 pub mod tty;
@@ -208,8 +209,10 @@ pub fn taken_by_another_kind(fd: c_int, mode: u32, link: Option<&[u8]>) -> bool 
 
 /// Calls `f(text)` once for each fd that no kind restores, naming it ("fd 5 (netlink socket,
 /// socket:[123])"): the checkpoint thread sends each to the coordinator before DMT:Drain.
-pub fn for_each_unsupported(f: impl FnMut(&[u8])) {
-    files::for_each_unsupported(f)
+pub fn for_each_unsupported(mut f: impl FnMut(&[u8])) {
+    files::for_each_unsupported(&mut f);
+    // sockets: file descriptors in flight on UNIX sockets (SCM_RIGHTS).
+    sockets::for_each_unsupported(f)
 }
 
 /// `/proc/self/fd/<fd>`, NUL-terminated.

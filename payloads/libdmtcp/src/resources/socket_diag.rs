@@ -91,6 +91,22 @@ fn parse(b: &[u8]) -> Result<UnixInfo, c_int> {
 /// `sockaddr_in`/`sockaddr_in6` bytes), if it is on this host: `inet_diag` exact lookup, first
 /// as an IPv4 socket (for IPv4 or IPv4-mapped addresses), then as an IPv6 one.
 pub fn tcp_inode(src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_proto::image::InetAddr) -> Option<u64> {
+    tcp_socket(src, dst).map(|t| t.inode)
+}
+
+/// What `inet_diag` says about one TCP socket.
+#[derive(Clone, Copy)]
+pub struct TcpInfo {
+    pub inode: u64,
+    /// Bytes it sent that its peer has not acknowledged, and bytes not sent yet (`idiag_wqueue`).
+    pub wqueue: u32,
+    /// Bytes in its receive queue (`idiag_rqueue`).
+    pub rqueue: u32,
+}
+
+/// The TCP socket whose local address is `src` and whose peer is `dst`, if it is on this host
+/// (`tcp_inode`).
+pub fn tcp_socket(src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_proto::image::InetAddr) -> Option<TcpInfo> {
     let mut families = [0 as c_int; 2];
     let n = if src.as_v4().is_some() && dst.as_v4().is_some() {
         families = [libc::AF_INET, libc::AF_INET6];
@@ -102,7 +118,7 @@ pub fn tcp_inode(src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_proto::image::I
     families[..n].iter().find_map(|&f| tcp_inode_in(f, src, dst))
 }
 
-fn tcp_inode_in(family: c_int, src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_proto::image::InetAddr) -> Option<u64> {
+fn tcp_inode_in(family: c_int, src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_proto::image::InetAddr) -> Option<TcpInfo> {
     const IPPROTO_TCP: u8 = 6;
     let mut req = [0u8; NLMSG_HDRLEN + 56];
     let len = req.len() as u32;
@@ -133,18 +149,60 @@ fn tcp_inode_in(family: c_int, src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_p
     if b.len() < NLMSG_HDRLEN + 72 || u16_at(b, 4) != SOCK_DIAG_BY_FAMILY {
         return None;
     }
-    Some(u32_at(b, NLMSG_HDRLEN + 68).into())
+    Some(TcpInfo { inode: u32_at(b, NLMSG_HDRLEN + 68).into(), wqueue: u32_at(b, NLMSG_HDRLEN + 60),
+        rqueue: u32_at(b, NLMSG_HDRLEN + 56),
+    })
 }
 
 /// Whether a process we can see (in our pid namespace, the computation's) holds the socket
 /// with inode `ino`.
 pub fn held_by_a_process(ino: u64) -> bool {
+    holder(ino).is_some()
+}
+
+/// Whether the socket with inode `ino` is held by a process we can see that runs under
+/// checkpoint control (has this library mapped; not, say, a command started with
+/// `dmtcp_nocheckpoint`): such a holder takes part in the drain of its end.
+pub fn held_under_checkpoint(ino: u64) -> bool {
+    holder(ino).is_some_and(runs_libdmtcp)
+}
+
+/// Whether /proc/PID/maps names this library.
+fn runs_libdmtcp(pid: u64) -> bool {
+    const NAME: &[u8] = b"/libdmtcp.so";
+    let mut path = crate::cstr::Fixed::<48>::new();
+    let mut n = [0u8; 20];
+    path.push(b"/proc/");
+    path.push(crate::cstr::fmt_u64(pid, &mut n));
+    path.push(b"/maps");
+    let Ok(fd) = crate::sys::open_read(path.as_cstr()) else { return false };
+    // Read in chunks, keeping the last NAME.len() bytes so that a name cut in two is seen.
+    let mut buf = [0u8; 4096];
+    let (mut keep, mut found) = (0, false);
+    while !found {
+        match crate::sys::read_some(fd, &mut buf[keep..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                let end = keep + k;
+                found = buf[..end].windows(NAME.len()).any(|w| w == NAME);
+                keep = end.min(NAME.len());
+                buf.copy_within(end - keep..end, 0);
+            }
+        }
+    }
+    crate::sys::close(fd);
+    found
+}
+
+/// The pid of a process we can see that holds the socket with inode `ino`.
+fn holder(ino: u64) -> Option<u64> {
     let mut want = crate::cstr::Fixed::<32>::new();
     let mut num = [0u8; 20];
     want.push(b"socket:[");
     want.push(crate::cstr::fmt_u64(ino, &mut num));
     want.push(b"]");
     let mut found = false;
+    let mut who = None;
     crate::sys::for_each_numbered_entry(c"/proc", |pid, _| {
         if found {
             return;
@@ -168,6 +226,9 @@ pub fn held_by_a_process(ino: u64) -> bool {
                 found = &buf[..k.min(64)] == want.bytes();
             }
         });
+        if found {
+            who = Some(pid);
+        }
     });
-    found
+    who
 }

@@ -39,13 +39,40 @@
 //! refilled (DMT:Restart), applies the shutdowns (a shutdown earlier would refuse a peer's
 //! refill).
 //!
-//! Limits: bytes a TCP sender still held because the receiver's window was full are not seen;
-//! bytes queued on an unconnected UDP socket are not kept; file descriptors in flight
-//! (SCM_RIGHTS) are not kept.
+//! # Draining a TCP connection completely
+//! A peek sees only the receiver's window; the bytes its peer's kernel still holds in its send
+//! queue (MiB behind a full window) appear only as the receiver reads. A TCP connection whose
+//! both ends are held under checkpoint control, established and not shut down, is therefore
+//! drained by an exchange on the connection itself (`socket_drain`: a mark after each end's
+//! pending bytes, each end reads to the other's mark and sends back what it read, each end
+//! writes its own unread bytes again); after a restart each end writes those bytes into the
+//! new connection itself, so the image's record has no pending bytes for it. UNIX stream and
+//! seqpacket sockets need no such thing: a UNIX sender has no send queue (its bytes go straight
+//! to the receiver's queue, charged to its send buffer), so the peek sees them all.
+//!
+//! # A connection in a listener's accept queue
+//! A client connected to a listener of the computation whose server has not accepted it yet
+//! has a peer no process holds (inet_diag finds it with inode 0; unix_diag names no peer inode,
+//! and no shutdown). If the client sent nothing yet (SIOCOUTQ, and the unaccepted end's receive
+//! queue), `resume(Restarted)`, once every listener listens again, connects a new socket from
+//! the same address to the same listener address and puts it at the client's fd
+//! (`connect_again`): the client is connected and the server's accept() returns it. A client
+//! that already sent bytes, which only the unaccepted end holds, is refused: a warning at
+//! checkpoint, a reset connection after restart.
+//!
+//! Limits: a client in an accept queue shared by several processes after fork is connected
+//! again by each of them (not one socket shared); a TCP connection to a peer outside the computation or in another launch (another
+//! pid namespace: its holder is not seen) is peeked only, so what the peer's kernel held back
+//! is not seen; bytes queued on an unconnected UDP socket are not kept; file descriptors in
+//! flight on a UNIX socket (SCM_RIGHTS, sent and not yet received) are not kept: `save` finds
+//! them with a peek that takes the descriptors (and closes them at once), and the checkpoint
+//! reports the socket like any fd that cannot be restored (`for_each_unsupported`: a warning,
+//! or with --strict a failed checkpoint); the bytes that carried them come back without them.
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
 //! (fixed table in .bss; copied bytes in mmap'ed memory).
 use super::socket_diag;
+use super::socket_drain::{self, Conn, MAX_CONNS};
 use super::{report, Hooks, RecordSink};
 use crate::cell::Exclusive;
 use crate::log::Bytes;
@@ -114,11 +141,22 @@ struct Sock {
     /// The receive queue as copied by `drain` (stream: the bytes; datagram: u32 length, bytes).
     held: Option<Mapping>,
     held_len: usize,
+    /// A TCP connection whose peer is held under checkpoint control and that is established and
+    /// not shut down: drained completely by the exchange of `socket_drain` (module docs).
+    exchange: bool,
+    /// UNIX: file descriptors in flight (SCM_RIGHTS) in the receive queue, as a peek saw them.
+    rights: usize,
+    /// A connection waiting in a listener's accept queue (the other end not accepted yet, and
+    /// nothing sent to it): made again by connecting to the same address after a restart.
+    queued: bool,
 }
 
 struct Table {
     socks: [Sock; MAX_SOCKETS],
     n: usize,
+    /// The exchanges this process ran as elected drainer (`socket_drain`), by fd.
+    conns: [Conn; MAX_CONNS],
+    nconn: usize,
 }
 
 const EMPTY: Sock = Sock {
@@ -140,9 +178,17 @@ const EMPTY: Sock = Sock {
     owner: [0, 0],
     held: None,
     held_len: 0,
+    exchange: false,
+    rights: 0,
+    queued: false,
 };
 
-static TABLE: Exclusive<Table> = Exclusive::new(Table { socks: [const { EMPTY }; MAX_SOCKETS], n: 0 });
+static TABLE: Exclusive<Table> = Exclusive::new(Table {
+    socks: [const { EMPTY }; MAX_SOCKETS],
+    n: 0,
+    conns: [const { socket_drain::IDLE }; MAX_CONNS],
+    nconn: 0,
+});
 
 /// The inode of a socket from its /proc/self/fd link ("socket:[12345]").
 pub fn socket_id(link: &[u8]) -> Option<u64> {
@@ -250,6 +296,10 @@ fn tcp_state(fd: c_int) -> (u8, u32) {
 fn save() {
     TABLE.with(|t| {
         t.n = 0;
+        for c in t.conns[..t.nconn].iter_mut() {
+            c.clear();
+        }
+        t.nconn = 0;
         let me = sys::getpid();
         super::for_each_program_fd(|fd| {
             if !is_socket(fd) {
@@ -291,6 +341,19 @@ fn save() {
                 if s.peer_ino != 0 && s.state == SockState::Idle {
                     s.state = SockState::Connected;
                 }
+                if !listening {
+                    s.rights = rights_in_flight(fd);
+                }
+                // A stream client whose peer has no inode and did not shut down: the peer is
+                // still in the listener's accept queue (`accept_queue` in the module docs).
+                if s.state == SockState::Connected
+                    && ty != libc::SOCK_DGRAM
+                    && s.peer_ino == 0
+                    && s.shutdown == 0
+                    && s.peer_len > 2
+                {
+                    s.queued = nothing_sent(s, 0);
+                }
             } else if ty == libc::SOCK_STREAM {
                 let (st, backlog) = tcp_state(fd);
                 if listening {
@@ -303,6 +366,16 @@ fn save() {
                     8 | 9 => SHUT_RCV,
                     _ => 0,
                 };
+                // ESTABLISHED, and the other end will take part in the exchange (it decides
+                // the same way about us).
+                if st == 1 && s.state == SockState::Connected {
+                    let (local, peer) = (inet_addr(&s.name[..s.name_len]), inet_addr(&s.peer[..s.peer_len]));
+                    match socket_diag::tcp_socket(&peer, &local) {
+                        Some(p) if p.inode == 0 => s.queued = nothing_sent(s, p.rqueue as usize),
+                        Some(p) => s.exchange = socket_diag::held_under_checkpoint(p.inode),
+                        None => {}
+                    }
+                }
             }
             warn_if_outside(s, me);
             for (i, &(level, name)) in OPTIONS.iter().enumerate() {
@@ -323,11 +396,72 @@ fn save() {
     });
 }
 
+/// Whether a client whose connection waits in a listener's accept queue sent nothing yet
+/// (`theirs`: bytes the unaccepted end holds, for TCP). Bytes it sent are in a socket no
+/// process holds, which nothing can read: the connection then fails after a restart, with a
+/// warning now.
+fn nothing_sent(s: &Sock, theirs: usize) -> bool {
+    let sent = theirs + so::unsent_bytes(s.fd).unwrap_or(0);
+    if sent > 0 {
+        warn!(
+            "fd {} is a connection that waits in a listener's accept queue with {} bytes sent to it: they cannot \
+             be kept, and after a restart it fails as if reset",
+            s.fd,
+            sent
+        );
+    }
+    sent == 0
+}
+
+/// How many file descriptors ride in the receive queue of the UNIX socket `fd` (0 if none),
+/// from a peek at the whole queue (each message once, by SO_PEEK_OFF). A descriptor sent with
+/// bytes a stream peek reads in two pieces is counted twice: only none or some matters.
+fn rights_in_flight(fd: c_int) -> usize {
+    if sys::readable_bytes(fd).unwrap_or(0) == 0 {
+        return 0;
+    }
+    let old_off = so::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF).unwrap_or(-1);
+    if so::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0).is_err() {
+        return 0;
+    }
+    let mut buf = [0u8; 16384];
+    let mut fds = 0;
+    // Bounded: a queue holds at most its receive buffer's worth of messages.
+    for _ in 0..1_000_000 {
+        match so::peek_rights(fd, &mut buf, 0) {
+            Ok((0, n)) => {
+                fds += n;
+                break;
+            }
+            Ok((_, n)) => fds += n,
+            Err(_) => break,
+        }
+    }
+    let _ = so::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, old_off);
+    fds
+}
+
+/// Calls `f(text)` for each UNIX socket with file descriptors in flight: they are not restored
+/// (the bytes that carried them are), so the checkpoint reports the fd like any other that
+/// cannot be restored (a warning, or with --strict a failed checkpoint).
+pub fn for_each_unsupported(mut f: impl FnMut(&[u8])) {
+    TABLE.with(|t| {
+        let mut num = [0u8; 20];
+        for s in t.socks[..t.n].iter().filter(|s| s.rights > 0) {
+            let mut line = crate::cstr::Fixed::<160>::new();
+            line.push(b"fd ");
+            line.push(crate::cstr::fmt_u64(s.fd as u64, &mut num));
+            line.push(b" (UNIX socket with file descriptors in flight, SCM_RIGHTS: the bytes come back, the descriptors do not)");
+            f(line.bytes());
+        }
+    });
+}
+
 /// A connection whose peer no process of the computation holds (not on this host, or held by
 /// a process outside our pid namespace): the checkpoint goes on and says so; after a restart
 /// the fd is a failed socket (module docs).
 fn warn_if_outside(s: &Sock, me: i32) {
-    if s.state != SockState::Connected || s.ty == libc::SOCK_DGRAM {
+    if s.state != SockState::Connected || s.ty == libc::SOCK_DGRAM || s.exchange || s.queued {
         return;
     }
     let prog = crate::config::get().progname.bytes();
@@ -360,10 +494,12 @@ fn warn_if_outside(s: &Sock, me: i32) {
     }
 }
 
-/// Copies the receive queue of each socket whose elected drainer we are (once per socket).
+/// Copies the receive queue of each socket whose elected drainer we are (once per socket); an
+/// exchanged TCP connection is drained completely (`socket_drain`), all of them at once.
 fn drain() {
     TABLE.with(|t| {
         let me = sys::getpid();
+        t.nconn = 0;
         for i in 0..t.n {
             let (fd, ino) = (t.socks[i].fd, t.socks[i].inode);
             if t.socks[i].state == SockState::Listening || t.socks[..i].iter().any(|o| o.inode == ino) {
@@ -375,12 +511,32 @@ fn drain() {
             if sys::fcntl(fd, libc::F_GETOWN, 0).ok() != Some(me) {
                 continue;
             }
+            if t.socks[i].exchange && t.nconn < MAX_CONNS {
+                let s = &t.socks[i];
+                let (local, peer) = (inet_addr(&s.name[..s.name_len]), inet_addr(&s.peer[..s.peer_len]));
+                let theirs = socket_diag::tcp_socket(&peer, &local).map_or(0, |p| p.wqueue as usize);
+                let mine = sys::readable_bytes(fd).unwrap_or(0);
+                t.conns[t.nconn] = Conn::start(fd, theirs + mine);
+                t.nconn += 1;
+                continue;
+            }
             let (held, len) = peek_queue(fd, t.socks[i].ty == libc::SOCK_STREAM);
             if len > 0 {
                 trace!("copied {} bytes in flight to the socket at fd {}", len, fd);
             }
             t.socks[i].held = held;
             t.socks[i].held_len = len;
+        }
+        let conns = &mut t.conns[..t.nconn];
+        if conns.is_empty() {
+            return;
+        }
+        socket_drain::exchange(conns);
+        // The bytes fit where they were (the same buffers): what does not within a second
+        // goes in `resume`, while the receivers run.
+        socket_drain::write_back(conns, 1000, 2000);
+        for c in conns.iter().filter(|c| !c.failed && c.out_len > 0) {
+            trace!("drained {} bytes in flight from the TCP connection at fd {}", c.out_len, c.fd);
         }
     });
 }
@@ -491,7 +647,8 @@ fn write_records(put: &mut RecordSink<'_>) {
 }
 
 /// After the image is written: the queues were only peeked at, so drop the copies and give
-/// the owners back.
+/// the owners back (the exchanged connections were refilled in `drain`; what they still owe
+/// goes in `resume`).
 fn refill() {
     TABLE.with(|t| {
         for s in t.socks[..t.n].iter_mut() {
@@ -534,6 +691,12 @@ fn restore() {
                 report("restoring the owner", s.fd, sys::set_owner_ex(s.fd, &s.owner));
             }
         }
+        // The exchanged connections: each end writes its own unread sends again.
+        let conns = &mut t.conns[..t.nconn];
+        for c in conns.iter_mut() {
+            c.rewind();
+        }
+        socket_drain::write_back(conns, 500, 1000);
         for i in 0..t.n {
             if let Some(map) = t.socks[i].held.take() {
                 let s = &t.socks[i];
@@ -544,6 +707,59 @@ fn restore() {
             }
         }
     });
+}
+
+/// A connection that waited in a listener's accept queue at checkpoint: after DMT:Restart
+/// (every listener of the computation listens again), a new socket from the same local address
+/// (another port if the old one lingers) connects to the same listener address, and takes the
+/// fd, with the options and flags of the old one. If the listener is not there, the fd keeps
+/// its failed socket and the program sees a reset connection.
+fn connect_again(s: &Sock) {
+    let r = (|| {
+        let fd = so::socket(s.family, s.ty | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0)?;
+        let made = (|| {
+            if s.family != libc::AF_UNIX {
+                let _ = so::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+                if so::bind(fd, &s.name[..s.name_len]).is_err() {
+                    let mut any = s.name;
+                    any[2..4].fill(0); // the port, in sockaddr_in and sockaddr_in6 alike
+                    so::bind(fd, &any[..s.name_len])?;
+                }
+                let reuse = s.opts[0].len >= 4 && s.opts[0].val[..4] != [0; 4];
+                let _ = so::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, reuse as c_int);
+            }
+            match so::connect(fd, &s.peer[..s.peer_len]) {
+                Ok(()) => {}
+                Err(libc::EINPROGRESS) => {
+                    if !matches!(sys::poll_one(fd, libc::POLLOUT, 2000), Ok(r) if r != 0) {
+                        return Err(libc::ETIMEDOUT);
+                    }
+                    match so::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_ERROR) {
+                        Ok(0) => {}
+                        Ok(e) => return Err(e),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            sys::dup3(fd, s.fd, if s.cloexec { libc::O_CLOEXEC } else { 0 })
+        })();
+        sys::close(fd);
+        made
+    })();
+    match r {
+        Ok(()) => {
+            restore_options(s);
+            report("setting the status flags", s.fd, sys::fcntl(s.fd, libc::F_SETFL, s.flags & RESTORED_FLAGS).map(|_| ()));
+            report("restoring the owner", s.fd, sys::set_owner_ex(s.fd, &s.owner));
+            trace!("fd {} waited in an accept queue: connected to its listener again", s.fd);
+        }
+        Err(e) => warn!(
+            "fd {} waited in a listener's accept queue; cannot connect to it again ({}): it fails as if reset",
+            s.fd,
+            Bytes(sys::strerror(e))
+        ),
+    }
 }
 
 /// A socket whose peer was outside the computation: one in a failed state at its number.
@@ -779,11 +995,33 @@ fn other_end(s: &Sock) -> Option<c_int> {
     found
 }
 
-/// After DMT:Restart (every process has refilled): the shutdowns come back.
+/// The rest of the exchanged connections' bytes (the receivers run now: there is room as they
+/// read), then, after DMT:Restart (every process has refilled): the shutdowns come back.
 fn resume(phase: super::Phase) {
+    TABLE.with(|t| {
+        let conns = &mut t.conns[..t.nconn];
+        if !socket_drain::write_back(conns, 2000, 5000) {
+            for c in conns.iter().filter(|c| c.owes()) {
+                warn!(
+                    "{} bytes in flight on the TCP connection at fd {} could not be written back: lost",
+                    c.out_len - c.out_written,
+                    c.fd
+                );
+            }
+        }
+        for c in conns.iter_mut() {
+            c.clear();
+        }
+        t.nconn = 0;
+    });
     if phase != super::Phase::Restarted {
         return;
     }
+    TABLE.with(|t| {
+        for s in t.socks[..t.n].iter().filter(|s| s.queued) {
+            connect_again(s);
+        }
+    });
     TABLE.with(|t| {
         for s in &t.socks[..t.n] {
             let how = match (s.shutdown & SHUT_RCV != 0, s.shutdown & SHUT_SEND != 0) {

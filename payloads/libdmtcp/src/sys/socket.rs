@@ -173,3 +173,70 @@ pub fn sock_diag(request: &[u8], reply: &mut [u8]) -> Result<usize, Errno> {
     super::close(fd);
     r
 }
+
+/// `poll(fds, timeout_ms)`, retried on EINTR; the number of entries with events (0: timeout).
+pub fn poll_fds(fds: &mut [libc::pollfd], timeout_ms: c_int) -> Result<usize, Errno> {
+    loop {
+        // SAFETY: fds is a valid writable slice of fds.len() pollfd entries.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+}
+
+/// One `recvmsg(fd, buf, MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | extra)` with room for
+/// ancillary data: the bytes peeked and how many file descriptors (SCM_RIGHTS) ride with
+/// them. A peek installs those descriptors in this process: they are closed here at once.
+pub fn peek_rights(fd: c_int, buf: &mut [u8], extra: c_int) -> Result<(usize, usize), Errno> {
+    // Room for 253 descriptors (SCM_MAX_FD), aligned for cmsghdr.
+    let mut control = [0u64; 136];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: an all-zero msghdr is valid (null name, no iov) before its fields are set.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = core::mem::size_of_val(&control) as _;
+    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC | extra;
+    let n = loop {
+        // SAFETY: msg points at iov (buf.len() writable bytes) and control, both alive here.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
+        if n >= 0 {
+            break n as usize;
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    };
+    let mut fds = 0;
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
+    // msg_controllen; each SCM_RIGHTS payload is an array of ints inside it.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c).cast::<c_int>();
+                let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / core::mem::size_of::<c_int>();
+                for i in 0..count {
+                    libc::close(data.add(i).read_unaligned());
+                }
+                fds += count;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n, fds))
+}
+
+/// The bytes a socket sent that its peer has not taken yet (SIOCOUTQ: for TCP not yet
+/// acknowledged or not sent, for UNIX not yet read by the peer).
+pub fn unsent_bytes(fd: c_int) -> Result<usize, Errno> {
+    let mut n: c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int.
+    check(unsafe { libc::ioctl(fd, libc::TIOCOUTQ as _, &mut n as *mut c_int) })?;
+    Ok(n.max(0) as usize)
+}
