@@ -43,6 +43,7 @@ pub mod shm;
 pub mod signal_state;
 pub mod socket_diag;
 pub mod sockets;
+pub mod sysv;
 pub mod timers;
 pub mod tty;
 
@@ -112,8 +113,10 @@ pub const NONE: Hooks = Hooks {
 /// the image in save, so it comes before shm, which elects one writer per shared mapping it
 /// finds then. The event kinds come after the fd kinds they do not depend on; epoll comes last
 /// of all, as its interest list names fds of every other kind, which must be back at their
-/// numbers (and refilled) before it adds them.
-pub static KINDS: [&Hooks; 13] = [
+/// numbers (and refilled) before it adds them. `sysv` holds no fds and depends on no other
+/// kind; it comes after `shm` so that its restore finds the memory the restorer mapped (its
+/// attaches go over the restored areas) with every fd kind done.
+pub static KINDS: [&Hooks; 14] = [
     &timers::HOOKS,
     &signal_state::HOOKS,
     &process::HOOKS,
@@ -124,6 +127,7 @@ pub static KINDS: [&Hooks; 13] = [
     &pipes::HOOKS,
     &memfd::HOOKS,
     &shm::HOOKS,
+    &sysv::HOOKS,
     &events::HOOKS,
     &inotify::HOOKS,
     &epoll::HOOKS,

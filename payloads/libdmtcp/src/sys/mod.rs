@@ -10,6 +10,7 @@ use core::ffi::{c_int, c_void, CStr};
 
 pub mod dl;
 pub mod events;
+pub mod ipc;
 pub mod socket;
 pub mod thread;
 pub mod timers;

@@ -64,6 +64,7 @@ pub mod memfd;
 pub mod pipe;
 pub mod socket_inet;
 pub mod socket_unix;
+pub mod sysv;
 pub mod text;
 pub mod thread;
 pub mod trailer;
@@ -77,7 +78,7 @@ pub use error::{ImageError, Record, Table};
 pub use events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
 pub use fd::{
     FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INET_SOCKET, FD_INOTIFY, FD_MEMFD, FD_PIPE, FD_PTY, FD_SIGNALFD,
-    FD_TERMINAL, FD_TIMERFD, FD_UNIX_SOCKET,
+    FD_SYSV, FD_TERMINAL, FD_TIMERFD, FD_UNIX_SOCKET,
 };
 pub use file::{
     FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
@@ -88,6 +89,7 @@ pub use memfd::MemfdRecord;
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use socket_inet::{InetAddr, InetSocketRecord};
 pub use socket_unix::{SockState, UnixSocketRecord};
+pub use sysv::{SysvKind, SysvRecord};
 pub use text::Text;
 pub use thread::{ThreadRecord, THREAD_CKPT, THREAD_MAIN};
 pub use trailer::Trailer;
