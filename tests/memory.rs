@@ -143,3 +143,25 @@ fn memfd_shared_by_a_64_bit_parent_and_an_exec_32_bit_child_comes_back() {
 fn memfd_shared_by_a_32_bit_parent_and_an_exec_64_bit_child_comes_back() {
     memfd_mixed(true);
 }
+
+/// memfd seals (F_ADD_SEALS): a memfd sealed against shrinking, growing and writing and then
+/// sealed for good, held by two processes and mapped read-only by one, a memfd with one seal
+/// that takes more later, and a memfd made without sealing: after each restart every process
+/// reads the same seals, the kernel enforces them (EPERM), and the contents are there.
+fn memfd_seals(m32: bool) {
+    let p = c_program("memfd_seals", m32);
+    let last = cycles_with(&p, &["200"], 2, 2, Duration::from_millis(700), &[], |cy, _| cy.restart(2));
+    let r = result_line(&last);
+    assert!(r.contains("parent=f,2,1,wtsad child=f,2,1,wtsad more=yes"), "{r}");
+    assert!(!last.starts_with("step 0\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn memfd_seals_come_back_and_are_enforced_64() {
+    memfd_seals(false);
+}
+
+#[test]
+fn memfd_seals_come_back_and_are_enforced_32() {
+    memfd_seals(true);
+}

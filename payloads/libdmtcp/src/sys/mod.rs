@@ -345,6 +345,22 @@ pub fn map_shared_readonly(fd: c_int, len: usize) -> Result<usize, Errno> {
     }
 }
 
+/// Maps `fd` at `offset` shared over `[addr, addr + len)`, which must be a mapping of the same
+/// object already (a memfd's mapping made again through a read-only fd, so that it does not
+/// count as writable when the memfd is sealed against writing).
+pub fn remap_shared_fixed(addr: usize, len: usize, prot: c_int, fd: c_int, offset: u64) -> Result<(), Errno> {
+    // SAFETY: MAP_FIXED over a range the caller names as a mapping of this very object, whose
+    // pages it maps again unchanged; nothing else lives there.
+    let p = unsafe {
+        libc::mmap64(addr as *mut c_void, len, prot, libc::MAP_SHARED | libc::MAP_FIXED, fd, offset as libc::off64_t)
+    };
+    if p == libc::MAP_FAILED {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
 /// Unmaps `[addr, addr + len)`, a mapping this library made.
 pub fn unmap(addr: usize, len: usize) -> Result<(), Errno> {
     // SAFETY: the caller names a mapping of its own that nothing refers to any more.
