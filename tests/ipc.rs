@@ -45,3 +45,43 @@ fn sysv_shm_semaphores_and_queues_keep_their_ids_and_contents_64() {
 fn sysv_shm_semaphores_and_queues_keep_their_ids_and_contents_32() {
     sysv_objects(true);
 }
+
+/// Removes the message queues a killed run left in the machine's IPC namespace (named in the
+/// program's mq-name.txt).
+fn remove_killed_runs_queues(cy: &Cycle) {
+    let Ok(names) = std::fs::read_to_string(cy.work.join("mq-name.txt")) else { return };
+    for n in names.lines() {
+        let c = std::ffi::CString::new(format!("/{n}")).unwrap();
+        // SAFETY: mq_unlink with a NUL-terminated name.
+        unsafe { libc::mq_unlink(c.as_ptr()) };
+    }
+}
+
+/// A named POSIX message queue shared by a parent and its child through the inherited
+/// descriptor, and an unlinked non-blocking one the child answers on, with messages of five
+/// priorities queued at every checkpoint: after each restart both descriptors are at their
+/// numbers with their attributes, flags and mode, and the messages come back in priority
+/// order, as in an uninterrupted run.
+fn posix_queues(m32: bool) {
+    let p = c_program("mq_posix", m32);
+    let last = cycles_with(&p, &["40"], 2, 2, Duration::from_millis(1000), &[], |cy, k| {
+        if k == 0 {
+            remove_killed_runs_queues(cy);
+        }
+        cy.restart(2)
+    });
+    let r = result_line(&last);
+    assert!(r.contains("sums=ok attr=10,64,0,blocking back=10,0,nonblocking mode=640"), "{r}");
+    assert!(r.contains("works=yes child=0"), "{r}");
+    assert!(!last.starts_with("step 0\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn posix_message_queues_keep_their_messages_and_priorities_64() {
+    posix_queues(false);
+}
+
+#[test]
+fn posix_message_queues_keep_their_messages_and_priorities_32() {
+    posix_queues(true);
+}

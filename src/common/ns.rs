@@ -128,6 +128,23 @@ pub fn unshare_ipc() -> Result<(), String> {
     Ok(())
 }
 
+/// Mounts the caller's IPC namespace's mqueue fs over /dev/mqueue when the machine has one
+/// there (in a private mount namespace: after `unshare_all` and `unshare_ipc`); quietly
+/// nothing otherwise (a program rarely looks, and mq_open does not need it).
+pub fn mount_mqueue() {
+    let on_dev = std::fs::read_to_string("/proc/self/mounts")
+        .is_ok_and(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue")));
+    if !on_dev {
+        return;
+    }
+    // SAFETY: mount(2) with constant NUL-terminated strings and no data.
+    let r =
+        unsafe { libc::mount(c"mqueue".as_ptr(), c"/dev/mqueue".as_ptr(), c"mqueue".as_ptr(), 0, std::ptr::null()) };
+    if r != 0 {
+        log::debug!("cannot mount the new mqueue fs on /dev/mqueue: {}", Errno::last().desc());
+    }
+}
+
 /// The kinds of System V object (`sysv_create`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SysvKind {

@@ -18,6 +18,13 @@ use super::plan::{FdWhat, ImageFacts};
 use crate::common::ns;
 use dmtcp_proto::image::{SysvKind, SysvRecord};
 
+/// Whether the group needs an IPC namespace of its own: it has System V objects, or POSIX
+/// message queues (which its processes open again themselves, libdmtcp `resources/mqueue.rs`).
+pub fn needs_namespace(members: &[&ImageFacts], objects: &[SysvRecord]) -> bool {
+    !objects.is_empty()
+        || members.iter().any(|img| img.fds.iter().any(|f| f.what == FdWhat::Other(dmtcp_proto::image::FD_MQUEUE)))
+}
+
 /// The objects of one group, in the order they are made (by kind, then id).
 pub fn plan(members: &[&ImageFacts]) -> (Vec<SysvRecord>, Vec<String>) {
     let mut objects: Vec<SysvRecord> = Vec::new();
@@ -201,5 +208,15 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("System V shared memory 9") && w[0].contains("two launches"), "{}", w[0]);
         assert!(across_groups(&[&g1]).is_empty());
+    }
+
+    #[test]
+    fn a_group_with_objects_or_message_queues_gets_an_ipc_namespace() {
+        let none = image(&[]);
+        assert!(!needs_namespace(&[&none], &[]));
+        assert!(needs_namespace(&[&none], &[rec(SysvKind::Msg, 1, 0, true)]));
+        let mut mq = image(&[]);
+        mq.fds.push(FdFact { fd: 4, what: FdWhat::Other(dmtcp_proto::image::FD_MQUEUE) });
+        assert!(needs_namespace(&[&none, &mq], &[]));
     }
 }

@@ -152,8 +152,10 @@ pub struct GroupPlan {
     pub shm: Vec<ShmPlan>,
     /// The pty pairs it makes (index = `FdSource::Pty::pty`).
     pub ptys: Vec<PtyPlan>,
-    /// The System V objects it makes, in a new IPC namespace when there are any (`ipc.rs`).
+    /// The System V objects it makes (`ipc.rs`).
     pub ipc: Vec<SysvRecord>,
+    /// Whether it gets an IPC namespace of its own (System V objects or message queues).
+    pub ipc_ns: bool,
 }
 
 /// The process of one image.
@@ -294,6 +296,7 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
                     shm: Vec::new(),
                     ptys: Vec::new(),
                     ipc: Vec::new(),
+                    ipc_ns: false,
                 });
                 groups.len() - 1
             }
@@ -365,6 +368,7 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
             procs[m].regions = regions;
         }
         let (objects, warned) = ipc::plan(&members);
+        g.ipc_ns = ipc::needs_namespace(&members, &objects);
         g.ipc = objects;
         warnings.extend(warned);
     }

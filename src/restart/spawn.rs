@@ -197,7 +197,7 @@ fn group_main(ctx: &Ctx<'_>, g: usize, ids: ns::Ids, old_mask: &libc::sigset_t, 
         ns::child_exit(EXIT_FAILURE);
     }
     // The group's System V objects get an IPC namespace of their own, where their ids are free.
-    if !ctx.plan.groups[g].ipc.is_empty() {
+    if ctx.plan.groups[g].ipc_ns {
         if let Err(e) = ns::unshare_ipc() {
             eprintln!("{PROGRAM}: error: {e}");
             ns::record::send(wfd, ns::record::FAILED, 0);
@@ -218,6 +218,10 @@ fn group_main(ctx: &Ctx<'_>, g: usize, ids: ns::Ids, old_mask: &libc::sigset_t, 
             eprintln!("{PROGRAM}: error: cannot mount /proc in the new pid namespace: {}", e.desc());
             ns::record::send(wfd, ns::record::FAILED, 0);
             ns::child_exit(EXIT_FAILURE);
+        }
+        if ctx.plan.groups[g].ipc_ns {
+            // /dev/mqueue shows the new namespace's queues (our mount namespace is private).
+            ns::mount_mqueue();
         }
         init_main(ctx, g, old_mask, wfd);
     }

@@ -36,6 +36,7 @@ pub mod events;
 pub mod files;
 pub mod inotify;
 pub mod memfd;
+pub mod mqueue;
 pub mod pipes;
 pub mod process;
 pub mod pty;
@@ -115,8 +116,9 @@ pub const NONE: Hooks = Hooks {
 /// of all, as its interest list names fds of every other kind, which must be back at their
 /// numbers (and refilled) before it adds them. `sysv` holds no fds and depends on no other
 /// kind; it comes after `shm` so that its restore finds the memory the restorer mapped (its
-/// attaches go over the restored areas) with every fd kind done.
-pub static KINDS: [&Hooks; 14] = [
+/// attaches go over the restored areas) with every fd kind done. `mqueue` opens its queues
+/// again at numbers no other kind uses, and before epoll, which may watch them.
+pub static KINDS: [&Hooks; 15] = [
     &timers::HOOKS,
     &signal_state::HOOKS,
     &process::HOOKS,
@@ -128,6 +130,7 @@ pub static KINDS: [&Hooks; 14] = [
     &memfd::HOOKS,
     &shm::HOOKS,
     &sysv::HOOKS,
+    &mqueue::HOOKS,
     &events::HOOKS,
     &inotify::HOOKS,
     &epoll::HOOKS,
@@ -208,6 +211,8 @@ pub fn taken_by_another_kind(fd: c_int, mode: u32, link: Option<&[u8]>) -> bool 
         || pty::takes(fd)
         // sockets: the families it restores (not the placeholders files put in).
         || (mode & libc::S_IFMT == libc::S_IFSOCK && sockets::takes(fd))
+        // mqueue: POSIX message queues (their links look like paths: "/name").
+        || (mode & libc::S_IFMT == libc::S_IFREG && mqueue::takes(fd))
 }
 
 /// Calls `f(text)` once for each fd that no kind restores, naming it ("fd 5 (netlink socket,

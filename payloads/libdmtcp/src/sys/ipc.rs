@@ -132,3 +132,70 @@ pub fn mprotect(addr: usize, len: usize, prot: c_int) -> Result<(), Errno> {
     // the protection the program had given it.
     check(unsafe { libc::mprotect(addr as *mut c_void, len, prot) }).map(|_| ())
 }
+
+/// The mqueue filesystem's magic (statfs f_type).
+const MQUEUE_MAGIC: u64 = 0x1980_0202;
+
+/// Whether `fd` is a POSIX message queue descriptor.
+pub fn is_mqueue(fd: c_int) -> bool {
+    // SAFETY: an all-zero statfs is a valid value of this plain C struct.
+    let mut st: libc::statfs = unsafe { core::mem::zeroed() };
+    // SAFETY: a statfs to fill for an fd of ours.
+    let r = unsafe { libc::fstatfs(fd, &mut st) };
+    // f_type is 32 bits wide on i686 and 64 on x86_64; the magic fits in 32.
+    r == 0 && (st.f_type as u64 & 0xffff_ffff) == MQUEUE_MAGIC
+}
+
+/// A queue's attributes: (maxmsg, msgsize, curmsgs).
+pub fn mq_getattr(fd: c_int) -> Result<(u64, u64, u64), Errno> {
+    // SAFETY: an all-zero mq_attr is a valid value of this plain C struct.
+    let mut a: libc::mq_attr = unsafe { core::mem::zeroed() };
+    // SAFETY: an mq_attr to fill.
+    check(unsafe { libc::mq_getattr(fd, &mut a) })?;
+    Ok((a.mq_maxmsg as u64, a.mq_msgsize as u64, a.mq_curmsgs as u64))
+}
+
+/// Takes the first message of the queue at `fd` into `buf`, never waiting: (length, priority).
+/// Err(ETIMEDOUT) or Err(EAGAIN) when the queue is empty.
+pub fn mq_receive_now(fd: c_int, buf: &mut [u8]) -> Result<(usize, u32), Errno> {
+    let mut prio: libc::c_uint = 0;
+    // An absolute time long past: a blocking descriptor returns at once too.
+    let past = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: buf is writable for buf.len() bytes; prio and past are valid.
+    let r = unsafe { libc::mq_timedreceive(fd, buf.as_mut_ptr().cast(), buf.len(), &mut prio, &past) };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok((r as usize, prio))
+    }
+}
+
+/// Sends `msg` with `prio` on the queue at `fd`, never waiting (Err(ETIMEDOUT/EAGAIN): full).
+pub fn mq_send_now(fd: c_int, msg: &[u8], prio: u32) -> Result<(), Errno> {
+    let past = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: msg is readable for msg.len() bytes; past is valid.
+    check(unsafe { libc::mq_timedsend(fd, msg.as_ptr().cast(), msg.len(), prio, &past) }).map(|_| ())
+}
+
+/// mq_open(name, oflag | O_CREAT, mode, {maxmsg, msgsize}): the new descriptor.
+pub fn mq_create(name: &core::ffi::CStr, oflag: c_int, mode: u32, maxmsg: u64, msgsize: u64) -> Result<c_int, Errno> {
+    // SAFETY: an all-zero mq_attr is a valid value of this plain C struct.
+    let mut a: libc::mq_attr = unsafe { core::mem::zeroed() };
+    a.mq_maxmsg = maxmsg as _;
+    a.mq_msgsize = msgsize as _;
+    // SAFETY: a NUL-terminated name; O_CREAT takes the mode and the attributes, which the
+    // kernel copies.
+    check(unsafe { libc::mq_open(name.as_ptr(), oflag | libc::O_CREAT, mode as libc::mode_t, &mut a as *mut libc::mq_attr) })
+}
+
+/// mq_unlink(name).
+pub fn mq_unlink(name: &core::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: a NUL-terminated name.
+    check(unsafe { libc::mq_unlink(name.as_ptr()) }).map(|_| ())
+}
+
+/// fchmod(fd, mode): the queue's exact mode (mq_open's is cut by the umask).
+pub fn fchmod(fd: c_int, mode: u32) -> Result<(), Errno> {
+    // SAFETY: plain integers.
+    check(unsafe { libc::fchmod(fd, mode as libc::mode_t) }).map(|_| ())
+}
