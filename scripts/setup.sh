@@ -34,6 +34,8 @@ need_pkg() {
 }
 
 need_pkg gcc gcc-multilib make ca-certificates zstd python3
+# OpenMP tests (tests/memory.rs): libgomp for 64 and 32 bits.
+need_pkg libgomp1 lib32gomp1
 need_pkg tmux screen bash util-linux
 
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
