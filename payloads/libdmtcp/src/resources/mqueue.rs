@@ -23,7 +23,7 @@
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
 //! (fixed table in .bss, messages in mappings of our own); no unsafe (`sys::ipc`).
-use super::{report, FdRecord, Hooks, RecordSink, NONE};
+use super::{report, FdRecord, Hooks, RecordSink};
 use crate::cell::Exclusive;
 use crate::cstr::Fixed;
 use crate::log::Bytes;
@@ -31,7 +31,7 @@ use crate::sys::{self, ipc, Mapping};
 use core::ffi::c_int;
 use dmtcp_proto::image::{FdBody, MqueueRecord, MQ_HOLDER, MQ_UNLINKED};
 
-pub const HOOKS: Hooks = Hooks { name: "mqueue", save, drain, records, write_records, refill, restore, resume, ..NONE };
+pub const HOOKS: Hooks = Hooks { name: "mqueue", save, drain, records, write_records, refill, restore, resume };
 
 const MAX_QUEUES: usize = 64;
 const NAME_MAX: usize = 256;

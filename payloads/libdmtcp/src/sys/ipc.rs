@@ -54,7 +54,7 @@ pub fn shm_view_mut(id: c_int, len: usize) -> Result<&'static mut [u8], Errno> {
 
 /// semctl(GETALL) of a set of `n` semaphores into `buf` (n unsigned shorts, native order).
 pub fn sem_getall(id: c_int, n: usize, buf: &mut [u8]) -> Result<(), Errno> {
-    if buf.len() < 2 * n || buf.as_ptr() as usize % 2 != 0 {
+    if buf.len() < 2 * n || !(buf.as_ptr() as usize).is_multiple_of(2) {
         return Err(libc::EINVAL);
     }
     // SAFETY: GETALL writes one unsigned short per semaphore of the set; `buf` is aligned and
@@ -64,7 +64,7 @@ pub fn sem_getall(id: c_int, n: usize, buf: &mut [u8]) -> Result<(), Errno> {
 
 /// semctl(SETALL) of a set of `n` semaphores from `buf` (as `sem_getall` wrote it).
 pub fn sem_setall(id: c_int, n: usize, buf: &[u8]) -> Result<(), Errno> {
-    if buf.len() < 2 * n || buf.as_ptr() as usize % 2 != 0 {
+    if buf.len() < 2 * n || !(buf.as_ptr() as usize).is_multiple_of(2) {
         return Err(libc::EINVAL);
     }
     // SAFETY: SETALL reads one unsigned short per semaphore; `buf` holds `n`, the set's size.
@@ -84,7 +84,7 @@ pub const MTYPE_LEN: usize = core::mem::size_of::<c_long>();
 /// Copies message number `index` of queue `id` into `buf` (its type as a C long, then its
 /// text) without taking it: the text's length.
 pub fn msg_copy(id: c_int, index: usize, buf: &mut [u8]) -> Result<usize, Errno> {
-    if buf.len() < MTYPE_LEN || buf.as_ptr() as usize % MTYPE_LEN != 0 {
+    if buf.len() < MTYPE_LEN || !(buf.as_ptr() as usize).is_multiple_of(MTYPE_LEN) {
         return Err(libc::EINVAL);
     }
     let Some(f) = crate::real::msgrcv() else { return Err(libc::ENOSYS) };
@@ -102,7 +102,7 @@ pub fn msg_copy(id: c_int, index: usize, buf: &mut [u8]) -> Result<usize, Errno>
 
 /// msgsnd(id, buf, text_len, IPC_NOWAIT): `buf` is a C long type and the text.
 pub fn msg_send(id: c_int, buf: &[u8], text_len: usize) -> Result<(), Errno> {
-    if buf.len() < MTYPE_LEN + text_len || buf.as_ptr() as usize % MTYPE_LEN != 0 {
+    if buf.len() < MTYPE_LEN + text_len || !(buf.as_ptr() as usize).is_multiple_of(MTYPE_LEN) {
         return Err(libc::EINVAL);
     }
     let Some(f) = crate::real::msgsnd() else { return Err(libc::ENOSYS) };

@@ -25,8 +25,6 @@ pub const SYSV_MSG: u32 = 3;
 /// This process holds the object's contents (pages, values, messages) and puts them back.
 pub const SYSV_CONTENTS: u32 = 0x100;
 
-/// The largest id the kernel gives (IPCMNI_EXTEND: 24 index bits and a sequence number).
-const MAX_ID: i32 = i32::MAX;
 /// Permission bits, SHM_DEST (0o1000) and SHM_LOCKED (0o2000).
 const MODE_BITS: u32 = 0o3777;
 /// The kernel's own limits (SEMMSL is at most 32000; a segment fits an i64 for ftruncate).
@@ -93,7 +91,8 @@ impl SysvRecord {
             size: get_u64(b, SIZE),
             count: get_u64(b, COUNT),
         };
-        if r.id < 0 || r.id > MAX_ID {
+        // The kernel's ids are nonnegative ints (an index and a sequence number).
+        if r.id < 0 {
             return bad("System V id", r.id as u32 as u64);
         }
         if r.mode & !MODE_BITS != 0 {
