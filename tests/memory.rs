@@ -143,3 +143,78 @@ fn memfd_shared_by_a_64_bit_parent_and_an_exec_32_bit_child_comes_back() {
 fn memfd_shared_by_a_32_bit_parent_and_an_exec_64_bit_child_comes_back() {
     memfd_mixed(true);
 }
+
+/// memfd seals (F_ADD_SEALS): a memfd sealed against shrinking, growing and writing and then
+/// sealed for good, held by two processes and mapped read-only by one, a memfd with one seal
+/// that takes more later, and a memfd made without sealing: after each restart every process
+/// reads the same seals, the kernel enforces them (EPERM), and the contents are there.
+fn memfd_seals(m32: bool) {
+    let p = c_program("memfd_seals", m32);
+    let last = cycles_with(&p, &["200"], 2, 2, Duration::from_millis(700), &[], |cy, _| cy.restart(2));
+    let r = result_line(&last);
+    assert!(r.contains("parent=f,2,1,wtsad child=f,2,1,wtsad more=yes"), "{r}");
+    assert!(!last.starts_with("step 0\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn memfd_seals_come_back_and_are_enforced_64() {
+    memfd_seals(false);
+}
+
+#[test]
+fn memfd_seals_come_back_and_are_enforced_32() {
+    memfd_seals(true);
+}
+
+/// tests/c/`name`.c built with gcc -fopenmp (64 or 32 bits), in cargo's folder for tests.
+fn openmp_program(name: &str, m32: bool) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("c-programs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}-omp{}", if m32 { "-32" } else { "-64" }));
+    let tmp = dir.join(format!(".{name}-omp-{}-{}", if m32 { 32 } else { 64 }, std::process::id()));
+    let mut cmd = std::process::Command::new("gcc");
+    cmd.args(["-O1", "-g", "-Wall", "-fopenmp"]);
+    if m32 {
+        cmd.arg("-m32");
+    }
+    cmd.arg("-o").arg(&tmp).arg(repo().join("tests/c").join(format!("{name}.c")));
+    run_ok(&mut cmd);
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// An OpenMP program (gcc's libgomp, four threads parked in its barrier between parallel
+/// regions at every checkpoint) through two restarts: its reductions and array are those of
+/// an uninterrupted run.
+fn openmp(m32: bool) {
+    let p = openmp_program("omp_reduce", m32);
+    let last = cycles_with(&p, &["300"], 1, 2, Duration::from_millis(1000), &[], |cy, _| cy.restart(1));
+    assert!(result_line(&last).contains("threads=4"), "{last}");
+    assert!(!last.starts_with("step 0\n"), "the restarted run began from the start:\n{last}");
+}
+
+#[test]
+fn openmp_program_survives_two_restarts_64() {
+    openmp(false);
+}
+
+#[test]
+fn openmp_program_survives_two_restarts_32() {
+    openmp(true);
+}
+
+/// Python's multiprocessing: a fork Pool of three workers over pipes, a shared Value under its
+/// lock and a shared_memory block opened by name in every task, with the resource tracker
+/// process (five processes in all), through two restarts: the results, the count and the
+/// block's bytes are those of an uninterrupted run.
+#[test]
+fn python_multiprocessing_pool_with_shared_memory_survives_two_restarts() {
+    let python = std::path::PathBuf::from(
+        stdout(&run_ok(std::process::Command::new("sh").args(["-c", "command -v python3"]))).trim(),
+    );
+    let script = repo().join("tests/py/mp_pool.py");
+    let args = [script.display().to_string(), "200".into()];
+    let last = cycles_with(&python, &args, 5, 2, Duration::from_millis(1500), &[], |cy, _| cy.restart(5));
+    assert!(last.contains("RESULT"), "{last}");
+    assert!(!last.starts_with("round 0\n"), "the restarted run began from the start:\n{last}");
+}

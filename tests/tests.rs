@@ -9,6 +9,7 @@ mod events;
 mod faults;
 mod install;
 mod invisible;
+mod ipc;
 mod leftovers;
 mod library;
 mod memory;

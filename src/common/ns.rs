@@ -117,6 +117,110 @@ pub fn unshare_all(ids: Ids) -> Result<(), NsError> {
     Ok(())
 }
 
+/// Moves the caller into a new IPC namespace, owned by its user namespace (call after
+/// `unshare_all`), so that the restart can choose the ids of the System V objects it makes
+/// there (`restart::ipc`) and nothing of another computation is in the way.
+pub fn unshare_ipc() -> Result<(), String> {
+    // SAFETY: unshare(2) only changes this (single-threaded) process's namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWIPC) } != 0 {
+        return Err(format!("cannot create an IPC namespace: {}", Errno::last().desc()));
+    }
+    Ok(())
+}
+
+/// Mounts the caller's IPC namespace's mqueue fs over /dev/mqueue when the machine has one
+/// there (in a private mount namespace: after `unshare_all` and `unshare_ipc`); quietly
+/// nothing otherwise (a program rarely looks, and mq_open does not need it).
+pub fn mount_mqueue() {
+    let on_dev = std::fs::read_to_string("/proc/self/mounts")
+        .is_ok_and(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some("/dev/mqueue")));
+    if !on_dev {
+        return;
+    }
+    // SAFETY: mount(2) with constant NUL-terminated strings and no data.
+    let r =
+        unsafe { libc::mount(c"mqueue".as_ptr(), c"/dev/mqueue".as_ptr(), c"mqueue".as_ptr(), 0, std::ptr::null()) };
+    if r != 0 {
+        log::debug!("cannot mount the new mqueue fs on /dev/mqueue: {}", Errno::last().desc());
+    }
+}
+
+/// The kinds of System V object (`sysv_create`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SysvKind {
+    Shm,
+    Sem,
+    Msg,
+}
+
+/// shmget, semget or msgget with IPC_CREAT | IPC_EXCL and the permission bits of `mode`:
+/// the id the kernel gave (`size`: the segment's bytes, or the set's semaphores).
+pub fn sysv_create(kind: SysvKind, key: i32, size: u64, mode: u32) -> io::Result<i32> {
+    let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o777) as i32;
+    // SAFETY: the get calls take plain integers.
+    let got = unsafe {
+        match kind {
+            SysvKind::Shm => libc::shmget(key, size as usize, flags),
+            SysvKind::Sem => libc::semget(key, size as i32, flags),
+            SysvKind::Msg => libc::msgget(key, flags),
+        }
+    };
+    if got < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(got)
+    }
+}
+
+/// IPC_STAT then IPC_SET of a System V object's owner and permission bits.
+pub fn sysv_set_owner(kind: SysvKind, id: i32, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
+    let mode = (mode & 0o777) as libc::c_ushort;
+    // SAFETY: IPC_STAT fills a zeroed C struct of the object's kind and IPC_SET reads it back;
+    // semctl's fourth argument is the union's buffer pointer.
+    let r = unsafe {
+        match kind {
+            SysvKind::Shm => {
+                let mut ds: libc::shmid_ds = std::mem::zeroed();
+                if libc::shmctl(id, libc::IPC_STAT, &mut ds) < 0 {
+                    -1
+                } else {
+                    ds.shm_perm.uid = uid;
+                    ds.shm_perm.gid = gid;
+                    ds.shm_perm.mode = mode;
+                    libc::shmctl(id, libc::IPC_SET, &mut ds)
+                }
+            }
+            SysvKind::Sem => {
+                let mut ds: libc::semid_ds = std::mem::zeroed();
+                if libc::semctl(id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) < 0 {
+                    -1
+                } else {
+                    ds.sem_perm.uid = uid;
+                    ds.sem_perm.gid = gid;
+                    ds.sem_perm.mode = mode;
+                    libc::semctl(id, 0, libc::IPC_SET, &mut ds as *mut libc::semid_ds)
+                }
+            }
+            SysvKind::Msg => {
+                let mut ds: libc::msqid_ds = std::mem::zeroed();
+                if libc::msgctl(id, libc::IPC_STAT, &mut ds) < 0 {
+                    -1
+                } else {
+                    ds.msg_perm.uid = uid;
+                    ds.msg_perm.gid = gid;
+                    ds.msg_perm.mode = mode;
+                    libc::msgctl(id, libc::IPC_SET, &mut ds)
+                }
+            }
+        }
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Makes the caller's next children enter a new time namespace whose CLOCK_MONOTONIC and
 /// CLOCK_BOOTTIME are shifted by `offsets` (the text of /proc/self/timens_offsets, see
 /// `restart::timens`). Needs CAP_SYS_ADMIN in the caller's user namespace (ours, after

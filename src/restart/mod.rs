@@ -31,6 +31,7 @@
 //! Without namespace support (or with DMTCP_PIDNS=0) processes are forked normally, with new
 //! pids, after one warning.
 mod files;
+mod ipc;
 mod pipes;
 pub mod plan;
 mod ptys;
@@ -306,6 +307,7 @@ fn facts(img: &CheckedImage) -> ImageFacts {
                 FdBody::Placeholder(_) => FdWhat::Placeholder,
                 FdBody::Memfd(_) => FdWhat::Memfd { dev: f.dev, inode: f.id, size: f.size },
                 FdBody::UnixSocket(r) => FdWhat::UnixSocket(*r),
+                FdBody::Sysv(r) => FdWhat::Sysv(*r),
                 FdBody::InetSocket(r) => FdWhat::InetSocket(*r),
                 FdBody::Pty(_) => {
                     let side = if f.end == dmtcp_proto::image::PTY_MASTER { PtySide::Master } else { PtySide::Slave };

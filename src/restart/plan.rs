@@ -23,8 +23,8 @@ pub use super::ptys::PtyPlan;
 pub use super::shm::ShmPlan;
 use super::sockets;
 pub use super::sockets::SockPlan;
-use super::{files, pipes, ptys, shm};
-use dmtcp_proto::image::{InetSocketRecord, UnixSocketRecord};
+use super::{files, ipc, pipes, ptys, shm};
+use dmtcp_proto::image::{InetSocketRecord, SysvRecord, UnixSocketRecord};
 use std::fmt;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -98,6 +98,8 @@ pub enum FdWhat {
     InetSocket(InetSocketRecord),
     /// One end of a pty pair the computation made: its old number (/dev/pts/<index>).
     Pty { index: u32, side: PtySide },
+    /// A System V IPC object the process counted as the computation's (no fd: `ipc.rs`).
+    Sysv(SysvRecord),
     /// A record of a kind the restart does not recreate (the record's kind number).
     Other(u32),
 }
@@ -150,6 +152,10 @@ pub struct GroupPlan {
     pub shm: Vec<ShmPlan>,
     /// The pty pairs it makes (index = `FdSource::Pty::pty`).
     pub ptys: Vec<PtyPlan>,
+    /// The System V objects it makes (`ipc.rs`).
+    pub ipc: Vec<SysvRecord>,
+    /// Whether it gets an IPC namespace of its own (System V objects or message queues).
+    pub ipc_ns: bool,
 }
 
 /// The process of one image.
@@ -289,6 +295,8 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
                     files: Vec::new(),
                     shm: Vec::new(),
                     ptys: Vec::new(),
+                    ipc: Vec::new(),
+                    ipc_ns: false,
                 });
                 groups.len() - 1
             }
@@ -359,7 +367,13 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
             procs[m].skipped_fds.extend(fds.skipped);
             procs[m].regions = regions;
         }
+        let (objects, warned) = ipc::plan(&members);
+        g.ipc_ns = ipc::needs_namespace(&members, &objects);
+        g.ipc = objects;
+        warnings.extend(warned);
     }
+    let per_group: Vec<&[SysvRecord]> = groups.iter().map(|g| g.ipc.as_slice()).collect();
+    warnings.extend(ipc::across_groups(&per_group));
     // Sockets do not belong to a pid namespace: they are planned over every image, so that the
     // ends of a connection between two launches (two groups) are paired too.
     let all: Vec<&ImageFacts> = images.iter().collect();

@@ -130,7 +130,11 @@ pub struct Made {
 pub fn make(plans: &[ShmPlan]) -> Result<Made, String> {
     let mut fds = Vec::with_capacity(plans.len());
     for p in plans {
-        let fd = crate::common::image_reader::memfd(&p.name.replace('\0', ""))
+        // Sealable, so that a memfd's seals can be put back (the process adds them, libdmtcp
+        // `resources/memfd.rs`); a memfd made without sealing reads as sealed with F_SEAL_SEAL,
+        // which it gets back the same way.
+        use nix::sys::memfd::{memfd_create, MFdFlags};
+        let fd = memfd_create(p.name.replace('\0', "").as_str(), MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
             .map_err(|e| format!("memfd_create for shared memory {}: {e}", p.name))?;
         let f = std::fs::File::from(fd);
         f.set_len(p.size).map_err(|e| format!("shared memory {} ({} bytes): {e}", p.name, p.size))?;

@@ -4,7 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
-use super::{files, pipes, ptys, shm, sockets, timens, Never, Target, IMAGE_FD, PROGRAM};
+use super::{files, ipc, pipes, ptys, shm, sockets, timens, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
 use crate::common::image_reader;
@@ -46,6 +46,8 @@ struct Objects<'a> {
 
 impl<'a> Objects<'a> {
     fn make(ctx: &Ctx<'a>, g: usize) -> Result<Objects<'a>, String> {
+        // No fds: the System V objects are in the group's IPC namespace, with their ids.
+        ipc::make(&ctx.plan.groups[g].ipc)?;
         Ok(Objects {
             pipes: pipes::make(&ctx.plan.groups[g].pipes)?,
             files: files::make(&ctx.plan.groups[g].files)?,
@@ -194,6 +196,14 @@ fn group_main(ctx: &Ctx<'_>, g: usize, ids: ns::Ids, old_mask: &libc::sigset_t, 
         ns::record::send(wfd, ns::record::FAILED, 0);
         ns::child_exit(EXIT_FAILURE);
     }
+    // The group's System V objects get an IPC namespace of their own, where their ids are free.
+    if ctx.plan.groups[g].ipc_ns {
+        if let Err(e) = ns::unshare_ipc() {
+            eprintln!("{PROGRAM}: error: {e}");
+            ns::record::send(wfd, ns::record::FAILED, 0);
+            ns::child_exit(EXIT_FAILURE);
+        }
+    }
     // Before C exists: the first process to enter the time namespace freezes its offsets.
     if let Some(offsets) = &ctx.time {
         if let Err(e) = ns::unshare_time(offsets) {
@@ -208,6 +218,10 @@ fn group_main(ctx: &Ctx<'_>, g: usize, ids: ns::Ids, old_mask: &libc::sigset_t, 
             eprintln!("{PROGRAM}: error: cannot mount /proc in the new pid namespace: {}", e.desc());
             ns::record::send(wfd, ns::record::FAILED, 0);
             ns::child_exit(EXIT_FAILURE);
+        }
+        if ctx.plan.groups[g].ipc_ns {
+            // /dev/mqueue shows the new namespace's queues (our mount namespace is private).
+            ns::mount_mqueue();
         }
         init_main(ctx, g, old_mask, wfd);
     }

@@ -287,6 +287,10 @@ struct Data {
 
 /// What the image stores of `a` (None: nothing, the file or another process's image has it).
 fn data_of(a: &AreaRecord) -> Option<Data> {
+    // A System V segment the `sysv` kind took: the process elected for it stores its pages.
+    if a.name.as_bytes().starts_with(b"/SYSV") && crate::resources::sysv::takes_segment(a.inode) {
+        return None;
+    }
     let file = a.flags & image::AREA_FILE != 0;
     let readable = a.prot & libc::PROT_READ as u32 != 0;
     let hugetlb = a.has_vm(image::area::AREA_VM_HUGETLB);

@@ -7,6 +7,11 @@
 //! restorer maps and fills it like the program's own mappings, and `restore` unmaps it again
 //! and gives the fd its file position and flags. While the program runs, nothing of ours is
 //! left: `refill` unmaps it after the image is written.
+//! Seals (F_ADD_SEALS) come back too: `dmtcp_restart` makes every memfd sealable; `restore`
+//! makes the read-only shared mappings of a memfd sealed against writing again through a
+//! read-only fd (the restorer's count as writable), and `resume(Restarted)` adds the seals,
+//! after every process has done so. A process that maps such a memfd without holding an fd to
+//! it keeps the restorer's mapping, and the seal then fails (reported).
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
 //! (fixed table in .bss), no unsafe (`sys` wrappers).
@@ -17,7 +22,7 @@ use crate::sys;
 use core::ffi::c_int;
 use dmtcp_proto::image::{FdBody, MemfdRecord};
 
-pub const HOOKS: Hooks = Hooks { name: "memfd", save, records, write_records, refill, restore, ..NONE };
+pub const HOOKS: Hooks = Hooks { name: "memfd", save, records, write_records, refill, restore, resume, ..NONE };
 
 const MAX_MEMFDS: usize = 256;
 const PAGE: usize = 4096;
@@ -150,6 +155,53 @@ fn restore() {
             }
             if e.rec.pos > 0 {
                 report("seeking", e.fd, sys::seek_to(e.fd, e.rec.pos as i64));
+            }
+            if e.rec.seals & WRITE_SEALS != 0 {
+                read_only_mappings_again(e.fd);
+            }
+        }
+    });
+}
+
+/// The seals that forbid writable shared mappings: F_SEAL_WRITE and F_SEAL_FUTURE_WRITE.
+const WRITE_SEALS: u32 = 0x0008 | 0x0010;
+
+/// The restorer mapped the new memfd through its read-write fd, so even a read-only mapping
+/// of it counts as writable and F_SEAL_WRITE would fail (EBUSY): each read-only shared mapping
+/// of the memfd at `fd` is made again through a read-only open of it.
+fn read_only_mappings_again(fd: c_int) {
+    let Ok((dev, inode, _)) = sys::object_of(fd) else { return };
+    let Ok(mut maps) = sys::Mapping::new(8 << 20) else { return };
+    let n = sys::read_file(c"/proc/self/maps", maps.bytes()).unwrap_or(0);
+    let Ok(ro) = sys::open(super::fd_link_path(fd).as_cstr(), libc::O_RDONLY | libc::O_CLOEXEC) else { return };
+    for line in maps.as_slice()[..n].split(|&c| c == b'\n') {
+        let Some(m) = crate::writer::parse_line(line) else { continue };
+        if m.dev != dev || m.inode != inode || m.perms.get(3) != Some(&b's') || m.perms.get(1) == Some(&b'w') {
+            continue;
+        }
+        let prot = (if m.perms.first() == Some(&b'r') { libc::PROT_READ } else { 0 })
+            | (if m.perms.get(2) == Some(&b'x') { libc::PROT_EXEC } else { 0 });
+        let len = (m.end - m.start) as usize;
+        report("mapping a sealed memfd read-only again", fd, sys::remap_shared_fixed(m.start as usize, len, prot, ro, m.offset));
+    }
+    sys::close(ro);
+}
+
+/// After DMT:Restart, once every process has made its mappings of the memfds read-only again
+/// (`restore`): the seals, all at once (F_SEAL_SEAL forbids adding more). The first process of
+/// those holding a memfd adds them; the others find them there.
+fn resume(phase: super::Phase) {
+    if phase != super::Phase::Restarted {
+        return;
+    }
+    TABLE.with(|t| {
+        for e in &t.e[..t.n] {
+            if e.rec.seals == 0 {
+                continue;
+            }
+            let have = sys::fcntl(e.fd, libc::F_GET_SEALS, 0).unwrap_or(0) as u32;
+            if have != e.rec.seals {
+                report("adding the memfd's seals", e.fd, sys::fcntl(e.fd, libc::F_ADD_SEALS, e.rec.seals as c_int).map(|_| ()));
             }
         }
     });

@@ -36,6 +36,7 @@ pub mod events;
 pub mod files;
 pub mod inotify;
 pub mod memfd;
+pub mod mqueue;
 pub mod pipes;
 pub mod process;
 pub mod pty;
@@ -44,6 +45,7 @@ pub mod signal_state;
 pub mod socket_diag;
 pub mod socket_drain;
 pub mod sockets;
+pub mod sysv;
 pub mod timers;
 pub mod tty;
 
@@ -113,8 +115,11 @@ pub const NONE: Hooks = Hooks {
 /// the image in save, so it comes before shm, which elects one writer per shared mapping it
 /// finds then. The event kinds come after the fd kinds they do not depend on; epoll comes last
 /// of all, as its interest list names fds of every other kind, which must be back at their
-/// numbers (and refilled) before it adds them.
-pub static KINDS: [&Hooks; 13] = [
+/// numbers (and refilled) before it adds them. `sysv` holds no fds and depends on no other
+/// kind; it comes after `shm` so that its restore finds the memory the restorer mapped (its
+/// attaches go over the restored areas) with every fd kind done. `mqueue` opens its queues
+/// again at numbers no other kind uses, and before epoll, which may watch them.
+pub static KINDS: [&Hooks; 15] = [
     &timers::HOOKS,
     &signal_state::HOOKS,
     &process::HOOKS,
@@ -125,6 +130,8 @@ pub static KINDS: [&Hooks; 13] = [
     &pipes::HOOKS,
     &memfd::HOOKS,
     &shm::HOOKS,
+    &sysv::HOOKS,
+    &mqueue::HOOKS,
     &events::HOOKS,
     &inotify::HOOKS,
     &epoll::HOOKS,
@@ -205,6 +212,8 @@ pub fn taken_by_another_kind(fd: c_int, mode: u32, link: Option<&[u8]>) -> bool 
         || pty::takes(fd)
         // sockets: the families it restores (not the placeholders files put in).
         || (mode & libc::S_IFMT == libc::S_IFSOCK && sockets::takes(fd))
+        // mqueue: POSIX message queues (their links look like paths: "/name").
+        || (mode & libc::S_IFMT == libc::S_IFREG && mqueue::takes(fd))
 }
 
 /// Calls `f(text)` once for each fd that no kind restores, naming it ("fd 5 (netlink socket,

@@ -66,6 +66,12 @@ pub fn set_checkpoint(comp_id: u64, generation: u32) {
     GENERATION.store(generation, Relaxed);
 }
 
+/// The computation and generation of the checkpoint under way (the `sysv` kind names its lock
+/// files after them too).
+pub fn checkpoint_name() -> (u64, u32) {
+    (COMP_ID.load(Relaxed), GENERATION.load(Relaxed))
+}
+
 /// Whether this process writes the pages of the shared mapping (dev, inode, offset, len) now:
 /// it won the election and has not stored this range yet (the writer asks once per area).
 pub fn elected(dev: u64, inode: u64, offset: u64, len: u64) -> bool {

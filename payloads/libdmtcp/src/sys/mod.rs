@@ -10,6 +10,7 @@ use core::ffi::{c_int, c_void, CStr};
 
 pub mod dl;
 pub mod events;
+pub mod ipc;
 pub mod socket;
 pub mod thread;
 pub mod timers;
@@ -341,6 +342,22 @@ pub fn map_shared_readonly(fd: c_int, len: usize) -> Result<usize, Errno> {
         Err(errno())
     } else {
         Ok(p as usize)
+    }
+}
+
+/// Maps `fd` at `offset` shared over `[addr, addr + len)`, which must be a mapping of the same
+/// object already (a memfd's mapping made again through a read-only fd, so that it does not
+/// count as writable when the memfd is sealed against writing).
+pub fn remap_shared_fixed(addr: usize, len: usize, prot: c_int, fd: c_int, offset: u64) -> Result<(), Errno> {
+    // SAFETY: MAP_FIXED over a range the caller names as a mapping of this very object, whose
+    // pages it maps again unchanged; nothing else lives there.
+    let p = unsafe {
+        libc::mmap64(addr as *mut c_void, len, prot, libc::MAP_SHARED | libc::MAP_FIXED, fd, offset as libc::off64_t)
+    };
+    if p == libc::MAP_FAILED {
+        Err(errno())
+    } else {
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@
 use super::error::need;
 use super::events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
 use super::{FileRecord, ImageError, PathPiece, PipeRecord, PlaceholderRecord, Record, FD_SIZE};
-use super::{InetSocketRecord, MemfdRecord, PtyRecord, UnixSocketRecord};
+use super::{InetSocketRecord, MemfdRecord, MqueueRecord, PtyRecord, SysvRecord, UnixSocketRecord};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
 
 // Common field offsets (the layout `FdRecord` encodes; direct use outside this module is for the
@@ -34,6 +34,10 @@ pub const FD_INET_SOCKET: u32 = 3;
 pub const FD_PTY: u32 = 9;
 /// Reserved for the user's terminal (no record today: see `tty.rs`).
 pub const FD_TERMINAL: u32 = 10;
+/// A POSIX message queue descriptor (`mqueue.rs`).
+pub const FD_MQUEUE: u32 = 14;
+/// A System V IPC object of the computation, which is no fd (`sysv.rs`).
+pub const FD_SYSV: u32 = 15;
 
 /// The per-kind part of an fd record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub enum FdBody {
     UnixSocket(UnixSocketRecord),
     InetSocket(InetSocketRecord),
     Pty(PtyRecord),
+    Sysv(SysvRecord),
+    Mqueue(MqueueRecord),
 }
 
 impl FdBody {
@@ -72,6 +78,8 @@ impl FdBody {
             FdBody::UnixSocket(_) => UnixSocketRecord::KIND,
             FdBody::InetSocket(_) => InetSocketRecord::KIND,
             FdBody::Pty(_) => PtyRecord::KIND,
+            FdBody::Sysv(_) => SysvRecord::KIND,
+            FdBody::Mqueue(_) => MqueueRecord::KIND,
         }
     }
 }
@@ -144,6 +152,8 @@ impl FdRecord {
             FdBody::UnixSocket(s) => s.encode_body(b),
             FdBody::InetSocket(s) => s.encode_body(b),
             FdBody::Pty(p) => p.encode_body(b),
+            FdBody::Sysv(s) => s.encode_body(b),
+            FdBody::Mqueue(m) => m.encode_body(b),
         }
     }
 
@@ -168,6 +178,8 @@ impl FdRecord {
             UnixSocketRecord::KIND => FdBody::UnixSocket(UnixSocketRecord::decode_body(b)?),
             InetSocketRecord::KIND => FdBody::InetSocket(InetSocketRecord::decode_body(b)?),
             PtyRecord::KIND => FdBody::Pty(PtyRecord::decode_body(b)?),
+            SysvRecord::KIND => FdBody::Sysv(SysvRecord::decode_body(b)?),
+            MqueueRecord::KIND => FdBody::Mqueue(MqueueRecord::decode_body(b)?),
             k => return Err(ImageError::FdKind(k)),
         };
         Ok(FdRecord { fd, fd_flags: get_u32(b, FD_FLAGS), status: get_u32(b, STATUS), body })

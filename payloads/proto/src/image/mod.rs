@@ -61,9 +61,11 @@ pub mod fd;
 pub mod file;
 pub mod header;
 pub mod memfd;
+pub mod mqueue;
 pub mod pipe;
 pub mod socket_inet;
 pub mod socket_unix;
+pub mod sysv;
 pub mod text;
 pub mod thread;
 pub mod trailer;
@@ -76,8 +78,8 @@ pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
 pub use events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
 pub use fd::{
-    FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INET_SOCKET, FD_INOTIFY, FD_MEMFD, FD_PIPE, FD_PTY, FD_SIGNALFD,
-    FD_TERMINAL, FD_TIMERFD, FD_UNIX_SOCKET,
+    FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INET_SOCKET, FD_INOTIFY, FD_MEMFD, FD_MQUEUE, FD_PIPE, FD_PTY,
+    FD_SIGNALFD, FD_SYSV, FD_TERMINAL, FD_TIMERFD, FD_UNIX_SOCKET,
 };
 pub use file::{
     FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
@@ -85,9 +87,11 @@ pub use file::{
 };
 pub use header::{hdr, Arch, Clocks, Header, Span};
 pub use memfd::MemfdRecord;
+pub use mqueue::{MqueueRecord, MQ_HOLDER, MQ_UNLINKED};
 pub use pipe::{PipeEnd, PipeRecord, FD_READ, FD_WRITE};
 pub use socket_inet::{InetAddr, InetSocketRecord};
 pub use socket_unix::{SockState, UnixSocketRecord};
+pub use sysv::{SysvKind, SysvRecord};
 pub use text::Text;
 pub use thread::{ThreadRecord, THREAD_CKPT, THREAD_MAIN};
 pub use trailer::Trailer;
