@@ -210,6 +210,8 @@ fn a_listener_without_reuseaddr_listens_again_right_after_a_kill_64() {
 fn a_listener_without_reuseaddr_listens_again_right_after_a_kill_32() {
     let p = c_program("tcp_noreuse", true);
     crate::ckpt::cycles_with(&p, &["25"], 1 + 4, 2, Duration::from_millis(700), &[], |cy, _| cy.restart(5));
+}
+
 /// What every run of sock_bulk must say: each of the four flows arrived whole, every byte at
 /// its offset (12 and 6 MiB over TCP, 4 and 2 MiB over UNIX).
 const BULK: &str = "RESULT parent tcp=6291456,0 unix=2097152,0 child tcp=12582912,0 unix=4194304,0 exit=0";
