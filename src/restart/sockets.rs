@@ -264,6 +264,36 @@ fn to_a_listener(c: &InetSocketRecord, all: &[InetSocketRecord]) -> bool {
     })
 }
 
+/// How long `check_ports` waits for closing connections to leave a port (the kernel's
+/// TIME_WAIT lasts 60 s).
+const CLOSING_WAIT: std::time::Duration = std::time::Duration::from_secs(65);
+
+/// Whether the TCP sockets on local port `port` are all closing ones (FIN_WAIT1/2, TIME_WAIT,
+/// CLOSE, LAST_ACK, CLOSING), and there is at least one: no live socket, which would hold
+/// the port for good.
+fn only_closing_on(port: u16) -> bool {
+    let mut states = Vec::new();
+    for t in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        if let Ok(text) = std::fs::read_to_string(t) {
+            states.extend(states_on_port(&text, port));
+        }
+    }
+    !states.is_empty() && states.iter().all(|s| matches!(s, 0x04 | 0x05 | 0x06 | 0x07 | 0x09 | 0x0B))
+}
+
+/// The states (`st` column) of the sockets whose local port is `port`, in /proc/net/tcp form.
+fn states_on_port(text: &str, port: u16) -> Vec<u8> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local = f.get(1)?;
+            let p = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+            (p == port).then(|| u8::from_str_radix(f.get(3)?, 16).ok()).flatten()
+        })
+        .collect()
+}
+
 /// A listener's address, program and image, for `check_ports`.
 pub struct Listener<'a> {
     pub image: &'a ImageFacts,
@@ -278,10 +308,34 @@ pub fn check_ports(listeners: &[Listener<'_>]) -> Result<(), String> {
         if l.rec.state != SockState::Listening || l.rec.sock_type != 1 {
             continue;
         }
-        let s = new_inet(&l.rec).and_then(|s| {
-            bind_to(&s, l.rec.family, &l.rec.local)?;
-            Ok(s)
-        });
+        let try_bind = || {
+            new_inet(&l.rec).and_then(|s| {
+                bind_to(&s, l.rec.family, &l.rec.local)?;
+                Ok(s)
+            })
+        };
+        let mut s = try_bind();
+        // A program without SO_REUSEADDR cannot bind its listener again while connections that
+        // were closed on its port (before the kill, or by a kill of another kind than ours) sit
+        // in TIME_WAIT: the kernel drops them within a minute, so we wait for that, saying so.
+        let deadline = std::time::Instant::now() + CLOSING_WAIT;
+        let mut told = false;
+        while matches!(s, Err(nix::errno::Errno::EADDRINUSE))
+            && std::time::Instant::now() < deadline
+            && only_closing_on(l.rec.local.port)
+        {
+            if !told {
+                log::warn!(
+                    "TCP port {} of {} is held by closed connections of the killed run (TIME_WAIT); \
+                     waiting for the kernel to drop them (at most a minute)",
+                    l.rec.local.port,
+                    l.program
+                );
+                told = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            s = try_bind();
+        }
         if let Err(e) = s {
             // Our `--kill` resets connections; after another kind of end, the old ones may sit
             // in TIME_WAIT on the port for a minute.
@@ -492,6 +546,45 @@ impl Made {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    #[test]
+    fn states_on_a_port_are_read_from_proc_net_tcp_lines() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1E73 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 11 1
+   1: 0100007F:1E73 0100007F:9C40 06 00000000:00000000 00:00000000 00000000  1001        0 12 1
+   2: 0100007F:9C40 0100007F:1E73 05 00000000:00000000 00:00000000 00000000  1000        0 13 1";
+        assert_eq!(states_on_port(text, 0x1E73), vec![0x0A, 0x06]);
+        assert_eq!(states_on_port(text, 0x9C40), vec![0x05]);
+        assert!(states_on_port(text, 1).is_empty());
+    }
+
+    /// The case `check_ports` waits out: the server end of a closed connection in TIME_WAIT on
+    /// the port of a listener without SO_REUSEADDR, which is gone. The port cannot be bound,
+    /// and only closing sockets hold it.
+    #[test]
+    fn a_listener_port_held_by_time_wait_is_seen_as_only_closing() {
+        // std's listeners set SO_REUSEADDR: this one is made without, as a C program's.
+        let raw = ns::socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+        bind_to(&raw, 4, &InetAddr::v4([127, 0, 0, 1], 0)).unwrap();
+        ns::listen(&raw, nix::sys::socket::Backlog::new(4).unwrap()).unwrap();
+        let l = std::net::TcpListener::from(raw);
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (a, _) = l.accept().unwrap();
+        drop(a); // the server end closes first: it goes to TIME_WAIT, on the listener's port
+        let mut buf = [0u8; 1];
+        let _ = (&c).read(&mut buf);
+        drop(c);
+        drop(l);
+        assert!(
+            only_closing_on(port),
+            "{:?}",
+            states_on_port(&std::fs::read_to_string("/proc/net/tcp").unwrap(), port)
+        );
+        let again = ns::socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+        let r = bind_to(&again, 4, &InetAddr::v4([127, 0, 0, 1], port));
+        assert_eq!(r, Err(nix::errno::Errno::EADDRINUSE), "the port was free at once");
+    }
 
     /// Regression: the old client end (no SO_REUSEADDR) lingering in TIME_WAIT after the kill
     /// made `dmtcp_restart` fail with "Address already in use"; the connection is made on
