@@ -209,9 +209,10 @@ fn openmp_program_survives_two_restarts_32() {
 /// block's bytes are those of an uninterrupted run.
 #[test]
 fn python_multiprocessing_pool_with_shared_memory_survives_two_restarts() {
-    let python = std::path::PathBuf::from(
-        stdout(&run_ok(std::process::Command::new("sh").args(["-c", "command -v python3"]))).trim(),
-    );
+    // The interpreter itself, not a launcher script in PATH (pyenv's shim is a bash script
+    // that runs helper processes: a checkpoint would catch those instead of the pool).
+    let exe = run_ok(std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]));
+    let python = std::path::PathBuf::from(stdout(&exe).trim());
     let script = repo().join("tests/py/mp_pool.py");
     let args = [script.display().to_string(), "200".into()];
     let last = cycles_with(&python, &args, 5, 2, Duration::from_millis(1500), &[], |cy, _| cy.restart(5));
