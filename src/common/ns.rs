@@ -27,6 +27,11 @@
 //! namespace for C and everything below it (`unshare_time`, offsets from `restart::timens`), so that
 //! the monotonic and boottime clocks go on from the checkpoint; a launch keeps the host's clocks (why:
 //! `restart::timens`).
+//! When the group's images hold System V objects or POSIX message queues, P also makes an IPC
+//! namespace (`unshare_ipc`, owned by the group's user namespace) where C recreates them with
+//! their old ids (`sysv_create` after writing the `*_next_id` sysctls, `restart::ipc`) and
+//! mounts its mqueue fs on /dev/mqueue (`mount_mqueue`). A launch keeps the machine's IPC
+//! namespace, so that a program may share keyed objects with programs outside, as without us.
 //!
 //! A pid-1 init cannot be killed from inside its namespace by signals it does not handle;
 //! that is fine for C. X re-creates the program's end: the same exit code, or the same signal
