@@ -315,3 +315,22 @@ fn connections_in_an_accept_queue_are_connected_again_and_accepted_after_restart
 fn connections_in_an_accept_queue_are_connected_again_and_accepted_after_restarts_32() {
     accept_queue(true);
 }
+
+/// A UNIX socket end and a TCP listener held by a parent and its child after fork are one
+/// socket again after each restart: a status flag the child sets is seen by the parent, and
+/// what the child sends arrives at the other end (64 and 32 bit, two cycles).
+fn shared_over_fork(m32: bool) {
+    let p = c_program("sock_fork", m32);
+    let r = two_cycles(&p, &["3000"], 2, Duration::from_millis(700));
+    assert_eq!(r, "RESULT shared_unix=1 shared_listener=1 got=child child=0");
+}
+
+#[test]
+fn sockets_shared_over_fork_are_one_socket_again_after_restarts_64() {
+    shared_over_fork(false);
+}
+
+#[test]
+fn sockets_shared_over_fork_are_one_socket_again_after_restarts_32() {
+    shared_over_fork(true);
+}

@@ -162,7 +162,10 @@ pub fn held_by_a_process(ino: u64) -> bool {
 
 /// Whether the socket with inode `ino` is held by a process we can see that runs under
 /// checkpoint control (has this library mapped; not, say, a command started with
-/// `dmtcp_nocheckpoint`): such a holder takes part in the drain of its end.
+/// `dmtcp_nocheckpoint`): such a holder takes part in the drain of its end. The processes we
+/// see are those of our pid namespace, the computation's; where `dmtcp_launch` ran without
+/// namespaces (they were unavailable) a process of another computation on this host would be
+/// taken for one of ours.
 pub fn held_under_checkpoint(ino: u64) -> bool {
     holder(ino).is_some_and(runs_libdmtcp)
 }
