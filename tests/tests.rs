@@ -2,6 +2,7 @@
 //! real `dmtcp` binary and real programs built by the tests with gcc and gcc -m32.
 mod util;
 
+mod api;
 mod ckpt;
 mod coordinator;
 mod endurance;

@@ -377,6 +377,12 @@ pub fn write_image(req: &Request) -> Result<(), Failure> {
     verdict
 }
 
+/// The path an image of this process gets (for the C API's `dmtcp_get_ckpt_filename`).
+pub fn image_path_for(comp_id: u64, vpid: i32, out: &mut Fixed<4200>) -> bool {
+    let req = Request { comp_id, generation: 0, num_peers: 0, vpid, n_threads: 0 };
+    build_path_in(&req, out).is_ok()
+}
+
 fn build_path(req: &Request) -> Result<(), Failure> {
     IMAGE_PATH.with(|p| build_path_in(req, p))
 }
