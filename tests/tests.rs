@@ -18,6 +18,7 @@ mod memory;
 mod mutations;
 mod nocheckpoint;
 mod owner;
+mod progress;
 mod python;
 mod restart;
 mod sharedfd;

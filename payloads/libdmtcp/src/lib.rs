@@ -70,6 +70,8 @@ mod fds;
 mod execl;
 #[allow(unsafe_code)]
 mod init;
+// Image write progress for the coordinator (no unsafe).
+mod progress;
 #[allow(unsafe_code)]
 mod inotify_calls;
 #[allow(unsafe_code)]
