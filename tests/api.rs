@@ -139,3 +139,16 @@ fn self_install_installs_dmtcp_h_that_programs_build_against() {
         assert_eq!(stdout(&under), "enabled=1 status=4 checkpoints=0 restarts=0\n", "{}", stderr(&under));
     }
 }
+
+/// Regression: program threads asking for the image path at the same time take turns (the
+/// text lives in one static buffer, whose checked cell aborted on overlapping use), and a
+/// pointer one got keeps reading the whole path while others ask again.
+#[test]
+fn api_path_calls_from_many_threads_at_once_neither_abort_nor_tear() {
+    for m32 in [false, true] {
+        let prog = c_program("api_threads", m32);
+        let d = TempDir::new("api-threads");
+        let r = uninterrupted(&prog, &[] as &[&str], d.path());
+        assert_eq!(r, "RESULT calls=160000 ok=1");
+    }
+}

@@ -307,9 +307,22 @@ pub extern "C" fn checkpoint_is_pending() -> c_int {
 
 static PATH: Exclusive<Fixed<4200>> = Exclusive::new(Fixed::new());
 static CKPT_DIR: Exclusive<Fixed<4200>> = Exclusive::new(Fixed::new());
+/// Program threads may ask for the paths at the same time: they take turns here, so that the
+/// `Exclusive` cells never see two at once (which they would abort on).
+static PATHS_BUSY: AtomicU32 = AtomicU32::new(0);
+
+fn one_at_a_time<R>(f: impl FnOnce() -> R) -> R {
+    while PATHS_BUSY.swap(1, SeqCst) != 0 {
+        futex_wait_ms(&PATHS_BUSY, 1, POLL_MS);
+    }
+    let r = f();
+    PATHS_BUSY.store(0, SeqCst);
+    futex_wake(&PATHS_BUSY);
+    r
+}
 
 /// The path of this process's image: the file its last checkpoint wrote, or the next one
-/// gets. The text stays valid until the next call.
+/// gets. The text stays as it is while the path does (it is the same for the process's life).
 #[no_mangle]
 pub extern "C" fn dmtcp_get_ckpt_filename() -> *const c_char {
     if !crate::config::active() {
@@ -317,13 +330,22 @@ pub extern "C" fn dmtcp_get_ckpt_filename() -> *const c_char {
     }
     let comp = crate::coord::COMP_ID.load(core::sync::atomic::Ordering::Relaxed);
     let vpid = crate::coord::VPID.load(core::sync::atomic::Ordering::Relaxed);
-    sys::keep_errno(|| {
-        PATH.with(|p| {
-            if crate::writer::image_path_for(comp, vpid, p) {
-                p.as_cstr().as_ptr()
-            } else {
-                core::ptr::null()
+    let mut now = Fixed::<4200>::new();
+    if !sys::keep_errno(|| crate::writer::image_path_for(comp, vpid, &mut now)) {
+        return core::ptr::null();
+    }
+    stable(&PATH, now.bytes())
+}
+
+/// The text of `cell` once it holds `text`: written only when it differs, so that a pointer
+/// handed out earlier (to any thread) keeps reading the same bytes.
+fn stable(cell: &Exclusive<Fixed<4200>>, text: &[u8]) -> *const c_char {
+    one_at_a_time(|| {
+        cell.with(|p| {
+            if p.bytes() != text {
+                p.set(text);
             }
+            p.as_cstr().as_ptr()
         })
     })
 }
@@ -334,8 +356,5 @@ pub extern "C" fn dmtcp_get_ckpt_dir() -> *const c_char {
     if !crate::config::active() {
         return core::ptr::null();
     }
-    CKPT_DIR.with(|d| {
-        d.set(crate::config::get().ckpt_dir());
-        d.as_cstr().as_ptr()
-    })
+    stable(&CKPT_DIR, crate::config::get().ckpt_dir())
 }
