@@ -239,13 +239,16 @@ fn exchange(host: &str, port: u16, cmd: Cmd, interval: u32) -> Result<(Msg, Vec<
     m.cmd = cmd as u32;
     m.interval = interval;
     m.pid = std::process::id() as i32;
+    if cmd == Cmd::BlockingCkpt {
+        m.flags |= dmtcp_proto::FLAG_PROGRESS;
+    }
     let lost =
         |e: io::Error| Failure::Protocol(format!("lost the connection to the coordinator at {host}:{port}: {e}"));
     client::send(&mut s, &m, &[]).map_err(lost)?;
     // A blocking checkpoint takes as long as it takes.
     let timeout = if cmd == Cmd::BlockingCkpt { None } else { Some(REPLY_TIMEOUT) };
     s.set_read_timeout(timeout).map_err(lost)?;
-    let (reply, extra) = client::recv(&mut s).map_err(|e| match e.kind() {
+    let (reply, extra) = recv_past_progress(&mut s).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => {
             Failure::Protocol(format!("the coordinator at {host}:{port} closed the connection without answering"))
         }
@@ -335,7 +338,8 @@ impl Output<'_> {
                 Cmd::Checkpoint | Cmd::KillAfterCkpt => j.push_str(&format!(",\"num_peers\":{}", r.num_peers)),
                 Cmd::BlockingCkpt => {
                     let list: Vec<String> = warnings.iter().map(|w| json_str(w)).collect();
-                    j.push_str(&format!(",\"num_peers\":{},\"warnings\":[{}]", r.num_peers, list.join(",")))
+                    j.push_str(&format!(",\"num_peers\":{},\"warnings\":[{}]", r.num_peers, list.join(",")));
+                    j.push_str(&progress_json());
                 }
                 Cmd::UpdateInterval => j.push_str(&format!(",\"checkpoint_interval\":{}", r.interval)),
                 Cmd::Kill | Cmd::Quit => {}
@@ -388,6 +392,63 @@ impl Output<'_> {
             Cmd::Quit => log::info!("the coordinator quits"),
         }
         0
+    }
+}
+
+// ---- progress of a blocking checkpoint --------------------------------------------------------
+//
+// The coordinator sends `CkptProgress` sums (FLAG_PROGRESS) before the result of a
+// `--bcheckpoint`: on a terminal (stderr) they are shown on one line, rewritten as they come,
+// and the last one stays; `--json` reports the final figures.
+
+/// The last figures the coordinator sent.
+static LAST_PROGRESS: std::sync::Mutex<Option<(u32, dmtcp_proto::Progress)>> = std::sync::Mutex::new(None);
+
+/// Receives the reply, showing and keeping the progress messages that come before it.
+fn recv_past_progress(s: &mut std::net::TcpStream) -> io::Result<(Msg, Vec<u8>)> {
+    use std::io::IsTerminal;
+    // Not with --quiet (the log shows only errors then).
+    let show = io::stderr().is_terminal() && log::log_enabled!(log::Level::Info);
+    let mut shown = false;
+    loop {
+        let (m, extra) = client::recv(s)?;
+        if m.kind != Kind::CkptProgress {
+            if shown {
+                eprintln!();
+            }
+            return Ok((m, extra));
+        }
+        let Some(p) = dmtcp_proto::Progress::decode(&extra) else { continue };
+        if show {
+            eprint!("\r\x1b[K{}", progress_line(m.num_peers, &p));
+            shown = true;
+        }
+        *LAST_PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = Some((m.num_peers, p));
+    }
+}
+
+fn progress_line(peers: u32, p: &dmtcp_proto::Progress) -> String {
+    let mib = |n: u64| n as f64 / (1u64 << 20) as f64;
+    let secs = p.elapsed_ms as f64 / 1000.0;
+    let rate = if secs > 0.0 { mib(p.written) / secs } else { 0.0 };
+    let stored = if p.done > 0 { format!(", {:.1} MiB stored", mib(p.stored)) } else { String::new() };
+    format!(
+        "checkpoint: {:.1} of {:.1} MiB written{stored}, {}/{peers} process{} done, {secs:.1} s, {rate:.1} MiB/s",
+        mib(p.written),
+        mib(p.total.max(p.written)),
+        p.done,
+        if peers == 1 { "" } else { "es" }
+    )
+}
+
+/// The final figures as JSON members (empty when the coordinator sent none).
+fn progress_json() -> String {
+    match *LAST_PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some((_, p)) => format!(
+            ",\"bytes_written\":{},\"bytes_stored\":{},\"processes_done\":{},\"elapsed_ms\":{}",
+            p.written, p.stored, p.done, p.elapsed_ms
+        ),
+        None => String::new(),
     }
 }
 

@@ -13,6 +13,8 @@ pub mod common;
 
 pub mod command;
 pub mod coordinator;
+pub mod doctor;
+pub mod image_tool;
 pub mod launch;
 pub mod nocheckpoint;
 pub mod restart;
@@ -32,11 +34,21 @@ pub enum Role {
     Restart,
     NoCheckpoint,
     SelfInstall,
+    Image,
+    Doctor,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Role::Launch, Role::Coordinator, Role::Command, Role::Restart, Role::NoCheckpoint, Role::SelfInstall];
+    pub const ALL: [Role; 8] = [
+        Role::Launch,
+        Role::Coordinator,
+        Role::Command,
+        Role::Restart,
+        Role::NoCheckpoint,
+        Role::SelfInstall,
+        Role::Image,
+        Role::Doctor,
+    ];
 
     /// The program name users know the role by (the name of its symlink).
     pub fn program(self) -> &'static str {
@@ -47,6 +59,8 @@ impl Role {
             Role::Restart => "dmtcp_restart",
             Role::NoCheckpoint => "dmtcp_nocheckpoint",
             Role::SelfInstall => "dmtcp self-install",
+            Role::Image => "dmtcp image",
+            Role::Doctor => "dmtcp doctor",
         }
     }
 
@@ -62,6 +76,8 @@ impl Role {
             "restart" => Some(Role::Restart),
             "nocheckpoint" => Some(Role::NoCheckpoint),
             "self-install" => Some(Role::SelfInstall),
+            "image" => Some(Role::Image),
+            "doctor" => Some(Role::Doctor),
             _ => None,
         }
     }
@@ -76,6 +92,8 @@ impl Role {
             Role::Restart => restart::main(args),
             Role::NoCheckpoint => nocheckpoint::main(args),
             Role::SelfInstall => self_install::main(args),
+            Role::Image => image_tool::main(args),
+            Role::Doctor => doctor::main(args),
         }
     }
 }
@@ -93,6 +111,8 @@ Roles:
   restart       restart a computation from its images (dmtcp_restart)
   nocheckpoint  run a command outside checkpoint control (dmtcp_nocheckpoint)
   self-install  lay out an installation tree with the role symlinks
+  image         look inside checkpoint images: info, verify, ls
+  doctor        check that this machine can launch and restart
 
 Options:
   --help        show this help

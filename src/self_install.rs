@@ -4,6 +4,7 @@
 //! ```text
 //! P/bin/dmtcp  P/bin/dmtcp_{launch,coordinator,command,restart} -> dmtcp  P/bin/mtcp_restart
 //! P/lib/dmtcp/libdmtcp.so  P/lib/dmtcp/32/bin/mtcp_restart  P/lib/dmtcp/32/lib/dmtcp/libdmtcp.so
+//! P/include/dmtcp.h  (DMTCP's C API, for programs that call it)
 //! ```
 //!
 //! Every file is replaced atomically, so running it again over a tree (even one in use) leaves a
@@ -32,6 +33,9 @@ struct SelfInstallArgs {
 }
 
 const PROGRAM: &str = "dmtcp self-install";
+
+/// include/dmtcp.h of this source tree.
+const DMTCP_H: &str = include_str!("../include/dmtcp.h");
 
 pub fn main(args: &[std::ffi::OsString]) -> i32 {
     let args = match cli::utf8(PROGRAM, args) {
@@ -85,6 +89,11 @@ fn install(prefix: &Path) -> Result<(), PayloadError> {
         let link = bin.join(name);
         symlink_atomic(Path::new("dmtcp"), &link).map_err(at(&link))?;
     }
+    // DMTCP's C API header for programs that call it (payloads/libdmtcp/src/api.rs).
+    let include = prefix.join("include");
+    fs::create_dir_all(&include).map_err(at(&include))?;
+    let header = include.join("dmtcp.h");
+    payloads::write_atomic(&header, DMTCP_H.as_bytes(), 0o644).map_err(at(&header))?;
     // Always rewrite the payloads: the tree must match this binary even if a stamp says so.
     Tree { root: prefix }.install()
 }

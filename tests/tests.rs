@@ -2,11 +2,14 @@
 //! real `dmtcp` binary and real programs built by the tests with gcc and gcc -m32.
 mod util;
 
+mod api;
 mod ckpt;
 mod coordinator;
+mod doctor;
 mod endurance;
 mod events;
 mod faults;
+mod image_tool;
 mod install;
 mod invisible;
 mod ipc;
@@ -18,6 +21,7 @@ mod mutations;
 mod netns;
 mod nocheckpoint;
 mod owner;
+mod progress;
 mod python;
 mod remote;
 mod restart;

@@ -662,3 +662,67 @@ impl Exec {
         Errno::last()
     }
 }
+
+/// Kernel features `dmtcp doctor` probes that need a raw system call (here, with the module's
+/// other unsafe code). Each is a real attempt, never a version guess.
+pub mod probes {
+    use nix::errno::Errno;
+
+    /// PR_SET_MM_MAP as the restorer makes it (`mtcp_restart`'s `set_mm`), with the caller's
+    /// own current values, so that it changes nothing. Call it in a throw-away child inside
+    /// our user namespace, as the restorer runs.
+    pub fn mm_map() -> Result<(), Errno> {
+        const PR_SET_MM: libc::c_int = 35;
+        const PR_SET_MM_MAP: libc::c_ulong = 14;
+        let stat = std::fs::read_to_string("/proc/self/stat").map_err(|_| Errno::EIO)?;
+        // Fields after the command name, which may hold spaces: field 3 (state) is first.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or(Errno::EIO)?;
+        let f: Vec<u64> = rest.split_whitespace().map(|w| w.parse().unwrap_or(0)).collect();
+        let field = |n: usize| f.get(n - 3).copied().unwrap_or(0);
+        // SAFETY: sbrk(0) only reads the current program break.
+        let brk = unsafe { libc::sbrk(0) } as u64;
+        let map: [u64; 13] = [
+            field(26), // start_code
+            field(27), // end_code
+            field(45), // start_data
+            field(46), // end_data
+            field(47), // start_brk
+            brk.max(field(47)),
+            field(28),                 // start_stack
+            field(48),                 // arg_start
+            field(49),                 // arg_end
+            field(50),                 // env_start
+            field(51),                 // env_end
+            0,                         // auxv: unchanged
+            u64::from(u32::MAX) << 32, // auxv_size 0, exe_fd -1
+        ];
+        // SAFETY: prctl with a pointer to our local struct prctl_mm_map and its size.
+        let r = unsafe { libc::prctl(PR_SET_MM, PR_SET_MM_MAP, map.as_ptr(), std::mem::size_of_val(&map), 0) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Errno::last())
+        }
+    }
+
+    /// userfaultfd(2) as an unprivileged process may make it (UFFD_USER_MODE_ONLY), then
+    /// without that flag; the descriptor is closed at once. Ok(true): user-mode only.
+    pub fn userfaultfd() -> Result<bool, Errno> {
+        const UFFD_USER_MODE_ONLY: libc::c_long = 1;
+        let attempt = |flags: libc::c_long| {
+            // SAFETY: userfaultfd(2) takes only flags; the new fd is ours and closed below.
+            let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
+            if fd >= 0 {
+                // SAFETY: closing the descriptor we just got.
+                unsafe { libc::close(fd as libc::c_int) };
+                Ok(())
+            } else {
+                Err(Errno::last())
+            }
+        };
+        match attempt(libc::O_CLOEXEC as libc::c_long) {
+            Ok(()) => Ok(false),
+            Err(e) => attempt(libc::O_CLOEXEC as libc::c_long | UFFD_USER_MODE_ONLY).map(|()| true).map_err(|_| e),
+        }
+    }
+}

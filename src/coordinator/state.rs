@@ -160,6 +160,10 @@ struct Ckpt {
     /// and under `--strict` the reasons the checkpoint is abandoned.
     warnings: Vec<String>,
     abandon: Vec<String>,
+    /// Each worker's last image progress, and the `--bcheckpoint` clients that want the sums
+    /// (`progress.rs`).
+    progress: BTreeMap<ClientId, dmtcp_proto::Progress>,
+    progress_to: Vec<ClientId>,
 }
 
 struct Restart {
@@ -442,6 +446,7 @@ impl Computation {
                     Kind::CkptFilename => self.ckpt_filename(now, client, extra),
                     Kind::CkptFailed => self.ckpt_failed_by(now, client, extra),
                     Kind::FdWarning => self.fd_warning(now, client, &msg, extra),
+                    Kind::CkptProgress => self.ckpt_progress(now, client, extra),
                     Kind::WorkerResuming => self.check_restart_done(now),
                     k => self.drop_client(client, format!("unexpected message {k:?} from a worker")),
                 }
@@ -741,6 +746,8 @@ impl Computation {
             writing_script: false,
             warnings: Vec::new(),
             abandon: Vec::new(),
+            progress: BTreeMap::new(),
+            progress_to: Vec::new(),
         });
         self.barrier = None;
         self.next_barrier = Some(Barrier::first_of_checkpoint());
@@ -939,15 +946,19 @@ impl Computation {
         let images = self.images();
         match result {
             Ok(script) => {
+                // The final figures go to the clients that asked, before the result.
+                let sums = self.progress_sums(now);
+                self.send_progress(sums);
                 let c = self.ckpt.take().expect("checkpoint in flight");
                 self.barrier = None;
                 self.next_barrier = None;
                 log::info!(
-                    "checkpoint {} complete in {:.1} s: {} image{}; restart script {script}{}",
+                    "checkpoint {} complete in {:.1} s: {} image{} ({}); restart script {script}{}",
                     c.generation,
                     now.saturating_sub(c.started).as_secs_f64(),
                     images.len(),
                     if images.len() == 1 { "" } else { "s" },
+                    progress::figures(&sums),
                     match c.warnings.len() {
                         0 => String::new(),
                         n => format!("; {n} fd{} cannot be restored", if n == 1 { "" } else { "s" }),
@@ -1128,6 +1139,9 @@ impl Computation {
         let cmd = Cmd::from_u32(msg.cmd);
         if let Some(c @ Cmd::BlockingCkpt) = cmd {
             if self.start_ckpt(now, false, Some(client)) {
+                if msg.flags & dmtcp_proto::FLAG_PROGRESS != 0 {
+                    self.want_progress(client);
+                }
                 return; // answered when the checkpoint completes or fails
             }
             let r = self.not_running_reply(c);
@@ -1385,6 +1399,8 @@ impl Computation {
         )
     }
 }
+
+mod progress;
 
 #[cfg(test)]
 mod tests;

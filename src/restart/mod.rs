@@ -276,8 +276,8 @@ fn arch_of(img: &CheckedImage) -> Arch {
 }
 
 /// What the plan needs of a checked image (the adapter that keeps `plan` independent of the
-/// image reader).
-fn facts(img: &CheckedImage) -> ImageFacts {
+/// image reader). Public for `dmtcp image verify`, which plans as dmtcp_restart does.
+pub fn facts(img: &CheckedImage) -> ImageFacts {
     use dmtcp_proto::image::FdBody;
     let mut paths = Vec::new();
     let fds = img

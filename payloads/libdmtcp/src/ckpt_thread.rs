@@ -116,6 +116,8 @@ static LAST_THREADS: AtomicUsize = AtomicUsize::new(0);
 fn checkpoint(m: &Msg) -> bool {
     let exit_after = m.flags & dmtcp_proto::FLAG_EXIT_AFTER_CKPT != 0;
     let req_base = (m.comp_id, m.generation, m.num_peers);
+    // The C API's dmtcp_disable_ckpt sections: wait for them to end before stopping anyone.
+    let _hold = crate::api::hold(m.generation);
     resources::shm::set_checkpoint(m.comp_id, m.generation);
     if let Err(BarrierError::Lost(e)) = barrier(Barrier::Suspend, WorkerState::Presuspend) {
         lost(e);
@@ -158,8 +160,12 @@ fn checkpoint(m: &Msg) -> bool {
                 vpid: coord::VPID.load(Relaxed),
                 n_threads: n,
             };
+            crate::api::writing();
             match threads::checkpoint_point(|| writer::write_image(&req)) {
-                None => return after_restart(),
+                None => {
+                    crate::api::restarted();
+                    return after_restart();
+                }
                 Some(r) => r,
             }
         }
@@ -171,6 +177,7 @@ fn checkpoint(m: &Msg) -> bool {
             f
         })),
     };
+    crate::api::outcome(outcome.is_ok());
     // The bytes drained from pipes go back before anyone runs again.
     resources::refill();
     let passed = barrier(Barrier::WriteCkpt, WorkerState::Checkpointed);

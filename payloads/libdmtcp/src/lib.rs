@@ -36,6 +36,7 @@
 //!     note each watch's path), `interrupt` (the calls a checkpoint must not interrupt: poll,
 //!     select, epoll_wait, sigtimedwait, ...), `fds` (close, dup2, close_range, ... kept off our
 //!     coordinator fd).
+//!     `api` (DMTCP's C API of dmtcp.h: writes through the program's out-pointers),
 //!     `tty_owner` (chown and its kin on terminals, for the ids our user namespace cannot map).
 //!
 //!   The resource kinds (`resources/`), `coord`, `ckpt_thread`, `dlsym`, `log` and the protocol
@@ -47,6 +48,9 @@
 
 #[macro_use]
 mod log;
+// The C API of dmtcp.h (exported functions taking the program's out-pointers).
+#[allow(unsafe_code)]
+mod api;
 #[allow(unsafe_code)]
 mod arch;
 #[allow(unsafe_code)]
@@ -66,6 +70,8 @@ mod fds;
 mod execl;
 #[allow(unsafe_code)]
 mod init;
+// Image write progress for the coordinator (no unsafe).
+mod progress;
 #[allow(unsafe_code)]
 mod inotify_calls;
 #[allow(unsafe_code)]

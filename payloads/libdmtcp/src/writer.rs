@@ -139,7 +139,9 @@ struct Stream {
 impl Stream {
     fn put(&mut self, b: &[u8]) -> Result<(), Failure> {
         self.len += b.len() as u64;
-        sys::write_all(self.fd, b).map_err(|e| fail(&[b"the image writer stopped reading: ", sys::strerror(e)]))
+        let r = sys::write_all(self.fd, b).map_err(|e| fail(&[b"the image writer stopped reading: ", sys::strerror(e)]));
+        crate::progress::note(self.len);
+        r
     }
 }
 
@@ -374,11 +376,22 @@ pub fn write_image(req: &Request) -> Result<(), Failure> {
     build_path(req)?;
     let (child, data_fd, status_fd) = spawn_writer(c.dmtcp_bin(), c.compress())?;
     let mut stream = Stream { fd: data_fd, len: 0 };
+    crate::progress::start();
     let result = stream_image(req, &mut scratch, &mut stream);
     sys::close(data_fd);
     let verdict = collect_status(child, status_fd);
     result?;
-    verdict
+    verdict?;
+    // The trailer went out past `Stream::put`.
+    let written = stream.len + image::TRAILER_SIZE as u64;
+    IMAGE_PATH.with(|p| crate::progress::finish(written, p.as_cstr()));
+    Ok(())
+}
+
+/// The path an image of this process gets (for the C API's `dmtcp_get_ckpt_filename`).
+pub fn image_path_for(comp_id: u64, vpid: i32, out: &mut Fixed<4200>) -> bool {
+    let req = Request { comp_id, generation: 0, num_peers: 0, vpid, n_threads: 0 };
+    build_path_in(&req, out).is_ok()
 }
 
 fn build_path(req: &Request) -> Result<(), Failure> {

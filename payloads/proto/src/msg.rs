@@ -43,6 +43,50 @@ pub const FLAG_STRICT: u32 = 2;
 /// what it took and goes on after DMT:WriteCkpt.
 pub const FLAG_CKPT_ABANDONED: u32 = 4;
 
+/// Flag in `Msg::flags` of a BlockingCkpt UserCmd: send CkptProgress messages before the result.
+pub const FLAG_PROGRESS: u32 = 8;
+
+/// Payload of `CkptProgress`: image stream bytes written of the expected total, and the bytes
+/// stored on disk (after compression) once the image is complete (0 before). From the
+/// coordinator, the sums over the computation: `done` processes have stored their image, and
+/// `elapsed_ms` have passed since the checkpoint started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub written: u64,
+    pub total: u64,
+    pub stored: u64,
+    pub done: u32,
+    pub elapsed_ms: u64,
+}
+
+pub const PROGRESS_SIZE: usize = 40;
+
+impl Progress {
+    pub fn encode(&self) -> [u8; PROGRESS_SIZE] {
+        let mut b = [0u8; PROGRESS_SIZE];
+        put_u64(&mut b, 0, self.written);
+        put_u64(&mut b, 8, self.total);
+        put_u64(&mut b, 16, self.stored);
+        put_u32(&mut b, 24, self.done);
+        put_u64(&mut b, 32, self.elapsed_ms);
+        b
+    }
+
+    /// None when the payload is too short.
+    pub fn decode(b: &[u8]) -> Option<Progress> {
+        if b.len() < PROGRESS_SIZE {
+            return None;
+        }
+        Some(Progress {
+            written: get_u64(b, 0),
+            total: get_u64(b, 8),
+            stored: get_u64(b, 16),
+            done: get_u32(b, 24),
+            elapsed_ms: get_u64(b, 32),
+        })
+    }
+}
+
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($v:ident = $n:expr),* $(,)? }) => {
         $(#[$m])*
@@ -86,6 +130,10 @@ wire_enum!(
         // the payload names it ("fd 5 (netlink socket, socket:[123])"), the coordinator adds
         // the process.
         FdWarning = 24,
+        // How far an image is written (payload: `Progress`). From a worker while it streams its
+        // image and once when it is stored; from the coordinator to a `--bcheckpoint` client
+        // that set FLAG_PROGRESS, the sums over the computation, last just before the result.
+        CkptProgress = 25,
     }
 );
 
@@ -313,6 +361,13 @@ pub fn split_worker_payload(extra: &[u8]) -> (&[u8], &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn progress_round_trips_and_short_payloads_are_refused() {
+        let p = super::Progress { written: 1 << 40, total: 3, stored: 7, done: 2, elapsed_ms: 9 };
+        assert_eq!(super::Progress::decode(&p.encode()), Some(p));
+        assert_eq!(super::Progress::decode(&p.encode()[..super::PROGRESS_SIZE - 1]), None);
+    }
+
     use super::*;
 
     #[test]

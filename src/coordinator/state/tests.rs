@@ -982,3 +982,60 @@ fn a_warning_outside_a_checkpoint_changes_nothing() {
     assert!(t.c.running());
     assert_eq!(t.answer(Cmd::Checkpoint, 0).0.cmd_status, status::SUCCESS);
 }
+
+#[test]
+fn bcheckpoint_progress_sums_each_workers_last_figures_and_comes_before_the_answer() {
+    use dmtcp_proto::{Progress, FLAG_PROGRESS};
+    fn sums(acts: &[Action], req: ClientId) -> Vec<Progress> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Send { to, msg, extra } if *to == req && msg.kind == Kind::CkptProgress => {
+                    Progress::decode(extra)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+    fn progress(t: &mut T, id: ClientId, written: u64, total: u64, stored: u64, done: u32) -> Vec<Action> {
+        let p = Progress { written, total, stored, done, elapsed_ms: 0 };
+        t.worker_msg(id, Kind::CkptProgress, WorkerState::Checkpointing, &p.encode())
+    }
+    let mut asking = Msg::new(Kind::UserCmd);
+    asking.cmd = Cmd::BlockingCkpt as u32;
+    asking.flags = FLAG_PROGRESS;
+
+    let mut t = T::new();
+    let ids = [t.join("a"), t.join("b")];
+    let req = t.connect();
+    t.at(1.0).msg(req, asking, &[]);
+    let acts = progress(&mut t, ids[0], 10, 100, 0, 0);
+    assert_eq!(sums(&acts, req).len(), 1, "{acts:?}");
+    t.at(1.5);
+    let s = sums(&progress(&mut t, ids[1], 5, 50, 0, 0), req)[0];
+    assert_eq!((s.written, s.total, s.done, s.elapsed_ms), (15, 150, 0, 500));
+    // A later report replaces the earlier one: nothing counts twice.
+    let s = sums(&progress(&mut t, ids[0], 100, 100, 40, 1), req)[0];
+    assert_eq!((s.written, s.total, s.stored, s.done), (105, 150, 40, 1));
+    let s = sums(&progress(&mut t, ids[1], 60, 60, 20, 1), req)[0];
+    assert_eq!((s.written, s.total, s.stored, s.done), (160, 160, 60, 2));
+    // A payload too short to be progress drops the worker.
+    assert_eq!(dropped(&t.msg(ids[0], Msg::new(Kind::CkptProgress), b"short")), vec![ids[0]]);
+
+    // The final sums come right before the answer, to the client that asked only.
+    let mut t = T::new();
+    let ids = [t.join("a")];
+    let req = t.connect();
+    t.at(1.0).msg(req, asking, &[]);
+    progress(&mut t, ids[0], 70, 70, 30, 1);
+    t.walk_barriers(&ids);
+    let _ = t.filename(ids[0], "/i/a.dmtcp");
+    let acts = t.at(3.0).feed(Input::ScriptWritten(Ok("/ckpt/s.sh".into())));
+    let to_req: Vec<&Action> = acts
+        .iter()
+        .filter(|a| matches!(a, Action::Send { to, .. } | Action::SendAndClose { to, .. } if *to == req))
+        .collect();
+    assert_eq!(to_req.len(), 2, "{acts:?}");
+    let s = sums(&acts, req)[0];
+    assert_eq!((s.written, s.stored, s.done, s.elapsed_ms), (70, 30, 1, 2000));
+    assert!(matches!(to_req[1], Action::SendAndClose { msg, .. } if msg.kind == Kind::UserCmdResult));
+}

@@ -166,6 +166,7 @@ pub struct FileInfo {
     pub gid: u32,
     pub dev: u64,
     pub ino: u64,
+    pub size: u64,
 }
 
 impl FileInfo {
@@ -175,7 +176,7 @@ impl FileInfo {
 }
 
 fn file_info(st: &libc::stat64) -> FileInfo {
-    FileInfo { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid, dev: st.st_dev, ino: st.st_ino }
+    FileInfo { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid, dev: st.st_dev, ino: st.st_ino, size: st.st_size as u64 }
 }
 
 pub fn fstat(fd: c_int) -> Result<FileInfo, Errno> {
