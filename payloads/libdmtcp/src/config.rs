@@ -14,7 +14,7 @@ use dmtcp_proto::{env, le, shared};
 pub const CARRY_LEN: usize = 4200;
 
 /// The variables re-injected at every exec when the caller's environment dropped them.
-pub const CARRIED: [&str; 11] = [
+pub const CARRIED: [&str; 13] = [
     env::COORD_HOST,
     env::COORD_PORT,
     env::SHARED_AREA,
@@ -26,6 +26,8 @@ pub const CARRIED: [&str; 11] = [
     env::QUIET,
     env::LOG_LEVEL,
     env::BIN,
+    env::LOG_FILE,
+    env::UNIQUE_CKPT,
 ];
 const I_HOST: usize = 0;
 const I_SHARED: usize = 2;
@@ -35,6 +37,8 @@ const I_CKPT_DIR: usize = 5;
 const I_GZIP: usize = 6;
 const I_SIGCKPT: usize = 7;
 const I_BIN: usize = 10;
+const I_LOG_FILE: usize = 11;
+const I_UNIQUE_CKPT: usize = 12;
 
 pub struct Config {
     /// `NAME=value` of each `CARRIED` variable present at startup (empty if absent).
@@ -125,6 +129,18 @@ impl Config {
             Some(s) if (1..=64).contains(&s) && s != 9 && s != 19 => s as i32,
             _ => libc::SIGUSR2,
         }
+    }
+
+    /// DMTCP_LOG_FILE: the file every message is also appended to, if set.
+    pub fn log_file(&self) -> Option<&core::ffi::CStr> {
+        let entry = self.carried[I_LOG_FILE].as_cstr().to_bytes_with_nul();
+        let value = entry.get(CARRIED[I_LOG_FILE].len() + 1..)?;
+        core::ffi::CStr::from_bytes_with_nul(value).ok().filter(|v| !v.is_empty())
+    }
+
+    /// DMTCP_UNIQUE_CKPT_PLUGIN=1: each checkpoint generation goes into its own subfolder.
+    pub fn unique_ckpt(&self) -> bool {
+        matches!(self.carried_value(I_UNIQUE_CKPT), b"1" | b"yes" | b"true")
     }
 
     /// The offset for this library's own architecture.
@@ -320,4 +336,25 @@ pub fn read_restart_info() {
     }
     // SAFETY: the other threads are stopped (see config::apply_restart_info).
     unsafe { apply_restart_info(&buf[..n]) };
+    pause_if_asked(&buf[..n]);
+}
+
+/// `dmtcp_restart --debug-restart-pause N` (DMTCP_RESTART_PAUSE): the process stops itself
+/// with SIGSTOP right after its memory is back, before any resource is restored and before its
+/// threads run again, so that a debugger can attach (`gdb -p PID`); SIGCONT (or the debugger's
+/// continue) resumes the restart. DMTCP pauses at one of several points by level 1..7; we have
+/// one point, before resuming, whatever the level.
+fn pause_if_asked(info: &[u8]) {
+    let level = info
+        .split(|&b| b == b'\n')
+        .find_map(|l| env_match(l, env::RESTART_PAUSE.as_bytes()))
+        .and_then(parse_u64)
+        .unwrap_or(0);
+    if level == 0 {
+        return;
+    }
+    let pid = crate::sys::getpid();
+    // Said even with DMTCP_QUIET: the user asked for the stop and must know where it is.
+    error!("restart paused before resuming (--debug-restart-pause {level}): attach with `gdb -p {pid}`, or resume with `kill -CONT {pid}`");
+    let _ = crate::sys::kill(pid, libc::SIGSTOP);
 }

@@ -615,6 +615,14 @@ pub fn open(path: &CStr, flags: c_int) -> Result<c_int, Errno> {
     check(unsafe { libc::open(path.as_ptr(), flags) })
 }
 
+/// Opens `path` for appending, creating it mode 0600 (close-on-exec): DMTCP_LOG_FILE.
+pub fn open_append(path: &CStr) -> Result<c_int, Errno> {
+    // SAFETY: path is NUL-terminated; the mode argument is what O_CREAT reads.
+    check(unsafe {
+        libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC, 0o600)
+    })
+}
+
 /// Creates `path` if it does not exist (O_CREAT | O_EXCL, mode 0600) and closes it: Ok(true)
 /// when this call made it, Ok(false) when it existed.
 pub fn create_exclusive(path: &CStr) -> Result<bool, Errno> {
