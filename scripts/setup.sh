@@ -34,6 +34,8 @@ need_pkg() {
 }
 
 need_pkg gcc gcc-multilib make ca-certificates zstd python3
+# man -l renders the man pages in tests/options.rs.
+need_pkg man-db groff-base
 need_pkg tmux screen bash util-linux
 
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi

@@ -14,6 +14,7 @@ mod library;
 mod memory;
 mod mutations;
 mod nocheckpoint;
+mod options;
 mod owner;
 mod python;
 mod restart;

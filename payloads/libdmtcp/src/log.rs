@@ -72,7 +72,7 @@ pub fn print(level: u8, args: fmt::Arguments<'_>) {
         if let Some(path) = crate::config::get().log_file() {
             if let Ok(fd) = crate::sys::open_append(path) {
                 let _ = crate::sys::write_all(fd, &line.buf[..line.len + 1]);
-                crate::sys::close(fd);
+                crate::sys::close_raw(fd);
             }
         }
     });

@@ -615,12 +615,19 @@ pub fn open(path: &CStr, flags: c_int) -> Result<c_int, Errno> {
     check(unsafe { libc::open(path.as_ptr(), flags) })
 }
 
-/// Opens `path` for appending, creating it mode 0600 (close-on-exec): DMTCP_LOG_FILE.
+/// Opens `path` for appending, creating it mode 0600 (close-on-exec): DMTCP_LOG_FILE. A raw
+/// system call: the log must not go through our own `open` wrappers (which may log).
 pub fn open_append(path: &CStr) -> Result<c_int, Errno> {
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC;
     // SAFETY: path is NUL-terminated; the mode argument is what O_CREAT reads.
-    check(unsafe {
-        libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC, 0o600)
-    })
+    let r = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, 0o600) };
+    check(r as c_int)
+}
+
+/// `close` as a raw system call (no wrapper of ours in between).
+pub fn close_raw(fd: c_int) {
+    // SAFETY: closing a descriptor number has no memory-safety effect.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
 }
 
 /// Creates `path` if it does not exist (O_CREAT | O_EXCL, mode 0600) and closes it: Ok(true)
