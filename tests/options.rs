@@ -418,6 +418,9 @@ fn coord_logfile_gets_the_log_of_the_coordinator() {
     assert!(read(&log2).contains("quitting"), "{}", read(&log2));
 }
 
+/// Options, environment, and the line that must explain them.
+type Explained = (&'static [&'static str], &'static [(&'static str, &'static str)], &'static str);
+
 /// DMTCP's plugin options: the pid plugin maps to our pid namespace; --with-plugin and
 /// DMTCP_PLUGIN are refused with the reason; every other one runs the program after one line
 /// that says what became of it.
@@ -452,7 +455,7 @@ fn plugin_and_file_options_are_mapped_refused_or_explained() {
             stderr(&out)
         );
     }
-    let explained: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let explained: &[Explained] = &[
         (&["--checkpoint-open-files"], &[], "--checkpoint-open-files: not yet supported"),
         (&["--ckpt-open-files"], &[], "--checkpoint-open-files: not yet supported"),
         (&[], &[("DMTCP_CKPT_OPEN_FILES", "1")], "--checkpoint-open-files: not yet supported"),
