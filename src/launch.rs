@@ -100,8 +100,8 @@ struct LaunchArgs {
     /// resource kind is built in (env DMTCP_PLUGIN)
     #[argh(option, long = "with-plugin")]
     with_plugin: Option<String>,
-    /// not yet supported, accepted with a warning: DMTCP's modify-env plugin (a dmtcp_env.txt
-    /// of variable changes applied at restart)
+    /// no switch needed, said in a warning: dmtcp_restart always applies a dmtcp_env.txt (in the
+    /// image's folder, or $DMTCP_ENV_FILE) of variable changes, as DMTCP's modify-env plugin
     #[argh(switch, long = "modify-env")]
     modify_env: bool,
     /// not yet supported, accepted with a warning: path virtualisation (DMTCP_PATH_PREFIX)
@@ -420,7 +420,10 @@ fn dmtcp_compat(a: &LaunchArgs) -> Result<Compat, Fail> {
         cli::explain("--allow-file-overwrite", "not yet supported: it goes with --checkpoint-open-files");
     }
     if a.modify_env {
-        cli::explain("--modify-env", "not yet supported: variables are not changed at restart");
+        cli::explain(
+            "--modify-env",
+            "always on: dmtcp_restart applies dmtcp_env.txt of the image's folder (or $DMTCP_ENV_FILE) when there is one",
+        );
     }
     if a.pathvirt {
         cli::explain("--pathvirt", "not yet supported: files must be at their old paths at restart");

@@ -461,7 +461,7 @@ fn plugin_and_file_options_are_mapped_refused_or_explained() {
         (&[], &[("DMTCP_CKPT_OPEN_FILES", "1")], "--checkpoint-open-files: not yet supported"),
         (&["--allow-file-overwrite"], &[], "--allow-file-overwrite: not yet supported"),
         (&[], &[("DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES", "1")], "--allow-file-overwrite: not yet supported"),
-        (&["--modify-env"], &[], "--modify-env: not yet supported"),
+        (&["--modify-env"], &[], "--modify-env: always on"),
         (&["--pathvirt"], &[], "--pathvirt: not yet supported"),
         (&["--disable-all-plugins"], &[], "--disable-all-plugins: no effect"),
         (&["--no-plugins"], &[], "--disable-all-plugins: no effect"),
@@ -880,4 +880,60 @@ fn man_pages_are_installed_and_render_every_option() {
         let gen = run(Command::new(dmtcp()).arg("man").arg(r.unwrap_or("dmtcp")));
         assert_eq!(stdout(&gen), std::fs::read_to_string(&file).unwrap(), "{page}");
     }
+}
+
+// ---------------------------------------------------------------- modify-env
+
+/// DMTCP's modify-env: a dmtcp_env.txt in the images' folder (first cycle) and the file that
+/// DMTCP_ENV_FILE names (second cycle) change the restarted program's environment: `NAME=value`
+/// with the restarting host's `$VAR` expanded, `NAME` removes; the program's own setenv works
+/// afterwards; the rest of the environment is kept.
+fn modify_env_changes_the_environment_at_restart(m32: bool) {
+    let p = c_program("opt_env", m32);
+    let args = ["14"];
+    let env = [("OPT_TARGET", "before"), ("OPT_REMOVE", "remove-me"), ("OPT_KEEP", "kept"), ("OPT_KEEP_GONE", "x")];
+    let mut job = Job::launch(&p, &args, &["--modify-env"], &env);
+    assert!(job.err(0).contains("--modify-env: always on"), "{}", job.err(0));
+    std::thread::sleep(Duration::from_millis(900));
+    job.checkpoint(&[]);
+    job.kill();
+    std::fs::write(job.ckdir.join("dmtcp_env.txt"), "# set at restart\nOPT_TARGET=after-$OPT_HOST\nOPT_REMOVE\n")
+        .unwrap();
+    let images = images_in(&job.ckdir);
+    let mut c = job.restart_cmd(&[], &images);
+    c.env("OPT_HOST", "first");
+    job.spawn(c);
+    job.wait_running();
+    for img in images {
+        std::fs::remove_file(img).unwrap();
+    }
+    std::fs::remove_file(job.ckdir.join("dmtcp_env.txt")).unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    job.checkpoint(&[]);
+    job.kill();
+    let file = job.work.join("other-env.txt");
+    std::fs::write(&file, "OPT_TARGET=\"second ${OPT_HOST}\"\n").unwrap();
+    let mut c = job.restart_cmd(&[], &images_in(&job.ckdir));
+    c.env("OPT_HOST", "host").env("DMTCP_ENV_FILE", &file);
+    job.spawn(c);
+    job.wait_running();
+    let last = job.finish();
+    assert_eq!(
+        result_line(&last),
+        "RESULT target=second host remove=(unset) keep=kept late=late home=set",
+        "\n{}",
+        job.diagnostics()
+    );
+    assert_eq!(last.matches("tick 0\n").count(), 1, "a run began from the start again:\n{last}");
+    assert!(last.contains("tick 13\n"), "{last}");
+}
+
+#[test]
+fn modify_env_changes_the_environment_at_restart_64() {
+    modify_env_changes_the_environment_at_restart(false);
+}
+
+#[test]
+fn modify_env_changes_the_environment_at_restart_m32() {
+    modify_env_changes_the_environment_at_restart(true);
 }

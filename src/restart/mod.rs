@@ -332,6 +332,12 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         if pause > 0 {
             kv(ev::RESTART_PAUSE, &pause);
         }
+        for (name, value) in env_changes(&img.path)? {
+            match value {
+                Some(v) => kv(ev::ENV_SET, &format!("{name}={v}")),
+                None => kv(ev::ENV_UNSET, &name),
+            }
+        }
         let mut hello = hostname.as_bytes().to_vec();
         hello.push(0);
         hello.extend_from_slice(img.progname().as_bytes());
@@ -343,6 +349,96 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
 
     // 3. Carry the plan out.
     spawn::carry_out(&plan, &targets, &host, port, a.interval.unwrap_or(dmtcp_proto::INTERVAL_UNCHANGED))
+}
+
+/// DMTCP's modify-env: the variable changes that the restarted process of `image` applies to
+/// its environment before it runs again, from `$DMTCP_ENV_FILE`, else `dmtcp_env.txt` in the
+/// image's folder, else in the current folder; none when there is no such file.
+fn env_changes(image: &Path) -> Result<Vec<(String, Option<String>)>, Fail> {
+    let file = match std::env::var_os(ev::ENV_FILE).filter(|v| !v.is_empty()) {
+        Some(f) => Some(PathBuf::from(f)),
+        None => [setup::absolute(image).with_file_name("dmtcp_env.txt"), PathBuf::from("dmtcp_env.txt")]
+            .into_iter()
+            .find(|p| p.is_file()),
+    };
+    let Some(file) = file else { return Ok(Vec::new()) };
+    let text = std::fs::read_to_string(&file).map_err(|e| setup::fail(format!("{}: {e}", file.display())))?;
+    parse_env_file(&text, |n| std::env::var(n).ok()).map_err(|e| setup::fail(format!("{}: {e}", file.display())))
+}
+
+/// The lines of a dmtcp_env.txt (DMTCP's format): `NAME=value` sets (the restarting host's
+/// `$VAR` and `${VAR}` expanded, `"..."` keeps spaces), `NAME` alone removes, `#` starts a comment.
+pub fn parse_env_file(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Option<String>)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let name_len = l.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(l.len());
+        let name = &l[..name_len];
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(bad("not a variable name"));
+        }
+        let rest = &l[name_len..];
+        let Some(rest) = rest.strip_prefix('=') else {
+            let rest = rest.trim_start();
+            if !(rest.is_empty() || rest.starts_with('#')) {
+                return Err(bad("expected NAME=value or NAME"));
+            }
+            out.push((name.to_string(), None));
+            continue;
+        };
+        let mut value = String::new();
+        let mut chars = rest.chars().peekable();
+        let mut quoted = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => quoted = !quoted,
+                '$' => {
+                    let braced = chars.peek() == Some(&'{');
+                    if braced {
+                        chars.next();
+                    }
+                    let mut var = String::new();
+                    while let Some(&d) = chars.peek() {
+                        if d.is_ascii_alphanumeric() || d == '_' {
+                            var.push(d);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    if braced && chars.next() != Some('}') {
+                        return Err(bad("unclosed ${"));
+                    }
+                    if var.is_empty() {
+                        value.push('$');
+                    } else {
+                        value.push_str(&lookup(&var).unwrap_or_default());
+                    }
+                }
+                c if !quoted && (c.is_whitespace() || c == '#') => {
+                    let tail: String = std::iter::once(c).chain(chars).collect();
+                    let tail = tail.trim_start();
+                    if !(tail.is_empty() || tail.starts_with('#')) {
+                        return Err(bad("spaces in a value need quotes"));
+                    }
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        if quoted {
+            return Err(bad("unclosed quote"));
+        }
+        out.push((name.to_string(), Some(value)));
+    }
+    Ok(out)
 }
 
 /// `ckpt_<16 hex digits>_<5 digits>`: the folder of one generation of unique checkpoints.
@@ -441,7 +537,29 @@ fn facts(img: &CheckedImage) -> ImageFacts {
 
 #[cfg(test)]
 mod tests {
-    use super::is_generation_folder;
+    use super::{is_generation_folder, parse_env_file};
+
+    #[test]
+    fn dmtcp_env_files_are_read_as_dmtcp_reads_them() {
+        let text = "# comment\nHOME=me # new HOME\n  EDITOR\nFOO=\"a b c\"\nD=$DISPLAY:${N}x\nE=\n";
+        let look = |n: &str| match n {
+            "DISPLAY" => Some(":1".to_string()),
+            "N" => Some("7".to_string()),
+            _ => None,
+        };
+        let got = parse_env_file(text, look).unwrap();
+        let want: Vec<(String, Option<String>)> = vec![
+            ("HOME".into(), Some("me".into())),
+            ("EDITOR".into(), None),
+            ("FOO".into(), Some("a b c".into())),
+            ("D".into(), Some(":1:7x".into())),
+            ("E".into(), Some(String::new())),
+        ];
+        assert_eq!(got, want);
+        assert!(parse_env_file("A=b c\n", look).unwrap_err().contains("line 1"));
+        assert!(parse_env_file("1A=b\n", look).is_err());
+        assert!(parse_env_file("A=\"b\n", look).is_err());
+    }
 
     #[test]
     fn generation_folders_of_unique_checkpoints_are_recognised() {

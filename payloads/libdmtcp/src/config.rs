@@ -336,7 +336,87 @@ pub fn read_restart_info() {
     }
     // SAFETY: the other threads are stopped (see config::apply_restart_info).
     unsafe { apply_restart_info(&buf[..n]) };
+    apply_env_changes(&buf[..n]);
     pause_if_asked(&buf[..n]);
+}
+
+/// The program's environment after DMTCP_ENV changes: two tables used in turn (a later
+/// restart reads the current one while it fills the other), each the `NAME=value` strings it
+/// set and the NULL-terminated pointer array that `environ` points at. In .bss: no allocation
+/// while the threads are stopped.
+struct EnvTables {
+    strings: [[u8; ENV_STRINGS]; 2],
+    ptrs: [[usize; ENV_PTRS]; 2],
+    next: usize,
+}
+const ENV_STRINGS: usize = 8192;
+const ENV_PTRS: usize = 2048;
+
+static ENV_TABLES: crate::cell::Exclusive<EnvTables> =
+    crate::cell::Exclusive::new(EnvTables { strings: [[0; ENV_STRINGS]; 2], ptrs: [[0; ENV_PTRS]; 2], next: 0 });
+
+/// DMTCP's modify-env: `dmtcp_restart` read a dmtcp_env.txt (or $DMTCP_ENV_FILE) and sends
+/// `DMTCP_ENV_SET=NAME=value` and `DMTCP_ENV_UNSET=NAME` lines; the program's environment is
+/// changed accordingly before it runs again (the checkpoint thread, the others stopped). Our own
+/// settings (`Config`) were copied at start-up and do not change.
+fn apply_env_changes(info: &[u8]) {
+    let changes = || {
+        info.split(|&b| b == b'\n').filter_map(|l| {
+            if let Some(v) = env_match(l, env::ENV_SET.as_bytes()) {
+                Some((name_of(v), Some(v)))
+            } else {
+                env_match(l, env::ENV_UNSET.as_bytes()).map(|n| (n, None))
+            }
+        })
+    };
+    if changes().next().is_none() {
+        return;
+    }
+    ENV_TABLES.with(|t| {
+        let k = t.next;
+        t.next = 1 - k;
+        let (strings, ptrs) = (&mut t.strings[k], &mut t.ptrs[k]);
+        let mut n = 0;
+        let mut used = 0;
+        let mut full = false;
+        let old = crate::sys::environ();
+        for e in old.iter() {
+            let name = name_of(e.to_bytes());
+            if changes().any(|(c, _)| c == name) {
+                continue;
+            }
+            if n + 1 >= ENV_PTRS {
+                full = true;
+                break;
+            }
+            ptrs[n] = e.as_ptr() as usize;
+            n += 1;
+        }
+        for (_, v) in changes() {
+            let Some(v) = v else { continue };
+            if n + 1 >= ENV_PTRS || used + v.len() + 1 > ENV_STRINGS {
+                full = true;
+                break;
+            }
+            strings[used..used + v.len()].copy_from_slice(v);
+            strings[used + v.len()] = 0;
+            ptrs[n] = strings[used..].as_ptr() as usize;
+            used += v.len() + 1;
+            n += 1;
+        }
+        ptrs[n] = 0;
+        if full {
+            warn!("dmtcp_env.txt: too many variables to apply at restart; the environment is unchanged");
+            return;
+        }
+        // usize and pointers have one size on both architectures we build for.
+        crate::sys::set_environ(ptrs.as_ptr().cast());
+    });
+}
+
+/// `NAME` of `NAME=value` (all of it without `=`).
+fn name_of(entry: &[u8]) -> &[u8] {
+    entry.split(|&b| b == b'=').next().unwrap_or(entry)
 }
 
 /// `dmtcp_restart --debug-restart-pause N` (DMTCP_RESTART_PAUSE): the process stops itself

@@ -48,3 +48,9 @@ pub const PLUGIN: &str = "DMTCP_PLUGIN";
 pub const DISABLE_ALL_PLUGINS: &str = "DMTCP_DISABLE_ALL_PLUGINS";
 pub const CKPT_OPEN_FILES: &str = "DMTCP_CKPT_OPEN_FILES";
 pub const ALLOW_OVERWRITE: &str = "DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES";
+/// Restart-info lines (fd 820) of DMTCP's modify-env: `DMTCP_ENV_SET=NAME=value` sets a variable
+/// of the restarted program, `DMTCP_ENV_UNSET=NAME` removes one (from dmtcp_env.txt).
+pub const ENV_SET: &str = "DMTCP_ENV_SET";
+pub const ENV_UNSET: &str = "DMTCP_ENV_UNSET";
+/// The modify-env file `dmtcp_restart` reads instead of `dmtcp_env.txt` of the image's folder.
+pub const ENV_FILE: &str = "DMTCP_ENV_FILE";

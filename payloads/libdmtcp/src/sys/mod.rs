@@ -764,6 +764,22 @@ pub fn set_env(name: &CStr, value: Option<&CStr>) {
     }
 }
 
+/// The C library's `environ` array. Only while no other thread can change the environment.
+pub fn environ() -> crate::cstr::CArray {
+    // SAFETY: glibc's `environ` is NULL or a NULL-terminated array of NUL-terminated strings;
+    // the caller reads it while no other thread changes the environment (see above).
+    unsafe { crate::cstr::CArray::new(libc::environ as *const *const core::ffi::c_char) }
+}
+
+/// Points the C library's `environ` at `table` (NULL-terminated `NAME=value` strings that live
+/// forever). Only while no other thread of the program runs (after a restart, threads stopped).
+/// A later setenv() of the program copies the table into memory of its own (glibc reallocates
+/// any array it did not allocate), so the table is never written by anyone but us.
+pub fn set_environ(table: *const *const core::ffi::c_char) {
+    // SAFETY: a plain store of a pointer to a valid, NULL-terminated, static array.
+    unsafe { libc::environ = table as *mut *mut core::ffi::c_char };
+}
+
 /// glibc's rseq registration: (`__rseq_offset`, `__rseq_size`), or None when this glibc has
 /// none (before 2.35). Looks the two variables up with the real dlsym: constructor only.
 pub fn glibc_rseq() -> Option<(usize, u32)> {
