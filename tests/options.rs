@@ -682,8 +682,9 @@ fn debug_restart_pause_stops_before_resuming_m32() {
     restart_pause_stops_before_resuming(true);
 }
 
-/// dmtcp_restart's `--port-file` and `--tmpdir` (the shared-data area of the restarted
-/// computation), with a coordinator of its own; `_files` folders among the images are skipped.
+/// dmtcp_restart's `--port-file`, `--tmpdir` (the shared-data area of the restarted computation)
+/// and `--coord-logfile`, with a coordinator of its own; `_files` folders among the images are
+/// skipped.
 #[test]
 fn restart_port_file_and_tmpdir() {
     let p = c_program("ckpt_sleep", false);
@@ -699,8 +700,10 @@ fn restart_port_file_and_tmpdir() {
     images.push(files_dir);
     let pf = job.work.join("restart.port");
     let tmp = job.work.join("rtmp");
+    let log = job.work.join("restart-coord.log");
     let mut c = role("restart");
-    c.args(["--new-coordinator", "--coord-port", "0", "--port-file"]).arg(&pf).arg("--tmpdir").arg(&tmp).args(&images);
+    c.args(["--new-coordinator", "--coord-port", "0", "--port-file"]).arg(&pf).arg("--tmpdir").arg(&tmp);
+    c.arg("--coord-logfile").arg(&log).args(&images);
     job.spawn(c);
     let read = |f: &Path| std::fs::read_to_string(f).unwrap_or_default();
     assert!(wait_until(Duration::from_secs(20), || !read(&pf).trim().is_empty()), "{}", job.diagnostics());
@@ -716,6 +719,13 @@ fn restart_port_file_and_tmpdir() {
     assert!(wait_until(Duration::from_secs(10), area), "no shared-data area under {}", tmp.display());
     let last = job.finish();
     assert_eq!(result_line(&last), expected, "\n{}", job.diagnostics());
+    // The coordinator this restart started logged there (and quit with its last process).
+    assert!(
+        wait_until(Duration::from_secs(10), || read(&log).contains("restart complete")
+            && read(&log).contains("quitting")),
+        "{}",
+        read(&log)
+    );
 }
 
 // ---------------------------------------------------------------- help and man pages
