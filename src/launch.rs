@@ -12,6 +12,12 @@
 //! set, the launcher execs the program itself as before and warns that pids will change after
 //! restart. The program also gets `DMTCP_BIN`, the absolute path of this binary, which the
 //! library runs as `dmtcp write-image` to store images.
+//!
+//! Every option of DMTCP 4's `dmtcp_launch --help` is accepted (`dmtcp_compat`): applied where
+//! our design has it (`--tmpdir`, unique checkpoint subfolders, `--coord-logfile`,
+//! `--disable-pid-plugin` = no pid namespace), refused with the reason where it cannot work
+//! (`--with-plugin`: no plugin API), or explained in one warning line (the other plugin
+//! switches, `--checkpoint-open-files` and `--pathvirt`, not yet supported).
 use crate::common::cli;
 use crate::common::client;
 use crate::common::dlsym;

@@ -30,6 +30,11 @@
 //!
 //! Without namespace support (or with DMTCP_PIDNS=0) processes are forked normally, with new
 //! pids, after one warning.
+//!
+//! DMTCP's restart options: `--no-strict-checking` (images of another user are refused
+//! otherwise, `check_owner`), `--debug-restart-pause N` and `--tmpdir`, `--port-file`,
+//! `--coord-logfile`; the restart facts on fd 820 also carry DMTCP's modify-env changes from a
+//! dmtcp_env.txt (`env_changes`) and the pause, which the library applies.
 mod files;
 mod pipes;
 pub mod plan;
