@@ -226,8 +226,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         return run_text(args);
     }
     // --json: stdout carries one object whatever happens; the log files still get the lines.
-    crate::common::logging::init(PROGRAM, 0);
-    crate::common::logging::silence_console();
+    crate::common::logging::init_silent(PROGRAM);
     let Some(args) = args.iter().map(|a| a.to_str().map(str::to_owned)).collect::<Option<Vec<String>>>() else {
         return json_usage("an argument is not valid UTF-8", None, None);
     };

@@ -201,6 +201,9 @@ fn command_json_answers_every_outcome_with_one_object_on_stdout() {
         "DMT_COORD_NOT_FOUND",
     );
     assert!(f.contains("coordinator_host=\"127.0.0.1\"\n"), "{f}");
+    // A log file that cannot be opened is no reason to write on stderr either.
+    let bad_log = [("DMTCP_COORD_PORT", "1"), ("DMTCP_LOG_FILE", "/nonexistent-folder/x.log")];
+    json_command(&["-s"], &bad_log, 2, "DMT_STATUS", "DMT_COORD_NOT_FOUND");
     // Usage errors: DMTCP's invalid command, exit 2, no usage text.
     for args in [&["--not-a-command"][..], &["-i"], &["i"], &["--coord-port"], &["-s", "-l"], &["bx"]] {
         json_command(args, &none, 2, "DMT_INVALID_COORDINATOR_COMMAND", "DMT_COORD_INVALID_COMMAND");

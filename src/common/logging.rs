@@ -94,10 +94,20 @@ pub fn level(quiet: u8) -> LevelFilter {
 /// Installs the logger for `program`, `quiet` being how many times `-q` was given. Opens
 /// DMTCP_LOG_FILE when it is set (a file that cannot be opened is a warning).
 pub fn init(program: &str, quiet: u8) {
+    init_with(program, level(quiet));
+}
+
+/// `init` for an answer that owns stdout and stderr (`dmtcp_command --json`): nothing on the
+/// terminal, from the first line on; the log files still get their lines.
+pub fn init_silent(program: &str) {
+    init_with(program, LevelFilter::Off);
+}
+
+fn init_with(program: &str, console: LevelFilter) {
     let sinks = Sinks { program: program.to_string(), files: Mutex::new(Vec::new()) };
-    CONSOLE.store(level(quiet) as usize, Ordering::Relaxed);
+    CONSOLE.store(console as usize, Ordering::Relaxed);
     if LOGGER.set(sinks).is_ok() && log::set_logger(&Forward).is_ok() {
-        log::set_max_level(level(quiet));
+        log::set_max_level(console);
     }
     if let Some(p) = std::env::var_os(dmtcp_proto::env::LOG_FILE).filter(|p| !p.is_empty()) {
         if let Err(e) = add_file(Path::new(&p)) {
@@ -118,12 +128,6 @@ pub fn add_file(path: &Path) -> std::io::Result<()> {
         log::set_max_level(log::max_level().max(level));
     }
     Ok(())
-}
-
-/// Prints nothing on stderr any more (`dmtcp_command --json`: stdout holds the whole answer);
-/// the log files still get their lines.
-pub fn silence_console() {
-    CONSOLE.store(LevelFilter::Off as usize, Ordering::Relaxed);
 }
 
 /// The terminal gets the environment's level whatever `-q` said (a coordinator in the background
