@@ -37,6 +37,8 @@ need_pkg() {
 need_pkg gcc gcc-multilib make ca-certificates zstd python3
 # OpenMP tests (tests/memory.rs): libgomp for 64 and 32 bits.
 need_pkg libgomp1 lib32gomp1
+# man -l renders the man pages in tests/options.rs.
+need_pkg man-db groff-base
 need_pkg tmux screen bash util-linux
 # The MPI tests (tests/mpi.rs): Open MPI and MPICH, side by side (mpicc.openmpi, mpicc.mpich).
 need_pkg openmpi-bin libopenmpi-dev mpich libmpich-dev

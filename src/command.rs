@@ -3,6 +3,14 @@
 //!
 //! Exit status: 0 success, 1 usage error, 2 failure (no coordinator at the address, the
 //! computation is not running, the checkpoint failed).
+//!
+//! With `--json` (found anywhere on the line, before anything else is parsed) every outcome is
+//! one JSON object on stdout and nothing goes to stderr, as DMTCP's `dmtcp_command.cpp` does:
+//! `--help` and no command are `DMT_HELP` (exit 0), `--version` is `DMT_VERSION`, an unknown
+//! command, a missing value or two commands are `DMT_INVALID_COORDINATOR_COMMAND` with status
+//! `DMT_COORD_INVALID_COMMAND` (exit 2); `coordinator_host` is the host as given or `localhost`.
+//! Our additions to the schema: `error` (what went wrong, in words), `warnings` of a blocking
+//! checkpoint, and the status `DMT_COORD_CKPT_FAILED` of a checkpoint that a process failed.
 use crate::common::{cli, client};
 use argh::FromArgs;
 use dmtcp_proto::{status, Cmd, Kind, Msg, INTERVAL_UNCHANGED};
@@ -168,16 +176,94 @@ fn usage_error(msg: &str) -> i32 {
     cli::EXIT_USAGE
 }
 
+/// The `--help` text (for `dmtcp man`).
+pub fn help() -> String {
+    cli::help_of::<Args>(PROGRAM)
+}
+
+/// The coordinator as DMTCP's JSON names it: the host as given (option, else DMTCP_COORD_HOST),
+/// else `localhost`; the port as given, else DMTCP_COORD_PORT, else the default (0 when the
+/// variable is not a number, like DMTCP's `atoi`).
+fn shown_address(host: Option<&str>, port: Option<u16>) -> (String, u16) {
+    let env = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    let host =
+        host.map(str::to_owned).or_else(|| env(dmtcp_proto::env::COORD_HOST)).unwrap_or_else(|| "localhost".into());
+    let port = port.unwrap_or_else(|| match env(dmtcp_proto::env::COORD_PORT) {
+        Some(p) => p.trim().parse().unwrap_or(0),
+        None => dmtcp_proto::DEFAULT_PORT,
+    });
+    (host, port)
+}
+
+/// One JSON object on stdout, and the exit code that goes with it (`--json` mode: every outcome
+/// goes this way, nothing goes to stderr).
+fn json_outcome(command: &str, status_name: &str, extra: &str, host: &str, port: u16) -> i32 {
+    println!(
+        "{{\"schema_version\":1,\"command\":{},\"command_status\":{},\"coordinator_host\":{},\"coordinator_port\":{}{extra}}}",
+        json_str(command),
+        json_str(status_name),
+        json_str(host),
+        port
+    );
+    if status_name == "DMT_COORD_SUCCESS" {
+        0
+    } else {
+        cli::EXIT_FAILURE
+    }
+}
+
+/// A usage error in `--json` mode: DMTCP's answer to an unknown command or a missing value
+/// (exit 2), with what was wrong in `error`.
+fn json_usage(why: &str, host: Option<&str>, port: Option<u16>) -> i32 {
+    let (h, p) = shown_address(host, port);
+    let extra = format!(",\"error\":{}", json_str(why.trim()));
+    json_outcome("DMT_INVALID_COORDINATOR_COMMAND", "DMT_COORD_INVALID_COMMAND", &extra, &h, p)
+}
+
 pub fn main(args: &[std::ffi::OsString]) -> i32 {
-    let args = match cli::utf8(PROGRAM, args) {
-        Ok(a) => a,
-        Err(code) => return code,
+    let json = args.iter().any(|a| a == "--json");
+    if !json {
+        return run_text(args);
+    }
+    // --json: stdout carries one object whatever happens; the log files still get the lines.
+    crate::common::logging::init_silent(PROGRAM);
+    let Some(args) = args.iter().map(|a| a.to_str().map(str::to_owned)).collect::<Option<Vec<String>>>() else {
+        return json_usage("an argument is not valid UTF-8", None, None);
     };
     let args = preprocess(&args);
-    let a: Args = match cli::start(PROGRAM, &args, |a: &Args| (a.version, a.quiet)) {
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = match Args::from_args(&[PROGRAM], &strs) {
         Ok(a) => a,
-        Err(code) => return code,
+        Err(early) if early.status.is_ok() => {
+            let (h, p) = shown_address(None, None);
+            return json_outcome("DMT_HELP", "DMT_COORD_SUCCESS", "", &h, p);
+        }
+        Err(early) => return json_usage(&early.output, None, None),
     };
+    let (shown_host, shown_port) = shown_address(a.coord_host.as_deref(), a.coord_port);
+    if a.version {
+        let extra = format!(",\"version\":{}", json_str(&cli::version_line(PROGRAM)));
+        return json_outcome("DMT_VERSION", "DMT_COORD_SUCCESS", &extra, &shown_host, shown_port);
+    }
+    let cmd = match commands(&a)[..] {
+        [c] => c,
+        // No command: DMTCP's default is its help.
+        [] => return json_outcome("DMT_HELP", "DMT_COORD_SUCCESS", "", &shown_host, shown_port),
+        _ => return json_usage("give one command at a time", a.coord_host.as_deref(), a.coord_port),
+    };
+    let interval = a.interval.unwrap_or(INTERVAL_UNCHANGED);
+    if interval == INTERVAL_UNCHANGED && cmd == Cmd::UpdateInterval {
+        return json_usage("interval out of range", a.coord_host.as_deref(), a.coord_port);
+    }
+    let (host, port) = match client::coord_address(a.coord_host.as_deref(), a.coord_port) {
+        Ok(hp) => hp,
+        Err(e) => return json_usage(&e.to_string(), a.coord_host.as_deref(), a.coord_port),
+    };
+    let out = Output { json: true, cmd, host: &host, port, shown_host: &shown_host, shown_port };
+    out.exchange_and_report(interval)
+}
+
+fn commands(a: &Args) -> Vec<Cmd> {
     let mut cmds = Vec::new();
     for (set, c) in [
         (a.status, Cmd::Status),
@@ -193,7 +279,21 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
             cmds.push(c);
         }
     }
-    let cmd = match cmds[..] {
+    cmds
+}
+
+fn run_text(args: &[std::ffi::OsString]) -> i32 {
+    let args = match cli::utf8(PROGRAM, args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let args = preprocess(&args);
+    let a: Args = match cli::start(PROGRAM, &args, |a: &Args| (a.version, a.quiet)) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    debug_assert!(!a.json, "--json takes the other path");
+    let cmd = match commands(&a)[..] {
         [c] => c,
         [] => return usage_error("no command given"),
         _ => return usage_error("give one command at a time"),
@@ -206,15 +306,24 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         Ok(hp) => hp,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let out = Output { json: a.json, cmd, host: &host, port };
-    match exchange(&host, port, cmd, interval) {
-        Ok((reply, extra)) => out.result(&reply, &extra),
-        Err(Failure::NoCoordinator(why)) => {
-            let text =
-                format!("no coordinator at {host}:{port} ({why}); start one with dmtcp_coordinator or dmtcp_launch");
-            out.failure("DMT_COORD_NOT_FOUND", &text)
+    let out = Output { json: false, cmd, host: &host, port, shown_host: &host, shown_port: port };
+    out.exchange_and_report(interval)
+}
+
+impl Output<'_> {
+    fn exchange_and_report(&self, interval: u32) -> i32 {
+        let (host, port) = (self.host, self.port);
+        match exchange(host, port, self.cmd, interval) {
+            Ok((reply, extra)) => self.result(&reply, &extra),
+            Err(Failure::NoCoordinator(why)) => {
+                let text = format!(
+                    "no coordinator at {host}:{port} ({why}); start one with dmtcp_coordinator or dmtcp_launch"
+                );
+                self.failure("DMT_COORD_NOT_FOUND", &text)
+            }
+            // Something answers but no usable coordinator: DMTCP's schema has no other status.
+            Err(Failure::Protocol(text)) => self.failure("DMT_COORD_NOT_FOUND", &text),
         }
-        Err(Failure::Protocol(text)) => out.failure("DMT_COORD_ERROR", &text),
     }
 }
 
@@ -275,8 +384,12 @@ fn exchange(host: &str, port: u16, cmd: Cmd, interval: u32) -> Result<(Msg, Vec<
 struct Output<'a> {
     json: bool,
     cmd: Cmd,
+    /// Where we connect.
     host: &'a str,
     port: u16,
+    /// What the JSON says (see `shown_address`).
+    shown_host: &'a str,
+    shown_port: u16,
 }
 
 impl Output<'_> {
@@ -285,8 +398,8 @@ impl Output<'_> {
             "{{\"schema_version\":1,\"command\":{},\"command_status\":{},\"coordinator_host\":{},\"coordinator_port\":{}",
             json_str(self.cmd.json_name()),
             json_str(status_name),
-            json_str(self.host),
-            self.port
+            json_str(self.shown_host),
+            self.shown_port
         )
     }
 

@@ -12,6 +12,12 @@
 //! set, the launcher execs the program itself as before and warns that pids will change after
 //! restart. The program also gets `DMTCP_BIN`, the absolute path of this binary, which the
 //! library runs as `dmtcp write-image` to store images.
+//!
+//! Every option of DMTCP 4's `dmtcp_launch --help` is accepted (`dmtcp_compat`): applied where
+//! our design has it (`--tmpdir`, unique checkpoint subfolders, `--coord-logfile`,
+//! `--disable-pid-plugin` = no pid namespace), refused with the reason where it cannot work
+//! (`--with-plugin`: no plugin API), or explained in one warning line (the other plugin
+//! switches, `--checkpoint-open-files` and `--pathvirt`, not yet supported).
 use crate::common::cli;
 use crate::common::client;
 use crate::common::dlsym;
@@ -70,9 +76,94 @@ struct LaunchArgs {
     /// (env DMTCP_STRICT=1)
     #[argh(switch, long = "strict")]
     strict: bool,
-    /// print only errors
+    /// folder for temporary files, e.g. the shared-data area (env DMTCP_TMPDIR, default $TMPDIR
+    /// or /tmp)
+    #[argh(option, short = 't', long = "tmpdir")]
+    tmpdir: Option<PathBuf>,
+    /// keep every checkpoint: each generation goes into its own subfolder
+    /// ckpt_<computation>_<generation> of the checkpoint folder (env DMTCP_UNIQUE_CKPT_PLUGIN=1)
+    #[argh(switch, long = "enable-unique-checkpoint-filenames")]
+    unique_ckpt: bool,
+    /// each checkpoint replaces the one before (the default; env DMTCP_UNIQUE_CKPT_PLUGIN=0)
+    #[argh(switch, long = "disable-unique-checkpoint-filenames")]
+    no_unique_ckpt: bool,
+    /// a coordinator that this launch starts writes its log to this file (env
+    /// DMTCP_COORD_LOG_FILENAME)
+    #[argh(option, long = "coord-logfile")]
+    coord_logfile: Option<PathBuf>,
+    /// not yet supported, accepted with a warning: open files are opened again by path at
+    /// restart but their contents are not saved (env DMTCP_CKPT_OPEN_FILES)
+    #[argh(switch, long = "checkpoint-open-files")]
+    checkpoint_open_files: bool,
+    /// the same as --checkpoint-open-files
+    #[argh(switch, long = "ckpt-open-files")]
+    ckpt_open_files: bool,
+    /// not yet supported, accepted with a warning: goes with --checkpoint-open-files (env
+    /// DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES)
+    #[argh(switch, long = "allow-file-overwrite")]
+    allow_file_overwrite: bool,
+    /// refused: DMTCP plugins need DMTCP's plugin API, which dmtcp-rs does not have; every
+    /// resource kind is built in (env DMTCP_PLUGIN)
+    #[argh(option, long = "with-plugin")]
+    with_plugin: Option<String>,
+    /// no switch needed, said in a warning: dmtcp_restart always applies a dmtcp_env.txt (in the
+    /// image's folder, or $DMTCP_ENV_FILE) of variable changes, as DMTCP's modify-env plugin
+    #[argh(switch, long = "modify-env")]
+    modify_env: bool,
+    /// not yet supported, accepted with a warning: path virtualisation (DMTCP_PATH_PREFIX)
+    #[argh(switch, long = "pathvirt")]
+    pathvirt: bool,
+    /// run without the private pid namespace, so that pids change at restart: our pid
+    /// plugin (env DMTCP_PID_PLUGIN=0, the same as DMTCP_PIDNS=0)
+    #[argh(switch, long = "disable-pid-plugin")]
+    disable_pid_plugin: bool,
+    /// no effect, said in a warning: resource kinds are built in and always checkpointed (env
+    /// DMTCP_DISABLE_ALL_PLUGINS=1)
+    #[argh(switch, long = "disable-all-plugins")]
+    disable_all_plugins: bool,
+    /// the same as --disable-all-plugins
+    #[argh(switch, long = "no-plugins")]
+    no_plugins: bool,
+    /// no effect, said in a warning: eventfd, signalfd, timerfd, inotify and epoll are always
+    /// checkpointed (env DMTCP_EVENT_PLUGIN=0)
+    #[argh(switch, long = "disable-event-plugin")]
+    disable_event_plugin: bool,
+    /// no effect, said in a warning: dmtcp-rs wraps no malloc (env DMTCP_ALLOC_PLUGIN=0)
+    #[argh(switch, long = "disable-alloc-plugin")]
+    disable_alloc_plugin: bool,
+    /// no effect, said in a warning: dmtcp-rs wraps no dlopen (env DMTCP_DL_PLUGIN=0)
+    #[argh(switch, long = "disable-dl-plugin")]
+    disable_dl_plugin: bool,
+    /// no effect, said in a warning: pipes, files, ptys and sockets are always checkpointed
+    /// (env DMTCP_IPC_PLUGIN=0)
+    #[argh(switch, long = "disable-ipc-plugin")]
+    disable_ipc_plugin: bool,
+    /// no effect, said in a warning: files are always checkpointed (env DMTCP_FILE_PLUGIN=0)
+    #[argh(switch, long = "disable-file-plugin")]
+    disable_file_plugin: bool,
+    /// no effect, said in a warning: ptys are always checkpointed (env DMTCP_PTY_PLUGIN=0)
+    #[argh(switch, long = "disable-pty-plugin")]
+    disable_pty_plugin: bool,
+    /// no effect, said in a warning: sockets are always checkpointed (env DMTCP_SOCKET_PLUGIN=0)
+    #[argh(switch, long = "disable-socket-plugin")]
+    disable_socket_plugin: bool,
+    /// no effect, said in a warning: dmtcp-rs has no ssh support to turn off (env
+    /// DMTCP_SSH_PLUGIN=0)
+    #[argh(switch, long = "disable-ssh-plugin")]
+    disable_ssh_plugin: bool,
+    /// no effect, said in a warning: System V IPC is handled by the IPC namespace (env
+    /// DMTCP_SVIPC_PLUGIN=0)
+    #[argh(switch, long = "disable-svipc-plugin")]
+    disable_svipc_plugin: bool,
+    /// no effect, said in a warning: timers are always checkpointed (env DMTCP_TIMER_PLUGIN=0)
+    #[argh(switch, long = "disable-timer-plugin")]
+    disable_timer_plugin: bool,
+    /// no effect, said in a warning: dmtcp-rs has no split-process kernel loader
+    #[argh(switch, long = "kernel-loader")]
+    kernel_loader: bool,
+    /// print fewer messages: once, no notes; twice, only errors (adds to env DMTCP_QUIET)
     #[argh(switch, short = 'q', long = "quiet")]
-    quiet: bool,
+    quiet: u8,
     /// print the version and exit
     #[argh(switch, long = "version")]
     version: bool,
@@ -86,11 +177,30 @@ const PROGRAM: &str = "dmtcp_launch";
 
 pub fn main(args: &[OsString]) -> i32 {
     // Options end at the first word that is not an option or an option's value: the program.
-    const LETTERS: &[char] = &['p', 'i', 'h', 'c'];
-    const LONG: &[&str] = &["--coord-host", "--coord-port", "--port-file", "--interval", "--ckptdir", "--ckpt-signal"];
+    const LETTERS: &[char] = &['p', 'i', 'h', 'c', 't'];
+    const LONG: &[&str] = &[
+        "--coord-host",
+        "--coord-port",
+        "--port-file",
+        "--interval",
+        "--ckptdir",
+        "--ckpt-signal",
+        "--tmpdir",
+        "--coord-logfile",
+        "--with-plugin",
+    ];
     let (opts, command) = cli::split_command(args, LETTERS, LONG);
     let opts = match cli::utf8(PROGRAM, opts) {
-        Ok(o) => cli::normalize(&o, LETTERS, LONG, false),
+        Ok(o) => cli::normalize(&o, LETTERS, LONG, false)
+            .into_iter()
+            .map(|a| match a.as_str() {
+                // DMTCP's other spellings.
+                "--host" => "--coord-host".to_string(),
+                "--port" => "--coord-port".to_string(),
+                "--join" => "--join-coordinator".to_string(),
+                _ => a,
+            })
+            .collect::<Vec<_>>(),
         Err(code) => return code,
     };
     let a: LaunchArgs = match cli::start(PROGRAM, &opts, |a: &LaunchArgs| (a.version, a.quiet)) {
@@ -104,6 +214,11 @@ pub fn main(args: &[OsString]) -> i32 {
             code
         }
     }
+}
+
+/// The `--help` text (for `dmtcp man`).
+pub fn help() -> String {
+    cli::help_of::<LaunchArgs>(PROGRAM)
 }
 
 enum Never {}
@@ -123,6 +238,7 @@ fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
             return Err(usage_err(format!("--ckpt-signal {s} is not a signal that can be caught")));
         }
     }
+    let compat = dmtcp_compat(&a)?;
     let Some(program) = command.first() else {
         return Err(usage_err("no program to launch"));
     };
@@ -158,6 +274,14 @@ fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
         Some(d) => absolute(&d),
         None => std::env::current_dir().map_err(|e| fail(format!("current folder: {e}")))?,
     };
+    // The coordinator that setup may start, and setup itself, read these from our environment.
+    // The launcher is single-threaded: changing its environment is sound.
+    if let Some(t) = &compat.tmpdir {
+        std::env::set_var(ev::TMPDIR, t);
+    }
+    if let Some(f) = &compat.coord_logfile {
+        std::env::set_var(ev::COORD_LOG_FILENAME, f);
+    }
     let port = coordinator(mode, &host, port, a.interval, &ckptdir)?;
     if let Some(f) = &a.port_file {
         payloads::write_atomic(f, format!("{port}\n").as_bytes(), 0o600)
@@ -215,19 +339,132 @@ fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
     if let Some(s) = a.ckpt_signal {
         env.set(ev::SIGCKPT, s.to_string());
     }
-    if a.quiet {
-        env.set(ev::QUIET, "1");
+    if a.quiet > 0 {
+        // DMTCP adds each -q to DMTCP_QUIET for the whole computation.
+        let before = std::env::var(ev::QUIET).ok().and_then(|v| v.trim().parse::<u8>().ok()).unwrap_or(0);
+        env.set(ev::QUIET, before.saturating_add(a.quiet).to_string());
+    }
+    if let Some(t) = &compat.tmpdir {
+        env.set(ev::TMPDIR, t);
+    }
+    match compat.unique_ckpt {
+        Some(true) => env.set(ev::UNIQUE_CKPT, "1"),
+        Some(false) => env.set(ev::UNIQUE_CKPT, "0"),
+        None => {}
+    }
+    if compat.no_pidns {
+        env.set(ev::PIDNS, "0");
     }
     if a.strict {
         env.set(ev::STRICT, "1");
     }
     log::debug!("exec {} with {}", path.display(), tree.preload_lib(info.arch).display());
-    if ns::disabled_by_env() {
+    if compat.no_pidns {
+        log::warn!("running without a private pid namespace (--disable-pid-plugin); pids will change after restart");
+    } else if ns::disabled_by_env() {
         log::warn!("{}=0: running without a private pid namespace; pids will change after restart", ev::PIDNS);
     } else {
         run_in_namespace(&path, program, &command[1..], &env)?;
     }
     exec_plain(&path, program, &command[1..], &env)
+}
+
+/// What DMTCP's options and variables without a direct field in our design come to.
+struct Compat {
+    tmpdir: Option<PathBuf>,
+    coord_logfile: Option<PathBuf>,
+    /// Some(on) when asked for by option or DMTCP_UNIQUE_CKPT_PLUGIN.
+    unique_ckpt: Option<bool>,
+    /// Run without the private pid namespace (DMTCP's pid plugin disabled).
+    no_pidns: bool,
+}
+
+/// Whether DMTCP_<name> is set to `value`.
+fn env_is(name: &str, value: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v.trim() == value)
+}
+
+/// DMTCP's options and variables that our design maps to something else, or does without: each
+/// is either applied, or explained in one line, or (plugins) refused with the reason.
+fn dmtcp_compat(a: &LaunchArgs) -> Result<Compat, Fail> {
+    let plugin_env = std::env::var(ev::PLUGIN).ok().filter(|v| !v.trim().is_empty());
+    if let Some(p) = a.with_plugin.as_ref().or(plugin_env.as_ref()) {
+        let what = if a.with_plugin.is_some() { "--with-plugin" } else { ev::PLUGIN };
+        return Err(usage_err(format!(
+            "{what} {p}: dmtcp-rs has no plugin API, so DMTCP plugins cannot be loaded (every resource kind is \
+             built in); unset it to launch"
+        )));
+    }
+    if a.unique_ckpt && a.no_unique_ckpt {
+        return Err(usage_err(
+            "--enable-unique-checkpoint-filenames and --disable-unique-checkpoint-filenames contradict each other",
+        ));
+    }
+    let unique_ckpt = if a.unique_ckpt {
+        Some(true)
+    } else if a.no_unique_ckpt {
+        Some(false)
+    } else {
+        None
+    };
+    let tmpdir = a
+        .tmpdir
+        .clone()
+        .map(|t| {
+            let t = absolute(&t);
+            std::fs::create_dir_all(&t).map_err(|e| fail(format!("--tmpdir {}: {e}", t.display())))?;
+            Ok::<_, Fail>(t)
+        })
+        .transpose()?;
+    let coord_logfile = a
+        .coord_logfile
+        .clone()
+        .or_else(|| std::env::var_os(ev::COORD_LOG_FILENAME).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .map(|f| absolute(&f));
+    let no_pidns = a.disable_pid_plugin || env_is("DMTCP_PID_PLUGIN", "0");
+    if a.checkpoint_open_files || a.ckpt_open_files || env_is(ev::CKPT_OPEN_FILES, "1") {
+        cli::explain(
+            "--checkpoint-open-files",
+            "not yet supported: open files are opened again by path at restart, their contents are not saved",
+        );
+    }
+    if a.allow_file_overwrite || env_is(ev::ALLOW_OVERWRITE, "1") {
+        cli::explain("--allow-file-overwrite", "not yet supported: it goes with --checkpoint-open-files");
+    }
+    if a.modify_env {
+        cli::explain(
+            "--modify-env",
+            "always on: dmtcp_restart applies dmtcp_env.txt of the image's folder (or $DMTCP_ENV_FILE) when there is one",
+        );
+    }
+    if a.pathvirt {
+        cli::explain("--pathvirt", "not yet supported: files must be at their old paths at restart");
+    }
+    if a.disable_all_plugins || a.no_plugins || env_is(ev::DISABLE_ALL_PLUGINS, "1") {
+        cli::explain("--disable-all-plugins", "no effect: resource kinds are built in and always checkpointed");
+    }
+    if a.kernel_loader {
+        cli::explain("--kernel-loader", "no effect: dmtcp-rs has no split-process kernel loader");
+    }
+    for (set, name, why) in [
+        (a.disable_event_plugin, "EVENT", "eventfd, signalfd, timerfd, inotify and epoll are always checkpointed"),
+        (a.disable_alloc_plugin, "ALLOC", "dmtcp-rs wraps no malloc"),
+        (a.disable_dl_plugin, "DL", "dmtcp-rs wraps no dlopen"),
+        (a.disable_ipc_plugin, "IPC", "pipes, files, ptys and sockets are always checkpointed"),
+        (a.disable_file_plugin, "FILE", "files are always checkpointed"),
+        (a.disable_pty_plugin, "PTY", "ptys are always checkpointed"),
+        (a.disable_socket_plugin, "SOCKET", "sockets are always checkpointed"),
+        (a.disable_ssh_plugin, "SSH", "dmtcp-rs has no ssh support to turn off"),
+        (a.disable_svipc_plugin, "SVIPC", "System V IPC is always checkpointed"),
+        (a.disable_timer_plugin, "TIMER", "timers are always checkpointed"),
+    ] {
+        let var = format!("DMTCP_{name}_PLUGIN");
+        if set || env_is(&var, "0") {
+            let option = format!("--disable-{}-plugin", name.to_lowercase());
+            cli::explain(if set { &option } else { &var }, &format!("no effect: {why}"));
+        }
+    }
+    Ok(Compat { tmpdir, coord_logfile, unique_ckpt, no_pidns })
 }
 
 /// The program's environment: ours, with the launcher's variables set or removed.

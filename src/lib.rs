@@ -16,6 +16,7 @@ pub mod coordinator;
 pub mod doctor;
 pub mod image_tool;
 pub mod launch;
+pub mod man;
 pub mod nocheckpoint;
 pub mod restart;
 pub mod self_install;
@@ -82,6 +83,18 @@ impl Role {
         }
     }
 
+    /// The role's `--help` text, from its option definitions (what `dmtcp man` makes the
+    /// role's man page of); None for the roles without a man page.
+    pub fn help(self) -> Option<String> {
+        match self {
+            Role::Launch => Some(launch::help()),
+            Role::Coordinator => Some(coordinator::help()),
+            Role::Command => Some(command::help()),
+            Role::Restart => Some(restart::help()),
+            Role::NoCheckpoint | Role::SelfInstall | Role::Image | Role::Doctor => None,
+        }
+    }
+
     /// Runs the role on its arguments (after the program or role name). Arguments are taken as
     /// the bytes the kernel gave us: a program's argument need not be UTF-8.
     pub fn run(self, args: &[OsString]) -> i32 {
@@ -119,6 +132,11 @@ Options:
   --version     show the version
 Run `dmtcp <role> --help` for the options of a role.";
 
+/// The usage of `dmtcp` itself (for `dmtcp man`).
+pub fn top_usage() -> &'static str {
+    TOP_USAGE
+}
+
 /// The whole binary: `args` is argv, untouched. Returns the exit code.
 pub fn run(args: &[OsString]) -> i32 {
     let argv0 = args.first().map(OsString::as_os_str).unwrap_or("dmtcp".as_ref());
@@ -137,6 +155,8 @@ pub fn run(args: &[OsString]) -> i32 {
         }
         // Hidden helper role run by the preload library, not listed in the help.
         Some(Some("write-image")) => write_image::main(&args[2..]),
+        // Hidden: the man pages, made from the roles' --help texts.
+        Some(Some("man")) => man::main(&args[2..]),
         Some(Some("--version")) => {
             println!("{}", cli::version_line("dmtcp"));
             0

@@ -5,6 +5,7 @@
 //! P/bin/dmtcp  P/bin/dmtcp_{launch,coordinator,command,restart} -> dmtcp  P/bin/mtcp_restart
 //! P/lib/dmtcp/libdmtcp.so  P/lib/dmtcp/32/bin/mtcp_restart  P/lib/dmtcp/32/lib/dmtcp/libdmtcp.so
 //! P/include/dmtcp.h  (DMTCP's C API, for programs that call it)
+//! P/share/man/man1/{dmtcp,dmtcp_launch,dmtcp_coordinator,dmtcp_command,dmtcp_restart}.1
 //! ```
 //!
 //! Every file is replaced atomically, so running it again over a tree (even one in use) leaves a
@@ -21,7 +22,7 @@ use std::path::{Path, PathBuf};
 #[argh(help_triggers("--help"))]
 /// Install dmtcp into a prefix: dmtcp self-install --prefix P
 struct SelfInstallArgs {
-    /// installation prefix (files go to P/bin and P/lib/dmtcp)
+    /// installation prefix (files go to P/bin, P/lib/dmtcp and P/share/man/man1)
     #[argh(option, long = "prefix")]
     prefix: Option<PathBuf>,
     /// print only errors
@@ -94,6 +95,13 @@ fn install(prefix: &Path) -> Result<(), PayloadError> {
     fs::create_dir_all(&include).map_err(at(&include))?;
     let header = include.join("dmtcp.h");
     payloads::write_atomic(&header, DMTCP_H.as_bytes(), 0o644).map_err(at(&header))?;
+    // The man pages, from the same option definitions as --help.
+    let man1 = prefix.join("share/man/man1");
+    fs::create_dir_all(&man1).map_err(at(&man1))?;
+    for (name, roff) in crate::man::pages() {
+        let page = man1.join(format!("{name}.1"));
+        payloads::write_atomic(&page, roff.as_bytes(), 0o644).map_err(at(&page))?;
+    }
     // Always rewrite the payloads: the tree must match this binary even if a stamp says so.
     Tree { root: prefix }.install()
 }

@@ -254,7 +254,7 @@ fn empty_coordinator_status_list_and_json_show_no_peers_not_running() {
         "\"schema_version\":1",
         "\"command\":\"DMT_STATUS\"",
         "\"command_status\":\"DMT_COORD_SUCCESS\"",
-        "\"coordinator_host\":\"127.0.0.1\"",
+        "\"coordinator_host\":\"localhost\"",
         &format!("\"coordinator_port\":{}", c.port),
         "\"num_peers\":0",
         "\"running\":false",

@@ -20,6 +20,7 @@ mod mpi;
 mod mutations;
 mod netns;
 mod nocheckpoint;
+mod options;
 mod owner;
 mod progress;
 mod python;

@@ -113,14 +113,34 @@ pub fn parse<T: FromArgs>(program: &str, args: &[String]) -> Result<T, i32> {
 }
 
 /// The start of every role: parses `args` (see `parse`), answers `--version`, and sets up
-/// logging (`-q`). `flags` reads (version, quiet) from the parsed options. Err is the exit code.
-pub fn start<T: FromArgs>(program: &str, args: &[String], flags: impl Fn(&T) -> (bool, bool)) -> Result<T, i32> {
+/// logging (`-q`, a switch or a count of them). `flags` reads (version, quiet) from the parsed
+/// options. Err is the exit code.
+pub fn start<T: FromArgs, Q: Into<u8>>(
+    program: &str,
+    args: &[String],
+    flags: impl Fn(&T) -> (bool, Q),
+) -> Result<T, i32> {
     let a: T = parse(program, args)?;
     let (version, quiet) = flags(&a);
     if version {
         println!("{}", version_line(program));
         return Err(0);
     }
-    crate::common::logging::init(program, quiet);
+    crate::common::logging::init(program, quiet.into());
     Ok(a)
+}
+
+/// The `--help` text of `T` for `program`, as argh prints it (the one source of the options'
+/// descriptions: `dmtcp man` turns the same text into a man page).
+pub fn help_of<T: FromArgs>(program: &str) -> String {
+    match T::from_args(&[program], &["--help"]) {
+        Err(e) => e.output,
+        Ok(_) => String::new(),
+    }
+}
+
+/// Says on stderr, in one line, what became of a DMTCP option that our design does not need or
+/// does not have (accepted, never "unknown option").
+pub fn explain(option: &str, why: &str) {
+    log::warn!("{option}: {why}");
 }

@@ -71,9 +71,24 @@ struct Opts {
     #[argh(switch)]
     daemon: bool,
 
-    /// with --daemon: append messages to this file (otherwise they are discarded)
+    /// append the log to this file (env DMTCP_COORD_LOG_FILENAME), at the level of the
+    /// environment whatever --quiet says; with --daemon, the log goes nowhere else
     #[argh(option)]
     coord_logfile: Option<PathBuf>,
+
+    /// folder for temporary files, e.g. the shared-data area this coordinator removes when it
+    /// quits (env DMTCP_TMPDIR, default $TMPDIR or /tmp)
+    #[argh(option, short = 't')]
+    tmpdir: Option<PathBuf>,
+
+    /// no effect, said in a warning: dmtcp-rs keeps no key-value database to dump (env
+    /// DMTCP_COORD_WRITE_KV_DATA=1)
+    #[argh(switch)]
+    write_kv_data: bool,
+
+    /// not yet supported, accepted with a warning: use --port-file
+    #[argh(option)]
+    status_file: Option<PathBuf>,
 
     /// quit when the last process disconnects (after at least one connected)
     #[argh(switch)]
@@ -100,9 +115,9 @@ struct Opts {
     #[argh(option)]
     ckpt_timeout: Option<u64>,
 
-    /// print errors only
+    /// print fewer messages: once, no notes; twice, only errors (adds to env DMTCP_QUIET)
     #[argh(switch, short = 'q')]
-    quiet: bool,
+    quiet: u8,
 
     /// print the version and exit
     #[argh(switch)]
@@ -169,7 +184,10 @@ impl Config {
             .unwrap_or_else(|| cwd.clone());
         let ckptdir = if ckptdir.is_absolute() { ckptdir } else { cwd.join(ckptdir) };
         let port_file = o.port_file.map(|p| if p.is_absolute() { p } else { cwd.join(p) });
-        let logfile = o.coord_logfile.map(|p| if p.is_absolute() { p } else { cwd.join(p) });
+        let logfile = o
+            .coord_logfile
+            .or_else(|| env_nonempty(dmtcp_proto::env::COORD_LOG_FILENAME).map(PathBuf::from))
+            .map(|p| if p.is_absolute() { p } else { cwd.join(p) });
         let host = match (o.coord_host, o.listen_host) {
             (Some(a), Some(b)) if a != b => {
                 return Err(format!("two different addresses given: --coord-host {a} and --listen-host {b}"))
@@ -207,11 +225,13 @@ fn preprocess(args: &[String]) -> Vec<String> {
         "--ckptdir",
         "--interval",
         "--coord-logfile",
+        "--tmpdir",
+        "--status-file",
         "--timeout",
         "--stale-timeout",
         "--ckpt-timeout",
     ];
-    cli::normalize(args, &['p', 'i', 'c'], LONG_VALUES, false)
+    cli::normalize(args, &['p', 'i', 'c', 't'], LONG_VALUES, false)
         .into_iter()
         .map(|a| match a.as_str() {
             "--port" => "--coord-port".to_string(),
@@ -231,6 +251,16 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Some(t) = &opts.tmpdir {
+        // The coordinator is single-threaded: changing its environment is sound.
+        std::env::set_var(dmtcp_proto::env::TMPDIR, crate::common::setup::absolute(t));
+    }
+    if opts.write_kv_data || env_nonempty("DMTCP_COORD_WRITE_KV_DATA").is_some_and(|v| v == "1") {
+        cli::explain("--write-kv-data", "no effect: dmtcp-rs keeps no key-value database to dump");
+    }
+    if opts.status_file.is_some() {
+        cli::explain("--status-file", "not yet supported: --port-file writes the port");
+    }
     let cfg = match Config::resolve(opts) {
         Ok(c) => c,
         Err(e) => {
@@ -238,6 +268,12 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
             return cli::EXIT_USAGE;
         }
     };
+    if let (Some(f), false) = (&cfg.logfile, cfg.daemon) {
+        if let Err(e) = crate::common::logging::add_file(f) {
+            log::error!("--coord-logfile {}: {e}", f.display());
+            return cli::EXIT_FAILURE;
+        }
+    }
     raise_fd_limit();
     let listener = match bind_listener(&cfg.host, cfg.port) {
         Ok(l) => l,
@@ -278,6 +314,10 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         if cfg.daemon { "" } else { "; type '?' for help" }
     );
     if cfg.daemon {
+        if cfg.logfile.is_some() {
+            // stderr becomes the log file: it gets the full log, as a log file does.
+            crate::common::logging::unquiet_console();
+        }
         match daemonize(cfg.logfile.as_deref()) {
             Ok(true) => return 0, // the parent: the port is bound and the port file written
             Ok(false) => {}
@@ -352,6 +392,11 @@ fn remove_token(t: Option<&RemoteToken>) {
             let _ = fs::remove_file(f);
         }
     }
+}
+
+/// The `--help` text (for `dmtcp man`).
+pub fn help() -> String {
+    cli::help_of::<Opts>(PROGRAM)
 }
 
 fn remove_port_file(cfg: &Config) {

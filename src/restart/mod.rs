@@ -30,6 +30,11 @@
 //!
 //! Without namespace support (or with DMTCP_PIDNS=0) processes are forked normally, with new
 //! pids, after one warning.
+//!
+//! DMTCP's restart options: `--no-strict-checking` (images of another user are refused
+//! otherwise, `check_owner`), `--debug-restart-pause N` and `--tmpdir`, `--port-file`,
+//! `--coord-logfile`; the restart facts on fd 820 also carry DMTCP's modify-env changes from a
+//! dmtcp_env.txt (`env_changes`) and the pause, which the library applies.
 mod files;
 mod ipc;
 mod pipes;
@@ -86,9 +91,28 @@ struct RestartArgs {
     /// restart every ckpt_*.dmtcp image in this folder
     #[argh(option, short = 'r', long = "restartdir")]
     restartdir: Option<PathBuf>,
-    /// print only errors
+    /// write the coordinator's port to this file
+    #[argh(option, long = "port-file")]
+    port_file: Option<PathBuf>,
+    /// folder for temporary files, e.g. the shared-data area (env DMTCP_TMPDIR, default $TMPDIR
+    /// or /tmp)
+    #[argh(option, short = 't', long = "tmpdir")]
+    tmpdir: Option<PathBuf>,
+    /// a coordinator that this restart starts writes its log to this file (env
+    /// DMTCP_COORD_LOG_FILENAME)
+    #[argh(option, long = "coord-logfile")]
+    coord_logfile: Option<PathBuf>,
+    /// restart images that belong to another user too (env DMTCP_DISABLE_STRICT_CHECKING=1)
+    #[argh(switch, long = "no-strict-checking")]
+    no_strict_checking: bool,
+    /// every restarted process stops (SIGSTOP) before it resumes, says its pid, and waits for
+    /// a debugger or SIGCONT; N is DMTCP's level 1..7, all levels stop at that one point (env
+    /// DMTCP_RESTART_PAUSE, or MTCP_RESTART_PAUSE)
+    #[argh(option, long = "debug-restart-pause")]
+    debug_restart_pause: Option<u32>,
+    /// print fewer messages: once, no notes; twice, only errors (adds to env DMTCP_QUIET)
     #[argh(switch, short = 'q', long = "quiet")]
-    quiet: bool,
+    quiet: u8,
     /// print the version and exit
     #[argh(switch, long = "version")]
     version: bool,
@@ -104,12 +128,31 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let args = cli::normalize(
+    let args: Vec<String> = cli::normalize(
         &args,
-        &['p', 'h', 'c', 'r', 'i'],
-        &["--coord-host", "--coord-port", "--ckptdir", "--restartdir", "--interval"],
+        &['p', 'h', 'c', 'r', 'i', 't'],
+        &[
+            "--coord-host",
+            "--coord-port",
+            "--ckptdir",
+            "--restartdir",
+            "--interval",
+            "--port-file",
+            "--tmpdir",
+            "--coord-logfile",
+            "--debug-restart-pause",
+        ],
         false,
-    );
+    )
+    .into_iter()
+    .map(|a| match a.as_str() {
+        // DMTCP's other spellings.
+        "--host" => "--coord-host".to_string(),
+        "--port" => "--coord-port".to_string(),
+        "--join" => "--join-coordinator".to_string(),
+        _ => a,
+    })
+    .collect();
     let a: RestartArgs = match cli::start(PROGRAM, &args, |a: &RestartArgs| (a.version, a.quiet)) {
         Ok(a) => a,
         Err(code) => return code,
@@ -129,6 +172,11 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     }
 }
 
+/// The `--help` text (for `dmtcp man`).
+pub fn help() -> String {
+    cli::help_of::<RestartArgs>(PROGRAM)
+}
+
 enum Never {}
 
 fn usage_err(msg: impl std::fmt::Display) -> Fail {
@@ -146,7 +194,28 @@ struct Target {
 
 fn run(a: RestartArgs) -> Result<Never, Fail> {
     let mode = Mode::from_switches(PROGRAM, a.join, a.new, a.any)?;
-    let mut paths = a.images.clone();
+    let env_set = |n: &str| std::env::var(n).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let pause = match a.debug_restart_pause {
+        Some(n) => n,
+        None => match env_set(ev::RESTART_PAUSE).or_else(|| env_set(ev::MTCP_RESTART_PAUSE)) {
+            Some(v) => v.parse().map_err(|_| usage_err(format!("{}={v:?} is not a number", ev::RESTART_PAUSE)))?,
+            None => 0,
+        },
+    };
+    let strict = !(a.no_strict_checking || env_set(ev::DISABLE_STRICT_CHECKING).is_some_and(|v| v != "0"));
+    // Setup (the shared-data area) and a coordinator it starts read these from our environment;
+    // dmtcp_restart is single-threaded, so changing it is sound.
+    if let Some(t) = &a.tmpdir {
+        let t = setup::absolute(t);
+        std::fs::create_dir_all(&t).map_err(|e| setup::fail(format!("--tmpdir {}: {e}", t.display())))?;
+        std::env::set_var(ev::TMPDIR, &t);
+    }
+    if let Some(f) = &a.coord_logfile {
+        std::env::set_var(ev::COORD_LOG_FILENAME, setup::absolute(f));
+    }
+    // DMTCP's saved-files folders (`ckpt_*_files`) may come along with a glob: not images.
+    let mut paths: Vec<PathBuf> =
+        a.images.iter().filter(|p| !p.to_string_lossy().trim_end_matches('/').ends_with("_files")).cloned().collect();
     if let Some(dir) = &a.restartdir {
         let rd = std::fs::read_dir(dir).map_err(|e| setup::fail(format!("--restartdir {}: {e}", dir.display())))?;
         let mut found: Vec<PathBuf> = rd
@@ -183,6 +252,9 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
             img.summary.data_bytes,
             img.pid()
         );
+        if strict {
+            check_owner(p)?;
+        }
         let restorer = tree.restorer(arch_of(&img));
         if !restorer.is_file() {
             return Err(setup::fail(format!(
@@ -230,9 +302,21 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         .clone()
         .or_else(|| std::env::var_os(ev::CHECKPOINT_DIR).filter(|v| !v.is_empty()).map(PathBuf::from))
         .map(|d| setup::absolute(&d));
-    let image_dir = |p: &Path| setup::absolute(p).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let image_dir = |p: &Path| {
+        let dir = setup::absolute(p).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+        // An image of --enable-unique-checkpoint-filenames sits in its generation's subfolder:
+        // later generations go next to it, not inside it (as DMTCP's unique-ckpt plugin does).
+        match dir.file_name().and_then(|n| n.to_str()) {
+            Some(n) if is_generation_folder(n) => dir.parent().map(Path::to_path_buf).unwrap_or(dir),
+            _ => dir,
+        }
+    };
     let coord_dir = ckptdir_arg.clone().unwrap_or_else(|| image_dir(&paths[0]));
     let port = setup::coordinator(mode, &host, port, None, &coord_dir)?;
+    if let Some(f) = &a.port_file {
+        payloads::write_atomic(f, format!("{port}\n").as_bytes(), 0o644)
+            .map_err(|e| setup::fail(format!("--port-file {}: {e}", f.display())))?;
+    }
     let (shared, off64, off32) = setup::write_shared_area(&tree, &host, port, &coord_dir)?;
     let bin = setup::own_binary()?;
     let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
@@ -254,6 +338,15 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         kv(ev::SHARED_AREA, &shared.display());
         kv(ev::DLSYM_OFFSET, &off64.map(|o| o.to_string()).unwrap_or_default());
         kv(ev::DLSYM_OFFSET_M32, &off32.map(|o| o.to_string()).unwrap_or_default());
+        if pause > 0 {
+            kv(ev::RESTART_PAUSE, &pause);
+        }
+        for (name, value) in env_changes(&img.path)? {
+            match value {
+                Some(v) => kv(ev::ENV_SET, &format!("{name}={v}")),
+                None => kv(ev::ENV_UNSET, &name),
+            }
+        }
         let mut hello = hostname.as_bytes().to_vec();
         hello.push(0);
         hello.extend_from_slice(img.progname().as_bytes());
@@ -265,6 +358,122 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
 
     // 3. Carry the plan out.
     spawn::carry_out(&plan, &targets, &host, port, a.interval.unwrap_or(dmtcp_proto::INTERVAL_UNCHANGED))
+}
+
+/// DMTCP's modify-env: the variable changes that the restarted process of `image` applies to
+/// its environment before it runs again, from `$DMTCP_ENV_FILE`, else `dmtcp_env.txt` in the
+/// image's folder, else in the current folder; none when there is no such file.
+fn env_changes(image: &Path) -> Result<Vec<(String, Option<String>)>, Fail> {
+    let file = match std::env::var_os(ev::ENV_FILE).filter(|v| !v.is_empty()) {
+        Some(f) => Some(PathBuf::from(f)),
+        None => [setup::absolute(image).with_file_name("dmtcp_env.txt"), PathBuf::from("dmtcp_env.txt")]
+            .into_iter()
+            .find(|p| p.is_file()),
+    };
+    let Some(file) = file else { return Ok(Vec::new()) };
+    let text = std::fs::read_to_string(&file).map_err(|e| setup::fail(format!("{}: {e}", file.display())))?;
+    parse_env_file(&text, |n| std::env::var(n).ok()).map_err(|e| setup::fail(format!("{}: {e}", file.display())))
+}
+
+/// The lines of a dmtcp_env.txt (DMTCP's format): `NAME=value` sets (the restarting host's
+/// `$VAR` and `${VAR}` expanded, `"..."` keeps spaces), `NAME` alone removes, `#` starts a comment.
+pub fn parse_env_file(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Option<String>)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let bad = |why: &str| format!("line {}: {why}: {line:?}", i + 1);
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let name_len = l.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(l.len());
+        let name = &l[..name_len];
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(bad("not a variable name"));
+        }
+        let rest = &l[name_len..];
+        let Some(rest) = rest.strip_prefix('=') else {
+            let rest = rest.trim_start();
+            if !(rest.is_empty() || rest.starts_with('#')) {
+                return Err(bad("expected NAME=value or NAME"));
+            }
+            out.push((name.to_string(), None));
+            continue;
+        };
+        let mut value = String::new();
+        let mut chars = rest.chars().peekable();
+        let mut quoted = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => quoted = !quoted,
+                '$' => {
+                    let braced = chars.peek() == Some(&'{');
+                    if braced {
+                        chars.next();
+                    }
+                    let mut var = String::new();
+                    while let Some(&d) = chars.peek() {
+                        if d.is_ascii_alphanumeric() || d == '_' {
+                            var.push(d);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    if braced && chars.next() != Some('}') {
+                        return Err(bad("unclosed ${"));
+                    }
+                    if var.is_empty() {
+                        value.push('$');
+                    } else {
+                        value.push_str(&lookup(&var).unwrap_or_default());
+                    }
+                }
+                c if !quoted && (c.is_whitespace() || c == '#') => {
+                    let tail: String = std::iter::once(c).chain(chars).collect();
+                    let tail = tail.trim_start();
+                    if !(tail.is_empty() || tail.starts_with('#')) {
+                        return Err(bad("spaces in a value need quotes"));
+                    }
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        if quoted {
+            return Err(bad("unclosed quote"));
+        }
+        out.push((name.to_string(), Some(value)));
+    }
+    Ok(out)
+}
+
+/// `ckpt_<16 hex digits>_<5 digits>`: the folder of one generation of unique checkpoints.
+fn is_generation_folder(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("ckpt_") else { return false };
+    let b = rest.as_bytes();
+    b.len() == 22
+        && b[16] == b'_'
+        && b[..16].iter().all(u8::is_ascii_hexdigit)
+        && b[17..].iter().all(u8::is_ascii_digit)
+}
+
+/// DMTCP's strict checking: an image that belongs to another user is refused unless
+/// `--no-strict-checking` says that restarting someone else's computation is meant.
+fn check_owner(p: &Path) -> Result<(), Fail> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(p).map_err(|e| setup::fail(format!("{}: {e}", p.display())))?.uid();
+    let me = nix::unistd::getuid().as_raw();
+    if owner != me {
+        return Err(setup::fail(format!(
+            "{}: the image belongs to uid {owner}, not to you (uid {me}); restart it as its owner, or pass \
+             --no-strict-checking (DMTCP_DISABLE_STRICT_CHECKING=1) if restarting it is meant",
+            p.display()
+        )));
+    }
+    Ok(())
 }
 
 fn arch_of(img: &CheckedImage) -> Arch {
@@ -333,5 +542,40 @@ pub fn facts(img: &CheckedImage) -> ImageFacts {
             .iter()
             .map(|a| ShmFact { dev: a.dev, inode: a.inode, end: a.offset + a.len, name: a.name.clone() })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_generation_folder, parse_env_file};
+
+    #[test]
+    fn dmtcp_env_files_are_read_as_dmtcp_reads_them() {
+        let text = "# comment\nHOME=me # new HOME\n  EDITOR\nFOO=\"a b c\"\nD=$DISPLAY:${N}x\nE=\n";
+        let look = |n: &str| match n {
+            "DISPLAY" => Some(":1".to_string()),
+            "N" => Some("7".to_string()),
+            _ => None,
+        };
+        let got = parse_env_file(text, look).unwrap();
+        let want: Vec<(String, Option<String>)> = vec![
+            ("HOME".into(), Some("me".into())),
+            ("EDITOR".into(), None),
+            ("FOO".into(), Some("a b c".into())),
+            ("D".into(), Some(":1:7x".into())),
+            ("E".into(), Some(String::new())),
+        ];
+        assert_eq!(got, want);
+        assert!(parse_env_file("A=b c\n", look).unwrap_err().contains("line 1"));
+        assert!(parse_env_file("1A=b\n", look).is_err());
+        assert!(parse_env_file("A=\"b\n", look).is_err());
+    }
+
+    #[test]
+    fn generation_folders_of_unique_checkpoints_are_recognised() {
+        assert!(is_generation_folder("ckpt_00ab12cd34ef5678_00002"));
+        assert!(!is_generation_folder("ckpt_00ab12cd34ef5678_2"));
+        assert!(!is_generation_folder("ckpt_hello_00002"));
+        assert!(!is_generation_folder("work"));
     }
 }

@@ -14,7 +14,7 @@ use dmtcp_proto::{env, le, shared};
 pub const CARRY_LEN: usize = 4200;
 
 /// The variables re-injected at every exec when the caller's environment dropped them.
-pub const CARRIED: [&str; 12] = [
+pub const CARRIED: [&str; 14] = [
     env::COORD_HOST,
     env::COORD_PORT,
     env::SHARED_AREA,
@@ -27,6 +27,8 @@ pub const CARRIED: [&str; 12] = [
     env::LOG_LEVEL,
     env::BIN,
     env::COORD_TOKEN,
+    env::LOG_FILE,
+    env::UNIQUE_CKPT,
 ];
 const I_HOST: usize = 0;
 const I_SHARED: usize = 2;
@@ -37,6 +39,8 @@ const I_GZIP: usize = 6;
 const I_SIGCKPT: usize = 7;
 const I_BIN: usize = 10;
 const I_TOKEN: usize = 11;
+const I_LOG_FILE: usize = 12;
+const I_UNIQUE_CKPT: usize = 13;
 
 pub struct Config {
     /// `NAME=value` of each `CARRIED` variable present at startup (empty if absent).
@@ -132,6 +136,18 @@ impl Config {
             Some(s) if (1..=64).contains(&s) && s != 9 && s != 19 => s as i32,
             _ => libc::SIGUSR2,
         }
+    }
+
+    /// DMTCP_LOG_FILE: the file every message is also appended to, if set.
+    pub fn log_file(&self) -> Option<&core::ffi::CStr> {
+        let entry = self.carried[I_LOG_FILE].as_cstr().to_bytes_with_nul();
+        let value = entry.get(CARRIED[I_LOG_FILE].len() + 1..)?;
+        core::ffi::CStr::from_bytes_with_nul(value).ok().filter(|v| !v.is_empty())
+    }
+
+    /// DMTCP_UNIQUE_CKPT_PLUGIN=1: each checkpoint generation goes into its own subfolder.
+    pub fn unique_ckpt(&self) -> bool {
+        matches!(self.carried_value(I_UNIQUE_CKPT), b"1" | b"yes" | b"true")
     }
 
     /// The offset for this library's own architecture.
@@ -327,4 +343,105 @@ pub fn read_restart_info() {
     }
     // SAFETY: the other threads are stopped (see config::apply_restart_info).
     unsafe { apply_restart_info(&buf[..n]) };
+    apply_env_changes(&buf[..n]);
+    pause_if_asked(&buf[..n]);
+}
+
+/// The program's environment after DMTCP_ENV changes: two tables used in turn (a later
+/// restart reads the current one while it fills the other), each the `NAME=value` strings it
+/// set and the NULL-terminated pointer array that `environ` points at. In .bss: no allocation
+/// while the threads are stopped.
+struct EnvTables {
+    strings: [[u8; ENV_STRINGS]; 2],
+    ptrs: [[usize; ENV_PTRS]; 2],
+    next: usize,
+}
+const ENV_STRINGS: usize = 8192;
+const ENV_PTRS: usize = 2048;
+
+static ENV_TABLES: crate::cell::Exclusive<EnvTables> =
+    crate::cell::Exclusive::new(EnvTables { strings: [[0; ENV_STRINGS]; 2], ptrs: [[0; ENV_PTRS]; 2], next: 0 });
+
+/// DMTCP's modify-env: `dmtcp_restart` read a dmtcp_env.txt (or $DMTCP_ENV_FILE) and sends
+/// `DMTCP_ENV_SET=NAME=value` and `DMTCP_ENV_UNSET=NAME` lines; the program's environment is
+/// changed accordingly before it runs again (the checkpoint thread, the others stopped). Our own
+/// settings (`Config`) were copied at start-up and do not change.
+fn apply_env_changes(info: &[u8]) {
+    let changes = || {
+        info.split(|&b| b == b'\n').filter_map(|l| {
+            if let Some(v) = env_match(l, env::ENV_SET.as_bytes()) {
+                Some((name_of(v), Some(v)))
+            } else {
+                env_match(l, env::ENV_UNSET.as_bytes()).map(|n| (n, None))
+            }
+        })
+    };
+    if changes().next().is_none() {
+        return;
+    }
+    ENV_TABLES.with(|t| {
+        let k = t.next;
+        t.next = 1 - k;
+        let (strings, ptrs) = (&mut t.strings[k], &mut t.ptrs[k]);
+        let mut n = 0;
+        let mut used = 0;
+        let mut full = false;
+        let old = crate::sys::environ();
+        for e in old.iter() {
+            let name = name_of(e.to_bytes());
+            if changes().any(|(c, _)| c == name) {
+                continue;
+            }
+            if n + 1 >= ENV_PTRS {
+                full = true;
+                break;
+            }
+            ptrs[n] = e.as_ptr() as usize;
+            n += 1;
+        }
+        for (_, v) in changes() {
+            let Some(v) = v else { continue };
+            if n + 1 >= ENV_PTRS || used + v.len() + 1 > ENV_STRINGS {
+                full = true;
+                break;
+            }
+            strings[used..used + v.len()].copy_from_slice(v);
+            strings[used + v.len()] = 0;
+            ptrs[n] = strings[used..].as_ptr() as usize;
+            used += v.len() + 1;
+            n += 1;
+        }
+        ptrs[n] = 0;
+        if full {
+            warn!("dmtcp_env.txt: too many variables to apply at restart; the environment is unchanged");
+            return;
+        }
+        // usize and pointers have one size on both architectures we build for.
+        crate::sys::set_environ(ptrs.as_ptr().cast());
+    });
+}
+
+/// `NAME` of `NAME=value` (all of it without `=`).
+fn name_of(entry: &[u8]) -> &[u8] {
+    entry.split(|&b| b == b'=').next().unwrap_or(entry)
+}
+
+/// `dmtcp_restart --debug-restart-pause N` (DMTCP_RESTART_PAUSE): the process stops itself
+/// with SIGSTOP right after its memory is back, before any resource is restored and before its
+/// threads run again, so that a debugger can attach (`gdb -p PID`); SIGCONT (or the debugger's
+/// continue) resumes the restart. DMTCP pauses at one of several points by level 1..7; we have
+/// one point, before resuming, whatever the level.
+fn pause_if_asked(info: &[u8]) {
+    let level = info
+        .split(|&b| b == b'\n')
+        .find_map(|l| env_match(l, env::RESTART_PAUSE.as_bytes()))
+        .and_then(parse_u64)
+        .unwrap_or(0);
+    if level == 0 {
+        return;
+    }
+    let pid = crate::sys::getpid();
+    // Said even with DMTCP_QUIET: the user asked for the stop and must know where it is.
+    error!("restart paused before resuming (--debug-restart-pause {level}): attach with `gdb -p {pid}`, or resume with `kill -CONT {pid}`");
+    let _ = crate::sys::kill(pid, libc::SIGSTOP);
 }

@@ -1,6 +1,12 @@
 //! Messages on stderr: one `write(2)` per line, prefixed `dmtcp[<pid>]: `, formatted on the
-//! stack (no allocation, async-signal-safe). Errors are always printed; warnings unless
-//! `DMTCP_QUIET>=2`; trace only with `DMTCP_LOG_LEVEL=trace` (or `3`).
+//! stack (no allocation, async-signal-safe). Errors are always printed; the level follows
+//! DMTCP's precedence: `DMTCP_QUIET` sets the base (0 notes, 1 warnings, 2 errors only) and
+//! `DMTCP_LOG_LEVEL` (error, warn, note, trace or 0..3), when it parses, overrides it.
+//!
+//! With `DMTCP_LOG_FILE` every line is also appended to that file, which every process of the
+//! computation (and our tools) shares: each line names its pid. The file is opened, written once
+//! (O_APPEND keeps lines whole) and closed for each line, so that no fd of ours stays in the
+//! program's table (and none is checkpointed); open, write and close are async-signal-safe.
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -13,22 +19,24 @@ static LEVEL: AtomicU8 = AtomicU8::new(WARN);
 
 /// `DMTCP_LOG_LEVEL` ("error", "warn", "note", "trace" or 0..3) and `DMTCP_QUIET` (0..2).
 pub fn configure(log_level: Option<&[u8]>, quiet: Option<&[u8]>) {
-    let mut level = WARN;
-    if let Some(l) = log_level {
-        level = match l {
-            b"error" | b"0" => ERROR,
-            b"warn" | b"1" => WARN,
-            b"note" | b"2" => 2,
-            b"trace" | b"3" => TRACE,
-            _ => WARN,
-        };
+    LEVEL.store(level_for(log_level, quiet), Ordering::Relaxed);
+}
+
+/// DMTCP's precedence (pure): the first digit of DMTCP_QUIET, then DMTCP_LOG_LEVEL.
+pub fn level_for(log_level: Option<&[u8]>, quiet: Option<&[u8]>) -> u8 {
+    let q = quiet.and_then(|q| q.first().copied()).filter(u8::is_ascii_digit).map_or(0, |c| c - b'0');
+    let base = match q {
+        0 => 2,
+        1 => WARN,
+        _ => ERROR,
+    };
+    match log_level {
+        Some(b"error" | b"0") => ERROR,
+        Some(b"warn" | b"warning" | b"1") => WARN,
+        Some(b"note" | b"2") => 2,
+        Some(b"trace" | b"3") => TRACE,
+        _ => base,
     }
-    if let Some(q) = quiet {
-        if q.first().is_some_and(|&c| c >= b'2') && level < TRACE {
-            level = ERROR;
-        }
-    }
-    LEVEL.store(level, Ordering::Relaxed);
 }
 
 pub fn enabled(level: u8) -> bool {
@@ -61,6 +69,12 @@ pub fn print(level: u8, args: fmt::Arguments<'_>) {
         let _ = line.write_fmt(args);
         line.buf[line.len] = b'\n';
         let _ = crate::sys::write_all(2, &line.buf[..line.len + 1]);
+        if let Some(path) = crate::config::get().log_file() {
+            if let Ok(fd) = crate::sys::open_append(path) {
+                let _ = crate::sys::write_all(fd, &line.buf[..line.len + 1]);
+                crate::sys::close_raw(fd);
+            }
+        }
     });
 }
 

@@ -427,6 +427,22 @@ fn build_path_in(req: &Request, p: &mut Fixed<4200>) -> Result<(), Failure> {
         let d = ((req.comp_id >> (60 - 4 * i)) & 0xf) as u8;
         *h = if d < 10 { b'0' + d } else { b'a' + d - 10 };
     }
+    // DMTCP_UNIQUE_CKPT_PLUGIN=1 (--enable-unique-checkpoint-filenames): one subfolder per
+    // generation, `ckpt_<computation>_<generation, 5 digits>`, as DMTCP's unique-ckpt plugin.
+    if c.unique_ckpt() {
+        let mut gen = [b'0'; 5];
+        let mut g = req.generation;
+        for d in gen.iter_mut().rev() {
+            *d = b'0' + (g % 10) as u8;
+            g /= 10;
+        }
+        if !(p.push(b"/ckpt_") && p.push(&hex) && p.push(b"_") && p.push(&gen)) {
+            return Err(fail(&[b"checkpoint folder path too long"]));
+        }
+        let mut d = Fixed::<4200>::new();
+        d.set(p.bytes());
+        let _ = sys::mkdir(d.as_cstr(), 0o700);
+    }
     let id = if req.vpid > 0 { req.vpid as u64 } else { sys::getpid() as u64 };
     let ok = p.push(b"/ckpt_")
         && p.push(c.progname.bytes())

@@ -33,3 +33,28 @@ pub const PIDNS: &str = "DMTCP_PIDNS";
 /// run, as `KEY=VALUE` lines with the names above (coordinator, checkpoint folder, binary and
 /// library paths, dlsym offsets, shared-data area). The library reads and closes it.
 pub const RESTART_INFO_FD: i32 = 820;
+
+// DMTCP's documented variables that issue 15 added (options.rs of the tests pins each one).
+/// Every tool and preload library of the computation also appends its messages to this file.
+pub const LOG_FILE: &str = "DMTCP_LOG_FILE";
+/// The coordinator's log file (`--coord-logfile` of launch, restart and the coordinator).
+pub const COORD_LOG_FILENAME: &str = "DMTCP_COORD_LOG_FILENAME";
+/// 1: each checkpoint generation goes into its own subfolder `ckpt_<computation>_<generation>`.
+pub const UNIQUE_CKPT: &str = "DMTCP_UNIQUE_CKPT_PLUGIN";
+/// N > 0: a restarted process stops (SIGSTOP) before it resumes, for a debugger to attach.
+pub const RESTART_PAUSE: &str = "DMTCP_RESTART_PAUSE";
+/// The older spelling of DMTCP_RESTART_PAUSE.
+pub const MTCP_RESTART_PAUSE: &str = "MTCP_RESTART_PAUSE";
+/// 1: `dmtcp_restart` restarts images that belong to another user.
+pub const DISABLE_STRICT_CHECKING: &str = "DMTCP_DISABLE_STRICT_CHECKING";
+/// DMTCP's plugin list (`--with-plugin`); we have no plugin API.
+pub const PLUGIN: &str = "DMTCP_PLUGIN";
+pub const DISABLE_ALL_PLUGINS: &str = "DMTCP_DISABLE_ALL_PLUGINS";
+pub const CKPT_OPEN_FILES: &str = "DMTCP_CKPT_OPEN_FILES";
+pub const ALLOW_OVERWRITE: &str = "DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES";
+/// Restart-info lines (fd 820) of DMTCP's modify-env: `DMTCP_ENV_SET=NAME=value` sets a variable
+/// of the restarted program, `DMTCP_ENV_UNSET=NAME` removes one (from dmtcp_env.txt).
+pub const ENV_SET: &str = "DMTCP_ENV_SET";
+pub const ENV_UNSET: &str = "DMTCP_ENV_UNSET";
+/// The modify-env file `dmtcp_restart` reads instead of `dmtcp_env.txt` of the image's folder.
+pub const ENV_FILE: &str = "DMTCP_ENV_FILE";

@@ -633,6 +633,21 @@ pub fn open(path: &CStr, flags: c_int) -> Result<c_int, Errno> {
     check(unsafe { libc::open(path.as_ptr(), flags) })
 }
 
+/// Opens `path` for appending, creating it mode 0600 (close-on-exec): DMTCP_LOG_FILE. A raw
+/// system call: the log must not go through our own `open` wrappers (which may log).
+pub fn open_append(path: &CStr) -> Result<c_int, Errno> {
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC;
+    // SAFETY: path is NUL-terminated; the mode argument is what O_CREAT reads.
+    let r = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, 0o600) };
+    check(r as c_int)
+}
+
+/// `close` as a raw system call (no wrapper of ours in between).
+pub fn close_raw(fd: c_int) {
+    // SAFETY: closing a descriptor number has no memory-safety effect.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+}
+
 /// Creates `path` if it does not exist (O_CREAT | O_EXCL, mode 0600) and closes it: Ok(true)
 /// when this call made it, Ok(false) when it existed.
 pub fn create_exclusive(path: &CStr) -> Result<bool, Errno> {
@@ -765,6 +780,22 @@ pub fn set_env(name: &CStr, value: Option<&CStr>) {
             None => libc::unsetenv(name.as_ptr()),
         };
     }
+}
+
+/// The C library's `environ` array. Only while no other thread can change the environment.
+pub fn environ() -> crate::cstr::CArray {
+    // SAFETY: glibc's `environ` is NULL or a NULL-terminated array of NUL-terminated strings;
+    // the caller reads it while no other thread changes the environment (see above).
+    unsafe { crate::cstr::CArray::new(libc::environ as *const *const core::ffi::c_char) }
+}
+
+/// Points the C library's `environ` at `table` (NULL-terminated `NAME=value` strings that live
+/// forever). Only while no other thread of the program runs (after a restart, threads stopped).
+/// A later setenv() of the program copies the table into memory of its own (glibc reallocates
+/// any array it did not allocate), so the table is never written by anyone but us.
+pub fn set_environ(table: *const *const core::ffi::c_char) {
+    // SAFETY: a plain store of a pointer to a valid, NULL-terminated, static array.
+    unsafe { libc::environ = table as *mut *mut core::ffi::c_char };
 }
 
 /// glibc's rseq registration: (`__rseq_offset`, `__rseq_size`), or None when this glibc has
