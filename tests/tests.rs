@@ -20,6 +20,7 @@ mod restart;
 mod sharedfd;
 mod sockets;
 mod spawn;
+mod stopped;
 mod timers;
 mod trees;
 mod tty;

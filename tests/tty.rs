@@ -474,6 +474,49 @@ fn tty_bash_job_control_after_restart() {
     }
 }
 
+/// An interactive bash with a job stopped by Ctrl-Z while it reads the terminal: the bash and
+/// its stopped job are checkpointed (the job is minded through the checkpoint, see the
+/// coordinator's `stopped`), killed and restarted twice in new panes, and `jobs` still shows
+/// it stopped; `fg` continues it, it reads what is typed, and its SIGCONT handler has run once
+/// (the shell's). The job is ours (tests/c/stopped_job.c), 64 or 32 bit under a 64-bit bash.
+fn bash_stopped_job_cycles(m32: bool) {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("$JOB"), ENTER, Step::Keys(&["C-z"]), Step::Text("jobs"), ENTER] },
+        Part { size: (100, 30), steps: &[Step::Text("jobs; echo between"), ENTER] },
+        Part {
+            size: (80, 24),
+            steps: &[
+                Step::Text("fg"),
+                ENTER,
+                Step::Text("hello"),
+                ENTER,
+                Step::Text("end"),
+                ENTER,
+                Step::Text("jobs; exit 7"),
+                ENTER,
+            ],
+        },
+    ];
+    let job = format!("JOB={}", c_program("stopped_job", m32).display());
+    let args = [job.as_str(), "/bin/bash", "--norc", "--noprofile", "-i"];
+    let all = interactive_cycles("tty-job", Path::new("/usr/bin/env"), &args, &PARTS, 7);
+    let text = all.join("\n");
+    for want in ["job: ready", "[1]+  Stopped                 $JOB", "between", "job: got hello conts=1", "job: done"] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    assert_eq!(text.matches("Stopped").count(), 3, "one report of the stop and two `jobs`:\n{text}");
+}
+
+#[test]
+fn tty_bash_fg_continues_a_job_stopped_across_restarts_64() {
+    bash_stopped_job_cycles(false);
+}
+
+#[test]
+fn tty_bash_fg_continues_a_job_stopped_across_restarts_32() {
+    bash_stopped_job_cycles(true);
+}
+
 /// python3 at its prompt: a variable, readline history (Up recalls an earlier line) and the
 /// terminal size as Python reads it, across two restarts.
 #[test]

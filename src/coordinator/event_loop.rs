@@ -70,6 +70,9 @@ pub(super) struct Coord {
     epoch: Instant,
     next_scan: Instant,
     exit: Option<i32>,
+    /// Since when the checkpoint in flight runs, and the workers already looked at for group
+    /// stop during it (see `stopped`).
+    stop_watch: Option<(Instant, std::collections::HashSet<ClientId>)>,
     /// The uid that may use this coordinator (module `owner`).
     owner: u32,
 }
@@ -112,6 +115,7 @@ impl Coord {
             epoch,
             next_scan: epoch,
             exit: None,
+            stop_watch: None,
             owner: nix::unistd::getuid().as_raw(),
             cfg,
         })
@@ -198,7 +202,12 @@ impl Coord {
     fn apply(&mut self, actions: Vec<Action>) {
         for a in actions {
             match a {
-                Action::Send { to, msg, extra } => self.send(to, &msg, &extra),
+                Action::Send { to, msg, extra } => {
+                    self.send(to, &msg, &extra);
+                    if msg.kind == Kind::KillPeer {
+                        self.kill_if_stopped(to);
+                    }
+                }
                 Action::SendAndClose { to, msg, extra } => self.send_and_close(to, &msg, &extra),
                 Action::Drop { client, reason } => self.drop_conn(client, reason),
                 Action::WriteRestartScript { file_name, contents } => {
@@ -235,6 +244,9 @@ impl Coord {
         }
         if let Some(t) = self.listener_paused_until {
             consider(t);
+        }
+        if self.comp.checkpointing() {
+            consider(now + Duration::from_millis(100));
         }
         if self.conns.iter().any(|(&tok, c)| self.comp.peer(tok) == Some(Peer::Pending) || c.partial_since.is_some()) {
             consider(self.next_scan.max(now + Duration::from_millis(100)));
@@ -612,6 +624,61 @@ impl Coord {
         }
         if self.exit.is_none() {
             self.feed(Input::Tick);
+        }
+        self.watch_stopped();
+    }
+
+    /// A worker still RUNNING 100 ms into a checkpoint may be in group stop: if all its
+    /// threads are, it is minded through the checkpoint (`stopped`) and told so.
+    fn watch_stopped(&mut self) {
+        if !self.comp.checkpointing() {
+            self.stop_watch = None;
+            return;
+        }
+        let now = Instant::now();
+        let (since, seen) = self.stop_watch.get_or_insert_with(|| (now, Default::default()));
+        if now.duration_since(*since) < Duration::from_millis(100) {
+            return;
+        }
+        let mut todo = Vec::new();
+        for (&tok, c) in &self.conns {
+            let running = self.comp.worker(tok).is_some_and(|w| w.state == dmtcp_proto::WorkerState::Running);
+            if !c.dead && running && !seen.contains(&tok) {
+                if let (Ok(p), Ok(l)) = (c.stream.peer_addr(), c.stream.local_addr()) {
+                    todo.push((tok, p, l));
+                }
+            }
+        }
+        for (tok, peer, local) in todo {
+            let Some(pid) = super::stopped::client_pid(peer, local) else { continue };
+            if !super::stopped::group_stopped(pid) {
+                continue;
+            }
+            if let Some((_, seen)) = &mut self.stop_watch {
+                seen.insert(tok);
+            }
+            let label = self.comp.label(tok).unwrap_or_default();
+            match super::stopped::mind(pid, self.cfg.ckpt_timeout.unwrap_or(Duration::from_secs(300))) {
+                Ok(m) => {
+                    log::info!("{label} is stopped (signal {}): minded through the checkpoint", m.stop_signal);
+                    let mut msg = Msg::new(Kind::Minded);
+                    msg.cmd_status = m.stop_signal;
+                    self.send(tok, &msg, b"");
+                    let _ = m.go.send(());
+                }
+                Err(e) => log::warn!("{label} is stopped and cannot take part in the checkpoint: {e}"),
+            }
+        }
+    }
+
+    /// After a KillPeer: a worker in group stop cannot read it; it gets SIGKILL instead.
+    fn kill_if_stopped(&mut self, tok: ClientId) {
+        let Some(c) = self.conns.get(&tok) else { return };
+        let (Ok(p), Ok(l)) = (c.stream.peer_addr(), c.stream.local_addr()) else { return };
+        if let Some(pid) = super::stopped::client_pid(p, l) {
+            if super::stopped::group_stopped(pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
     }
 

@@ -82,6 +82,10 @@ wire_enum!(
         // the payload names it ("fd 5 (netlink socket, socket:[123])"), the coordinator adds
         // the process.
         FdWarning = 24,
+        // Coordinator to a worker that was in group stop when a checkpoint came: it is minded
+        // (see the coordinator's `stopped`); `cmd_status` is the signal that stopped it. The
+        // worker goes back into that stop after the checkpoint, and after a restart.
+        Minded = 25,
     }
 );
 
