@@ -65,6 +65,12 @@ impl Tmux {
         s.trim_end().to_string()
     }
 
+    /// The pane's visible screen only (a full-screen program's view), trailing blanks removed.
+    fn visible(&self, name: &str) -> String {
+        let s = self.run(&["capture-pane", "-p", "-t", name]);
+        s.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim_end().to_string()
+    }
+
     /// Waits until `f(screen)` holds; returns the screen.
     fn wait(&self, name: &str, what: &str, f: impl Fn(&str) -> bool) -> String {
         let mut s = String::new();
@@ -472,6 +478,105 @@ fn tty_bash_job_control_after_restart() {
     ] {
         assert!(text.contains(want), "{want:?} missing from:\n{text}");
     }
+}
+
+/// Waits until the pane's visible screen has not changed for half a second; returns it.
+fn settled_visible(tmux: &Tmux, pane: &str) -> String {
+    settled(tmux, pane);
+    tmux.visible(pane)
+}
+
+/// A full-screen program (`program args`, started in the session's folder after `setup(folder)`)
+/// through `parts` twice: uninterrupted (resizes between parts) and with a checkpoint, kill and
+/// restart in a new pane of the next part's size between parts. The visible screens, once
+/// settled after each restart (or resize) and after each part but the last, must be the
+/// uninterrupted run's; it must end with `[exit status]`. Returns the restarted run's folder's `file`.
+fn fullscreen_cycles(
+    tag: &str,
+    program: &Path,
+    args: &[&str],
+    parts: &[Part],
+    status: i32,
+    setup: impl Fn(&Path),
+    file: &str,
+) -> String {
+    let end = format!("[exit {status}]");
+    let run = |restarts: bool| -> (Vec<String>, String) {
+        let mut s = Session::new(&format!("{tag}{}", if restarts { "" } else { "-ref" }));
+        setup(s.work.path());
+        let mut pane = s.launch(parts[0].size.0, parts[0].size.1, program, args);
+        let mut screens = vec![settled_visible(&s.tmux, &pane)];
+        for (k, part) in parts.iter().enumerate() {
+            if k > 0 {
+                if restarts {
+                    s.checkpoint_and_kill(&pane);
+                    pane = s.restart(part.size.0, part.size.1);
+                } else {
+                    s.tmux.resize(&pane, part.size.0, part.size.1);
+                }
+                screens.push(settled_visible(&s.tmux, &pane));
+            }
+            play(&s.tmux, &pane, part.steps);
+            if k + 1 < parts.len() {
+                screens.push(s.tmux.visible(&pane));
+            }
+        }
+        // Not compared: the screen once the program has quit. It leaves the alternate screen,
+        // which a restarted run's new terminal never entered (the switch went to the first
+        // one), so the program's last screen stays there.
+        s.tmux.wait_for(&pane, &end);
+        (screens, std::fs::read_to_string(s.work.join(file)).unwrap_or_default())
+    };
+    let (reference, ref_file) = run(false);
+    let (screens, text) = run(true);
+    for (k, (got, want)) in screens.iter().zip(&reference).enumerate() {
+        assert_eq!(got, want, "screen {k} differs:\nrestarted:\n{got}\nuninterrupted:\n{want}");
+    }
+    assert_eq!(screens.len(), reference.len());
+    assert_eq!(text, ref_file, "{file} differs");
+    text
+}
+
+/// vim editing a file with unsaved changes: inserted lines, an undo and a search pattern come
+/// back after each restart in a new pane of another size, the screen is redrawn as after a
+/// resize, and `:wq` at the end writes every change.
+#[test]
+fn tty_vim_unsaved_changes_survive_restarts() {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("Goline three"), Step::Keys(&["Escape"]), Step::Text("/two")] },
+        Part {
+            size: (100, 30),
+            steps: &[
+                ENTER,
+                Step::Text("Aa"),
+                Step::Keys(&["Escape"]),
+                Step::Text("u"),
+                Step::Text("Goline four"),
+                Step::Keys(&["Escape"]),
+            ],
+        },
+        Part { size: (80, 24), steps: &[Step::Text("ggn"), Step::Text("x"), Step::Text(":wq"), ENTER] },
+    ];
+    let setup = |d: &Path| std::fs::write(d.join("f.txt"), "line one\nline two\n").unwrap();
+    let args = ["-u", "NONE", "-i", "NONE", "-n", "f.txt"];
+    let text = fullscreen_cycles("tty-vim", Path::new("/usr/bin/vim"), &args, &PARTS, 0, setup, "f.txt");
+    assert_eq!(text, "line one\nline wo\nline three\nline four\n");
+}
+
+/// less paging a long file: the position, a search and its highlighting come back after each
+/// restart in a new pane of another size; it goes on paging and quits.
+#[test]
+fn tty_less_position_and_search_survive_restarts() {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("d"), Step::Text("/row 5"), ENTER] },
+        Part { size: (100, 30), steps: &[Step::Text("n"), Step::Text("d")] },
+        Part { size: (80, 24), steps: &[Step::Text("G"), Step::Text("q")] },
+    ];
+    let setup = |d: &Path| {
+        let rows: String = (1..=200).map(|i| format!("row {i}\n")).collect();
+        std::fs::write(d.join("f.txt"), rows).unwrap()
+    };
+    fullscreen_cycles("tty-less", Path::new("/usr/bin/less"), &["f.txt"], &PARTS, 0, setup, "f.txt");
 }
 
 /// An interactive bash with a job stopped by Ctrl-Z while it reads the terminal: the bash and
