@@ -3,7 +3,8 @@
 # release binary (target/release/dmtcp):
 #   - gcc-multilib (gcc -m32 and the 32-bit C library, for the i686 payloads and 32-bit tests)
 #   - what the terminal tests (tests/tty.rs) drive: tmux (their terminals), screen, bash,
-#     python3, util-linux's setsid
+#     python3, util-linux's setsid, vim, less, and ncurses (64- and 32-bit) for our curses
+#     test program
 #   - a Rust toolchain (rustup's, or Debian's rustc-web when there is none)
 #   - the i686-unknown-linux-gnu Rust standard library: `rustup target add`, or, where rustup
 #     cannot download, Debian's i386 libstd-rust-web packages unpacked into .toolchain/ (see
@@ -35,6 +36,9 @@ need_pkg() {
 
 need_pkg gcc gcc-multilib make ca-certificates zstd python3
 need_pkg tmux screen bash util-linux
+# The full-screen programs the terminal tests drive, and ncurses for our own curses test
+# program in 64 and 32 bits (tests/c/tty_curses.c).
+need_pkg vim less libncurses-dev lib32ncurses-dev
 
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 if ! command -v cargo >/dev/null; then

@@ -579,6 +579,31 @@ fn tty_less_position_and_search_survive_restarts() {
     fullscreen_cycles("tty-less", Path::new("/usr/bin/less"), &["f.txt"], &PARTS, 0, setup, "f.txt");
 }
 
+/// Our own curses program (tests/c/tty_curses.c, ncurses) typing, deleting and an arrow key
+/// across two restarts in new panes of another size: each restart looks like a resize
+/// (KEY_RESIZE, the new size on the screen), and the state goes on. 64 and 32 bit.
+fn curses_cycles(m32: bool) {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("abc"), Step::Keys(&["Up"])] },
+        // No arrow keys after a restart: keypad-transmit mode (smkx) is the old terminal's, a
+        // new one sends arrows in its default form, which curses does not take for KEY_DOWN.
+        Part { size: (100, 30), steps: &[Step::Keys(&["BSpace"]), Step::Text("xy")] },
+        Part { size: (80, 24), steps: &[Step::Text("z"), Step::Text("q")] },
+    ];
+    let program = c_program_linked("tty_curses", m32, &["ncurses"]);
+    fullscreen_cycles("tty-curses", &program, &[], &PARTS, 6, |_| {}, "none");
+}
+
+#[test]
+fn tty_curses_program_of_ours_survives_restarts_64() {
+    curses_cycles(false);
+}
+
+#[test]
+fn tty_curses_program_of_ours_survives_restarts_32() {
+    curses_cycles(true);
+}
+
 /// An interactive bash with a job stopped by Ctrl-Z while it reads the terminal: the bash and
 /// its stopped job are checkpointed (the job is minded through the checkpoint, see the
 /// coordinator's `stopped`), killed and restarted twice in new panes, and `jobs` still shows
