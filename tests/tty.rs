@@ -490,7 +490,8 @@ fn settled_visible(tmux: &Tmux, pane: &str) -> String {
 /// through `parts` twice: uninterrupted (resizes between parts) and with a checkpoint, kill and
 /// restart in a new pane of the next part's size between parts. The visible screens, once
 /// settled after each restart (or resize) and after each part but the last, must be the
-/// uninterrupted run's; it must end with `[exit status]`. Returns the restarted run's folder's `file`.
+/// uninterrupted run's; it must end with `[exit status]`. Returns `file` of the restarted
+/// run's folder and of the uninterrupted run's.
 fn fullscreen_cycles(
     tag: &str,
     program: &Path,
@@ -499,7 +500,7 @@ fn fullscreen_cycles(
     status: i32,
     setup: impl Fn(&Path),
     file: &str,
-) -> String {
+) -> (String, String) {
     let end = format!("[exit {status}]");
     let run = |restarts: bool| -> (Vec<String>, String) {
         let mut s = Session::new(&format!("{tag}{}", if restarts { "" } else { "-ref" }));
@@ -533,8 +534,7 @@ fn fullscreen_cycles(
         assert_eq!(got, want, "screen {k} differs:\nrestarted:\n{got}\nuninterrupted:\n{want}");
     }
     assert_eq!(screens.len(), reference.len());
-    assert_eq!(text, ref_file, "{file} differs");
-    text
+    (text, ref_file)
 }
 
 /// vim editing a file with unsaved changes: inserted lines, an undo and a search pattern come
@@ -559,7 +559,8 @@ fn tty_vim_unsaved_changes_survive_restarts() {
     ];
     let setup = |d: &Path| std::fs::write(d.join("f.txt"), "line one\nline two\n").unwrap();
     let args = ["-u", "NONE", "-i", "NONE", "-n", "f.txt"];
-    let text = fullscreen_cycles("tty-vim", Path::new("/usr/bin/vim"), &args, &PARTS, 0, setup, "f.txt");
+    let (text, reference) = fullscreen_cycles("tty-vim", Path::new("/usr/bin/vim"), &args, &PARTS, 0, setup, "f.txt");
+    assert_eq!(text, reference);
     assert_eq!(text, "line one\nline wo\nline three\nline four\n");
 }
 
@@ -577,6 +578,66 @@ fn tty_less_position_and_search_survive_restarts() {
         std::fs::write(d.join("f.txt"), rows).unwrap()
     };
     fullscreen_cycles("tty-less", Path::new("/usr/bin/less"), &["f.txt"], &PARTS, 0, setup, "f.txt");
+}
+
+/// screen with two windows (a shell in each): commands typed in both, switching with C-a n,
+/// checkpointed while in use, killed and restarted twice in new panes of another size; every
+/// settled screen must be the uninterrupted run's (screen redraws for the new size as after a
+/// resize), and both windows' shells end with `exit`. The daemon's descriptor of the user's
+/// terminal (opened by name, in its own session) is given the new terminal (`restart::ptys`).
+#[test]
+fn tty_screen_with_two_windows_survives_restarts() {
+    const PARTS: [Part; 3] = [
+        Part {
+            size: (80, 24),
+            steps: &[
+                Step::Text("echo one $((1+1))"),
+                ENTER,
+                Step::Keys(&["C-a", "c"]),
+                Step::Text("echo two $((2+2))"),
+                ENTER,
+            ],
+        },
+        Part {
+            size: (100, 30),
+            steps: &[Step::Keys(&["C-a", "n"]), Step::Text("echo three; stty size"), ENTER, Step::Keys(&["C-a", "n"])],
+        },
+        Part { size: (80, 24), steps: &[Step::Text("stty size; exit"), ENTER, Step::Text("exit"), ENTER] },
+    ];
+    let setup = |d: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(d.join("screens")).unwrap();
+        std::fs::set_permissions(d.join("screens"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    };
+    let args = ["-c", "SCREENDIR=$PWD/screens exec screen -q"];
+    fullscreen_cycles("tty-screen2", Path::new("/bin/sh"), &args, &PARTS, 0, setup, "none");
+}
+
+/// `script` recording an interactive bash (its own pty pair inside the computation),
+/// checkpointed while in use, killed and restarted twice in new panes of another size: the
+/// transcript is the uninterrupted run's, and the recording (flushed as it goes, -f) holds the
+/// output of every part: the shell inside counts those lines in it at the end.
+#[test]
+fn tty_script_recording_a_shell_survives_restarts() {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("echo one $((1+1))"), ENTER] },
+        Part { size: (100, 30), steps: &[Step::Text("echo two; stty size"), ENTER] },
+        Part {
+            size: (80, 24),
+            steps: &[
+                Step::Text("stty size; tr -d '\\r' < rec.txt | grep -a -c -e 'one 2$' -e 'two$' -e '30 100$'"),
+                ENTER,
+                Step::Text("exit"),
+                ENTER,
+            ],
+        },
+    ];
+    let args = ["-q", "-f", "-c", "/bin/bash --norc --noprofile -i", "rec.txt"];
+    let all = interactive_cycles("tty-script", Path::new("/usr/bin/script"), &args, &PARTS, 0);
+    let text = all.join("\n");
+    for want in ["one 2", "30 100", "24 80\n3\n"] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
 }
 
 /// Our own curses program (tests/c/tty_curses.c, ncurses) typing, deleting and an arrow key
@@ -719,8 +780,8 @@ fn tty_chown_of_a_terminal_answers_as_without_dmtcp() {
 }
 
 /// screen starts under dmtcp_launch (it used to stop at "chown tty: Invalid argument") and
-/// runs a command in its window. (It closes every fd it does not know, the coordinator's
-/// included, so it is not checkpointed yet: the test does not wait for it to join.)
+/// runs a command in its window (`tty_screen_with_two_windows_survives_restarts` checkpoints
+/// and restarts it; this one does not wait for it to join the coordinator).
 #[test]
 fn tty_screen_starts_under_dmtcp() {
     let mut s = Session::new("tty-screen");
