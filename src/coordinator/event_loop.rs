@@ -70,8 +70,8 @@ pub(super) struct Coord {
     epoch: Instant,
     next_scan: Instant,
     exit: Option<i32>,
-    /// Since when the checkpoint in flight runs, and the workers already looked at for group
-    /// stop during it (see `stopped`).
+    /// When to look next for workers in group stop during the checkpoint in flight, and those
+    /// already minded in it (see `stopped`).
     stop_watch: Option<(Instant, std::collections::HashSet<ClientId>)>,
     /// The uid that may use this coordinator (module `owner`).
     owner: u32,
@@ -200,12 +200,13 @@ impl Coord {
 
     /// Carries out the computation's actions, in order.
     fn apply(&mut self, actions: Vec<Action>) {
+        let mut killed = Vec::new();
         for a in actions {
             match a {
                 Action::Send { to, msg, extra } => {
                     self.send(to, &msg, &extra);
                     if msg.kind == Kind::KillPeer {
-                        self.kill_if_stopped(to);
+                        killed.push(to);
                     }
                 }
                 Action::SendAndClose { to, msg, extra } => self.send_and_close(to, &msg, &extra),
@@ -227,6 +228,9 @@ impl Coord {
                     }
                 }
             }
+        }
+        if !killed.is_empty() {
+            self.kill_stopped(&killed);
         }
     }
 
@@ -636,10 +640,13 @@ impl Coord {
             return;
         }
         let now = Instant::now();
-        let (since, seen) = self.stop_watch.get_or_insert_with(|| (now, Default::default()));
-        if now.duration_since(*since) < Duration::from_millis(100) {
+        // First look 100 ms into the checkpoint, then once a second (one pass over /proc).
+        let (next, seen) =
+            self.stop_watch.get_or_insert_with(|| (now + Duration::from_millis(100), Default::default()));
+        if now < *next {
             return;
         }
+        *next = now + Duration::from_secs(1);
         let mut todo = Vec::new();
         for (&tok, c) in &self.conns {
             let running = self.comp.worker(tok).is_some_and(|w| w.state == dmtcp_proto::WorkerState::Running);
@@ -649,8 +656,9 @@ impl Coord {
                 }
             }
         }
-        for (tok, peer, local) in todo {
-            let Some(pid) = super::stopped::client_pid(peer, local) else { continue };
+        let pids = super::stopped::client_pids(&todo.iter().map(|&(_, p, l)| (p, l)).collect::<Vec<_>>());
+        for ((tok, _, _), pid) in todo.into_iter().zip(pids) {
+            let Some(pid) = pid else { continue };
             if !super::stopped::group_stopped(pid) {
                 continue;
             }
@@ -671,11 +679,14 @@ impl Coord {
         }
     }
 
-    /// After a KillPeer: a worker in group stop cannot read it; it gets SIGKILL instead.
-    fn kill_if_stopped(&mut self, tok: ClientId) {
-        let Some(c) = self.conns.get(&tok) else { return };
-        let (Ok(p), Ok(l)) = (c.stream.peer_addr(), c.stream.local_addr()) else { return };
-        if let Some(pid) = super::stopped::client_pid(p, l) {
+    /// After KillPeer: a worker in group stop cannot read it; it gets SIGKILL instead.
+    fn kill_stopped(&mut self, toks: &[ClientId]) {
+        let addrs: Vec<(SocketAddr, SocketAddr)> = toks
+            .iter()
+            .filter_map(|t| self.conns.get(t))
+            .filter_map(|c| Some((c.stream.peer_addr().ok()?, c.stream.local_addr().ok()?)))
+            .collect();
+        for pid in super::stopped::client_pids(&addrs).into_iter().flatten() {
             if super::stopped::group_stopped(pid) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
             }

@@ -40,23 +40,40 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The pid (in our namespace) of the process holding the client end of the connection from
-/// `peer` to our `local` address, or None (another host, or it is gone).
-pub fn client_pid(peer: SocketAddr, local: SocketAddr) -> Option<i32> {
-    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+/// The pids (in our namespace) of the processes holding the client ends of the connections
+/// `(peer, local)` (our own end's address is `local`), in one pass over /proc: None for one of
+/// another host, or gone. Only this user's processes can be read; ours are among them.
+pub fn client_pids(conns: &[(SocketAddr, SocketAddr)]) -> Vec<Option<i32>> {
+    let tables: Vec<String> =
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().filter_map(|t| std::fs::read_to_string(t).ok()).collect();
+    let wanted: Vec<Option<String>> = conns
         .iter()
-        .find_map(|t| std::fs::read_to_string(t).ok().and_then(|text| super::owner::inode_in(&text, peer, local)))?;
-    let want = format!("socket:[{inode}]");
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        .map(|&(p, l)| {
+            let inode = tables.iter().find_map(|text| super::owner::inode_in(text, p, l))?;
+            Some(format!("socket:[{inode}]"))
+        })
+        .collect();
+    let mut found: Vec<Option<i32>> = vec![None; conns.len()];
+    if wanted.iter().all(Option::is_none) {
+        return found;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else { return found };
+    for e in procs.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
         let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else { continue };
         for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == want.as_str()) {
-                return Some(pid);
+            let Ok(link) = std::fs::read_link(fd.path()) else { continue };
+            for (i, w) in wanted.iter().enumerate() {
+                if found[i].is_none() && w.as_deref().is_some_and(|w| link.as_os_str() == w) {
+                    found[i] = Some(pid);
+                }
             }
         }
+        if found.iter().zip(&wanted).all(|(f, w)| f.is_some() || w.is_none()) {
+            break;
+        }
     }
-    None
+    found
 }
 
 /// The state letter of one /proc/<pid>/task/<tid>/stat (after the command's closing paren).
