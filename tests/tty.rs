@@ -502,11 +502,23 @@ fn fullscreen_cycles(
     file: &str,
 ) -> (String, String) {
     let end = format!("[exit {status}]");
-    let run = |restarts: bool| -> (Vec<String>, String) {
+    // The restarted run waits (polling, up to LIMIT) for each screen to become the reference's,
+    // so that a loaded machine's slower redraw is not taken for a difference.
+    let run = |restarts: bool, want: &[String]| -> (Vec<String>, String) {
         let mut s = Session::new(&format!("{tag}{}", if restarts { "" } else { "-ref" }));
         setup(s.work.path());
         let mut pane = s.launch(parts[0].size.0, parts[0].size.1, program, args);
-        let mut screens = vec![settled_visible(&s.tmux, &pane)];
+        let snap = |tmux: &Tmux, pane: &str, k: usize| -> String {
+            let mut last = settled_visible(tmux, pane);
+            if let Some(w) = want.get(k) {
+                wait_until(LIMIT, || {
+                    last = tmux.visible(pane);
+                    &last == w
+                });
+            }
+            last
+        };
+        let mut screens = vec![snap(&s.tmux, &pane, 0)];
         for (k, part) in parts.iter().enumerate() {
             if k > 0 {
                 if restarts {
@@ -515,11 +527,13 @@ fn fullscreen_cycles(
                 } else {
                     s.tmux.resize(&pane, part.size.0, part.size.1);
                 }
-                screens.push(settled_visible(&s.tmux, &pane));
+                let n = screens.len();
+                screens.push(snap(&s.tmux, &pane, n));
             }
             play(&s.tmux, &pane, part.steps);
             if k + 1 < parts.len() {
-                screens.push(s.tmux.visible(&pane));
+                let n = screens.len();
+                screens.push(snap(&s.tmux, &pane, n));
             }
         }
         // Not compared: the screen once the program has quit. It leaves the alternate screen,
@@ -528,8 +542,8 @@ fn fullscreen_cycles(
         s.tmux.wait_for(&pane, &end);
         (screens, std::fs::read_to_string(s.work.join(file)).unwrap_or_default())
     };
-    let (reference, ref_file) = run(false);
-    let (screens, text) = run(true);
+    let (reference, ref_file) = run(false, &[]);
+    let (screens, text) = run(true, &reference);
     for (k, (got, want)) in screens.iter().zip(&reference).enumerate() {
         assert_eq!(got, want, "screen {k} differs:\nrestarted:\n{got}\nuninterrupted:\n{want}");
     }
