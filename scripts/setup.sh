@@ -3,7 +3,8 @@
 # release binary (target/release/dmtcp):
 #   - gcc-multilib (gcc -m32 and the 32-bit C library, for the i686 payloads and 32-bit tests)
 #   - what the terminal tests (tests/tty.rs) drive: tmux (their terminals), screen, bash,
-#     python3, util-linux's setsid
+#     python3, util-linux's setsid, vim, less, and ncurses (64- and 32-bit) for our curses
+#     test program
 #   - Open MPI and MPICH for the MPI tests (tests/mpi.rs)
 #   - a Rust toolchain (rustup's, or Debian's rustc-web when there is none)
 #   - the i686-unknown-linux-gnu Rust standard library: `rustup target add`, or, where rustup
@@ -42,6 +43,9 @@ need_pkg man-db groff-base
 need_pkg tmux screen bash util-linux
 # The MPI tests (tests/mpi.rs): Open MPI and MPICH, side by side (mpicc.openmpi, mpicc.mpich).
 need_pkg openmpi-bin libopenmpi-dev mpich libmpich-dev
+# The full-screen programs the terminal tests drive, and ncurses for our own curses test
+# program in 64 and 32 bits (tests/c/tty_curses.c).
+need_pkg vim less libncurses-dev lib32ncurses-dev
 
 if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 if ! command -v cargo >/dev/null; then

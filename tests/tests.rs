@@ -30,6 +30,7 @@ mod sharedfd;
 mod slurm;
 mod sockets;
 mod spawn;
+mod stopped;
 mod timers;
 mod trees;
 mod tty;

@@ -65,6 +65,12 @@ impl Tmux {
         s.trim_end().to_string()
     }
 
+    /// The pane's visible screen only (a full-screen program's view), trailing blanks removed.
+    fn visible(&self, name: &str) -> String {
+        let s = self.run(&["capture-pane", "-p", "-t", name]);
+        s.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim_end().to_string()
+    }
+
     /// Waits until `f(screen)` holds; returns the screen.
     fn wait(&self, name: &str, what: &str, f: impl Fn(&str) -> bool) -> String {
         let mut s = String::new();
@@ -474,6 +480,248 @@ fn tty_bash_job_control_after_restart() {
     }
 }
 
+/// Waits until the pane's visible screen has not changed for half a second; returns it.
+fn settled_visible(tmux: &Tmux, pane: &str) -> String {
+    settled(tmux, pane);
+    tmux.visible(pane)
+}
+
+/// A full-screen program (`program args`, started in the session's folder after `setup(folder)`)
+/// through `parts` twice: uninterrupted (resizes between parts) and with a checkpoint, kill and
+/// restart in a new pane of the next part's size between parts. The visible screens, once
+/// settled after each restart (or resize) and after each part but the last, must be the
+/// uninterrupted run's; it must end with `[exit status]`. Returns `file` of the restarted
+/// run's folder and of the uninterrupted run's.
+fn fullscreen_cycles(
+    tag: &str,
+    program: &Path,
+    args: &[&str],
+    parts: &[Part],
+    status: i32,
+    setup: impl Fn(&Path),
+    file: &str,
+) -> (String, String) {
+    let end = format!("[exit {status}]");
+    // The restarted run waits (polling, up to LIMIT) for each screen to become the reference's,
+    // so that a loaded machine's slower redraw is not taken for a difference.
+    let run = |restarts: bool, want: &[String]| -> (Vec<String>, String) {
+        let mut s = Session::new(&format!("{tag}{}", if restarts { "" } else { "-ref" }));
+        setup(s.work.path());
+        let mut pane = s.launch(parts[0].size.0, parts[0].size.1, program, args);
+        let snap = |tmux: &Tmux, pane: &str, k: usize| -> String {
+            let mut last = settled_visible(tmux, pane);
+            if let Some(w) = want.get(k) {
+                wait_until(LIMIT, || {
+                    last = tmux.visible(pane);
+                    &last == w
+                });
+            }
+            last
+        };
+        let mut screens = vec![snap(&s.tmux, &pane, 0)];
+        for (k, part) in parts.iter().enumerate() {
+            if k > 0 {
+                if restarts {
+                    s.checkpoint_and_kill(&pane);
+                    pane = s.restart(part.size.0, part.size.1);
+                } else {
+                    s.tmux.resize(&pane, part.size.0, part.size.1);
+                }
+                let n = screens.len();
+                screens.push(snap(&s.tmux, &pane, n));
+            }
+            play(&s.tmux, &pane, part.steps);
+            if k + 1 < parts.len() {
+                let n = screens.len();
+                screens.push(snap(&s.tmux, &pane, n));
+            }
+        }
+        // Not compared: the screen once the program has quit. It leaves the alternate screen,
+        // which a restarted run's new terminal never entered (the switch went to the first
+        // one), so the program's last screen stays there.
+        s.tmux.wait_for(&pane, &end);
+        (screens, std::fs::read_to_string(s.work.join(file)).unwrap_or_default())
+    };
+    let (reference, ref_file) = run(false, &[]);
+    let (screens, text) = run(true, &reference);
+    for (k, (got, want)) in screens.iter().zip(&reference).enumerate() {
+        assert_eq!(got, want, "screen {k} differs:\nrestarted:\n{got}\nuninterrupted:\n{want}");
+    }
+    assert_eq!(screens.len(), reference.len());
+    (text, ref_file)
+}
+
+/// vim editing a file with unsaved changes: inserted lines, an undo and a search pattern come
+/// back after each restart in a new pane of another size, the screen is redrawn as after a
+/// resize, and `:wq` at the end writes every change.
+#[test]
+fn tty_vim_unsaved_changes_survive_restarts() {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("Goline three"), Step::Keys(&["Escape"]), Step::Text("/two")] },
+        Part {
+            size: (100, 30),
+            steps: &[
+                ENTER,
+                Step::Text("Aa"),
+                Step::Keys(&["Escape"]),
+                Step::Text("u"),
+                Step::Text("Goline four"),
+                Step::Keys(&["Escape"]),
+            ],
+        },
+        Part { size: (80, 24), steps: &[Step::Text("ggn"), Step::Text("x"), Step::Text(":wq"), ENTER] },
+    ];
+    let setup = |d: &Path| std::fs::write(d.join("f.txt"), "line one\nline two\n").unwrap();
+    let args = ["-u", "NONE", "-i", "NONE", "-n", "f.txt"];
+    let (text, reference) = fullscreen_cycles("tty-vim", Path::new("/usr/bin/vim"), &args, &PARTS, 0, setup, "f.txt");
+    assert_eq!(text, reference);
+    assert_eq!(text, "line one\nline wo\nline three\nline four\n");
+}
+
+/// less paging a long file: the position, a search and its highlighting come back after each
+/// restart in a new pane of another size; it goes on paging and quits.
+#[test]
+fn tty_less_position_and_search_survive_restarts() {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("d"), Step::Text("/row 5"), ENTER] },
+        Part { size: (100, 30), steps: &[Step::Text("n"), Step::Text("d")] },
+        Part { size: (80, 24), steps: &[Step::Text("G"), Step::Text("q")] },
+    ];
+    let setup = |d: &Path| {
+        let rows: String = (1..=200).map(|i| format!("row {i}\n")).collect();
+        std::fs::write(d.join("f.txt"), rows).unwrap()
+    };
+    fullscreen_cycles("tty-less", Path::new("/usr/bin/less"), &["f.txt"], &PARTS, 0, setup, "f.txt");
+}
+
+/// screen with two windows (a shell in each): commands typed in both, switching with C-a n,
+/// checkpointed while in use, killed and restarted twice in new panes of another size; every
+/// settled screen must be the uninterrupted run's (screen redraws for the new size as after a
+/// resize), and both windows' shells end with `exit`. The daemon's descriptor of the user's
+/// terminal (opened by name, in its own session) is given the new terminal (`restart::ptys`).
+#[test]
+fn tty_screen_with_two_windows_survives_restarts() {
+    const PARTS: [Part; 3] = [
+        Part {
+            size: (80, 24),
+            steps: &[
+                Step::Text("echo one $((1+1))"),
+                ENTER,
+                Step::Keys(&["C-a", "c"]),
+                Step::Text("echo two $((2+2))"),
+                ENTER,
+            ],
+        },
+        Part {
+            size: (100, 30),
+            steps: &[Step::Keys(&["C-a", "n"]), Step::Text("echo three; stty size"), ENTER, Step::Keys(&["C-a", "n"])],
+        },
+        Part { size: (80, 24), steps: &[Step::Text("stty size; exit"), ENTER, Step::Text("exit"), ENTER] },
+    ];
+    let setup = |d: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(d.join("screens")).unwrap();
+        std::fs::set_permissions(d.join("screens"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    };
+    let args = ["-c", "SCREENDIR=$PWD/screens exec screen -q"];
+    fullscreen_cycles("tty-screen2", Path::new("/bin/sh"), &args, &PARTS, 0, setup, "none");
+}
+
+/// `script` recording an interactive bash (its own pty pair inside the computation),
+/// checkpointed while in use, killed and restarted twice in new panes of another size: the
+/// transcript is the uninterrupted run's, and the recording (flushed as it goes, -f) holds the
+/// output of every part: the shell inside counts those lines in it at the end.
+#[test]
+fn tty_script_recording_a_shell_survives_restarts() {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("echo one $((1+1))"), ENTER] },
+        Part { size: (100, 30), steps: &[Step::Text("echo two; stty size"), ENTER] },
+        Part {
+            size: (80, 24),
+            steps: &[
+                Step::Text("stty size; tr -d '\\r' < rec.txt | grep -a -c -e 'one 2$' -e 'two$' -e '30 100$'"),
+                ENTER,
+                Step::Text("exit"),
+                ENTER,
+            ],
+        },
+    ];
+    let args = ["-q", "-f", "-c", "/bin/bash --norc --noprofile -i", "rec.txt"];
+    let all = interactive_cycles("tty-script", Path::new("/usr/bin/script"), &args, &PARTS, 0);
+    let text = all.join("\n");
+    for want in ["one 2", "30 100", "24 80\n3\n"] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+}
+
+/// Our own curses program (tests/c/tty_curses.c, ncurses) typing, deleting and an arrow key
+/// across two restarts in new panes of another size: each restart looks like a resize
+/// (KEY_RESIZE, the new size on the screen), and the state goes on. 64 and 32 bit.
+fn curses_cycles(m32: bool) {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("abc"), Step::Keys(&["Up"])] },
+        // No arrow keys after a restart: keypad-transmit mode (smkx) is the old terminal's, a
+        // new one sends arrows in its default form, which curses does not take for KEY_DOWN.
+        Part { size: (100, 30), steps: &[Step::Keys(&["BSpace"]), Step::Text("xy")] },
+        Part { size: (80, 24), steps: &[Step::Text("z"), Step::Text("q")] },
+    ];
+    let program = c_program_linked("tty_curses", m32, &["ncurses"]);
+    fullscreen_cycles("tty-curses", &program, &[], &PARTS, 6, |_| {}, "none");
+}
+
+#[test]
+fn tty_curses_program_of_ours_survives_restarts_64() {
+    curses_cycles(false);
+}
+
+#[test]
+fn tty_curses_program_of_ours_survives_restarts_32() {
+    curses_cycles(true);
+}
+
+/// An interactive bash with a job stopped by Ctrl-Z while it reads the terminal: the bash and
+/// its stopped job are checkpointed (the job is minded through the checkpoint, see the
+/// coordinator's `stopped`), killed and restarted twice in new panes, and `jobs` still shows
+/// it stopped; `fg` continues it, it reads what is typed, and its SIGCONT handler has run once
+/// (the shell's). The job is ours (tests/c/stopped_job.c), 64 or 32 bit under a 64-bit bash.
+fn bash_stopped_job_cycles(m32: bool) {
+    const PARTS: [Part; 3] = [
+        Part { size: (80, 24), steps: &[Step::Text("$JOB"), ENTER, Step::Keys(&["C-z"]), Step::Text("jobs"), ENTER] },
+        Part { size: (100, 30), steps: &[Step::Text("jobs; echo between"), ENTER] },
+        Part {
+            size: (80, 24),
+            steps: &[
+                Step::Text("fg"),
+                ENTER,
+                Step::Text("hello"),
+                ENTER,
+                Step::Text("end"),
+                ENTER,
+                Step::Text("jobs; exit 7"),
+                ENTER,
+            ],
+        },
+    ];
+    let job = format!("JOB={}", c_program("stopped_job", m32).display());
+    let args = [job.as_str(), "/bin/bash", "--norc", "--noprofile", "-i"];
+    let all = interactive_cycles("tty-job", Path::new("/usr/bin/env"), &args, &PARTS, 7);
+    let text = all.join("\n");
+    for want in ["job: ready", "[1]+  Stopped                 $JOB", "between", "job: got hello conts=1", "job: done"] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    assert_eq!(text.matches("Stopped").count(), 3, "one report of the stop and two `jobs`:\n{text}");
+}
+
+#[test]
+fn tty_bash_fg_continues_a_job_stopped_across_restarts_64() {
+    bash_stopped_job_cycles(false);
+}
+
+#[test]
+fn tty_bash_fg_continues_a_job_stopped_across_restarts_32() {
+    bash_stopped_job_cycles(true);
+}
+
 /// python3 at its prompt: a variable, readline history (Up recalls an earlier line) and the
 /// terminal size as Python reads it, across two restarts.
 #[test]
@@ -546,8 +794,8 @@ fn tty_chown_of_a_terminal_answers_as_without_dmtcp() {
 }
 
 /// screen starts under dmtcp_launch (it used to stop at "chown tty: Invalid argument") and
-/// runs a command in its window. (It closes every fd it does not know, the coordinator's
-/// included, so it is not checkpointed yet: the test does not wait for it to join.)
+/// runs a command in its window (`tty_screen_with_two_windows_survives_restarts` checkpoints
+/// and restarts it; this one does not wait for it to join the coordinator).
 #[test]
 fn tty_screen_starts_under_dmtcp() {
     let mut s = Session::new("tty-screen");

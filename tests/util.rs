@@ -139,6 +139,11 @@ pub fn alive(pid: i32) -> bool {
 
 /// Builds tests/c/<name>.c for 64 bits (`m32` false) or 32 bits, once per test run.
 pub fn c_program(name: &str, m32: bool) -> PathBuf {
+    c_program_linked(name, m32, &[])
+}
+
+/// `c_program` linked with more libraries (`-l<lib>` each), e.g. ncurses.
+pub fn c_program_linked(name: &str, m32: bool, libs: &[&str]) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<(String, bool), PathBuf>>> = OnceLock::new();
     let map = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
@@ -157,7 +162,7 @@ pub fn c_program(name: &str, m32: bool) -> PathBuf {
     if m32 {
         cmd.arg("-m32");
     }
-    cmd.arg("-o").arg(&tmp).arg(&src).arg("-ldl");
+    cmd.arg("-o").arg(&tmp).arg(&src).arg("-ldl").args(libs.iter().map(|l| format!("-l{l}")));
     run_ok(&mut cmd);
     std::fs::rename(&tmp, &out).unwrap();
     map.insert((name.to_string(), m32), out.clone());

@@ -72,6 +72,9 @@ pub(super) struct Coord {
     epoch: Instant,
     next_scan: Instant,
     exit: Option<i32>,
+    /// When to look next for workers in group stop during the checkpoint in flight, and those
+    /// already minded in it (see `stopped`).
+    stop_watch: Option<(Instant, std::collections::HashSet<ClientId>)>,
     /// The uid that may use this coordinator (module `owner`).
     owner: u32,
     /// What clients from other hosts must present first (when we listen beyond loopback).
@@ -121,6 +124,7 @@ impl Coord {
             epoch,
             next_scan: epoch,
             exit: None,
+            stop_watch: None,
             owner: nix::unistd::getuid().as_raw(),
             token,
             cfg,
@@ -206,9 +210,15 @@ impl Coord {
 
     /// Carries out the computation's actions, in order.
     fn apply(&mut self, actions: Vec<Action>) {
+        let mut killed = Vec::new();
         for a in actions {
             match a {
-                Action::Send { to, msg, extra } => self.send(to, &msg, &extra),
+                Action::Send { to, msg, extra } => {
+                    self.send(to, &msg, &extra);
+                    if msg.kind == Kind::KillPeer {
+                        killed.push(to);
+                    }
+                }
                 Action::SendAndClose { to, msg, extra } => self.send_and_close(to, &msg, &extra),
                 Action::Drop { client, reason } => self.drop_conn(client, reason),
                 Action::WriteRestartScript { file_name, contents } => {
@@ -229,6 +239,9 @@ impl Coord {
                 }
             }
         }
+        if !killed.is_empty() {
+            self.kill_stopped(&killed);
+        }
     }
 
     /// How long epoll may sleep: until the nearest deadline, at most one second.
@@ -245,6 +258,9 @@ impl Coord {
         }
         if let Some(t) = self.listener_paused_until {
             consider(t);
+        }
+        if self.comp.checkpointing() {
+            consider(now + Duration::from_millis(100));
         }
         if self.conns.iter().any(|(&tok, c)| self.comp.peer(tok) == Some(Peer::Pending) || c.partial_since.is_some()) {
             consider(self.next_scan.max(now + Duration::from_millis(100)));
@@ -644,6 +660,68 @@ impl Coord {
         }
         if self.exit.is_none() {
             self.feed(Input::Tick);
+        }
+        self.watch_stopped();
+    }
+
+    /// A worker still RUNNING 100 ms into a checkpoint may be in group stop: if all its
+    /// threads are, it is minded through the checkpoint (`stopped`) and told so.
+    fn watch_stopped(&mut self) {
+        if !self.comp.checkpointing() {
+            self.stop_watch = None;
+            return;
+        }
+        let now = Instant::now();
+        // First look 100 ms into the checkpoint, then once a second (one pass over /proc).
+        let (next, seen) =
+            self.stop_watch.get_or_insert_with(|| (now + Duration::from_millis(100), Default::default()));
+        if now < *next {
+            return;
+        }
+        *next = now + Duration::from_secs(1);
+        let mut todo = Vec::new();
+        for (&tok, c) in &self.conns {
+            let running = self.comp.worker(tok).is_some_and(|w| w.state == dmtcp_proto::WorkerState::Running);
+            if !c.dead && running && !seen.contains(&tok) {
+                if let (Ok(p), Ok(l)) = (c.stream.peer_addr(), c.stream.local_addr()) {
+                    todo.push((tok, p, l));
+                }
+            }
+        }
+        let pids = super::stopped::client_pids(&todo.iter().map(|&(_, p, l)| (p, l)).collect::<Vec<_>>());
+        for ((tok, _, _), pid) in todo.into_iter().zip(pids) {
+            let Some(pid) = pid else { continue };
+            if !super::stopped::group_stopped(pid) {
+                continue;
+            }
+            if let Some((_, seen)) = &mut self.stop_watch {
+                seen.insert(tok);
+            }
+            let label = self.comp.label(tok).unwrap_or_default();
+            match super::stopped::mind(pid, self.cfg.ckpt_timeout.unwrap_or(Duration::from_secs(300))) {
+                Ok(m) => {
+                    log::info!("{label} is stopped (signal {}): minded through the checkpoint", m.stop_signal);
+                    let mut msg = Msg::new(Kind::Minded);
+                    msg.cmd_status = m.stop_signal;
+                    self.send(tok, &msg, b"");
+                    let _ = m.go.send(());
+                }
+                Err(e) => log::warn!("{label} is stopped and cannot take part in the checkpoint: {e}"),
+            }
+        }
+    }
+
+    /// After KillPeer: a worker in group stop cannot read it; it gets SIGKILL instead.
+    fn kill_stopped(&mut self, toks: &[ClientId]) {
+        let addrs: Vec<(SocketAddr, SocketAddr)> = toks
+            .iter()
+            .filter_map(|t| self.conns.get(t))
+            .filter_map(|c| Some((c.stream.peer_addr().ok()?, c.stream.local_addr().ok()?)))
+            .collect();
+        for pid in super::stopped::client_pids(&addrs).into_iter().flatten() {
+            if super::stopped::group_stopped(pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
         }
     }
 

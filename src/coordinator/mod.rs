@@ -16,6 +16,7 @@
 mod event_loop;
 mod owner;
 pub mod state;
+mod stopped;
 
 use crate::common::cli;
 use crate::common::payloads::write_atomic;

@@ -78,6 +78,16 @@ fn proc_form(ip: IpAddr, port: u16) -> String {
 /// /proc/net/tcp-format table. An IPv4 client of a dual-stack listener may be in the IPv4
 /// table with the plain addresses or in the IPv6 one as ::ffff:a.b.c.d: both are tried.
 fn uid_in(text: &str, peer: SocketAddr, local: SocketAddr) -> Option<u32> {
+    field_in(text, peer, local, 7)?.parse().ok()
+}
+
+/// The socket inode of that line (for `stopped::client_pid`).
+pub fn inode_in(text: &str, peer: SocketAddr, local: SocketAddr) -> Option<u64> {
+    field_in(text, peer, local, 9)?.parse().ok().filter(|&i| i != 0)
+}
+
+/// Field `n` of the line whose local address is `peer` and remote address `local`.
+fn field_in(text: &str, peer: SocketAddr, local: SocketAddr, n: usize) -> Option<&str> {
     let (pi, li) = (unmapped(peer.ip()), unmapped(local.ip()));
     let mut pairs = vec![(proc_form(pi, peer.port()), proc_form(li, local.port()))];
     if let (IpAddr::V4(p), IpAddr::V4(l)) = (pi, li) {
@@ -88,8 +98,8 @@ fn uid_in(text: &str, peer: SocketAddr, local: SocketAddr) -> Option<u32> {
     }
     text.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let (loc, rem, uid) = (f.get(1)?, f.get(2)?, f.get(7)?);
-        pairs.iter().any(|(p, l)| loc == p && rem == l).then(|| uid.parse().ok()).flatten()
+        let (loc, rem, value) = (f.get(1)?, f.get(2)?, f.get(n)?);
+        pairs.iter().any(|(p, l)| loc == p && rem == l).then_some(*value)
     })
 }
 
@@ -119,6 +129,8 @@ mod tests {
         assert_eq!(uid_in(TCP, a("[::ffff:127.0.0.1]:40000"), a("[::ffff:127.0.0.1]:7795")), Some(1001));
         assert_eq!(uid_in(TCP6, a("127.0.0.1:40961"), a("127.0.0.1:7795")), Some(33));
         assert_eq!(proc_form(a("10.1.2.3:80").ip(), 80), "0302010A:0050");
+        assert_eq!(inode_in(TCP, a("127.0.0.1:40000"), a("127.0.0.1:7795")), Some(12));
+        assert_eq!(inode_in(TCP6, a("127.0.0.1:40961"), a("127.0.0.1:7795")), Some(15));
     }
 
     #[test]

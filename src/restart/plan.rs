@@ -354,7 +354,7 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
             procs[m].fds.extend(fds.placed);
             procs[m].skipped_fds.extend(fds.skipped);
         }
-        let (made, per_member) = ptys::plan(&members);
+        let (made, per_member) = ptys::plan(&members, &ptys::mastered(images));
         g.ptys = made;
         for (&m, fds) in g.members.iter().zip(per_member) {
             procs[m].fds.extend(fds.placed);
@@ -1096,24 +1096,38 @@ mod tests {
         assert!(p.groups[0].pipes.is_empty());
     }
 
-    /// Two pairs, numbered in order of first appearance; a pair held from one side only is
-    /// still made (its other end was closed); an end at dmtcp's own fd is reported, not placed.
+    /// Two pairs, numbered in order of first appearance; a pair whose slave nobody holds is
+    /// still made (that end was closed); an end at dmtcp's own fd is reported, not placed.
     #[test]
     fn ptys_are_numbered_in_order_and_reserved_fds_are_skipped() {
         let a = with_fds(
             img("a", 2, 1),
             vec![
                 pty_end(5, 9, PtySide::Master),
-                pty_end(6, 1, PtySide::Slave),
+                pty_end(6, 1, PtySide::Master),
                 pty_end(RESERVED_FDS[0], 1, PtySide::Master),
             ],
         );
         let p = plan(&[a]).unwrap();
         assert_eq!(p.groups[0].ptys, vec![PtyPlan { index: 9 }, PtyPlan { index: 1 }]);
         assert_eq!(pipe_src(&p, 0, 5), Some(FdSource::Pty { pty: 0, side: PtySide::Master }));
-        assert_eq!(pipe_src(&p, 0, 6), Some(FdSource::Pty { pty: 1, side: PtySide::Slave }));
+        assert_eq!(pipe_src(&p, 0, 6), Some(FdSource::Pty { pty: 1, side: PtySide::Master }));
         assert_eq!(p.procs[0].skipped_fds, vec![RESERVED_FDS[0]]);
         assert_eq!(pipe_src(&p, 0, RESERVED_FDS[0]), None);
+    }
+
+    /// A pty whose master no process of the computation holds is a terminal outside it (a
+    /// screen daemon's descriptor of the user's terminal, opened by name): no pair is made,
+    /// the end gets `dmtcp_restart`'s own stdin, the new terminal.
+    #[test]
+    fn a_slave_without_a_master_anywhere_is_the_new_terminal() {
+        let a = with_fds(img("a", 2, 1), vec![pty_end(3, 7, PtySide::Slave), pty_end(4, 9, PtySide::Master)]);
+        let b = with_fds(ids(img("b", 3, 2), 3, 3), vec![pty_end(0, 9, PtySide::Slave)]);
+        let p = plan(&[a, b]).unwrap();
+        assert_eq!(p.groups[0].ptys, vec![PtyPlan { index: 9 }]);
+        assert_eq!(pipe_src(&p, 0, 3), Some(FdSource::Stdio(0)));
+        assert_eq!(pipe_src(&p, 0, 4), Some(FdSource::Pty { pty: 0, side: PtySide::Master }));
+        assert_eq!(pipe_src(&p, 1, 0), Some(FdSource::Pty { pty: 0, side: PtySide::Slave }));
     }
 
     /// Ptys of two namespaces are two pairs even with the same old number.

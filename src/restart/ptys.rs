@@ -27,15 +27,30 @@ fn ends(img: &ImageFacts) -> impl Iterator<Item = (RawFd, u32, PtySide)> + '_ {
     })
 }
 
+/// The old numbers of the ptys whose master some process of the computation held.
+pub fn mastered(images: &[ImageFacts]) -> Vec<u32> {
+    let mut v: Vec<u32> = images.iter().flat_map(|i| ends(i).filter(|e| e.2 == PtySide::Master).map(|e| e.1)).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// Plans the ptys of one group (`members`: its images, in order): one pair per old number any
-/// member held an end of (a pair held from one side only is made whole: the other end was
-/// closed, as `script`'s child closes the master), each end at its old fd. dmtcp's own fds are
-/// never given away: such an end is reported.
-pub fn plan(members: &[&ImageFacts]) -> (Vec<PtyPlan>, Vec<ProcFds>) {
+/// member held an end of (a pair whose slave nobody holds is made whole: that end was closed,
+/// as `script`'s child closes the master), each end at its old fd. dmtcp's own fds are never
+/// given away: such an end is reported.
+///
+/// A slave whose master no process of the computation held (`mastered`) belongs to a
+/// terminal outside it: the user's terminal as a screen daemon holds it (opened by name, in a
+/// session of its own, so the library's `tty` kind cannot tell it is the user's). A new pair
+/// would have no master, and its reader would see the hang-up at once (the daemon detaches).
+/// The end gets a copy of `dmtcp_restart`'s stdin instead: the new terminal the restart runs
+/// in, as for the user's terminal everywhere else (or what stdin is without one).
+pub fn plan(members: &[&ImageFacts], mastered: &[u32]) -> (Vec<PtyPlan>, Vec<ProcFds>) {
     let mut ptys: Vec<PtyPlan> = Vec::new();
     for img in members {
         for (_, index, _) in ends(img) {
-            if !ptys.iter().any(|p| p.index == index) {
+            if mastered.contains(&index) && !ptys.iter().any(|p| p.index == index) {
                 ptys.push(PtyPlan { index });
             }
         }
@@ -49,8 +64,11 @@ pub fn plan(members: &[&ImageFacts]) -> (Vec<PtyPlan>, Vec<ProcFds>) {
                     fds.skipped.push(fd);
                     continue;
                 }
-                let pty = ptys.iter().position(|p| p.index == index).expect("planned above");
-                fds.placed.push(FdPlacement { fd, source: FdSource::Pty { pty, side } });
+                let source = match ptys.iter().position(|p| p.index == index) {
+                    Some(pty) => FdSource::Pty { pty, side },
+                    None => FdSource::Stdio(0),
+                };
+                fds.placed.push(FdPlacement { fd, source });
             }
             fds
         })

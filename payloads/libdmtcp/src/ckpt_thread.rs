@@ -15,7 +15,7 @@ use crate::resources::{self, Phase};
 use crate::sys;
 use crate::{threads, writer};
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};
 use dmtcp_proto::barrier::Barrier;
 use dmtcp_proto::{Kind, Msg, WorkerState, MSG_SIZE};
 
@@ -71,6 +71,7 @@ fn run() {
                     return;
                 }
             }
+            Kind::Minded => STOP_SIGNAL.store(m.cmd_status, Relaxed),
             _ => trace!("ignoring unexpected {:?} from the coordinator", m.kind),
         }
     }
@@ -105,12 +106,74 @@ fn barrier(b: Barrier, state: WorkerState) -> Result<Msg, BarrierError> {
         match r.kind {
             Kind::KillPeer => killed(),
             Kind::BarrierReleased if r.name_bytes() == name => return Ok(r),
+            Kind::Minded => STOP_SIGNAL.store(r.cmd_status, Relaxed),
             k => trace!("ignoring {:?} while waiting at barrier {}", k, crate::log::Bytes(name)),
         }
     }
 }
 
 static LAST_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// The signal that had stopped this process (group stop) when a checkpoint came and the
+/// coordinator minded it (`Kind::Minded`; see the coordinator's `stopped`), 0 when it ran. In
+/// .bss, so the image records it: a restart puts the process back into that stop.
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// The program's threads are still stopped in the checkpoint signal's handler from the last
+/// checkpoint (or restart): the process went back into its stop before releasing them, and the
+/// next checkpoint came while it was stopped. That checkpoint takes them as they are.
+static PARKED: AtomicBool = AtomicBool::new(false);
+
+/// After a checkpoint or restart of a process that was stopped: goes back into the stop
+/// before the program's threads run. `minded`: the coordinator traces us, and our SIGSTOP is
+/// only its doorbell (it detaches, the kernel puts every thread back into the old stop and
+/// the parent hears nothing); otherwise (after a restart) the stop is a real one, with the old
+/// signal so that the parent's view of it is the same (its default action taken here, with
+/// the program's own disposition put back afterwards). Returns when the process is continued:
+/// by the shell's `fg` (the threads are released) or by the minder of the next checkpoint,
+/// whose DoCheckpoint is then waiting (the threads stay where they are, `PARKED`).
+#[inline(never)]
+fn stop_again(minded: bool) {
+    let sig = STOP_SIGNAL.load(Relaxed);
+    let (pid, me) = (sys::getpid(), threads::gettid());
+    trace!("going back into the stop (signal {})", sig);
+    if minded || !matches!(sig, libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU) {
+        sys::thread::tgkill(pid, me, libc::SIGSTOP);
+    } else {
+        let dfl = sys::default_action();
+        let mut old_action = sys::default_action();
+        sys::sigaction(sig, &dfl, Some(&mut old_action));
+        sys::thread::tgkill(pid, me, sig);
+        // Taken (and the whole group stopped) on the way out of this call.
+        let old_mask = sys::set_sigmask(&sys::full_sigset_but(sig));
+        sys::set_sigmask(&old_mask);
+        sys::sigaction(sig, &old_action, None);
+    }
+    STOP_SIGNAL.store(0, Relaxed);
+    let waiting = sys::poll_one(crate::fds::coord(), libc::POLLIN, 0).is_ok_and(|r| r != 0);
+    if waiting {
+        trace!("continued for the next checkpoint; the threads stay stopped");
+        PARKED.store(true, Relaxed);
+    } else {
+        threads::resume_all();
+    }
+}
+
+/// `after_restart`'s end for a process that was stopped: report, stop, then release.
+#[inline(never)]
+fn stopped_after_restart(result: Result<Msg, BarrierError>) -> bool {
+    let r = result.and_then(|_| send_state(Kind::WorkerResuming, WorkerState::Running, b""));
+    stop_again(false);
+    if !PARKED.load(Relaxed) {
+        resources::tty::after_restart_resumed();
+    }
+    match r {
+        Ok(()) => true,
+        Err(BarrierError::Lost(e)) => {
+            lost(e);
+            false
+        }
+    }
+}
 
 /// Runs one checkpoint. Returns false when the coordinator is gone (the thread ends).
 fn checkpoint(m: &Msg) -> bool {
@@ -123,7 +186,7 @@ fn checkpoint(m: &Msg) -> bool {
         lost(e);
         return false;
     }
-    let stopped = threads::suspend_all();
+    let stopped = if PARKED.swap(false, Relaxed) { Ok(LAST_THREADS.load(Relaxed)) } else { threads::suspend_all() };
     let state = if stopped.is_ok() { WorkerState::Suspended } else { WorkerState::Running };
     if let Err(BarrierError::Lost(e)) = barrier(Barrier::Checkpoint, state) {
         threads::resume_all();
@@ -192,13 +255,23 @@ fn checkpoint(m: &Msg) -> bool {
         killed();
     }
     resources::resume(Phase::Checkpointed);
-    threads::resume_all();
+    let minded = STOP_SIGNAL.load(Relaxed) != 0;
+    if !minded {
+        threads::resume_all();
+    }
     if let Err(BarrierError::Lost(e)) = passed.and(report.map(|_| Msg::new(Kind::WorkerResuming))) {
+        if minded {
+            threads::resume_all();
+        }
         error!("lost contact with the coordinator during a checkpoint; the program goes on");
         lost_quiet(e);
         return false;
     }
-    if let Err(BarrierError::Lost(e)) = send_state(Kind::WorkerResuming, WorkerState::Running, b"") {
+    let r = send_state(Kind::WorkerResuming, WorkerState::Running, b"");
+    if minded {
+        stop_again(true);
+    }
+    if let Err(BarrierError::Lost(e)) = r {
         lost(e);
         return false;
     }
@@ -231,8 +304,14 @@ fn abandoned() -> bool {
     let passed = barrier(Barrier::WriteCkpt, WorkerState::Running);
     trace!("checkpoint abandoned by the coordinator; the program goes on");
     resources::resume(Phase::Checkpointed);
-    threads::resume_all();
+    let minded = STOP_SIGNAL.load(Relaxed) != 0;
+    if !minded {
+        threads::resume_all();
+    }
     let r = passed.and_then(|_| send_state(Kind::WorkerResuming, WorkerState::Running, b""));
+    if minded {
+        stop_again(true);
+    }
     if let Err(BarrierError::Lost(e)) = r {
         lost(e);
         return false;
@@ -259,6 +338,9 @@ fn after_restart() -> bool {
     let result = barrier(Barrier::Restart, WorkerState::Restarting);
     resources::resume(Phase::Restarted);
     threads::reset_restored();
+    if STOP_SIGNAL.load(Relaxed) != 0 {
+        return stopped_after_restart(result);
+    }
     threads::resume_all();
     // The terminal's SIGWINCH waits for the program's threads to be back in their calls.
     resources::tty::after_restart_resumed();

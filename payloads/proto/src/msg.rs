@@ -134,6 +134,10 @@ wire_enum!(
         // image and once when it is stored; from the coordinator to a `--bcheckpoint` client
         // that set FLAG_PROGRESS, the sums over the computation, last just before the result.
         CkptProgress = 25,
+        // Coordinator to a worker that was in group stop when a checkpoint came: it is minded
+        // (see the coordinator's `stopped`); `cmd_status` is the signal that stopped it. The
+        // worker goes back into that stop after the checkpoint, and after a restart.
+        Minded = 26,
     }
 );
 

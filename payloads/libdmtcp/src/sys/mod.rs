@@ -465,6 +465,14 @@ pub fn full_sigset() -> libc::sigset_t {
     s
 }
 
+/// A signal set with every signal but `sig` in it.
+pub fn full_sigset_but(sig: c_int) -> libc::sigset_t {
+    let mut s = full_sigset();
+    // SAFETY: s is a valid, initialized sigset_t.
+    unsafe { libc::sigdelset(&mut s, sig) };
+    s
+}
+
 /// Sets this thread's signal mask; returns the previous one.
 pub fn set_sigmask(set: &libc::sigset_t) -> libc::sigset_t {
     // SAFETY: an all-zero sigset_t is valid storage for the old mask.
@@ -827,6 +835,12 @@ pub fn waitpid(pid: libc::pid_t) -> Result<(libc::pid_t, c_int), Errno> {
     let mut status = 0;
     // SAFETY: status is a valid int to fill.
     check(unsafe { libc::waitpid(pid, &mut status, 0) }).map(|r| (r, status))
+}
+
+/// The default action (SIG_DFL, no flags, empty mask); also storage for an old action.
+pub fn default_action() -> libc::sigaction {
+    // SAFETY: an all-zero sigaction is valid: SIG_DFL with an empty mask.
+    unsafe { core::mem::zeroed() }
 }
 
 /// An action that ignores the signal (SIG_IGN, no flags, empty mask).
