@@ -730,10 +730,18 @@ pub fn unmap_restorer() -> Result<(), Errno> {
 // ownership with it.
 unsafe impl Send for Mapping {}
 
-/// Registers `child` to run in the child after every fork (pthread_atfork); false on failure.
-pub fn atfork_child(child: extern "C" fn()) -> bool {
-    // SAFETY: `child` is a plain function with no arguments, valid forever.
-    unsafe { libc::pthread_atfork(None, None, Some(child)) == 0 }
+/// Registers fork handlers (pthread_atfork): `prepare` in the forking thread before the fork,
+/// `parent` and `child` after it; false on failure.
+pub fn atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> bool {
+    // SAFETY: plain functions with no arguments, valid forever.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0 }
+}
+
+/// The C library's `fork` (with every pthread_atfork handler, ours included).
+pub fn fork() -> libc::pid_t {
+    // SAFETY: fork has no memory-safety preconditions of its own; the child goes on in a copy
+    // of this process.
+    unsafe { libc::fork() }
 }
 
 /// `setenv(name, value, 1)`, or `unsetenv(name)` when `value` is None. The C library's
