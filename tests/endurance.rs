@@ -59,3 +59,23 @@ fn children_made_every_way_in_a_loop_survive_restarts_64_with_32_bit_exec() {
 fn children_made_every_way_in_a_loop_survive_restarts_32_with_64_bit_exec() {
     churning_children_survive(true, false);
 }
+
+/// A child that ended and is not reaped at checkpoint time has left the computation; after
+/// the restart its parent reaps it all the same, with its exit status or signal (it is made
+/// again, ended: `resources/zombies.rs`).
+fn unreaped_children_are_reaped_after_restarts(m32: bool) {
+    let p = c_program("zombie_child", m32);
+    let last =
+        crate::ckpt::cycles_with(&p, &[] as &[&str], 1, 2, Duration::from_millis(1500), &[], |cy, _| cy.restart(1));
+    assert!(last.contains("RESULT exited=7 killed=15\n"), "{last}");
+}
+
+#[test]
+fn children_ended_unreaped_at_checkpoint_are_reaped_with_their_status_after_restart_64() {
+    unreaped_children_are_reaped_after_restarts(false);
+}
+
+#[test]
+fn children_ended_unreaped_at_checkpoint_are_reaped_with_their_status_after_restart_32() {
+    unreaped_children_are_reaped_after_restarts(true);
+}

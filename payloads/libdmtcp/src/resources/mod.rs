@@ -45,6 +45,7 @@ pub mod socket_diag;
 pub mod sockets;
 pub mod timers;
 pub mod tty;
+pub mod zombies;
 
 use core::ffi::c_int;
 
@@ -113,7 +114,7 @@ pub const NONE: Hooks = Hooks {
 /// finds then. The event kinds come after the fd kinds they do not depend on; epoll comes last
 /// of all, as its interest list names fds of every other kind, which must be back at their
 /// numbers (and refilled) before it adds them.
-pub static KINDS: [&Hooks; 13] = [
+pub static KINDS: [&Hooks; 14] = [
     &timers::HOOKS,
     &signal_state::HOOKS,
     &process::HOOKS,
@@ -127,6 +128,8 @@ pub static KINDS: [&Hooks; 13] = [
     &events::HOOKS,
     &inotify::HOOKS,
     &epoll::HOOKS,
+    // Ended children are made again after every other kind is back (see its module).
+    &zombies::HOOKS,
 ];
 
 pub fn save() {
