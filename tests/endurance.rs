@@ -8,7 +8,7 @@
 //!
 //! The suite runs two cycles of each; `DMTCP_ENDURANCE_CYCLES=N` runs N, which
 //! `scripts/endurance.sh` uses to run hundreds, idle and under load.
-use crate::ckpt::{result_line, uninterrupted, Cycle};
+use crate::ckpt::{result_line, Cycle};
 use crate::util::*;
 use std::time::Duration;
 
@@ -26,7 +26,19 @@ fn churning_children_survive(m32_parent: bool, m32_child: bool) {
     // program's children more than the cycles).
     let iterations = 60 + 30 * cycles;
     let args = [iterations.to_string(), child.display().to_string()];
-    let reference = uninterrupted(&p, &args, TempDir::new("ref").path());
+    // As `ckpt::uninterrupted`, with room for the long runs of `scripts/endurance.sh` on a
+    // busy machine.
+    let ref_dir = TempDir::new("ref");
+    let out = run_for(
+        role("launch")
+            .args(["--new-coordinator", "--coord-port", "0", "-q"])
+            .arg(&p)
+            .args(&args)
+            .current_dir(ref_dir.path()),
+        Duration::from_secs(900),
+    );
+    assert!(out.status.success(), "the uninterrupted run failed: {}{}", stdout(&out), stderr(&out));
+    let reference = result_line(&stdout(&out));
     assert!(reference.contains(&format!("iterations={iterations} bad=0")), "{reference}");
     let mut cy = Cycle::launch_churning(&p, &args, &[]);
     for k in 0..cycles {

@@ -36,11 +36,23 @@ struct Table {
 
 static TABLE: Exclusive<Table> = Exclusive::new(Table { n: 0, ended: [Ended { pid: 0, code: 0, status: 0 }; MAX] });
 
+/// How long `save` waits for a child that is exiting (its connection, and with it its part in
+/// this checkpoint, may be gone before it has become a zombie).
+const EXITING_WAIT_MS: i64 = 2000;
+
 fn save() {
     TABLE.with(|t| {
         t.n = 0;
         for_each_child(|pid| {
-            if let Some((code, status)) = sys::ended_child(pid) {
+            let mut ended = sys::ended_child(pid);
+            if ended.is_none() && exiting(pid) {
+                let deadline = sys::now_ms() + EXITING_WAIT_MS;
+                while ended.is_none() && sys::now_ms() < deadline {
+                    sys::sleep_ms(1);
+                    ended = sys::ended_child(pid);
+                }
+            }
+            if let Some((code, status)) = ended {
                 if t.n < MAX {
                     t.ended[t.n] = Ended { pid, code, status };
                     t.n += 1;
@@ -65,6 +77,23 @@ fn restore() {
             }
         }
     });
+}
+
+/// True if `pid` is on its way out (PF_EXITING in the flags of /proc/<pid>/stat).
+fn exiting(pid: i32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let mut path = Fixed::<64>::new();
+    let mut num = [0u8; 20];
+    path.push(b"/proc/");
+    path.push(fmt_u64(pid as u64, &mut num));
+    path.push(b"/stat");
+    let mut buf = [0u8; 1024];
+    let Ok(n) = sys::read_file(path.as_cstr(), &mut buf) else { return false };
+    let text = &buf[..n];
+    // After the command name's closing parenthesis: state ppid pgrp session tty tpgid flags.
+    let Some(close) = text.iter().rposition(|&c| c == b')') else { return false };
+    let flags = text[close + 1..].split(|&c| c == b' ').filter(|f| !f.is_empty()).nth(6);
+    flags.and_then(parse_u64).is_some_and(|f| f & PF_EXITING != 0)
 }
 
 /// Calls `f` with the pid of every child of every thread of this process.

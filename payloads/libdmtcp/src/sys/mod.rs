@@ -883,3 +883,10 @@ pub fn remake_ended_child(pid: i32, code: c_int, status: c_int) -> Result<(), Er
     }
     Ok(())
 }
+
+/// Sleeps about `ms` milliseconds (a raw nanosleep: no wrapper of ours or the program's).
+pub fn sleep_ms(ms: u32) {
+    let t = libc::timespec { tv_sec: (ms / 1000) as libc::time_t, tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long };
+    // SAFETY: t is a valid timespec; no remaining time is asked for.
+    unsafe { libc::syscall(libc::SYS_nanosleep, &t as *const libc::timespec, core::ptr::null_mut::<libc::timespec>()) };
+}
