@@ -1,40 +1,167 @@
 #!/usr/bin/env bash
-# Endurance: runs the checkpoint/kill/restart endurance tests (tests/endurance.rs: a program
-# that makes children every way in a loop, 64-bit with a 32-bit exec and the reverse, two
-# cycles per run) again and again, and counts the failures.
-#   scripts/endurance.sh [RUNS] [--load]
-# RUNS defaults to 100 (200 cycles of each test); --load runs a busy loop on every core
-# beside it, as a machine busy with builds would. Prints the cycles run and the failures, and
-# keeps the failing runs' output in target/endurance/.
+# Endurance runs of checkpoint/kill/restart (issue 13). Each mode counts what it ran and what
+# failed, prints one summary line, keeps the output of failures in target/endurance/, and exits
+# non-zero if anything failed.
+#
+#   scripts/endurance.sh [CYCLES] [--load]
+#       The children test (tests/endurance.rs: a program that makes children every way in a
+#       loop, system/popen/posix_spawn/fork+exec of the other architecture, while a second
+#       thread keeps a child over pipes): CYCLES checkpoint/kill/restart cycles (default 200)
+#       of each of its two tests (64-bit parent with 32-bit exec, and the reverse), 5 cycles
+#       per run of the test binary, each run compared with an uninterrupted run. The default
+#       suite (CI) runs the same tests with 2 cycles each.
+#   scripts/endurance.sh --vim [N] [--load]
+#       vim (defaults.vim: syntax, incsearch, hlsearch) in a tmux pane under dmtcp_launch, N
+#       times (default 100): type a line, search, now and then a :! shell command and a :w,
+#       then a blocking checkpoint that must succeed; every 10th time kill it and restart it in
+#       a new pane, which must show the text typed so far. At the end :wq and the file must
+#       hold every line in order.
+#   --load   a busy loop on every core beside the run, as a machine busy with builds would be.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-runs=100
+mode=children
+count=""
+dmtcp="" port="" dir="" sock=""
 load=""
+usage() {
+  echo "usage: $0 [CYCLES] [--load]   |   $0 --vim [N] [--load]" >&2
+  exit 1
+}
 for a in "$@"; do
   case "$a" in
     --load) load=1 ;;
-    *[!0-9]*|"") echo "usage: $0 [RUNS] [--load]" >&2; exit 1 ;;
-    *) runs=$a ;;
+    --vim) mode=vim ;;
+    *[!0-9]* | "" | 0) usage ;;
+    *) count=$a ;;
   esac
 done
-cargo build --release --tests -q || exit 2
+if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
 mkdir -p target/endurance
 hogs=()
-if [ -n "$load" ]; then
+stop_hogs() { [ ${#hogs[@]} -eq 0 ] || kill "${hogs[@]}" 2>/dev/null; }
+trap stop_hogs EXIT
+start_hogs() {
+  [ -n "$load" ] || return 0
   for _ in $(seq "$(nproc)"); do (while :; do :; done) & hogs+=($!); done
-  trap 'kill "${hogs[@]}" 2>/dev/null' EXIT
-fi
-fail=0
-for i in $(seq "$runs"); do
-  out=target/endurance/run-$i.txt
-  if cargo test --release -q --test tests -- --ignored --test-threads=2 endurance:: >"$out" 2>&1; then
-    rm -f "$out"
-  else
-    n=$(grep -c -e ' --- FAILED$' -e '^test .* FAILED$' "$out" || true)
-    [ "${n:-0}" -gt 0 ] || n=1
-    fail=$((fail + n))
-    echo "run $i: failed (output in $out)"
-  fi
-done
-echo "endurance: $((runs * 2)) cycles of each of 2 tests${load:+ under load}; $fail failed test runs"
-[ "$fail" = 0 ]
+}
+
+children() {
+  # 5 cycles per run: the uninterrupted reference run of each must end within the tests' 60 s.
+  local cycles=${count:-200} per=5 done=0 run=0 fail=0 n out
+  cargo build --release --tests -q || exit 2
+  start_hogs
+  local t0=$SECONDS
+  while [ "$done" -lt "$cycles" ]; do
+    run=$((run + 1))
+    n=$((cycles - done < per ? cycles - done : per))
+    out=target/endurance/children-$run.txt
+    if DMTCP_ENDURANCE_CYCLES=$n cargo test --release -q --test tests -- --test-threads=2 endurance:: >"$out" 2>&1; then
+      rm -f "$out"
+    else
+      local k
+      k=$(grep -c -e ' --- FAILED$' -e '^test .* FAILED$' "$out" || true)
+      [ "${k:-0}" -gt 0 ] || k=1
+      fail=$((fail + k))
+      echo "run $run ($n cycles): $k test(s) failed (output in $out)"
+    fi
+    done=$((done + n))
+  done
+  echo "endurance: $done cycles of each of 2 tests in $run runs${load:+ under load} ($((SECONDS - t0)) s); $fail failed test runs"
+  [ "$fail" = 0 ]
+}
+
+# ---- vim --------------------------------------------------------------------------------------
+
+vim_case() {
+  local n=${count:-100}
+  dmtcp=$PWD/target/release/dmtcp
+  command -v vim >/dev/null || { echo "vim is not installed (scripts/setup.sh installs it)" >&2; exit 2; }
+  command -v tmux >/dev/null || { echo "tmux is not installed (scripts/setup.sh installs it)" >&2; exit 2; }
+  cargo build --release -q || exit 2
+  local fail=0 restarts=0 pane=w0 log
+  dir=$(mktemp -d /tmp/dmtcp-endurance-vim.XXXXXX)
+  log=target/endurance/vim-$(date +%Y%m%d-%H%M%S).txt
+  sock=dmtcp-endurance-$$
+  "$dmtcp" coordinator --coord-port 0 --port-file "$dir/port" --daemon --coord-logfile "$dir/coord.log" \
+    -c "$dir" --stale-timeout 600 >/dev/null || exit 2
+  port=$(cat "$dir/port")
+  printf 'first line\n' >"$dir/text.txt"
+  tm() { tmux -L "$sock" "$@"; }
+  cleanup_vim() {
+    "$dmtcp" command -p "$port" --kill >/dev/null 2>&1
+    "$dmtcp" command -p "$port" --quit >/dev/null 2>&1
+    tm kill-server 2>/dev/null
+    stop_hogs
+  }
+  trap cleanup_vim EXIT
+  screen() { tm capture-pane -p -t "$pane"; }
+  # Waits up to $2 seconds for text $1 on the pane.
+  wait_for() {
+    local i
+    for i in $(seq $(($2 * 10))); do
+      screen | grep -qF -- "$1" && return 0
+      sleep 0.1
+    done
+    return 1
+  }
+  note() {
+    fail=$((fail + 1))
+    {
+      echo "=== $*"
+      screen
+      echo "--- coordinator log (last lines):"
+      tail -n 15 "$dir/coord.log"
+    } >>"$log"
+    echo "vim: $* (details in $log)"
+  }
+  local env="DMTCP_CHECKPOINT_DIR=$dir"
+  tm new-session -d -s e -n "$pane" -x 100 -y 30 \
+    "cd $dir && $env $dmtcp launch --join-coordinator --coord-port $port vim -u DEFAULTS -i NONE -n --cmd 'set hlsearch' text.txt; echo '[vim exit' \$? ']'; sleep 3600"
+  wait_for "first line" 20 || { note "vim did not start"; exit 1; }
+  start_hogs
+  local t0=$SECONDS i out
+  for i in $(seq "$n"); do
+    tm send-keys -t "$pane" G o "cycle $i" Escape
+    wait_for "cycle $i" 20 || note "cycle $i: the typed line did not show"
+    tm send-keys -t "$pane" "/cycle" Enter
+    if [ $((i % 5)) = 0 ]; then
+      tm send-keys -t "$pane" ":!true" Enter
+      sleep 0.3
+      tm send-keys -t "$pane" Enter
+    fi
+    [ $((i % 3)) = 0 ] && tm send-keys -t "$pane" ":w" Enter
+    # Back to the last line, so that a restarted vim shows it.
+    tm send-keys -t "$pane" G
+    if ! out=$("$dmtcp" command -p "$port" --bcheckpoint 2>&1); then
+      note "cycle $i: checkpoint failed: $out"
+      continue
+    fi
+    if [ $((i % 10)) = 0 ]; then
+      restarts=$((restarts + 1))
+      "$dmtcp" command -p "$port" --kill >/dev/null 2>&1
+      wait_for "[vim exit" 20 || note "cycle $i: vim did not end after --kill"
+      # The new window first: the session (and tmux) ends with its last window.
+      tm new-window -d -t e -n "w$i" \
+        "cd $dir && $dmtcp restart --join-coordinator --coord-port $port $dir/ckpt_*.dmtcp; echo '[vim exit' \$? ']'; sleep 3600"
+      tm kill-window -t "$pane"
+      pane=w$i
+      sleep 1
+      # The restarted vim redraws on the new terminal (SIGWINCH); ^L as a user would, too.
+      tm send-keys -t "$pane" C-l
+      wait_for "cycle $i" 30 || note "cycle $i: the restarted vim does not show the text"
+    fi
+  done
+  tm send-keys -t "$pane" ":wq" Enter
+  wait_for "[vim exit 0" 30 || note "vim did not exit with status 0 after :wq"
+  local want
+  want=$( (echo "first line"; for i in $(seq "$n"); do echo "cycle $i"; done) )
+  [ "$(cat "$dir/text.txt")" = "$want" ] || note "the file does not hold the $n typed lines in order"
+  echo "endurance: vim: $n checkpoints, $restarts kill/restarts${load:+ under load} ($((SECONDS - t0)) s); $fail failures"
+  [ "$fail" = 0 ] && rm -rf "$dir"
+  [ "$fail" = 0 ]
+}
+
+case "$mode" in
+  children) children ;;
+  vim) vim_case ;;
+esac

@@ -38,6 +38,20 @@ impl Cycle {
 
     /// Like `launch`, for a computation of `peers` processes.
     pub fn launch_n<A: AsRef<OsStr>>(program: &Path, args: &[A], extra_launch: &[&str], peers: usize) -> Cycle {
+        let cy = Cycle::start(program, args, extra_launch);
+        cy.wait_running(peers);
+        cy
+    }
+
+    /// Like `launch`, for a computation whose processes come and go (its count at any moment
+    /// is not known): waits only until some process runs.
+    pub fn launch_churning<A: AsRef<OsStr>>(program: &Path, args: &[A], extra_launch: &[&str]) -> Cycle {
+        let cy = Cycle::start(program, args, extra_launch);
+        cy.wait_some_running();
+        cy
+    }
+
+    fn start<A: AsRef<OsStr>>(program: &Path, args: &[A], extra_launch: &[&str]) -> Cycle {
         let work = TempDir::new("ckpt");
         let ckdir = work.join("ckpt");
         std::fs::create_dir_all(&ckdir).unwrap();
@@ -53,9 +67,15 @@ impl Cycle {
             .stdin(Stdio::null())
             .stderr(File::create(work.join("err-0.txt")).unwrap());
         let child = spawn_piped(&mut c, &out);
-        let cy = Cycle { coord, work, ckdir, child: Some(child), outputs: vec![out] };
-        cy.wait_running(peers);
-        cy
+        Cycle { coord, work, ckdir, child: Some(child), outputs: vec![out] }
+    }
+
+    fn wait_some_running(&self) {
+        let ok = wait_until(Duration::from_secs(30), || {
+            let t = stdout(&self.coord.command(&["--status"]));
+            t.contains("RUNNING=yes") && !t.contains("NUM_PEERS=0")
+        });
+        assert!(ok, "the computation is not running:\n{}", self.diagnostics());
     }
 
     pub fn wait_running(&self, peers: usize) {
@@ -153,11 +173,7 @@ impl Cycle {
             .stderr(File::create(self.work.join(format!("err-{k}.txt"))).unwrap());
         self.child = Some(spawn_piped(&mut c, &out));
         self.outputs.push(out);
-        let ok = wait_until(Duration::from_secs(30), || {
-            let t = stdout(&self.coord.command(&["--status"]));
-            t.contains("RUNNING=yes") && !t.contains("NUM_PEERS=0")
-        });
-        assert!(ok, "the restarted computation is not running:\n{}", self.diagnostics());
+        self.wait_some_running();
     }
 
     /// Restarts with `c` (a `dmtcp_restart` or restart-script command line).

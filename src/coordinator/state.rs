@@ -564,15 +564,24 @@ impl Computation {
         if suspending && self.restart.is_none() {
             return self.join_checkpoint(now, client, msg, extra);
         }
-        if self.ckpt.is_some() || self.restart.is_some() {
+        // Once the last barrier of a checkpoint or restart is released, the processes run
+        // again and may fork before the coordinator has heard from all of them (their image
+        // reports, WorkerResuming): such a child is an ordinary new worker. (The preload
+        // library registers a child before it exists and never while its own process is
+        // between DMT:SUSPEND and that release, so a refusal below means a process that is not
+        // ours to wait for.)
+        let last_released = self.barrier.is_none() && self.next_barrier.is_none();
+        if (self.ckpt.is_some() || self.restart.is_some()) && !last_released {
             let what = if self.ckpt.is_some() { "checkpoint" } else { "restart" };
             return self.reject(client, Kind::RejectNotRunning, &format!("a {what} is in progress"));
         }
-        if self.workers().any(|(_, w)| !matches!(w.state, WorkerState::Running | WorkerState::Unknown)) {
+        let stopped =
+            |s: WorkerState| matches!(s, WorkerState::Presuspend | WorkerState::Suspended | WorkerState::Checkpointing);
+        if self.ckpt.is_none() && self.restart.is_none() && self.workers().any(|(_, w)| stopped(w.state)) {
             return self.reject(
                 client,
                 Kind::RejectNotRunning,
-                "the computation is not running (a checkpoint is finishing)",
+                "the computation is not running (a checkpoint did not finish)",
             );
         }
         let first = self.worker_count() == 0;

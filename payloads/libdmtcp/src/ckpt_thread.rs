@@ -67,7 +67,11 @@ fn run() {
         match m.kind {
             Kind::KillPeer => killed(),
             Kind::DoCheckpoint => {
-                if !checkpoint(&m) {
+                // No process or program image is made while the checkpoint runs (`children`).
+                crate::children::close_for_checkpoint();
+                let going_on = checkpoint(&m);
+                crate::children::open_after_checkpoint();
+                if !going_on {
                     return;
                 }
             }

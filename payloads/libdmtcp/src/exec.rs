@@ -4,7 +4,12 @@
 //!   `DMTCP_ORIG_LD_PRELOAD=<user's LD_PRELOAD>` (absent if the user has none), where the user's
 //!   value is the one in the environment being passed;
 //! - `DMTCP_DLSYM_OFFSET(_M32)` from the shared-data area (DMTCP's old prepareForExec);
-//! - our startup `DMTCP_*` variables that the caller's environment dropped.
+//! - our startup `DMTCP_*` variables that the caller's environment dropped;
+//! - `DMTCP_COORD_HANDOVER`: the registration the new image takes over (`children`): an exec
+//!   keeps this process's coordinator connection open across it (close-on-exec cleared for the
+//!   call only, put back if the exec fails), a spawn registers the child before the call.
+//!
+//! `vfork` is exported too, as `fork` (see `children`).
 //!
 //! The target's architecture is its ELF class (`#!` scripts: their interpreter's); `execvp*`
 //! search PATH as libc does. Static and set-id targets, and our own tools, are exec'd plainly.
@@ -13,13 +18,14 @@
 //! new array and strings live in one anonymous mapping, unmapped if the exec fails; errno on
 //! return is the real exec's; nothing changes unless this process is registered
 //! (`config::active`).
+use crate::children::Handing;
 use crate::config::{self, CARRIED};
 use crate::cstr::{basename, env_match, fmt_u64, CArray, Fixed};
 use crate::log::Bytes;
 use crate::real::{self, CStrArray};
 use crate::sys::{self, Mapping};
 use core::ffi::{c_char, c_int, CStr};
-use dmtcp_proto::env;
+use dmtcp_proto::{env, handover};
 
 /// How the program to run is named.
 #[derive(Clone, Copy)]
@@ -112,7 +118,7 @@ pub unsafe extern "C" fn posix_spawn(
 ) -> c_int {
     // SAFETY: the caller passes valid arguments.
     let (target, env) = unsafe { (path_target(path, false), CArray::new(envp)) };
-    with_env(target, env, |e| match real::posix_spawn() {
+    with_env_spawning(target, env, |e| match real::posix_spawn() {
         // SAFETY: the real posix_spawn with the caller's arguments and a valid environment.
         Some(f) => unsafe { f(pid, path, actions, attr, argv, e) },
         None => libc::ENOSYS,
@@ -132,11 +138,19 @@ pub unsafe extern "C" fn posix_spawnp(
 ) -> c_int {
     // SAFETY: the caller passes valid arguments.
     let (target, env) = unsafe { (path_target(file, true), CArray::new(envp)) };
-    with_env(target, env, |e| match real::posix_spawnp() {
+    with_env_spawning(target, env, |e| match real::posix_spawnp() {
         // SAFETY: the real posix_spawnp with the caller's arguments and a valid environment.
         Some(f) => unsafe { f(pid, file, actions, attr, argv, e) },
         None => libc::ENOSYS,
     })
+}
+
+/// `vfork` is `fork` under dmtcp: a child that shares our memory cannot hold a registration
+/// of its own (see `children`). POSIX lets a vfork child do nothing but exec or _exit, which a
+/// forked child does just as well.
+#[no_mangle]
+pub extern "C" fn vfork() -> libc::pid_t {
+    crate::children::vfork_as_fork()
 }
 
 /// # Safety
@@ -163,41 +177,89 @@ fn missing() -> c_int {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Runs `call` with the environment the target needs (or `env` unchanged when nothing is to be
-/// added); errno after it is the call's.
+/// Runs `call` (an exec) with the environment the target needs (or `env` unchanged when
+/// nothing is to be added); errno after it is the call's.
 fn with_env(target: Option<Target<'_>>, env: CArray, call: impl FnOnce(CStrArray) -> c_int) -> c_int {
+    run_with_env(target, env, false, call)
+}
+
+/// As `with_env`, for a call that starts a child process (posix_spawn) and returns.
+fn with_env_spawning(target: Option<Target<'_>>, env: CArray, call: impl FnOnce(CStrArray) -> c_int) -> c_int {
+    run_with_env(target, env, true, call)
+}
+
+fn run_with_env(
+    target: Option<Target<'_>>,
+    env: CArray,
+    spawn: bool,
+    call: impl FnOnce(CStrArray) -> c_int,
+) -> c_int {
     let Some(target) = target.filter(|_| config::active()) else {
         return call(env.as_ptr());
     };
     let saved = sys::errno();
-    let prepared = prepare(target, env);
-    sys::set_errno(saved);
-    match prepared {
+    let Some((lib, name)) = prepare(target) else {
+        sys::set_errno(saved);
+        return call(env.as_ptr());
+    };
+    // The registration goes on in the new image (see `children`); without it (a child that
+    // shares our memory, a coordinator that cannot register a child) the image registers
+    // itself.
+    let mut handing = if spawn { Handing::spawn(basename(name.bytes())) } else { Handing::exec() };
+    let mut value = [0u8; handover::MAX_LEN];
+    let handover = handing.as_ref().map(|h| h.value(&mut value));
+    let built = match build_env(env, lib, handover) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            error!(
+                "cannot prepare the environment of {} ({}): it runs without dmtcp",
+                Bytes(name.bytes()),
+                Bytes(sys::strerror(e))
+            );
+            None
+        }
+    };
+    let r = match built {
         Some((map, new_env)) => {
+            sys::set_errno(saved);
             let r = call(new_env);
             drop(map); // keeps errno
             r
         }
-        None => call(env.as_ptr()),
+        None => {
+            if let Some(h) = handing.take() {
+                h.end();
+            }
+            sys::set_errno(saved);
+            return call(env.as_ptr());
+        }
+    };
+    if let Some(h) = handing {
+        h.end(); // keeps errno
     }
+    r
 }
-
-/// Decides what the target needs and builds its environment; None = exec plainly.
-fn prepare(target: Target<'_>, env: CArray) -> Option<(Mapping, CStrArray)> {
+/// Decides what the target needs: the library to preload and the target's name; None = exec
+/// plainly.
+fn prepare(target: Target<'_>) -> Option<(&'static [u8], Fixed<4096>)> {
     let mut found = Fixed::<4096>::new();
-    let name: &[u8] = match target {
-        Target::Path(p) => p.to_bytes(),
+    let mut name = Fixed::<4096>::new();
+    match target {
+        Target::Path(p) => {
+            name.set(p.to_bytes());
+        }
         Target::Search(f) => {
             if search_path(f.to_bytes(), &mut found) {
-                found.bytes()
+                name.set(found.bytes());
             } else {
-                f.to_bytes()
+                name.set(f.to_bytes());
             }
         }
-        Target::Fd(_) => b"",
-    };
-    if config::is_dmtcp_tool(basename(name)) {
-        trace!("exec of dmtcp tool {}: passing through", Bytes(name));
+        Target::Fd(_) => {}
+    }
+    let shown = name.bytes();
+    if config::is_dmtcp_tool(basename(shown)) {
+        trace!("exec of dmtcp tool {}: passing through", Bytes(shown));
         return None;
     }
     let img = match target {
@@ -207,11 +269,11 @@ fn prepare(target: Target<'_>, env: CArray) -> Option<(Mapping, CStrArray)> {
         Target::Path(p) => inspect_path(p, 0),
     };
     if img.secure {
-        warn!("{} is set-user/group-id: it runs without dmtcp (no checkpoints)", Bytes(name));
+        warn!("{} is set-user/group-id: it runs without dmtcp (no checkpoints)", Bytes(shown));
         return None;
     }
     if !img.dynamic {
-        warn!("{} is statically linked: it runs without dmtcp (no checkpoints)", Bytes(name));
+        warn!("{} is statically linked: it runs without dmtcp (no checkpoints)", Bytes(shown));
         return None;
     }
     let m32 = match img.class {
@@ -225,22 +287,12 @@ fn prepare(target: Target<'_>, env: CArray) -> Option<(Mapping, CStrArray)> {
             "no {}-bit libdmtcp.so is known (DMTCP_HIJACK_LIBS{}): {} runs without dmtcp",
             if m32 { 32 } else { 64 },
             if m32 { "_M32" } else { "" },
-            Bytes(name)
+            Bytes(shown)
         );
         return None;
     }
-    trace!("exec {}: {}-bit, preloading {}", Bytes(name), if m32 { 32 } else { 64 }, Bytes(lib));
-    match build_env(env, lib) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            error!(
-                "cannot prepare the environment of {} ({}): it runs without dmtcp",
-                Bytes(name),
-                Bytes(sys::strerror(e))
-            );
-            None
-        }
-    }
+    trace!("exec {}: {}-bit, preloading {}", Bytes(shown), if m32 { 32 } else { 64 }, Bytes(lib));
+    Some((lib, name))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,7 +300,7 @@ fn prepare(target: Target<'_>, env: CArray) -> Option<(Mapping, CStrArray)> {
 
 const LD_PRELOAD: &[u8] = b"LD_PRELOAD";
 /// Entries of the caller's environment that we replace.
-const REPLACED: [&str; 3] = [env::ORIG_LD_PRELOAD, env::DLSYM_OFFSET, env::DLSYM_OFFSET_M32];
+const REPLACED: [&str; 4] = [env::ORIG_LD_PRELOAD, env::DLSYM_OFFSET, env::DLSYM_OFFSET_M32, env::COORD_HANDOVER];
 const MAX_ENTRIES: usize = 1 << 20;
 const PTR: usize = core::mem::size_of::<usize>();
 
@@ -292,7 +344,7 @@ impl Strings<'_> {
     }
 }
 
-fn build_env(env: CArray, lib: &[u8]) -> Result<(Mapping, CStrArray), sys::Errno> {
+fn build_env(env: CArray, lib: &[u8], handover: Option<&[u8]>) -> Result<(Mapping, CStrArray), sys::Errno> {
     let c = config::get();
     let ours = [c.hijack_lib(false), c.hijack_lib(true)];
     let user = env.env_value(LD_PRELOAD);
@@ -310,8 +362,11 @@ fn build_env(env: CArray, lib: &[u8]) -> Result<(Mapping, CStrArray), sys::Errno
         + 2
         + user_len
         + 2 * (env::DLSYM_OFFSET_M32.len() + 2 + 20)
+        + env::COORD_HANDOVER.len()
+        + 2
+        + handover.map_or(0, |h| h.len())
         + 16;
-    let slots = n + 4 + CARRIED.len() + 1;
+    let slots = n + 5 + CARRIED.len() + 1;
     let ptr_len = slots * PTR;
     let total = (ptr_len + strings_len + 4095) & !4095;
     let mut map = Mapping::new(total)?;
@@ -360,6 +415,14 @@ fn build_env(env: CArray, lib: &[u8]) -> Result<(Mapping, CStrArray), sys::Errno
             let a = s.end().filter(|_| ok).ok_or(libc::E2BIG)?;
             push(a, ptrs);
         }
+    }
+
+    // DMTCP_COORD_HANDOVER=<fd:vpid:comp>, the registration the new image takes over.
+    if let Some(h) = handover {
+        s.begin();
+        let ok = s.put(env::COORD_HANDOVER.as_bytes()) && s.put(b"=") && s.put(h);
+        let a = s.end().filter(|_| ok).ok_or(libc::E2BIG)?;
+        push(a, ptrs);
     }
 
     // The caller's entries, minus the ones replaced above.

@@ -104,6 +104,56 @@ pub fn adopt_coord(fd: c_int) -> Result<c_int, Errno> {
     Ok(n)
 }
 
+/// True if this process made (or took over) the connection it holds: not a vfork-style child
+/// that shares our memory with its own descriptor table.
+pub fn owned() -> bool {
+    ours(coord())
+}
+
+/// Moves a fresh connection made for another process or image (see `coord::preregister`) to
+/// the lowest free number at or above `COORD_FD`, close-on-exec. It is not ours: the wrappers
+/// do not hide it, and the caller hands it over or closes it within its call.
+pub fn park_above(fd: c_int) -> Result<c_int, Errno> {
+    if fd >= COORD_FD {
+        set_cloexec(fd);
+        return Ok(fd);
+    }
+    let r = raw_dup_above(fd, COORD_FD);
+    raw_close(fd);
+    r
+}
+
+/// Lets `fd` (ours or a parked one) survive the coming exec (`on`), or makes it close-on-exec
+/// again.
+pub fn set_inheritable(fd: c_int, on: bool) {
+    let flags = if on { 0 } else { libc::FD_CLOEXEC };
+    // SAFETY: plain descriptor operation on our own fd.
+    unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_SETFD, flags) };
+}
+
+/// Closes a parked descriptor (`park_above`) without going through the program's view.
+pub fn close_parked(fd: c_int) {
+    if fd >= 0 && fd != coord() {
+        raw_close(fd);
+    }
+}
+
+/// In a forked child: the parent's connection (inherited) is closed and `fd`, the connection
+/// registered for this child, takes its number, close-on-exec, so the child's descriptors look
+/// as its parent's did.
+pub fn adopt_in_child(fd: c_int) -> Result<c_int, Errno> {
+    let was = COORD.swap(-1, AcqRel);
+    if was >= 0 && was != fd {
+        if raw_dup3(fd, was, libc::O_CLOEXEC).is_ok() {
+            raw_close(fd);
+            set_coord(was);
+            return Ok(was);
+        }
+        raw_close(was);
+    }
+    adopt_coord(fd)
+}
+
 /// Closes the coordinator connection (gone, or inherited over fork from the parent).
 pub fn drop_coord() {
     let fd = COORD.swap(-1, AcqRel);

@@ -1,16 +1,16 @@
-//! Start-up: the constructor (an `.init_array` entry; glibc passes it argc, argv, envp) and the
-//! fork child handler.
+//! Start-up: the constructor (an `.init_array` entry; glibc passes it argc, argv, envp). A
+//! program image that an exec or spawn of a registered process started takes over the
+//! registration handed to it (`DMTCP_COORD_HANDOVER`, see `children`); others register anew.
 //!
 //! Rules: the constructor runs while the process is single-threaded, before the program's own
 //! constructors; it may call libc freely (setenv, dlopen, socket, pthread_create) but must
 //! return promptly (it waits only for the bounded handshake) and leave errno as it found it.
-//! The fork child handler runs in a child that has only the forking thread; it allocates
-//! nothing itself.
 use crate::config;
 use crate::cstr::CArray;
 use crate::sys;
 use core::ffi::{c_char, c_int};
-use dmtcp_proto::{env, INTERVAL_UNCHANGED};
+use dmtcp_proto::env;
+use dmtcp_proto::handover::Handover;
 
 type InitFn = extern "C" fn(c_int, *const *const c_char, *const *const c_char);
 
@@ -29,6 +29,8 @@ extern "C" fn dmtcp_init(argc: c_int, argv: *const *const c_char, envp: *const *
         if !unsafe { config::load(envp, argv0) } {
             return; // not under dmtcp: do nothing at all
         }
+        // Read before it leaves the environment.
+        let handover = envp.env_value(env::COORD_HANDOVER.as_bytes()).and_then(Handover::parse);
         hide_from_environment(envp);
         let c = config::get();
         crate::dlsym::init(c.own_dlsym_offset());
@@ -37,7 +39,7 @@ extern "C" fn dmtcp_init(argc: c_int, argv: *const *const c_char, envp: *const *
             trace!("{} is a dmtcp tool; not registering it", crate::log::Bytes(c.progname.bytes()));
             return;
         }
-        if !sys::atfork_child(atfork_child) {
+        if !crate::children::install() {
             trace!("pthread_atfork failed; forked children will not join the computation");
         }
         find_rseq();
@@ -45,7 +47,10 @@ extern "C" fn dmtcp_init(argc: c_int, argv: *const *const c_char, envp: *const *
             error!("cannot install the checkpoint signal handler; the program runs without checkpoints");
             return;
         }
-        join(c.interval);
+        match handover {
+            Some(h) if crate::children::adopt_handover(h) => start_thread(),
+            _ => join(c.interval),
+        }
     })
 }
 
@@ -60,11 +65,16 @@ fn find_rseq() {
 }
 
 /// Registers with the coordinator and starts the background thread.
-fn join(interval: u32) {
+pub fn join(interval: u32) {
     let c = config::get();
     if !crate::coord::connect_and_register(c, interval) {
         return;
     }
+    start_thread();
+}
+
+/// Registered: exec'd and forked children join the computation too from now on.
+fn start_thread() {
     config::set_active(true);
     if !crate::ckpt_thread::start() {
         crate::coord::disconnect();
@@ -79,6 +89,8 @@ fn hide_from_environment(envp: CArray) {
     // Single-threaded: the constructor (see the module rules).
     sys::set_env(c"LD_PRELOAD", orig);
     sys::set_env(cstr_of(env::CHECKPOINT_INTERVAL).as_cstr(), None);
+    // The handed-over connection is ours alone (read above): an exec'd program never sees it.
+    sys::set_env(cstr_of(env::COORD_HANDOVER).as_cstr(), None);
 }
 
 /// The NUL-terminated form of one of the `env` names (all shorter than 64 bytes).
@@ -86,17 +98,4 @@ fn cstr_of(name: &str) -> crate::cstr::Fixed<64> {
     let mut f = crate::cstr::Fixed::<64>::new();
     f.set(name.as_bytes());
     f
-}
-
-/// In a forked child: never share the parent's connection; register anew as a worker of its
-/// own (same program name) and start the background thread again.
-extern "C" fn atfork_child() {
-    sys::keep_errno(|| {
-        if !config::active() {
-            return;
-        }
-        config::set_active(false);
-        crate::fds::drop_coord();
-        join(INTERVAL_UNCHANGED);
-    })
 }

@@ -5,8 +5,9 @@
 //! C library's real `dlsym` without going through any `dlsym` the program may wrap, registers the
 //! process with the coordinator on fd 821, and starts the background thread that will become the
 //! checkpoint thread. Its `exec*`/`posix_spawn*` wrappers put the library of the *target's*
-//! architecture back into the new program's `LD_PRELOAD`, and a fork handler registers every
-//! child as a worker of its own.
+//! architecture back into the new program's `LD_PRELOAD` and hand the process's registration
+//! over to the new image, and fork handlers register every child as a worker of its own before
+//! it exists (`children`).
 //!
 //! Rules for all code in this crate, which runs inside other people's programs:
 //! - Small; no Rust std, no allocation (no `alloc`); no panics in practice (panic = abort).
@@ -39,8 +40,8 @@
 //!     `api` (DMTCP's C API of dmtcp.h: writes through the program's out-pointers),
 //!     `tty_owner` (chown and its kin on terminals, for the ids our user namespace cannot map).
 //!
-//!   The resource kinds (`resources/`), `coord`, `ckpt_thread`, `dlsym`, `log` and the protocol
-//!   code have none.
+//!   The resource kinds (`resources/`), `coord`, `children`, `ckpt_thread`, `dlsym`, `log` and
+//!   the protocol code have none.
 #![no_std]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -55,6 +56,7 @@ mod api;
 mod arch;
 #[allow(unsafe_code)]
 mod cell;
+mod children;
 mod ckpt_thread;
 #[allow(unsafe_code)]
 mod config;

@@ -28,6 +28,11 @@ pub const BIN: &str = "DMTCP_BIN";
 pub const STRICT: &str = "DMTCP_STRICT";
 /// Set to 0 to run without the private pid namespace (pids then change at restart).
 pub const PIDNS: &str = "DMTCP_PIDNS";
+/// `FD:VPID:COMP_ID` (decimal, decimal, hex): the coordinator connection a registered process
+/// keeps open across its exec (or makes for a child it spawns), so that the new program image
+/// goes on as the same worker instead of registering anew. Set by the exec wrappers, removed from
+/// the environment by the new image's library before the program can see it.
+pub const COORD_HANDOVER: &str = "DMTCP_COORD_HANDOVER";
 
 /// File descriptor on which `dmtcp_restart` hands the restored process the facts of the new
 /// run, as `KEY=VALUE` lines with the names above (coordinator, checkpoint folder, binary and

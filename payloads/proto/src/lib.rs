@@ -9,6 +9,7 @@
 
 pub mod barrier;
 pub mod env;
+pub mod handover;
 pub mod image;
 pub mod msg;
 pub mod shared;

@@ -486,31 +486,67 @@ fn checkpoint_commands_are_refused_without_workers_or_while_one_is_in_flight() {
 }
 
 #[test]
-fn new_workers_are_refused_during_a_checkpoint_and_until_all_run_again() {
+fn new_workers_are_refused_between_suspend_and_the_last_barrier_and_welcome_after() {
     let mut t = T::new();
     let a = t.join("a");
+    let b = t.join("b");
     t.answer(Cmd::Checkpoint, 0);
     // Once every process has stopped (SUSPEND released), a joiner is too late.
     t.arrive(a, Barrier::Suspend, WorkerState::Presuspend);
+    t.arrive(b, Barrier::Suspend, WorkerState::Presuspend);
     let late = t.connect();
     let acts = t.msg(late, Msg::new(Kind::NewWorker), b"h\0late\0");
     let (r, text) = reply_to(&acts, late).expect("refusal");
     assert_eq!(r.kind, Kind::RejectNotRunning);
     assert!(text.contains("checkpoint is in progress"), "{text}");
     assert_eq!(t.c.peer(late), Some(Peer::User), "nothing more is read from it");
-    for b in Barrier::CHECKPOINT.into_iter().skip(1) {
-        t.arrive(a, b, WorkerState::Checkpointing);
+    for bar in Barrier::CHECKPOINT.into_iter().skip(1) {
+        t.arrive(a, bar, WorkerState::Checkpointing);
+        t.arrive(b, bar, WorkerState::Checkpointing);
     }
+    // DMT:WriteCkpt is released: `a` runs again and forks while `b` has not reported its image
+    // yet. The child is an ordinary worker, not one the checkpoint waits for.
     t.filename(a, "/i/a");
-    t.feed(Input::ScriptWritten(Ok("s".into())));
-    // The checkpoint is over but `a` has not resumed yet.
-    let late2 = t.connect();
-    let (r, text) = reply_to(&t.msg(late2, Msg::new(Kind::NewWorker), b"h\0l\0"), late2).unwrap();
-    assert_eq!(r.kind, Kind::RejectNotRunning);
-    assert!(text.contains("checkpoint is finishing"), "{text}");
+    let (child, acc) = t.join_with("child-of-a", 77, 0);
+    assert_eq!(acc.kind, Kind::Accept);
+    assert!(t.c.checkpointing());
+    t.filename(b, "/i/b");
+    let acts = t.feed(Input::ScriptWritten(Ok("s".into())));
+    assert!(!t.c.checkpointing(), "{acts:?}");
+    // The checkpoint is over but `b` has not resumed yet: welcome too.
+    let (_, acc) = t.join_with("child-of-a-again", 78, 0);
+    assert_eq!(acc.kind, Kind::Accept);
     t.worker_msg(a, Kind::WorkerResuming, WorkerState::Running, &[]);
+    t.worker_msg(b, Kind::WorkerResuming, WorkerState::Running, &[]);
     t.join("welcome");
-    assert_eq!(t.c.worker_count(), 2);
+    assert_eq!(t.c.worker_count(), 5);
+    // The next checkpoint counts the children in.
+    let (r, _) = t.answer(Cmd::Checkpoint, 0);
+    assert_eq!(r.cmd_status, status::SUCCESS);
+    let _ = child;
+}
+
+/// A restarted process runs once DMT:Restart is released and may fork before every process
+/// has said it resumed: its child joins as an ordinary worker; before the release, nobody.
+#[test]
+fn a_child_forked_right_after_a_restart_is_welcome_but_not_before_the_release() {
+    let mut t = T::new();
+    let (a, _) = t.restart_worker(FIRST_VPID, 2, 0xabc);
+    let early = t.connect();
+    let (r, text) = reply_to(&t.msg(early, Msg::new(Kind::NewWorker), b"h\0early\0"), early).unwrap();
+    assert_eq!(r.kind, Kind::RejectNotRunning);
+    assert!(text.contains("restart is in progress"), "{text}");
+    let (b, _) = t.restart_worker(FIRST_VPID + VPID_STEP, 2, 0xabc);
+    t.arrive(a, Barrier::Restart, WorkerState::Restarting);
+    t.arrive(b, Barrier::Restart, WorkerState::Restarting);
+    t.worker_msg(a, Kind::WorkerResuming, WorkerState::Running, &[]);
+    assert!(t.c.restarting(), "b has not resumed yet");
+    let (_, acc) = t.join_with("child", 9, 0);
+    assert_eq!((acc.kind, acc.comp_id), (Kind::Accept, 0xabc));
+    assert_ne!(acc.vpid, FIRST_VPID);
+    assert_ne!(acc.vpid, FIRST_VPID + VPID_STEP);
+    t.worker_msg(b, Kind::WorkerResuming, WorkerState::Running, &[]);
+    assert!(!t.c.restarting(), "the child does not hold the restart up");
 }
 
 /// A child forked just before the checkpoint reached its parent joins while the others stop:

@@ -48,6 +48,7 @@ pub mod sockets;
 pub mod sysv;
 pub mod timers;
 pub mod tty;
+pub mod zombies;
 
 use core::ffi::c_int;
 
@@ -119,7 +120,7 @@ pub const NONE: Hooks = Hooks {
 /// kind; it comes after `shm` so that its restore finds the memory the restorer mapped (its
 /// attaches go over the restored areas) with every fd kind done. `mqueue` opens its queues
 /// again at numbers no other kind uses, and before epoll, which may watch them.
-pub static KINDS: [&Hooks; 15] = [
+pub static KINDS: [&Hooks; 16] = [
     &timers::HOOKS,
     &signal_state::HOOKS,
     &process::HOOKS,
@@ -135,6 +136,8 @@ pub static KINDS: [&Hooks; 15] = [
     &events::HOOKS,
     &inotify::HOOKS,
     &epoll::HOOKS,
+    // Ended children are made again after every other kind is back (see its module).
+    &zombies::HOOKS,
 ];
 
 pub fn save() {

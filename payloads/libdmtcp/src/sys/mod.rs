@@ -771,10 +771,18 @@ pub fn unmap_restorer() -> Result<(), Errno> {
 // ownership with it.
 unsafe impl Send for Mapping {}
 
-/// Registers `child` to run in the child after every fork (pthread_atfork); false on failure.
-pub fn atfork_child(child: extern "C" fn()) -> bool {
-    // SAFETY: `child` is a plain function with no arguments, valid forever.
-    unsafe { libc::pthread_atfork(None, None, Some(child)) == 0 }
+/// Registers fork handlers (pthread_atfork): `prepare` in the forking thread before the fork,
+/// `parent` and `child` after it; false on failure.
+pub fn atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) -> bool {
+    // SAFETY: plain functions with no arguments, valid forever.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0 }
+}
+
+/// The C library's `fork` (with every pthread_atfork handler, ours included).
+pub fn fork() -> libc::pid_t {
+    // SAFETY: fork has no memory-safety preconditions of its own; the child goes on in a copy
+    // of this process.
+    unsafe { libc::fork() }
 }
 
 /// `setenv(name, value, 1)`, or `unsetenv(name)` when `value` is None. The C library's
@@ -876,4 +884,72 @@ pub fn block_signal(sig: c_int) -> libc::sigset_t {
 pub fn restore_mask(old: &libc::sigset_t) {
     // SAFETY: old is a valid sigset_t; no old mask is asked for.
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, core::ptr::null_mut()) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Children that exited and are not reaped yet (`resources::zombies`).
+
+/// How `pid`, a child of this process, ended, if it did and nobody reaped it yet: (si_code:
+/// CLD_EXITED, CLD_KILLED or CLD_DUMPED; si_status). It stays waitable (WNOWAIT).
+pub fn ended_child(pid: i32) -> Option<(c_int, c_int)> {
+    // SAFETY: an all-zero siginfo_t is valid storage for waitid to fill.
+    let mut info: libc::siginfo_t = unsafe { core::mem::zeroed() };
+    // SAFETY: info is valid storage; a raw call, so that no wrapper of the program's sees it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_waitid,
+            libc::P_PID,
+            pid,
+            &mut info as *mut libc::siginfo_t,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            core::ptr::null_mut::<c_void>(),
+        )
+    };
+    // SAFETY: waitid filled the siginfo of a child event (or left it zeroed).
+    let (who, status) = unsafe { (info.si_pid(), info.si_status()) };
+    (r == 0 && who == pid).then_some((info.si_code, status))
+}
+
+/// Makes child `pid` again (clone3 with set_tid; needs CAP_SYS_ADMIN in the owner of this pid
+/// namespace, as the restart's processes have) and has it end at once as `code`/`status` say:
+/// `_exit(status)`, or killed by signal `status` with its default action. The parent sees a
+/// child that ended, as at checkpoint time.
+pub fn remake_ended_child(pid: i32, code: c_int, status: c_int) -> Result<(), Errno> {
+    let tid: libc::pid_t = pid;
+    // struct clone_args, CLONE_ARGS_SIZE_VER1: flags, pidfd, child_tid, parent_tid,
+    // exit_signal, stack, stack_size, tls, set_tid, set_tid_size.
+    let mut args = [0u64; 10];
+    args[4] = libc::SIGCHLD as u64;
+    args[8] = &tid as *const libc::pid_t as usize as u64;
+    args[9] = 1;
+    // SAFETY: fork-like clone3 (no CLONE_VM): the child runs in a copy of this process and only
+    // makes the raw system calls below before it ends.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), core::mem::size_of_val(&args)) };
+    if r < 0 {
+        return Err(errno());
+    }
+    if r == 0 {
+        if code != libc::CLD_EXITED {
+            // SAFETY: raw calls in the child: default action for the signal, unblocked, sent to
+            // itself; a signal that does not kill ends in _exit below.
+            unsafe {
+                let mut act = [0usize; 4];
+                act[0] = libc::SIG_DFL;
+                libc::syscall(libc::SYS_rt_sigaction, status, act.as_ptr(), core::ptr::null_mut::<c_void>(), 8);
+                let none = [0u64; 1];
+                libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, none.as_ptr(), core::ptr::null_mut::<c_void>(), 8);
+                libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), status);
+            }
+            exit_now(128 + status);
+        }
+        exit_now(status);
+    }
+    Ok(())
+}
+
+/// Sleeps about `ms` milliseconds (a raw nanosleep: no wrapper of ours or the program's).
+pub fn sleep_ms(ms: u32) {
+    let t = libc::timespec { tv_sec: (ms / 1000) as libc::time_t, tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long };
+    // SAFETY: t is a valid timespec; no remaining time is asked for.
+    unsafe { libc::syscall(libc::SYS_nanosleep, &t as *const libc::timespec, core::ptr::null_mut::<libc::timespec>()) };
 }

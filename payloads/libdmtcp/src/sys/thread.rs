@@ -44,6 +44,13 @@ pub fn futex_wake(word: &AtomicU32) {
     }
 }
 
+/// This thread's `pthread_self()`: the same in a forked child as in the parent's forking
+/// thread (the child's one thread keeps its descriptor), unlike the tid.
+pub fn self_id() -> usize {
+    // SAFETY: no arguments, cannot fail.
+    unsafe { libc::pthread_self() as usize }
+}
+
 pub fn gettid() -> i32 {
     // SAFETY: no arguments.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
