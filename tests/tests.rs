@@ -17,6 +17,7 @@ mod nocheckpoint;
 mod owner;
 mod python;
 mod restart;
+mod resume;
 mod sharedfd;
 mod sockets;
 mod spawn;
