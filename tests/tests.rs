@@ -11,6 +11,7 @@ mod install;
 mod invisible;
 mod leftovers;
 mod library;
+mod lowpause;
 mod memory;
 mod mutations;
 mod nocheckpoint;
