@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: checkpoint and restart of a process holding MiB of memory (default 1024), once with
 # random and once with compressible content, compressed (default) and uncompressed images.
-# Reports how long the program was paused (single- and 4-threaded: every thread ticks each
-# millisecond, see scripts/bench/hold.c), the extra memory while the snapshot process writes
-# (its private pages: the ones the program changed meanwhile), checkpoint wall time, image
-# size and restart time,
+# Reports how long the program was paused, checkpoint wall time, image size and restart time,
 # next to this machine's own limits measured in the same run (sequential write with fdatasync,
 # zstd -1 with 2 threads on the same bytes). Usage: scripts/bench.sh [MiB]  (BENCH_DIR=folder
 # on the disk to measure, default /tmp).
@@ -17,7 +14,7 @@ work=$(mktemp -d "${BENCH_DIR:-/tmp}/dmtcp-bench.XXXXXX")
 coord=""
 cleanup() { [ -n "$coord" ] && kill "$coord" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-gcc -O2 -pthread -o "$work/hold" scripts/bench/hold.c
+gcc -O2 -o "$work/hold" scripts/bench/hold.c
 now() { date +%s.%N; }
 secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 rate() { python3 -c "print(f'{$1 / ($3 - $2):.0f}')"; }   # MB/s for $1 MB between $2 and $3
@@ -43,22 +40,7 @@ echo
 t0=$(now); dd if=/dev/zero of="$work/dd" bs=1M count="$MIB" conv=fdatasync status=none; t1=$(now); rm -f "$work/dd"
 write_mbs=$(rate "$MB" "$t0" "$t1")
 echo "machine: sequential write + fdatasync: $write_mbs MB/s"
-printf "\n| content | images | threads | paused (ms) | extra during write (MiB) | checkpoint (s) | MB/s | image (MiB) | restart (s) | restart MB/s |\n|---|---|---|---|---|---|---|---|---|---|\n" > "$work/table"
-# Largest private memory (Private_Clean + Private_Dirty, KiB) of the snapshot process (the
-# youngest `hold` process other than the program, $2) until process $1 ends: the pages that
-# are no longer shared with the program because it changed them during the write.
-extra_kib() {
-  local peak=0 p v
-  while kill -0 "$1" 2>/dev/null; do
-    p=$(ps -o pid= --sort=start_time -C hold | tr -d ' ' | grep -vx "$2" | tail -1)
-    if [ -n "$p" ]; then
-      v=$(awk '/^Private_(Clean|Dirty)/ {s += $2} END {print s + 0}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
-      [ "${v:-0}" -gt "$peak" ] && peak=$v
-    fi
-    sleep 0.02
-  done
-  echo "$peak"
-}
+printf "\n| content | images | paused (ms) | checkpoint (s) | MB/s | image (MiB) | restart (s) | restart MB/s |\n|---|---|---|---|---|---|---|---|\n" > "$work/table"
 for content in random text; do
   "$work/hold" "$MIB" "$content" dump "$work/bytes"
   if command -v zstd >/dev/null; then
@@ -67,15 +49,12 @@ for content in random text; do
   fi
   rm -f "$work/bytes"
   for gz in 1 0; do
-  for th in 1 4; do
     ck="$work/ck-$content-$gz"; mkdir -p "$ck"
-    DMTCP_GZIP=$gz DMTCP_CHECKPOINT_DIR="$ck" "$D" launch -j "$work/hold" "$MIB" "$content" "$th" > "$work/out" 2>"$work/err" &
+    DMTCP_GZIP=$gz DMTCP_CHECKPOINT_DIR="$ck" "$D" launch -j "$work/hold" "$MIB" "$content" > "$work/out" 2>"$work/err" &
     job=$!
     for _ in $(seq 600); do grep -q ready "$work/out" 2>/dev/null && break; sleep 0.05; done
     wait_status 1 yes; sleep 1.2
-    prog=$(ps -o pid= --sort=start_time -C hold | tr -d ' ' | tail -1)
-    t0=$(now); "$D" command --bcheckpoint > /dev/null & bc=$!
-    extra=$(extra_kib "$bc" "$prog"); wait "$bc"; t1=$(now)
+    t0=$(now); "$D" command --bcheckpoint > /dev/null; t1=$(now)
     sleep 1.3
     paused=$(grep maxgap_ms "$work/out" | tail -1 | awk '{print $2}')
     size=$(stat -c %s "$ck"/ckpt_*.dmtcp)
@@ -86,11 +65,9 @@ for content in random text; do
     wait_status 1 yes; t3=$(now)
     "$D" command -k > /dev/null; wait_status 0 no; wait "$job" || true
     images=$([ $gz = 1 ] && echo zstd || echo raw)
-    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$content" "$images" "$th" "$paused" "$((extra / 1024))" \
-      "$(secs "$t0" "$t1")" "$(rate "$MB" "$t0" "$t1")" \
+    printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n" "$content" "$images" "$paused" "$(secs "$t0" "$t1")" "$(rate "$MB" "$t0" "$t1")" \
       "$(python3 -c "print(f'{$size/1048576:.0f}')")" "$(secs "$t2" "$t3")" "$(rate "$MB" "$t2" "$t3")" >> "$work/table"
     rm -rf "$ck"
-  done
   done
 done
 cat "$work/table"

@@ -1,10 +1,7 @@
 /* Benchmark program: holds N MiB of memory (random or compressible content) and ticks every
  * millisecond, recording the longest gap between ticks (how long it was paused). Prints
- * "ready" once the memory is filled and "maxgap_ms <x>" once a second (the longest gap any
- * thread saw). `hold MiB random|text THREADS` ticks in THREADS threads (default 1), each
- * rewriting its own 1 MiB every tick so that the snapshot's copy-on-write is exercised.
+ * "ready" once the memory is filled and "maxgap_ms <x>" once a second.
  * `hold MiB random|text dump FILE` writes the same bytes to FILE and exits. */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,22 +13,6 @@ static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static double gaps[64];
-
-static void *ticker(void *arg) {
-    long t = (long)arg;
-    char *own = malloc(1 << 20);
-    double last = now();
-    for (unsigned k = 0;; k++) {
-        usleep(1000);
-        memset(own, (int)k, 1 << 20);
-        double x = now();
-        if (x - last > gaps[t]) gaps[t] = x - last;
-        last = x;
-    }
-    return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -53,12 +34,6 @@ int main(int argc, char **argv) {
         if (!f || fwrite(mem, 1, len, f) != len || fclose(f) != 0) { perror(argv[4]); return 1; }
         return 0;
     }
-    int threads = argc > 3 ? atoi(argv[3]) : 1;
-    if (threads < 1 || threads > 64) threads = 1;
-    for (long t = 1; t < threads; t++) {
-        pthread_t th;
-        pthread_create(&th, NULL, ticker, (void *)t);
-    }
     printf("ready\n");
     fflush(stdout);
     double last = now(), maxgap = 0, lastprint = last;
@@ -68,10 +43,7 @@ int main(int argc, char **argv) {
         if (t - last > maxgap) maxgap = t - last;
         last = t;
         if (t - lastprint > 1.0) {
-            double m = maxgap;
-            for (int k = 1; k < threads; k++)
-                if (gaps[k] > m) m = gaps[k];
-            printf("maxgap_ms %.1f\n", m * 1000);
+            printf("maxgap_ms %.1f\n", maxgap * 1000);
             fflush(stdout);
             lastprint = t;
         }

@@ -124,8 +124,6 @@ fn barrier(b: Barrier, state: WorkerState) -> Result<Msg, BarrierError> {
 }
 
 static LAST_THREADS: AtomicUsize = AtomicUsize::new(0);
-/// When the threads of the checkpoint in flight were stopped (ms, monotonic; for the trace).
-static STOP_START: core::sync::atomic::AtomicI64 = core::sync::atomic::AtomicI64::new(0);
 
 /// Runs one checkpoint. Returns false when the coordinator is gone (the thread ends).
 fn checkpoint(m: &Msg) -> bool {
@@ -136,10 +134,7 @@ fn checkpoint(m: &Msg) -> bool {
         lost(e);
         return false;
     }
-    let t0 = sys::now_ms();
-    STOP_START.store(t0, Relaxed);
     let stopped = threads::suspend_all();
-    trace!("stop: threads stopped in {} ms", sys::now_ms() - t0);
     let state = if stopped.is_ok() { WorkerState::Suspended } else { WorkerState::Running };
     if let Err(BarrierError::Lost(e)) = barrier(Barrier::Checkpoint, state) {
         threads::resume_all();
@@ -168,7 +163,6 @@ fn checkpoint(m: &Msg) -> bool {
                 // coordinator reports why once every process passed DMT:WriteCkpt.
                 return abandoned();
             }
-            trace!("stop: saved, at DMT:Drain after {} ms", sys::now_ms() - t0);
             resources::drain();
             let req = writer::Request {
                 comp_id: req_base.0,
@@ -182,8 +176,9 @@ fn checkpoint(m: &Msg) -> bool {
             threads::record_ckpt_thread(BASE.load(Relaxed));
             match writer::start_image(&req) {
                 writer::Started::Done(r) => (r, None),
-                // The process ends after the checkpoint: the stop covers the write.
-                writer::Started::Background(s) if exit_after => (wait_snapshot(&s), None),
+                // Shared memory in the image, or the process ends after the checkpoint: the
+                // stop covers the write.
+                writer::Started::Background(s) if s.covered || exit_after => (wait_snapshot(&s), None),
                 writer::Started::Background(s) => (Ok(()), Some(s)),
             }
         }
@@ -198,7 +193,6 @@ fn checkpoint(m: &Msg) -> bool {
             None,
         ),
     };
-    trace!("stop: image started after {} ms", sys::now_ms() - t0);
     // The bytes drained from pipes go back before anyone runs again.
     resources::refill();
     // Every process of the computation has its snapshot once this barrier is released.
@@ -246,7 +240,6 @@ fn wait_snapshot(s: &writer::Snapshot) -> Result<(), writer::Failure> {
 fn after_snapshot(s: &writer::Snapshot, passed: Result<Msg, BarrierError>) -> bool {
     resources::resume(Phase::Checkpointed);
     threads::resume_all();
-    trace!("stop: the program was stopped for {} ms; the image is written meanwhile", sys::now_ms() - STOP_START.load(Relaxed));
     let mut gone = match passed.and_then(|_| send_state(Kind::WorkerResuming, WorkerState::Running, b"")) {
         Ok(()) => None,
         Err(BarrierError::Lost(e)) => Some(e),

@@ -7,9 +7,10 @@
 //! from its copy-on-write view of memory and leaves its verdict in a shared page, and the
 //! program is released as soon as every process of the computation has its snapshot. The
 //! extra memory while it writes is the pages the program changes meanwhile (copied by the
-//! kernel on write). Two exceptions keep the stop: MAP_SHARED areas (not copied on write)
-//! and areas marked MADV_DONTFORK or MADV_WIPEONFORK (a fork does not see them as they are):
-//! then the image is written here, stopped, by `write_from` in the process, as before. Either way the bytes are the
+//! kernel on write). Two exceptions keep the stop: shared memory that the image stores
+//! (MAP_SHARED is not copied on write, so the program stays stopped until the write ends),
+//! and areas marked MADV_DONTFORK or MADV_WIPEONFORK (a fork does not see them as they are:
+//! the image is written here, stopped, by `write_image`'s path). Either way the bytes are the
 //! same stream (`stream_image`), so the image is what a stopped write would have given.
 //!
 //! The memory is streamed through a pipe into `dmtcp write-image` (the 64-bit `dmtcp` binary,
@@ -45,17 +46,14 @@ use dmtcp_proto::image::{self, hdr, AreaRecord, Arch, Chunk, Header, Span, Threa
 const PAGE: usize = 4096;
 // The scratch mapping (MAP_NORESERVE: only what is used costs memory): /proc/self/smaps (about
 // 1 KiB per mapping), the per-batch work buffers of `write_area`, then the area table.
-const SCRATCH_LEN: usize = (64 << 20) + SNAP_STACK;
+const SCRATCH_LEN: usize = 64 << 20;
 const MAPS_MAX: usize = 40 << 20;
 /// Pages looked at per batch (pagemap entries, mincore bytes, probe vectors).
 const BATCH: usize = 512;
 const WORK_OFF: usize = MAPS_MAX;
 const WORK_LEN: usize = 64 << 10;
 const AREAS_OFF: usize = WORK_OFF + WORK_LEN;
-/// The snapshot process's stack, at the end of the scratch mapping (see `start`).
-const SNAP_STACK: usize = 256 << 10;
-const STACK_OFF: usize = SCRATCH_LEN - SNAP_STACK;
-const MAX_AREAS: usize = (STACK_OFF - AREAS_OFF) / AREA_SIZE;
+const MAX_AREAS: usize = (SCRATCH_LEN - AREAS_OFF) / AREA_SIZE;
 
 /// What the coordinator's DoCheckpoint told us, and who we are.
 pub struct Request {
@@ -121,7 +119,7 @@ impl Scratch {
     }
     fn areas(&mut self) -> &mut [u8] {
         // SAFETY: the rest of our mapping.
-        unsafe { core::slice::from_raw_parts_mut(self.base.add(AREAS_OFF), STACK_OFF - AREAS_OFF) }
+        unsafe { core::slice::from_raw_parts_mut(self.base.add(AREAS_OFF), SCRATCH_LEN - AREAS_OFF) }
     }
     /// The work buffers of `write_area`, disjoint from the maps text and the area table.
     fn work(&self) -> Work {
@@ -382,7 +380,15 @@ fn area_flags(m: &MapLine<'_>) -> u32 {
     flags
 }
 
-/// Writes the image: starts the writer, streams the image (areas from the smaps text already in `scratch`,
+/// Writes the image; returns Ok(()) once `dmtcp write-image` has it safely on disk.
+pub fn write_image(req: &Request) -> Result<(), Failure> {
+    let mut scratch = Scratch::new()?;
+    build_path(req)?;
+    let n_maps = read_smaps(&mut scratch)?;
+    write_from(req, &mut scratch, n_maps, (0, 0))
+}
+
+/// Starts the writer, streams the image (areas from the smaps text already in `scratch`,
 /// leaving out `skip`, the verdict page of a snapshot) and waits for its verdict.
 fn write_from(req: &Request, scratch: &mut Scratch, n_maps: usize, skip: (usize, usize)) -> Result<(), Failure> {
     let c = crate::config::get();
@@ -405,8 +411,7 @@ fn read_smaps(scratch: &mut Scratch) -> Result<usize, Failure> {
     Ok(n)
 }
 
-/// How a checkpoint's image is taken (`start_image`). (`Failure` is inline: no allocation.)
-#[allow(clippy::large_enum_variant)]
+/// How a checkpoint's image is taken (`start_image`).
 pub enum Started {
     /// Written already, with the threads stopped (areas a forked copy would not see the same).
     Done(Result<(), Failure>),
@@ -414,9 +419,12 @@ pub enum Started {
     Background(Snapshot),
 }
 
-/// A snapshot process writing the image.
+/// A snapshot process writing the image. `covered`: the image stores shared memory
+/// (MAP_SHARED, which is not copied on write), so the program must stay stopped until `poll`
+/// gives the verdict.
 pub struct Snapshot {
     verdict: Verdict,
+    pub covered: bool,
 }
 
 /// One shared anonymous page between us and the snapshot process: a u32 state (0 writing,
@@ -500,8 +508,9 @@ impl Drop for Verdict {
 enum Mode {
     /// Every stored area is private: copy-on-write gives the child the stopped state.
     Free,
-    /// An area is MADV_DONTFORK or MADV_WIPEONFORK (a fork would not see it as it is), or
-    /// MAP_SHARED (not copied on write): the image is written stopped, in the process.
+    /// An area whose pages the image stores is shared: the stop must cover the write.
+    Covered,
+    /// An area is MADV_DONTFORK or MADV_WIPEONFORK: the child would not see it as it is.
     Inline,
 }
 
@@ -516,10 +525,22 @@ fn snapshot_mode(maps: &[u8], skip: [(usize, usize); 2]) -> Result<Mode, Failure
         }
         if m.vm & (image::area::AREA_VM_DONTFORK | image::area::AREA_VM_WIPEONFORK) != 0 {
             mode = Mode::Inline;
-        } else if m.perms.get(3) == Some(&b's') {
-            // MAP_SHARED is not copied on write. (The shm election answers once per
-            // checkpoint, so `data_of` is not asked here: every shared area keeps the stop.)
-            mode = Mode::Inline;
+        } else if mode == Mode::Free && m.perms.get(3) == Some(&b's') {
+            let rec = AreaRecord {
+                start: m.start,
+                end: m.end,
+                offset: m.offset,
+                prot: prot_of(m.perms),
+                flags: area_flags(&m),
+                dev: m.dev,
+                inode: m.inode,
+                vm: m.vm,
+                name: image::Text::new(m.name),
+                ..AreaRecord::EMPTY
+            };
+            if data_of(&rec).is_some() {
+                mode = Mode::Covered;
+            }
         }
         Ok(())
     })?;
@@ -527,7 +548,7 @@ fn snapshot_mode(maps: &[u8], skip: [(usize, usize); 2]) -> Result<Mode, Failure
 }
 
 /// Takes the image of this stopped process without holding it for the write: a snapshot
-/// process with a copy-on-write view of memory streams the image exactly as `write_from`
+/// process with a copy-on-write view of memory streams the image exactly as `write_image`
 /// would, and this returns at once (`Started::Background`). The snapshot process is our
 /// grandchild: raw clones with exit signal 0 (no SIGCHLD, no atfork handlers), the middle one
 /// ends at once and is reaped here, so the snapshot belongs to the namespace's init, never to
@@ -538,31 +559,6 @@ pub fn start_image(req: &Request) -> Started {
         Ok(s) => s,
         Err(f) => Started::Done(Err(f)),
     }
-}
-
-/// What the middle process hands the snapshot process (pointers into the parent's stack,
-/// valid in the copy).
-struct SnapArgs<'a> {
-    req: &'a Request,
-    scratch: &'a mut Scratch,
-    n_maps: usize,
-    verdict: &'a Verdict,
-}
-
-/// The middle process (see `start`): forks the snapshot process, leaves its pid in the
-/// verdict page and ends. The snapshot process streams the image and leaves its verdict.
-extern "C" fn snap_middle(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the parent's SnapArgs, alive while the parent waits for us; in the
-    // snapshot process it points into that process's own copy of the parent's stack.
-    let a = unsafe { &mut *(arg as *mut SnapArgs) };
-    let snap = clone_copy();
-    if snap == 0 {
-        let r = write_from(a.req, a.scratch, a.n_maps, a.verdict.range());
-        a.verdict.set(&r);
-        sys::exit_now(0);
-    }
-    a.verdict.word(2).store(snap as u32, core::sync::atomic::Ordering::Release);
-    0
 }
 
 /// clone(2) with no flags: a copy of this process with one thread (this one) and exit signal
@@ -577,9 +573,7 @@ fn start(req: &Request) -> Result<Started, Failure> {
     let mut scratch = Scratch::new()?;
     build_path(req)?;
     let verdict = Verdict::new()?;
-    let t0 = sys::now_ms();
     let n_maps = read_smaps(&mut scratch)?;
-    trace!("stop: memory map read in {} ms", sys::now_ms() - t0);
     let mode = {
         // SAFETY: the first n_maps bytes of the scratch mapping, just filled.
         let maps: &[u8] = unsafe { core::slice::from_raw_parts(scratch.base, n_maps) };
@@ -589,20 +583,20 @@ fn start(req: &Request) -> Result<Started, Failure> {
         trace!("an area is MADV_DONTFORK or MADV_WIPEONFORK: the image is written with the program stopped");
         return Ok(Started::Done(write_from(req, &mut scratch, n_maps, verdict.range())));
     }
-    // The middle process shares our memory (CLONE_VM, on the scratch mapping's stack; we are
-    // suspended until it ends, CLONE_VFORK), so that memory is copied once, for the snapshot.
-    let args = SnapArgs { req, scratch: &mut scratch, n_maps, verdict: &verdict };
-    // SAFETY: `snap_middle` runs on the top of the scratch mapping's stack part, which nothing
-    // else uses, sharing our memory while we wait (CLONE_VFORK); exit signal 0; `args` lives
-    // on our stack until it has ended. We reap it with __WALL below.
-    let middle = unsafe {
-        let stack = args.scratch.base.add(SCRATCH_LEN - 64);
-        libc::clone(snap_middle, stack.cast(), libc::CLONE_VM | libc::CLONE_VFORK, &args as *const SnapArgs as *mut c_void)
-    };
-    trace!("stop: snapshot process forked after {} ms", sys::now_ms() - t0);
+    let middle = clone_copy();
+    if middle == 0 {
+        let snap = clone_copy();
+        if snap == 0 {
+            let r = write_from(req, &mut scratch, n_maps, verdict.range());
+            verdict.set(&r);
+            sys::exit_now(0);
+        }
+        verdict.word(2).store(snap as u32, core::sync::atomic::Ordering::Release);
+        sys::exit_now(0);
+    }
     let snap = if middle > 0 {
         let mut st: c_int = 0;
-        // SAFETY: reaping our own child (it has ended: CLONE_VFORK); __WALL: no exit signal.
+        // SAFETY: reaping our own child (it ends at once); __WALL: it has no exit signal.
         while unsafe { libc::waitpid(middle, &mut st, libc::__WALL) } < 0 && sys::errno() == libc::EINTR {}
         verdict.word(2).load(core::sync::atomic::Ordering::Acquire) as i32
     } else {
@@ -614,7 +608,7 @@ fn start(req: &Request) -> Result<Started, Failure> {
         return Ok(Started::Done(write_from(req, &mut scratch, n_maps, verdict.range())));
     }
     SNAPSHOT_PID.store(snap, core::sync::atomic::Ordering::Relaxed);
-    Ok(Started::Background(Snapshot { verdict }))
+    Ok(Started::Background(Snapshot { verdict, covered: mode == Mode::Covered }))
 }
 
 /// The snapshot process of the checkpoint in flight (0: none).
@@ -910,28 +904,10 @@ fn stream_image(req: &Request, scratch: &mut Scratch, n_maps: usize, skip: (usiz
     let mut end = [0u8; image::CHUNK_SIZE];
     Chunk::End.encode(&mut end);
     out.put(&end)?;
-    // In the snapshot process: a program that ended during the write gets no image (as when
-    // it is killed while stopped), so the trailer is not sent and the writer drops the file.
-    if sys::getpid() != req.pid && !program_alive(req.pid) {
-        return Err(fail(&[b"the program ended while its image was written"]));
-    }
     // Checksum 0: `dmtcp write-image` computes it over the bytes it received.
     let mut trailer = [0u8; image::TRAILER_SIZE];
     Trailer { len: out.len, checksum: 0 }.encode(&mut trailer);
     sys::write_all(out.fd, &trailer).map_err(|e| fail(&[b"the image writer stopped reading: ", sys::strerror(e)]))
-}
-
-/// Whether process `pid` still runs (its /proc stat exists and is not a zombie's).
-fn program_alive(pid: i32) -> bool {
-    let mut path = Fixed::<64>::new();
-    let mut num = [0u8; 20];
-    path.push(b"/proc/");
-    path.push(crate::cstr::fmt_u64(pid as u64, &mut num));
-    path.push(b"/stat");
-    let mut stat = [0u8; 512];
-    let Ok(n) = sys::read_file(path.as_cstr(), &mut stat) else { return false };
-    let state = stat[..n].iter().rposition(|&b| b == b')').and_then(|i| stat.get(i + 2)).copied();
-    !matches!(state, Some(b'Z') | Some(b'X') | None)
 }
 
 fn chunk_header(area: u32, offset: u64, len: u64) -> [u8; image::CHUNK_SIZE] {
