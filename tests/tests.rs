@@ -11,7 +11,6 @@ mod install;
 mod invisible;
 mod leftovers;
 mod library;
-mod lowpause;
 mod memory;
 mod mutations;
 mod nocheckpoint;

@@ -142,7 +142,7 @@ fn checkpoint(m: &Msg) -> bool {
         lost_quiet(e);
         return false;
     }
-    let (outcome, snapshot) = match stopped {
+    let outcome = match stopped {
         Ok(n) => {
             LAST_THREADS.store(n, Relaxed);
             resources::save();
@@ -170,36 +170,21 @@ fn checkpoint(m: &Msg) -> bool {
                 num_peers: req_base.2,
                 vpid: coord::VPID.load(Relaxed),
                 n_threads: n,
-                pid: sys::getpid(),
-                ppid: sys::getppid(),
             };
             threads::record_ckpt_thread(BASE.load(Relaxed));
-            match writer::start_image(&req) {
-                writer::Started::Done(r) => (r, None),
-                // Shared memory in the image, or the process ends after the checkpoint: the
-                // stop covers the write.
-                writer::Started::Background(s) if s.covered || exit_after => (wait_snapshot(&s), None),
-                writer::Started::Background(s) => (Ok(()), Some(s)),
-            }
+            writer::write_image(&req)
         }
-        Err(why) => (
-            Err(writer::Failure({
-                // Keep step with the others' barriers; this process has nothing to drain.
-                let _ = barrier(Barrier::Drain, WorkerState::Running);
-                let mut f = crate::cstr::Fixed::<512>::new();
-                f.set(why.as_bytes());
-                f
-            })),
-            None,
-        ),
+        Err(why) => Err(writer::Failure({
+            // Keep step with the others' barriers; this process has nothing to drain.
+            let _ = barrier(Barrier::Drain, WorkerState::Running);
+            let mut f = crate::cstr::Fixed::<512>::new();
+            f.set(why.as_bytes());
+            f
+        })),
     };
     // The bytes drained from pipes go back before anyone runs again.
     resources::refill();
-    // Every process of the computation has its snapshot once this barrier is released.
     let passed = barrier(Barrier::WriteCkpt, WorkerState::Checkpointed);
-    if let Some(s) = snapshot {
-        return after_snapshot(&s, passed);
-    }
     let report = match &outcome {
         Ok(()) => writer::with_image_path(|p| send_state(Kind::CkptFilename, WorkerState::Checkpointed, p)),
         Err(f) => {
@@ -222,74 +207,6 @@ fn checkpoint(m: &Msg) -> bool {
         return false;
     }
     true
-}
-
-/// Waits for the snapshot child's verdict.
-fn wait_snapshot(s: &writer::Snapshot) -> Result<(), writer::Failure> {
-    loop {
-        if let Some(r) = s.poll(-1) {
-            return r;
-        }
-    }
-}
-
-/// The rest of a checkpoint whose image a snapshot child writes: the program runs on at once
-/// (the write does not hold the release), and the image is reported when the child is done,
-/// so that `--bcheckpoint` still answers only once every image is on disk. Meanwhile the
-/// coordinator may still end us (KillPeer). Returns false when the coordinator is gone.
-fn after_snapshot(s: &writer::Snapshot, passed: Result<Msg, BarrierError>) -> bool {
-    resources::resume(Phase::Checkpointed);
-    threads::resume_all();
-    let mut gone = match passed.and_then(|_| send_state(Kind::WorkerResuming, WorkerState::Running, b"")) {
-        Ok(()) => None,
-        Err(BarrierError::Lost(e)) => Some(e),
-    };
-    let outcome = loop {
-        if let Some(r) = s.poll(0) {
-            break r;
-        }
-        if gone.is_some() {
-            // No coordinator to hear us: only reap the child.
-            break wait_snapshot(s);
-        }
-        match coord::readable(20) {
-            Ok(false) => {}
-            Ok(true) => match read_one() {
-                Ok(Kind::KillPeer) => sys::exit_now(0),
-                Ok(k) => trace!("ignoring {:?} while the image is written", k),
-                Err(e) => gone = Some(e),
-            },
-            Err(e) => gone = Some(ReadError::Io(e)),
-        }
-    };
-    if let Some(e) = gone {
-        error!("lost contact with the coordinator during a checkpoint; the program goes on");
-        lost_quiet(e);
-        return false;
-    }
-    let report = match &outcome {
-        Ok(()) => writer::with_image_path(|p| send_state(Kind::CkptFilename, WorkerState::Running, p)),
-        Err(f) => {
-            warn!("checkpoint failed: {}; the program goes on", crate::log::Bytes(f.0.bytes()));
-            send_state(Kind::CkptFailed, WorkerState::Running, f.0.bytes())
-        }
-    };
-    match report {
-        Ok(()) => true,
-        Err(BarrierError::Lost(e)) => {
-            lost(e);
-            false
-        }
-    }
-}
-
-/// Reads one message from the coordinator (its payload dropped); its kind.
-fn read_one() -> Result<Kind, ReadError> {
-    let mut hdr = [0u8; MSG_SIZE];
-    coord::read_exact(&mut hdr)?;
-    let m = Msg::decode(&hdr).map_err(|_| ReadError::Eof)?;
-    coord::discard(m.extra_len as usize)?;
-    Ok(m.kind)
 }
 
 /// Sends the coordinator one FdWarning per fd that no kind restores (before DMT:Drain, so that

@@ -227,12 +227,6 @@ pub fn discard(mut n: usize) -> Result<(), ReadError> {
     Ok(())
 }
 
-/// Whether a message from the coordinator is waiting, within `ms` milliseconds.
-pub fn readable(ms: i32) -> Result<bool, Errno> {
-    let r = sys::poll_one(fds::coord(), libc::POLLIN, ms)?;
-    Ok(r != 0)
-}
-
 /// Closes the connection (we no longer talk to the coordinator) and stops propagation.
 pub fn disconnect() {
     config::set_active(false);

@@ -1,25 +1,12 @@
-//! Writing this process's checkpoint image (format: `dmtcp_proto::image`).
-//!
-//! Low pause (`start_image`): while every thread is stopped, the checkpoint thread reads the
-//! memory map and forks a snapshot process (a grandchild through two raw clones with exit
-//! signal 0, the middle one reaped at once: the namespace's init owns it, so no SIGCHLD and
-//! no wait of the program's, even with __WALL, ever sees it); that process streams the image
-//! from its copy-on-write view of memory and leaves its verdict in a shared page, and the
-//! program is released as soon as every process of the computation has its snapshot. The
-//! extra memory while it writes is the pages the program changes meanwhile (copied by the
-//! kernel on write). Two exceptions keep the stop: shared memory that the image stores
-//! (MAP_SHARED is not copied on write, so the program stays stopped until the write ends),
-//! and areas marked MADV_DONTFORK or MADV_WIPEONFORK (a fork does not see them as they are:
-//! the image is written here, stopped, by `write_image`'s path). Either way the bytes are the
-//! same stream (`stream_image`), so the image is what a stopped write would have given.
+//! Writing this process's checkpoint image (format: `dmtcp_proto::image`), from the checkpoint
+//! thread while every other thread is stopped.
 //!
 //! The memory is streamed through a pipe into `dmtcp write-image` (the 64-bit `dmtcp` binary,
 //! started here with a vfork-style clone and a raw execve), which compresses it, writes it under
 //! a temporary name, checks the trailer, fsyncs and renames it; we never write the file
 //! ourselves, so a crash or a full disk cannot leave a partial image under the final name.
 //!
-//! Rules: other threads are stopped (or, in the snapshot process, do not exist), possibly
-//! inside malloc: no allocation, no locks. Memory
+//! Rules: other threads are stopped, possibly inside malloc: no allocation, no locks. Memory
 //! for the map and the tables comes from one mmap (`Scratch`), which is left out of the image.
 //! Only raw-ish libc calls that do not allocate (open, read, pread, write, close, mmap, pipe2,
 //! clone, waitpid, readlink, getcwd with a buffer, mincore, process_vm_readv).
@@ -63,10 +50,6 @@ pub struct Request {
     pub vpid: i32,
     /// Slots 0..n_threads hold the stopped user threads.
     pub n_threads: usize,
-    /// This process's pid and parent (read by the checkpoint thread: a snapshot child has
-    /// others).
-    pub pid: i32,
-    pub ppid: i32,
 }
 
 /// A failed checkpoint, with a message for the coordinator and the log.
@@ -382,261 +365,16 @@ fn area_flags(m: &MapLine<'_>) -> u32 {
 
 /// Writes the image; returns Ok(()) once `dmtcp write-image` has it safely on disk.
 pub fn write_image(req: &Request) -> Result<(), Failure> {
+    let c = crate::config::get();
     let mut scratch = Scratch::new()?;
     build_path(req)?;
-    let n_maps = read_smaps(&mut scratch)?;
-    write_from(req, &mut scratch, n_maps, (0, 0))
-}
-
-/// Starts the writer, streams the image (areas from the smaps text already in `scratch`,
-/// leaving out `skip`, the verdict page of a snapshot) and waits for its verdict.
-fn write_from(req: &Request, scratch: &mut Scratch, n_maps: usize, skip: (usize, usize)) -> Result<(), Failure> {
-    let c = crate::config::get();
     let (child, data_fd, status_fd) = spawn_writer(c.dmtcp_bin(), c.compress())?;
     let mut stream = Stream { fd: data_fd, len: 0 };
-    let result = stream_image(req, scratch, n_maps, skip, &mut stream);
+    let result = stream_image(req, &mut scratch, &mut stream);
     sys::close(data_fd);
     let verdict = collect_status(child, status_fd);
     result?;
     verdict
-}
-
-/// Reads /proc/self/smaps into the scratch mapping; returns its length.
-fn read_smaps(scratch: &mut Scratch) -> Result<usize, Failure> {
-    let buf = scratch.maps();
-    let n = sys::read_file(c"/proc/self/smaps", buf).map_err(|e| fail(&[b"cannot read /proc/self/smaps: ", sys::strerror(e)]))?;
-    if n == buf.len() {
-        return Err(fail(&[b"too many memory areas"]));
-    }
-    Ok(n)
-}
-
-/// How a checkpoint's image is taken (`start_image`).
-pub enum Started {
-    /// Written already, with the threads stopped (areas a forked copy would not see the same).
-    Done(Result<(), Failure>),
-    /// Being written by a snapshot child from its copy-on-write view of memory.
-    Background(Snapshot),
-}
-
-/// A snapshot process writing the image. `covered`: the image stores shared memory
-/// (MAP_SHARED, which is not copied on write), so the program must stay stopped until `poll`
-/// gives the verdict.
-pub struct Snapshot {
-    verdict: Verdict,
-    pub covered: bool,
-}
-
-/// One shared anonymous page between us and the snapshot process: a u32 state (0 writing,
-/// 1 written, 2 failed) stored last, the failure's length and message, and the snapshot's pid.
-/// Left out of the image; unmapped once the verdict is read.
-struct Verdict {
-    base: *mut u8,
-}
-
-const VERDICT_LEN: usize = 4096;
-const MSG_OFF: usize = 16;
-
-impl Verdict {
-    fn new() -> Result<Verdict, Failure> {
-        // SAFETY: a fresh shared anonymous page (zeroed); unmapped in Drop.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                VERDICT_LEN,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(fail(&[b"cannot map the snapshot's verdict page: ", sys::strerror(sys::errno())]));
-        }
-        Ok(Verdict { base: p.cast() })
-    }
-    fn range(&self) -> (usize, usize) {
-        (self.base as usize, self.base as usize + VERDICT_LEN)
-    }
-    fn word(&self, i: usize) -> &core::sync::atomic::AtomicU32 {
-        // SAFETY: word i (< 4) of our page, aligned; shared with the snapshot process only
-        // through atomics.
-        unsafe { &*(self.base.add(4 * i) as *const core::sync::atomic::AtomicU32) }
-    }
-    fn msg(&self) -> *mut u8 {
-        // SAFETY: inside our page.
-        unsafe { self.base.add(MSG_OFF) }
-    }
-    /// In the snapshot process: the outcome, the state last.
-    fn set(&self, r: &Result<(), Failure>) {
-        use core::sync::atomic::Ordering::Release;
-        let (state, msg): (u32, &[u8]) = match r {
-            Ok(()) => (1, b""),
-            Err(f) => (2, f.0.bytes()),
-        };
-        let n = core::cmp::min(msg.len(), VERDICT_LEN - MSG_OFF);
-        // SAFETY: n bytes fit in the page after MSG_OFF; nobody reads them before the state.
-        unsafe { core::ptr::copy_nonoverlapping(msg.as_ptr(), self.msg(), n) };
-        self.word(1).store(n as u32, Release);
-        self.word(0).store(state, Release);
-    }
-    /// The outcome once the snapshot process left one.
-    fn get(&self) -> Option<Result<(), Failure>> {
-        use core::sync::atomic::Ordering::Acquire;
-        match self.word(0).load(Acquire) {
-            0 => None,
-            1 => Some(Ok(())),
-            _ => {
-                let n = core::cmp::min(self.word(1).load(Acquire) as usize, VERDICT_LEN - MSG_OFF);
-                // SAFETY: n bytes of our page, written before the state we read (acquire).
-                let m = unsafe { core::slice::from_raw_parts(self.msg(), n) };
-                Some(Err(fail(&[m])))
-            }
-        }
-    }
-}
-
-impl Drop for Verdict {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, no longer referenced.
-        unsafe { libc::munmap(self.base.cast(), VERDICT_LEN) };
-    }
-}
-
-/// What the smaps text says about taking the image in a snapshot child.
-#[derive(PartialEq, Eq)]
-enum Mode {
-    /// Every stored area is private: copy-on-write gives the child the stopped state.
-    Free,
-    /// An area whose pages the image stores is shared: the stop must cover the write.
-    Covered,
-    /// An area is MADV_DONTFORK or MADV_WIPEONFORK: the child would not see it as it is.
-    Inline,
-}
-
-fn snapshot_mode(maps: &[u8], skip: [(usize, usize); 2]) -> Result<Mode, Failure> {
-    let shared_addr = crate::config::get().shared.map(|s| s.as_ptr() as u64).unwrap_or(0);
-    let restorer = crate::arch::RESTORER_BASE;
-    let mut mode = Mode::Free;
-    for_each_smaps_entry(maps, |m| {
-        let skipped = skip.iter().any(|&(lo, hi)| m.start >= lo as u64 && m.end <= hi as u64);
-        if skipped || m.start == shared_addr || (m.start >= restorer && m.start < restorer + dmtcp_proto::RESTORER_SPAN) {
-            return Ok(());
-        }
-        if m.vm & (image::area::AREA_VM_DONTFORK | image::area::AREA_VM_WIPEONFORK) != 0 {
-            mode = Mode::Inline;
-        } else if mode == Mode::Free && m.perms.get(3) == Some(&b's') {
-            let rec = AreaRecord {
-                start: m.start,
-                end: m.end,
-                offset: m.offset,
-                prot: prot_of(m.perms),
-                flags: area_flags(&m),
-                dev: m.dev,
-                inode: m.inode,
-                vm: m.vm,
-                name: image::Text::new(m.name),
-                ..AreaRecord::EMPTY
-            };
-            if data_of(&rec).is_some() {
-                mode = Mode::Covered;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(mode)
-}
-
-/// Takes the image of this stopped process without holding it for the write: a snapshot
-/// process with a copy-on-write view of memory streams the image exactly as `write_image`
-/// would, and this returns at once (`Started::Background`). The snapshot process is our
-/// grandchild: raw clones with exit signal 0 (no SIGCHLD, no atfork handlers), the middle one
-/// ends at once and is reaped here, so the snapshot belongs to the namespace's init, never to
-/// a wait of the program's (even with __WALL). Areas a fork does not copy as they are
-/// (MADV_DONTFORK, MADV_WIPEONFORK) make it write here instead, stopped (`Started::Done`).
-pub fn start_image(req: &Request) -> Started {
-    match start(req) {
-        Ok(s) => s,
-        Err(f) => Started::Done(Err(f)),
-    }
-}
-
-/// clone(2) with no flags: a copy of this process with one thread (this one) and exit signal
-/// 0; returns like fork.
-fn clone_copy() -> i32 {
-    // SAFETY: no CLONE_VM: the child runs on its own copy of our memory, from here, as after
-    // fork; no C library state is touched (no atfork handlers, no pid cache).
-    unsafe { libc::syscall(libc::SYS_clone, 0 as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) as i32 }
-}
-
-fn start(req: &Request) -> Result<Started, Failure> {
-    let mut scratch = Scratch::new()?;
-    build_path(req)?;
-    let verdict = Verdict::new()?;
-    let n_maps = read_smaps(&mut scratch)?;
-    let mode = {
-        // SAFETY: the first n_maps bytes of the scratch mapping, just filled.
-        let maps: &[u8] = unsafe { core::slice::from_raw_parts(scratch.base, n_maps) };
-        snapshot_mode(maps, [scratch.range(), verdict.range()])?
-    };
-    if mode == Mode::Inline {
-        trace!("an area is MADV_DONTFORK or MADV_WIPEONFORK: the image is written with the program stopped");
-        return Ok(Started::Done(write_from(req, &mut scratch, n_maps, verdict.range())));
-    }
-    let middle = clone_copy();
-    if middle == 0 {
-        let snap = clone_copy();
-        if snap == 0 {
-            let r = write_from(req, &mut scratch, n_maps, verdict.range());
-            verdict.set(&r);
-            sys::exit_now(0);
-        }
-        verdict.word(2).store(snap as u32, core::sync::atomic::Ordering::Release);
-        sys::exit_now(0);
-    }
-    let snap = if middle > 0 {
-        let mut st: c_int = 0;
-        // SAFETY: reaping our own child (it ends at once); __WALL: it has no exit signal.
-        while unsafe { libc::waitpid(middle, &mut st, libc::__WALL) } < 0 && sys::errno() == libc::EINTR {}
-        verdict.word(2).load(core::sync::atomic::Ordering::Acquire) as i32
-    } else {
-        middle
-    };
-    if snap <= 0 {
-        let e = if snap < 0 { sys::errno() } else { libc::EAGAIN };
-        warn!("cannot fork the snapshot process ({}): the image is written with the program stopped", crate::log::Bytes(sys::strerror(e)));
-        return Ok(Started::Done(write_from(req, &mut scratch, n_maps, verdict.range())));
-    }
-    SNAPSHOT_PID.store(snap, core::sync::atomic::Ordering::Relaxed);
-    Ok(Started::Background(Snapshot { verdict, covered: mode == Mode::Covered }))
-}
-
-/// The snapshot process of the checkpoint in flight (0: none).
-static SNAPSHOT_PID: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
-
-impl Snapshot {
-    /// The verdict once the snapshot process has one (or has ended without one), or None while
-    /// it writes; waits up to `ms` milliseconds (0: does not wait; negative: until it is done).
-    pub fn poll(&self, ms: i64) -> Option<Result<(), Failure>> {
-        let start = sys::now_ms();
-        let pid = SNAPSHOT_PID.load(core::sync::atomic::Ordering::Relaxed);
-        loop {
-            if let Some(r) = self.verdict.get() {
-                return Some(r);
-            }
-            // The init of the namespace reaps it: gone (ESRCH) without a verdict, it was killed.
-            // SAFETY: signal 0 only checks that the process exists.
-            if unsafe { libc::kill(pid, 0) } != 0 && sys::errno() == libc::ESRCH {
-                return Some(self.verdict.get().unwrap_or_else(|| {
-                    Err(fail(&[b"the snapshot process that writes the image ended before it was written"]))
-                }));
-            }
-            if ms >= 0 && sys::now_ms() - start >= ms {
-                return None;
-            }
-            let _ = sys::poll_one(-1, 0, 2);
-        }
-    }
 }
 
 fn build_path(req: &Request) -> Result<(), Failure> {
@@ -796,8 +534,17 @@ fn collect_status(pid: i32, fd: c_int) -> Result<(), Failure> {
     }
 }
 
-fn stream_image(req: &Request, scratch: &mut Scratch, n_maps: usize, skip: (usize, usize), out: &mut Stream) -> Result<(), Failure> {
+fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Result<(), Failure> {
     let (skip_lo, skip_hi) = scratch.range();
+    let n_maps = {
+        let buf = scratch.maps();
+        let n = sys::read_file(c"/proc/self/smaps", buf)
+            .map_err(|e| fail(&[b"cannot read /proc/self/smaps: ", sys::strerror(e)]))?;
+        if n == buf.len() {
+            return Err(fail(&[b"too many memory areas"]));
+        }
+        n
+    };
     let mut header = Header::new(Arch::NATIVE);
     let shared_addr = crate::config::get().shared.map(|s| s.as_ptr() as u64).unwrap_or(0);
     let restorer = crate::arch::RESTORER_BASE;
@@ -810,9 +557,6 @@ fn stream_image(req: &Request, scratch: &mut Scratch, n_maps: usize, skip: (usiz
         let table = scratch.areas();
         for_each_smaps_entry(maps, |m| {
             if m.start >= skip_lo as u64 && m.end <= skip_hi as u64 {
-                return Ok(());
-            }
-            if m.start >= skip.0 as u64 && m.end <= skip.1 as u64 {
                 return Ok(());
             }
             if m.start == shared_addr || (m.start >= restorer && m.start < restorer + dmtcp_proto::RESTORER_SPAN) {
@@ -869,7 +613,7 @@ fn stream_image(req: &Request, scratch: &mut Scratch, n_maps: usize, skip: (usiz
     header.encode(&mut sealed);
     out.put(&sealed)?;
     out.put(&scratch.areas()[..n_areas * AREA_SIZE])?;
-    let pid = req.pid;
+    let pid = sys::getpid();
     let mut rec = [0u8; THREAD_SIZE];
     for i in (0..req.n_threads).chain(core::iter::once(CKPT_SLOT)) {
         thread_record(threads::slot(i), pid, &mut rec);
@@ -1081,8 +825,8 @@ fn fill_header(h: &mut Header, req: &Request, n_areas: usize) {
     let c = crate::config::get();
     h.num_areas = n_areas as u32;
     h.num_threads = req.n_threads as u32 + 1;
-    h.pid = req.pid;
-    h.ppid = req.ppid;
+    h.pid = sys::getpid();
+    h.ppid = sys::getppid();
     // SAFETY: plain system calls without pointers.
     unsafe {
         h.pgid = libc::getpgid(0);
