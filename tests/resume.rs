@@ -11,7 +11,7 @@ use std::time::Duration;
 /// end with the uninterrupted run's values after two restarts.
 fn registers_live_in_a_computation_survive_two_restarts(m32: bool) {
     let p = c_program("resume_regs", m32);
-    let last = cycles_with(&p, &["24"], 1, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(1));
+    let last = cycles_with(&p, &["80"], 1, 2, Duration::from_millis(1200), &[], |cy, _| cy.restart(1));
     assert!(!last.starts_with("round 0\n"), "the restarted run began from the start:\n{last}");
 }
 
