@@ -26,6 +26,7 @@ mod progress;
 mod python;
 mod remote;
 mod restart;
+mod resume;
 mod sharedfd;
 mod slurm;
 mod sockets;

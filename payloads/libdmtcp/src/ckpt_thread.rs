@@ -1,8 +1,10 @@
 //! The checkpoint thread: blocks on the coordinator connection and obeys its messages. On
 //! `DoCheckpoint` it runs the barrier sequence (DMT:SUSPEND, stop the threads, DMT:CHECKPOINT,
-//! elect pipe drainers, DMT:Drain, drain, write the image, refill the pipes, DMT:WriteCkpt, report the file or the failure, resume); after a restart it
-//! comes back here through `threads::checkpoint_point`, gives the process its kernel state back
-//! (`restart`), passes DMT:Restart and releases the program.
+//! elect pipe drainers, DMT:Drain, drain, write the image, refill the pipes, DMT:WriteCkpt,
+//! report the file or the failure, resume). After a restart the restorer resumes it in
+//! `restarted` (through `arch::ckpt_thread_start`'s frame, see `arch`), which gives the process
+//! its kernel state back (`after_restart`), passes DMT:Restart, releases the program and goes
+//! on obeying the coordinator.
 //!
 //! Rules: created with the real `pthread_create`, detached, with every signal blocked so the
 //! program's signals never land here; no allocation; it alone reads and writes `COORD_FD` after
@@ -29,7 +31,7 @@ pub fn start() -> bool {
     };
     // Block every signal while creating, so the new thread starts (and stays) with all blocked.
     let old = sys::set_sigmask(&sys::full_sigset());
-    let r = sys::thread::spawn_detached(create, STACK_SIZE, thread_main);
+    let r = sys::thread::spawn_detached(create, STACK_SIZE, crate::arch::ckpt_thread_start);
     sys::set_sigmask(&old);
     if let Err(r) = r {
         error!("cannot start the dmtcp thread ({}); the program runs without checkpoints", Bytes(sys::strerror(r)));
@@ -38,10 +40,23 @@ pub fn start() -> bool {
     true
 }
 
-extern "C" fn thread_main(_: *mut c_void) -> *mut c_void {
-    crate::threads::CKPT_TID.store(crate::threads::gettid(), core::sync::atomic::Ordering::Relaxed);
+/// The base of `arch::ckpt_thread_start`'s frame, where a restart resumes this thread.
+static BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// The thread's body, called by `arch::ckpt_thread_start` with the base of its frame.
+pub extern "C" fn thread_body(base: usize) {
+    BASE.store(base, Relaxed);
+    crate::threads::CKPT_TID.store(crate::threads::gettid(), Relaxed);
     run();
-    core::ptr::null_mut()
+}
+
+/// The thread after a restart, called by the `arch` resume stub on the stack below `BASE`:
+/// the restart's part, then the coordinator's orders as before.
+pub extern "C" fn restarted() {
+    crate::api::restarted();
+    if after_restart() {
+        run();
+    }
 }
 
 fn run() {
@@ -228,13 +243,8 @@ fn checkpoint(m: &Msg) -> bool {
                 n_threads: n,
             };
             crate::api::writing();
-            match threads::checkpoint_point(|| writer::write_image(&req)) {
-                None => {
-                    crate::api::restarted();
-                    return after_restart();
-                }
-                Some(r) => r,
-            }
+            threads::record_ckpt_thread(BASE.load(Relaxed));
+            writer::write_image(&req)
         }
         Err(why) => Err(writer::Failure({
             // Keep step with the others' barriers; this process has nothing to drain.
@@ -324,7 +334,7 @@ fn abandoned() -> bool {
 }
 
 /// The restart path: we are in a new process made from the image; the restorer resumed this
-/// thread at `checkpoint_point`.
+/// thread in `restarted`. Returns false when the coordinator is gone.
 fn after_restart() -> bool {
     let own = threads::slot(threads::CKPT_SLOT);
     threads::restore_thread(own);

@@ -21,12 +21,12 @@
 //! - `unsafe` is denied at the crate root and allowed only in these modules (each block
 //!   carries a `// SAFETY:` line); every other module calls their typed wrappers:
 //!   - `sys` (with `sys/thread`, `sys/dl`): every libc call and raw system call.
-//!   - `arch` (`arch/x86_64.rs`, `arch/x86.rs`): asm: context saving, TLS registers, the
-//!     C-variadic execl trampolines.
+//!   - `arch` (`arch/x86_64.rs`, `arch/x86.rs`): asm: the threads' resume stubs after a
+//!     restart, TLS registers, the C-variadic execl trampolines.
 //!   - `cell`: the run-time-checked `Exclusive` cell for static tables.
 //!   - `real`: turns the addresses dlsym gives into typed function pointers.
 //!   - `threads`: the per-thread slot table filled from the checkpoint signal's handler, the
-//!     siginfo the kernel hands that handler, and `checkpoint_point`'s own slot.
+//!     siginfo the kernel hands that handler, and the checkpoint thread's own slot.
 //!   - `config`: the settings global, written only while single-threaded.
 //!   - `writer`: the image writer's clone and scratch memory.
 //!   - `cstr`: reads the NULL-terminated C string arrays the program hands in (argv, envp).

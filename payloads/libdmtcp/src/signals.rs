@@ -31,7 +31,7 @@ use crate::real::{
 extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     crate::sys::keep_errno(|| {
         let entered = crate::interrupt::now_ns();
-        if threads::on_signal(info) {
+        if threads::on_signal(threads::Entry { info, uc, entered_ns: Some(entered) }) {
             crate::interrupt::after_checkpoint(entered, uc);
             return;
         }
@@ -66,7 +66,7 @@ static GLIBC_SETXID: core::sync::atomic::AtomicUsize = core::sync::atomic::Atomi
 
 extern "C" fn setxid_handler(sig: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     crate::sys::keep_errno(|| {
-        if threads::on_setxid(info) {
+        if threads::on_setxid(info, uc) {
             return;
         }
         let h = GLIBC_SETXID.load(Acquire);

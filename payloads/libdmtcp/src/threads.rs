@@ -7,16 +7,17 @@
 //! the checkpoint thread aimed it at that thread (`SETXID_TARGETS`) and passes on to glibc's
 //! otherwise. Each one, in `on_signal`, records what the kernel keeps per thread (TLS,
 //! the clear-child-tid address, the robust futex list, rseq, the alternate signal stack, its
-//! name, pending signals) in a slot, saves its resume point (`arch::save_context`) and waits on
-//! a futex. After a checkpoint the checkpoint thread bumps `RESUME_GEN` and they return from the
-//! handler. After a restart the restorer resumes each one at its saved point: it gives the
-//! kernel its per-thread state back, checks in, and waits for the same release; returning from
-//! the handler then restores its registers and signal mask from the signal frame (rt_sigreturn).
+//! name, pending signals) in a slot, with its resume point (`arch::thread_resume_regs`: an asm
+//! stub below the kernel's signal frame, see `arch`), and waits on a futex. After a checkpoint
+//! the checkpoint thread bumps `RESUME_GEN` and they return from the handler. After a restart
+//! the restorer resumes each one in that stub, which calls `restarted`: it gives the kernel its
+//! per-thread state back, checks in, waits for the same release, does what the handler would
+//! have done on its way out, and the stub returns from the signal with rt_sigreturn on the
+//! kernel's frame (every register and the signal mask). No Rust frame is resumed.
 //!
-//! Rules: everything in `on_signal` is async-signal-safe: raw system calls and atomics, no
-//! locks, no allocation, errno preserved. Slots live in .bss; each thread writes only its own.
-// `checkpoint_point` calls the resume-point save by its older module name.
-use crate::arch as ctx;
+//! Rules: everything in `on_signal` and `restarted` is async-signal-safe: raw system calls and
+//! atomics, no locks, no allocation, errno preserved. Slots live in .bss; each thread writes
+//! only its own.
 use crate::{arch, sys::thread};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::*};
@@ -42,6 +43,15 @@ pub struct Slot {
     pub pending: u64,
     /// capget data (effective, permitted, inheritable for two 32-bit words).
     pub caps: [u32; 6],
+    /// After a restart (user threads): the stack pointer rt_sigreturn wants, the handler's
+    /// ucontext, when it was entered (for `interrupt::after_checkpoint`, when `mark`), the
+    /// program's errno, and the release generation the thread waits out.
+    pub sigret_sp: usize,
+    pub uc: usize,
+    pub entered_ns: u64,
+    pub mark: bool,
+    pub errno: i32,
+    pub gen: u32,
 }
 
 impl Slot {
@@ -59,6 +69,12 @@ impl Slot {
         comm: [0; 16],
         pending: 0,
         caps: [0; 6],
+        sigret_sp: 0,
+        uc: 0,
+        entered_ns: 0,
+        mark: false,
+        errno: 0,
+        gen: 0,
     };
 }
 
@@ -160,8 +176,19 @@ pub fn restore_thread(s: &Slot) {
     thread::capset(&s.caps);
 }
 
+/// How a thread came into `on_signal`, for its way out after a restart: the handler's
+/// arguments, and when the checkpoint signal's handler was entered (None for SIGSETXID, whose
+/// handler does not call `interrupt::after_checkpoint`).
+pub struct Entry {
+    pub info: *const libc::siginfo_t,
+    pub uc: *mut core::ffi::c_void,
+    pub entered_ns: Option<u64>,
+}
+
 /// The checkpoint signal's handler, in every thread. Returns true when the signal was ours.
-pub fn on_signal(info: *const libc::siginfo_t) -> bool {
+pub fn on_signal(e: Entry) -> bool {
+    let errno = crate::sys::errno();
+    let info = e.info;
     if SUSPENDING.load(Acquire) == 0 || gettid() == CKPT_TID.load(Relaxed) {
         return false;
     }
@@ -180,7 +207,7 @@ pub fn on_signal(info: *const libc::siginfo_t) -> bool {
         }
         return true;
     }
-    stop_here(idx, gen);
+    stop_here(idx, gen, &e, errno);
     true
 }
 
@@ -189,10 +216,10 @@ static SETXID_TARGETS: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
 
 /// glibc's SIGSETXID in our handler: ours only if the checkpoint thread sent it to this very
 /// thread in place of the checkpoint signal (glibc's own setxid signals go on to glibc).
-pub fn on_setxid(info: *const libc::siginfo_t) -> bool {
+pub fn on_setxid(info: *const libc::siginfo_t, uc: *mut core::ffi::c_void) -> bool {
     let me = gettid();
     let took = SETXID_TARGETS.iter().any(|t| t.compare_exchange(me, 0, AcqRel, Relaxed).is_ok());
-    took && on_signal(info)
+    took && on_signal(Entry { info, uc, entered_ns: None })
 }
 
 /// The mask of blocked signals of thread `tid` (SigBlk in /proc/self/task/<tid>/status), or 0.
@@ -234,28 +261,43 @@ fn stop_signal(tid: i32, sig: i32) -> i32 {
     sig
 }
 
-/// Records and saves this thread in slot `idx`, then waits for the release. The frame of this
-/// function stays live while the memory is captured (see `arch`).
-#[inline(never)]
-fn stop_here(idx: usize, gen: u32) {
+/// Records this thread and its resume point in slot `idx`, then waits for the release.
+fn stop_here(idx: usize, gen: u32, e: &Entry, errno: i32) {
     // SAFETY: idx came from this thread's fetch_add on NEXT: the slot is ours alone until we
     // announce ourselves through SUSPENDED.
     let s = unsafe { slot_mut(idx) };
     capture_thread(s);
-    if arch::save_context(&mut s.regs) == 0 {
-        SUSPENDED.fetch_add(1, Release);
-        futex_wake(&SUSPENDED);
-    } else {
-        // Restarted: this thread was recreated by the restorer with its old tid and TLS.
-        let s = slot(idx);
-        restore_thread(s);
-        raise_own_pending(s);
-        RESTORED.fetch_add(1, Release);
-        futex_wake(&RESTORED);
-    }
+    (s.regs, s.sigret_sp) = arch::thread_resume_regs(idx, e.info as usize, e.uc as usize);
+    s.uc = e.uc as usize;
+    s.entered_ns = e.entered_ns.unwrap_or(0);
+    s.mark = e.entered_ns.is_some();
+    s.errno = errno;
+    s.gen = gen;
+    SUSPENDED.fetch_add(1, Release);
+    futex_wake(&SUSPENDED);
     while RESUME_GEN.load(Acquire) == gen {
         futex_wait(&RESUME_GEN, gen);
     }
+}
+
+/// A user thread after a restart, called by the `arch` resume stub on a fresh stack below its
+/// signal frame (the restorer recreated it with its old tid and TLS): gives the kernel its
+/// state back, checks in, waits for the release, leaves the handler's mark and the program's
+/// errno, and returns the stack pointer for the stub's rt_sigreturn.
+pub extern "C" fn restarted(idx: usize) -> usize {
+    let s = slot(idx);
+    restore_thread(s);
+    raise_own_pending(s);
+    RESTORED.fetch_add(1, Release);
+    futex_wake(&RESTORED);
+    while RESUME_GEN.load(Acquire) == s.gen {
+        futex_wait(&RESUME_GEN, s.gen);
+    }
+    if s.mark {
+        crate::interrupt::after_checkpoint(s.entered_ns, s.uc as *const core::ffi::c_void);
+    }
+    crate::sys::set_errno(s.errno);
+    s.sigret_sp
 }
 
 /// Pending signals of this thread alone (not the process's) at checkpoint time are raised
@@ -356,22 +398,12 @@ pub fn reset_restored() {
     RESTORED.store(0, Release);
 }
 
-/// The checkpoint thread's own resume point: fills its slot, saves its context, and runs
-/// `write` (which captures the memory) while this frame is live. Returns None when the process
-/// was just restarted from the image that `write` produced, else Some(write's result).
-#[inline(never)]
-pub fn checkpoint_point<T>(write: impl FnOnce() -> T) -> Option<T> {
+/// Fills the checkpoint thread's own slot: its kernel state, and the resume point at `base`
+/// (the frame of `arch::ckpt_thread_start`; a restart calls `ckpt_thread::restarted` there).
+pub fn record_ckpt_thread(base: usize) {
     // SAFETY: only the checkpoint thread calls this, and it reads its slot only afterwards.
     let s = unsafe { slot_mut(CKPT_SLOT) };
     capture_thread(s);
     s.flags = dmtcp_proto::image::THREAD_CKPT;
-    if ctx::save_context(&mut s.regs) == 0 {
-        let r = write();
-        // Never a tail call: a restart resumes this frame, so `write` must run below it, not in
-        // its place (a tail call lets `write` overwrite the registers saved here).
-        core::hint::black_box(&r);
-        Some(r)
-    } else {
-        None
-    }
+    s.regs = arch::ckpt_resume_regs(base);
 }

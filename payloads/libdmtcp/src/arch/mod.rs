@@ -1,28 +1,42 @@
-//! Per-architecture code, one file per architecture behind one typed API: saving a thread's
-//! resume point (`save_context`), reading the thread's TLS registers (`capture_tls`), where the
-//! restorer lives (`RESTORER_BASE`), and the C-variadic `execl`/`execlp`/`execle` trampolines
+//! Per-architecture code, one file per architecture behind one typed API: the threads' resume
+//! points after a restart (`ckpt_thread_start`, `ckpt_resume_regs`, `thread_resume_regs`),
+//! reading the thread's TLS registers (`capture_tls`), where the restorer lives
+//! (`RESTORER_BASE`), and the C-variadic `execl`/`execlp`/`execle` trampolines
 //! (which hand their argument list to `crate::execl::execl_impl`).
 //!
 //! Rules: only asm and architecture-specific system calls live here (and in `x86_64.rs`,
 //! `x86.rs`); each item has the same signature on both architectures. Every unsafe block has a
 //! `// SAFETY:` line.
 //!
-//! `save_context` stores the callee-saved registers, the stack pointer and the return address
-//! (a setjmp without the signal mask) into 16 u64 slots, in the layout of
-//! `dmtcp_proto::image::thread::REGS`, and returns 0. The restorer later resumes the thread
-//! there with 1 as the return value. Its rules are those of setjmp: the function that calls
-//! `save_context` must still be running when the memory is captured and when the thread is
-//! resumed, and it must not read, after the call, a local that it changed after the call.
-//! Registers are saved by the asm only.
+//! The resume point (design): no Rust function returns twice. At a checkpoint nothing is saved
+//! by asm; each thread's slot gets a register array (layout of
+//! `dmtcp_proto::image::thread::REGS`) that names a fixed asm stub and a stack pointer that
+//! depends only on the C ABI and the kernel's signal frame, never on a Rust frame:
+//! - the checkpoint thread starts in `ckpt_thread_start` (asm), which pushes the callee-saved
+//!   registers and hands the Rust body that frame's address, its *base*. A restart resumes it
+//!   in `ckpt_resume` with the stack pointer at the base: the stub calls a fresh
+//!   `ckpt_thread::restarted` below it, then pops what `ckpt_thread_start` pushed and returns
+//!   null to the C library's thread start, exactly as the first run would have.
+//! - a user thread stops inside the checkpoint signal's handler. A restart resumes it in
+//!   `thread_resume` below the kernel's signal frame (found from the handler's `uc`/`info`
+//!   arguments, the kernel's rt_sigframe layout), with its slot number in a callee-saved
+//!   register: the stub calls a fresh `threads::restarted(slot)`, which returns the stack
+//!   pointer rt_sigreturn wants, and the stub makes that system call: every register and the
+//!   signal mask come back from the frame, as if the handler had returned.
+//!
+//! The frames of the code that ran between (handler, `stop_here`, the writer) are dead memory
+//! after a restart; whatever the compiler inlined or kept in registers there cannot matter.
+//! This is MTCP's and CRIU's way (CRIU's restorer returns into each thread through
+//! rt_sigreturn on a frame it built; ours is the one the kernel built at the checkpoint).
 
 #[cfg(target_arch = "x86")]
 mod x86;
 #[cfg(target_arch = "x86")]
-pub use x86::{capture_tls, RESTORER_BASE};
+pub use x86::{capture_tls, ckpt_resume_regs, ckpt_thread_start, thread_resume_regs, RESTORER_BASE};
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]
-pub use x86_64::{capture_tls, RESTORER_BASE};
+pub use x86_64::{capture_tls, ckpt_resume_regs, ckpt_thread_start, thread_resume_regs, RESTORER_BASE};
 
 /// A thread's TLS registers as the image stores them.
 pub struct Tls {
@@ -32,18 +46,4 @@ pub struct Tls {
     pub gs: u64,
     /// The thread pointer (fs base; on i686 the base address of the %gs segment).
     pub thread_pointer: usize,
-}
-
-extern "C" {
-    /// Returns 0 after saving; 1 when the restorer resumes the thread here (defined by the
-    /// `global_asm!` of the architecture file).
-    fn dmtcp_save_context(regs: *mut u64) -> usize;
-}
-
-/// See the module rules. `regs` must be zeroed (the i686 version fills only the low halves).
-#[inline(always)]
-pub fn save_context(regs: &mut [u64; 16]) -> usize {
-    // SAFETY: writes 64 bytes into `regs` and returns; the resume path is the restorer's,
-    // under the module rules.
-    unsafe { dmtcp_save_context(regs.as_mut_ptr()) }
 }

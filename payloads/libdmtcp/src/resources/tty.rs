@@ -217,7 +217,6 @@ fn reopen(f: &Fd, have_tty: bool, stdio: u8) {
 /// in the kernel (or after 200 ms), as a resize would find them: a program blocked in read()
 /// or poll() without SA_RESTART must see it interrupt that call, not land on the way back to
 /// it (where a flag-setting handler would only be noticed at the next key).
-#[inline(never)]
 pub fn after_restart_resumed() {
     let winch = TABLE.with(|tb| core::mem::replace(&mut tb.winch, false));
     if !winch {

@@ -109,7 +109,7 @@ pub fn clone_tls(rec: &ThreadRecord) -> u64 {
 /// Resumes a saved context (ebx esi edi ebp esp eip as u64 slots), with 1 in eax.
 ///
 /// # Safety
-/// `regs` must hold a context saved by the preload library's `save_context` in memory that is
+/// `regs` must hold a context the preload library recorded (`arch::*_resume_regs`) in memory that is
 /// mapped again; nothing of the current stack is used afterwards.
 pub unsafe fn resume(regs: *const u64) -> ! {
     // SAFETY: per the function contract; loads every register from `regs` and never returns.

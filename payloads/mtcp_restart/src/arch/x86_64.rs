@@ -76,11 +76,11 @@ pub fn clone_tls(rec: &ThreadRecord) -> u64 {
 }
 
 /// Resumes a saved context: callee-saved registers, stack pointer, and a jump to the saved
-/// instruction pointer with 1 in the return register, as if the library's `save_context`
-/// returned 1.
+/// instruction pointer (one of the preload library's resume stubs, `libdmtcp::arch`, which
+/// take their arguments from the callee-saved registers).
 ///
 /// # Safety
-/// `regs` must hold a context saved by the preload library's `save_context` in memory that is
+/// `regs` must hold a context the preload library recorded (`arch::*_resume_regs`) in memory that is
 /// mapped again; nothing of the current stack is used afterwards.
 pub unsafe fn resume(regs: *const u64) -> ! {
     // SAFETY: per the function contract; loads every register from `regs` and never returns.
