@@ -6,8 +6,10 @@ use crate::util::*;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The interpreter itself, not a wrapper script in PATH (pyenv's shims are bash scripts whose
+/// helper processes would be the computation's too).
 fn python3() -> PathBuf {
-    let out = run_ok(std::process::Command::new("sh").args(["-c", "command -v python3"]));
+    let out = run_ok(std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]));
     PathBuf::from(stdout(&out).trim())
 }
 

@@ -16,7 +16,6 @@ use crate::log::Bytes;
 use crate::resources::{self, Phase};
 use crate::sys;
 use crate::{threads, writer};
-use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};
 use dmtcp_proto::barrier::Barrier;
 use dmtcp_proto::{Kind, Msg, WorkerState, MSG_SIZE};
