@@ -362,7 +362,8 @@ fn malformed_and_stalled_connections_are_dropped_while_others_are_served() {
         ("short message", &mut short),
         ("silent", &mut silent),
     ] {
-        assert!(closed_within(s, Duration::from_secs(5)), "{name} connection was not dropped");
+        // The silent ones are dropped once the first-message limit (10 s) has passed.
+        assert!(closed_within(s, Duration::from_secs(15)), "{name} connection was not dropped");
     }
     assert_eq!(c.peers(), 1);
     assert!(c.child.id() > 0 && threads_of(c.pid()) == 1);

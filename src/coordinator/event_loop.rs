@@ -21,7 +21,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// A new connection must complete its first message within this time.
-const FIRST_MSG_TIMEOUT: Duration = Duration::from_secs(20);
+const FIRST_MSG_TIMEOUT: Duration = Duration::from_secs(10);
 /// A worker that stops in the middle of a message for this long is dropped.
 const PARTIAL_MSG_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most bytes queued for one client; a peer that does not read is dropped beyond this.
@@ -654,7 +654,16 @@ impl Coord {
                 }
             }
             for (tok, why) in stale {
-                self.drop_conn(tok, Some(why));
+                // What it sent may be waiting unread behind a burst of accepts: read it first.
+                if self.comp.peer(tok) == Some(Peer::Pending) {
+                    self.read_conn(tok);
+                    if self.comp.peer(tok) != Some(Peer::Pending) {
+                        continue;
+                    }
+                }
+                if self.conns.get(&tok).is_some_and(|c| !c.dead) {
+                    self.drop_conn(tok, Some(why));
+                }
             }
             self.reap();
         }

@@ -87,11 +87,18 @@ pub fn hold(generation: u32) -> Hold {
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        HOLDING.store(0, SeqCst);
-        ROUNDS.fetch_add(1, SeqCst);
-        futex_wake(&HOLDING);
-        futex_wake(&ROUNDS);
+        round_over();
     }
+}
+
+/// The checkpoint round is over: sections may begin again. `Hold`'s drop in a process that
+/// wrote its image; the checkpoint thread's restart entry in a restarted one (whose `Hold` was
+/// on a frame the restart leaves behind).
+pub fn round_over() {
+    HOLDING.store(0, SeqCst);
+    ROUNDS.fetch_add(1, SeqCst);
+    futex_wake(&HOLDING);
+    futex_wake(&ROUNDS);
 }
 
 /// The image is about to be written: count it, so that the image holds the new count.

@@ -53,7 +53,13 @@ pub extern "C" fn thread_body(base: usize) {
 /// the restart's part, then the coordinator's orders as before.
 pub extern "C" fn restarted() {
     crate::api::restarted();
-    if after_restart() {
+    let going_on = after_restart();
+    // The checkpoint's frames (`run` → `checkpoint`) were left behind in the image: what they
+    // would have done on the way out is done here. The API's hold on the round ends, and the
+    // gate for forks, execs and spawns opens again.
+    crate::api::round_over();
+    crate::children::open_after_checkpoint();
+    if going_on {
         run();
     }
 }
