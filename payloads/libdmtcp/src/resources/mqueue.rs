@@ -64,39 +64,8 @@ pub fn takes(fd: c_int) -> bool {
     ipc::is_mqueue(fd)
 }
 
-fn push_hex(p: &mut Fixed<4200>, v: u64) -> bool {
-    let mut h = [0u8; 16];
-    let mut n = 0;
-    for i in (0..16).rev() {
-        let d = ((v >> (4 * i)) & 0xf) as u8;
-        if d != 0 || n > 0 || i == 0 {
-            h[n] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
-            n += 1;
-        }
-    }
-    p.push(&h[..n])
-}
-
 fn lock_path(inode: u64, p: &mut Fixed<4200>) -> bool {
-    let c = crate::config::get();
-    let (comp, generation) = super::shm::checkpoint_name();
-    p.clear();
-    let dir = c.ckpt_dir();
-    if dir.is_empty() {
-        let mut cwd = [0u8; 4096];
-        match sys::getcwd(&mut cwd) {
-            Ok(n) => p.push(&cwd[..n]),
-            Err(_) => return false,
-        };
-    } else {
-        p.push(dir);
-    }
-    p.push(b"/.dmtcp-mq-")
-        && push_hex(p, comp)
-        && p.push(b"-")
-        && push_hex(p, generation.into())
-        && p.push(b"-")
-        && push_hex(p, inode)
+    super::shm::lock_prefix(b"mq", p) && p.push(b"-") && super::shm::push_hex(p, inode)
 }
 
 fn save() {

@@ -66,12 +66,6 @@ pub fn set_checkpoint(comp_id: u64, generation: u32) {
     GENERATION.store(generation, Relaxed);
 }
 
-/// The computation and generation of the checkpoint under way (the `sysv` kind names its lock
-/// files after them too).
-pub fn checkpoint_name() -> (u64, u32) {
-    (COMP_ID.load(Relaxed), GENERATION.load(Relaxed))
-}
-
 /// Whether this process writes the pages of the shared mapping (dev, inode, offset, len) now:
 /// it won the election and has not stored this range yet (the writer asks once per area).
 pub fn elected(dev: u64, inode: u64, offset: u64, len: u64) -> bool {
@@ -90,7 +84,7 @@ pub fn elected(dev: u64, inode: u64, offset: u64, len: u64) -> bool {
     })
 }
 
-fn push_hex(p: &mut Fixed<4200>, v: u64) -> bool {
+pub(super) fn push_hex(p: &mut Fixed<4200>, v: u64) -> bool {
     let mut h = [0u8; 16];
     let mut n = 0;
     let mut started = false;
@@ -105,8 +99,10 @@ fn push_hex(p: &mut Fixed<4200>, v: u64) -> bool {
     p.push(&h[..n])
 }
 
-/// The lock file of `k` for this checkpoint.
-fn lock_path(k: &Key, p: &mut Fixed<4200>) -> bool {
+/// `<checkpoint folder>/.dmtcp-<tag>-<computation>-<generation>`: the start of the election's
+/// lock file names of this checkpoint, for every kind that elects one writer per object
+/// (`shm`, `mqueue`, `sysv`); each appends its object's name.
+pub(super) fn lock_prefix(tag: &[u8], p: &mut Fixed<4200>) -> bool {
     let c = crate::config::get();
     p.clear();
     let dir = c.ckpt_dir();
@@ -119,10 +115,17 @@ fn lock_path(k: &Key, p: &mut Fixed<4200>) -> bool {
     } else {
         p.push(dir);
     }
-    p.push(b"/.dmtcp-shm-")
+    p.push(b"/.dmtcp-")
+        && p.push(tag)
+        && p.push(b"-")
         && push_hex(p, COMP_ID.load(Relaxed))
         && p.push(b"-")
         && push_hex(p, GENERATION.load(Relaxed).into())
+}
+
+/// The lock file of `k` for this checkpoint.
+fn lock_path(k: &Key, p: &mut Fixed<4200>) -> bool {
+    lock_prefix(b"shm", p)
         && p.push(b"-")
         && push_hex(p, k.dev)
         && p.push(b"-")

@@ -164,45 +164,14 @@ fn nested_pidns() -> bool {
         .is_some_and(|l| l[6..].split(|c| c.is_ascii_whitespace()).filter(|f| !f.is_empty()).count() > 1)
 }
 
-fn push_hex(p: &mut Fixed<4200>, v: u64) -> bool {
-    let mut h = [0u8; 16];
-    let mut n = 0;
-    for i in (0..16).rev() {
-        let d = ((v >> (4 * i)) & 0xf) as u8;
-        if d != 0 || n > 0 || i == 0 {
-            h[n] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
-            n += 1;
-        }
-    }
-    p.push(&h[..n])
-}
-
 /// The election's lock file for object (kind, id) of this checkpoint.
 fn lock_path(kind: SysvKind, id: c_int, p: &mut Fixed<4200>) -> bool {
-    let c = crate::config::get();
-    let (comp, generation) = super::shm::checkpoint_name();
-    p.clear();
-    let dir = c.ckpt_dir();
-    if dir.is_empty() {
-        let mut cwd = [0u8; 4096];
-        match sys::getcwd(&mut cwd) {
-            Ok(n) => p.push(&cwd[..n]),
-            Err(_) => return false,
-        };
-    } else {
-        p.push(dir);
-    }
     let k: &[u8] = match kind {
         SysvKind::Shm => b"-shm-",
         SysvKind::Sem => b"-sem-",
         SysvKind::Msg => b"-msg-",
     };
-    p.push(b"/.dmtcp-sysv-")
-        && push_hex(p, comp)
-        && p.push(b"-")
-        && push_hex(p, generation.into())
-        && p.push(k)
-        && push_hex(p, id as u32 as u64)
+    super::shm::lock_prefix(b"sysv", p) && p.push(k) && super::shm::push_hex(p, id as u32 as u64)
 }
 
 /// Whether this process holds the contents of (kind, id): it created the lock file. Ok(false):
