@@ -44,12 +44,10 @@ use std::time::{Duration, Instant};
 /// `(peer, local)` (our own end's address is `local`), in one pass over /proc: None for one of
 /// another host, or gone. Only this user's processes can be read; ours are among them.
 pub fn client_pids(conns: &[(SocketAddr, SocketAddr)]) -> Vec<Option<i32>> {
-    let tables: Vec<String> =
-        ["/proc/net/tcp", "/proc/net/tcp6"].iter().filter_map(|t| std::fs::read_to_string(t).ok()).collect();
     let wanted: Vec<Option<String>> = conns
         .iter()
         .map(|&(p, l)| {
-            let inode = tables.iter().find_map(|text| super::owner::inode_in(text, p, l))?;
+            let (_, inode) = super::owner::lookup(p, l)?;
             Some(format!("socket:[{inode}]"))
         })
         .collect();
