@@ -198,6 +198,13 @@ fn make_memfds(plans: &[ShmPlan]) -> Result<Vec<OwnedFd>, String> {
     Ok(fds)
 }
 
+impl Made {
+    /// The fd of object `k`.
+    pub fn fd(&self, k: usize) -> RawFd {
+        self.fds[k].as_raw_fd()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,12 +223,5 @@ mod tests {
         assert_eq!(got, [(10, 16384), (12, 8192)], "inode 11 is one group's own");
         assert!(plan_across(&[&g1]).is_empty(), "one group shares nothing across");
         assert!(plan_across(&[&g1, &[obj(6, 10, 4096)]]).is_empty(), "another device is another object");
-    }
-}
-
-impl Made {
-    /// The fd of object `k`.
-    pub fn fd(&self, k: usize) -> RawFd {
-        self.fds[k].as_raw_fd()
     }
 }
