@@ -91,7 +91,8 @@ impl Role {
             Role::Coordinator => Some(coordinator::help()),
             Role::Command => Some(command::help()),
             Role::Restart => Some(restart::help()),
-            Role::NoCheckpoint | Role::SelfInstall | Role::Image | Role::Doctor => None,
+            Role::NoCheckpoint => Some(nocheckpoint::help()),
+            Role::SelfInstall | Role::Image | Role::Doctor => None,
         }
     }
 

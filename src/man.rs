@@ -40,7 +40,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     let want = match args.as_slice() {
         [] => "dmtcp".to_string(),
         [a] if a == "--help" => {
-            println!("Usage: dmtcp man [ROLE]\n\nPrints the man page (roff) of dmtcp or of one of its roles: launch, coordinator, command, restart.");
+            println!("Usage: dmtcp man [ROLE]\n\nPrints the man page (roff) of dmtcp or of one of its roles: launch, coordinator, command, restart, nocheckpoint.");
             return 0;
         }
         [a] => a.clone(),
@@ -57,7 +57,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         }
         None => {
             eprintln!(
-                "{PROGRAM}: no man page for `{want}`; the pages are dmtcp, launch, coordinator, command, restart"
+                "{PROGRAM}: no man page for `{want}`; the pages are dmtcp, launch, coordinator, command, restart, nocheckpoint"
             );
             cli::EXIT_USAGE
         }

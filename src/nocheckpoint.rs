@@ -22,6 +22,11 @@ Options:
   --help     show this help
   --version  show the version";
 
+/// The `--help` text, which is also the man page's source (`man.rs`).
+pub fn help() -> String {
+    USAGE.to_string()
+}
+
 /// The variables our launcher and library set for the processes of a computation; a program
 /// outside it has no use for them.
 const OURS: [&str; 7] = [

@@ -5,7 +5,8 @@
 //! P/bin/dmtcp  P/bin/dmtcp_{launch,coordinator,command,restart} -> dmtcp  P/bin/mtcp_restart
 //! P/lib/dmtcp/libdmtcp.so  P/lib/dmtcp/32/bin/mtcp_restart  P/lib/dmtcp/32/lib/dmtcp/libdmtcp.so
 //! P/include/dmtcp.h  (DMTCP's C API, for programs that call it)
-//! P/share/man/man1/{dmtcp,dmtcp_launch,dmtcp_coordinator,dmtcp_command,dmtcp_restart}.1
+//! P/share/man/man1/{dmtcp,dmtcp_launch,dmtcp_coordinator,dmtcp_command,dmtcp_restart,
+//!   dmtcp_nocheckpoint}.1
 //! ```
 //!
 //! Every file is replaced atomically, so running it again over a tree (even one in use) leaves a

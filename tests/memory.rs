@@ -224,12 +224,63 @@ fn python_multiprocessing_pool_with_shared_memory_survives_two_restarts() {
 /// shm object and a MAP_SHARED regular file under process-shared mutexes; both sets of images
 /// are restarted together by one dmtcp_restart, twice. Named objects are files, which each
 /// restored process maps again by path: the two launches share them again, and each counts
-/// its rounds and sees the other's, as in an uninterrupted run of the pair. (Memory only the
-/// kernel held, such as an unlinked object, is made once per launch: not shared across them.)
+/// its rounds and sees the other's, as in an uninterrupted run of the pair.
 #[test]
 fn two_launches_sharing_posix_shm_and_a_file_mapping_share_them_after_restart() {
     let p = c_program("shm_two", false);
     let name = format!("dmtcp-two-{}", std::process::id());
+    let reference = {
+        let d = TempDir::new("ref");
+        let mut a = std::process::Command::new(&p);
+        a.args([name.as_str(), "0", "300"]).current_dir(d.path()).stdout(std::process::Stdio::piped());
+        let a = a.spawn().unwrap();
+        let b = run_ok(std::process::Command::new(&p).args([name.as_str(), "1", "300"]).current_dir(d.path()));
+        let a = a.wait_with_output().unwrap();
+        let mut lines = vec![result_line(&String::from_utf8_lossy(&a.stdout)), result_line(&stdout(&b))];
+        lines.sort();
+        lines
+    };
+    let mut cy = Cycle::launch(&p, &[name.as_str(), "0", "300"], &[]);
+    let mut second = cy.coord.launch(&p, &[name.as_str(), "1", "300"]);
+    second
+        .env("DMTCP_CHECKPOINT_DIR", &cy.ckdir)
+        .current_dir(cy.work.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(cy.work.join("second-out.txt")).unwrap())
+        .stderr(std::fs::File::create(cy.work.join("second-err.txt")).unwrap());
+    let mut second = second.spawn().unwrap();
+    cy.wait_running(2);
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(900));
+        cy.checkpoint();
+        assert_eq!(cy.images().len(), 2, "{:?}\n{}", cy.images(), cy.diagnostics());
+        cy.kill();
+        let _ = second.try_wait();
+        cy.restart(2);
+        for img in cy.images() {
+            std::fs::remove_file(img).unwrap();
+        }
+    }
+    let _ = second.wait();
+    let last = cy.finish();
+    // The second launch's process writes to its own stdout file, reopened after each restart.
+    let second_out = std::fs::read_to_string(cy.work.join("second-out.txt")).unwrap_or_default();
+    let mut lines: Vec<String> =
+        last.lines().chain(second_out.lines()).filter(|l| l.starts_with("RESULT")).map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, reference, "\n{last}\n{}", cy.diagnostics());
+    assert!(!last.starts_with("step 0\n"), "the restarted run began from the start:\n{last}");
+}
+
+/// The same with memory only the kernel holds: a memfd that one launch passes to the other over
+/// a UNIX socket and a /dev/shm file both map and the first unlinks, with every fd of them closed
+/// before the checkpoints. `dmtcp_restart` makes each once for both launches (before either
+/// group), so after each restart the two share them again with their contents, as in an
+/// uninterrupted run of the pair.
+#[test]
+fn two_launches_sharing_a_passed_memfd_and_an_unlinked_shm_file_share_them_after_restart() {
+    let p = c_program("shm_two_anon", false);
+    let name = format!("dmtcp-anon-{}", std::process::id());
     let reference = {
         let d = TempDir::new("ref");
         let mut a = std::process::Command::new(&p);

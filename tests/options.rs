@@ -865,6 +865,7 @@ fn man_pages_are_installed_and_render_every_option() {
         ("dmtcp_coordinator", Some("coordinator")),
         ("dmtcp_command", Some("command")),
         ("dmtcp_restart", Some("restart")),
+        ("dmtcp_nocheckpoint", Some("nocheckpoint")),
     ] {
         let file = man1.join(format!("{page}.1"));
         assert!(file.is_file(), "{} missing", file.display());

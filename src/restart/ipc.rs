@@ -32,6 +32,10 @@ pub fn plan(members: &[&ImageFacts]) -> (Vec<SysvRecord>, Vec<String>) {
     for img in members {
         for f in &img.fds {
             let FdWhat::Sysv(r) = f.what else { continue };
+            // A process's SEM_UNDO adjustment is no object: the process gives it back itself.
+            if r.kind == SysvKind::SemUndo {
+                continue;
+            }
             match objects.iter_mut().find(|o| o.kind == r.kind && o.id == r.id) {
                 None => objects.push(r),
                 Some(o) => {
@@ -82,6 +86,7 @@ fn kind_order(k: SysvKind) -> u8 {
         SysvKind::Shm => 0,
         SysvKind::Sem => 1,
         SysvKind::Msg => 2,
+        SysvKind::SemUndo => 3,
     }
 }
 
@@ -91,6 +96,7 @@ pub fn what(k: SysvKind) -> &'static str {
         SysvKind::Shm => "System V shared memory",
         SysvKind::Sem => "System V semaphore set",
         SysvKind::Msg => "System V message queue",
+        SysvKind::SemUndo => "SEM_UNDO adjustment of a System V semaphore",
     }
 }
 
@@ -98,7 +104,7 @@ pub fn what(k: SysvKind) -> &'static str {
 pub fn next_id_file(k: SysvKind) -> &'static str {
     match k {
         SysvKind::Shm => "/proc/sys/kernel/shm_next_id",
-        SysvKind::Sem => "/proc/sys/kernel/sem_next_id",
+        SysvKind::Sem | SysvKind::SemUndo => "/proc/sys/kernel/sem_next_id",
         SysvKind::Msg => "/proc/sys/kernel/msg_next_id",
     }
 }
@@ -112,6 +118,9 @@ pub fn make(objects: &[SysvRecord]) -> Result<(), String> {
 }
 
 fn make_one(o: &SysvRecord) -> Result<(), String> {
+    if o.kind == SysvKind::SemUndo {
+        return Err("a SEM_UNDO adjustment is no object to make (plan leaves them out)".into());
+    }
     let file = next_id_file(o.kind);
     std::fs::write(file, o.id.to_string()).map_err(|e| format!("writing {file}: {e}"))?;
     let got = match ns::sysv_create(kind_code(o.kind), o.key, o.size, o.mode) {
@@ -142,7 +151,7 @@ fn make_one(o: &SysvRecord) -> Result<(), String> {
 fn kind_code(k: SysvKind) -> ns::SysvKind {
     match k {
         SysvKind::Shm => ns::SysvKind::Shm,
-        SysvKind::Sem => ns::SysvKind::Sem,
+        SysvKind::Sem | SysvKind::SemUndo => ns::SysvKind::Sem,
         SysvKind::Msg => ns::SysvKind::Msg,
     }
 }
@@ -187,6 +196,17 @@ mod tests {
         let ids: Vec<(SysvKind, i32)> = objects.iter().map(|o| (o.kind, o.id)).collect();
         assert_eq!(ids, [(SysvKind::Shm, 5), (SysvKind::Shm, 32768), (SysvKind::Sem, 3), (SysvKind::Msg, 3)]);
         assert!(objects[1].contents, "the record of the process that holds the contents is kept");
+    }
+
+    #[test]
+    fn sem_undo_adjustments_are_not_objects_to_make() {
+        let mut undo = rec(SysvKind::SemUndo, 3, -1, false);
+        undo.size = 1;
+        let a = image(&[rec(SysvKind::Sem, 3, 0x77, true), undo]);
+        let (objects, warnings) = plan(&[&a]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].kind, SysvKind::Sem);
     }
 
     #[test]

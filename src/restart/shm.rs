@@ -8,8 +8,13 @@
 //! pages through its own mapping, before any of them runs (the RESTART barrier).
 //!
 //! An object is named by the (device, inode) the images recorded, the same in every process
-//! that shared it. Objects of different groups (pid namespaces, that is separate launches) are
-//! made separately: such sharing across launches is not restored.
+//! that shared it, in any launch (the kernel's inode numbers are the machine's). An object that
+//! the images of two groups (pid namespaces, that is separate launches: a memfd passed over a
+//! UNIX socket, a /dev/shm file both mapped before it was unlinked) map is made once by
+//! `dmtcp_restart` before any group (`across_groups`, as the sockets are), and every group's
+//! init uses a copy of that memfd instead of making its own, so the launches share it again;
+//! the one image elected at checkpoint (the lock file is in the checkpoint folder, shared by
+//! both) fills it.
 //!
 //! The planning is pure (`plan`, unit-tested in `plan.rs`); `make` carries it out (see
 //! `pipes.rs` for what a kind file provides).
@@ -126,8 +131,58 @@ pub struct Made {
     fds: Vec<OwnedFd>,
 }
 
-/// Makes the memfds of `plans` (close-on-exec), each of its size.
-pub fn make(plans: &[ShmPlan]) -> Result<Made, String> {
+/// Objects that more than one group maps, made once before any group: (dev, inode, memfd).
+#[derive(Default)]
+pub struct Across {
+    objects: Vec<(u64, u64, OwnedFd)>,
+}
+
+/// Which objects of `groups` (each group's `ShmPlan`s) more than one group has, each once, with
+/// the largest size any group planned, in the order first met. Pure.
+pub fn plan_across(groups: &[&[ShmPlan]]) -> Vec<ShmPlan> {
+    let mut out: Vec<ShmPlan> = Vec::new();
+    for (g, plans) in groups.iter().enumerate() {
+        for p in plans.iter() {
+            let elsewhere = groups
+                .iter()
+                .enumerate()
+                .any(|(h, o)| h != g && o.iter().any(|q| q.dev == p.dev && q.inode == p.inode));
+            if !elsewhere {
+                continue;
+            }
+            match out.iter_mut().find(|o| o.dev == p.dev && o.inode == p.inode) {
+                Some(o) => o.size = o.size.max(p.size),
+                None => out.push(p.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// Makes the objects that several groups share (`plan_across`): each group's init inherits
+/// them and `make` uses them.
+pub fn across_groups(groups: &[&[ShmPlan]]) -> Result<Across, String> {
+    let plans = plan_across(groups);
+    let made = make_memfds(&plans)?;
+    Ok(Across { objects: plans.iter().zip(made).map(|(p, fd)| (p.dev, p.inode, fd)).collect() })
+}
+
+/// Makes the memfds of `plans` (close-on-exec), each of its size; an object in `across` (made
+/// before the groups) is a copy of that memfd instead.
+pub fn make(plans: &[ShmPlan], across: &Across) -> Result<Made, String> {
+    let mut fds = Vec::with_capacity(plans.len());
+    for p in plans {
+        match across.objects.iter().find(|(dev, inode, _)| *dev == p.dev && *inode == p.inode) {
+            Some((_, _, fd)) => {
+                fds.push(fd.try_clone().map_err(|e| format!("a copy of shared memory {}: {e}", p.name))?);
+            }
+            None => fds.extend(make_memfds(std::slice::from_ref(p))?),
+        }
+    }
+    Ok(Made { fds })
+}
+
+fn make_memfds(plans: &[ShmPlan]) -> Result<Vec<OwnedFd>, String> {
     let mut fds = Vec::with_capacity(plans.len());
     for p in plans {
         // Sealable, so that a memfd's seals can be put back (the process adds them, libdmtcp
@@ -140,12 +195,33 @@ pub fn make(plans: &[ShmPlan]) -> Result<Made, String> {
         f.set_len(p.size).map_err(|e| format!("shared memory {} ({} bytes): {e}", p.name, p.size))?;
         fds.push(OwnedFd::from(f));
     }
-    Ok(Made { fds })
+    Ok(fds)
 }
 
 impl Made {
     /// The fd of object `k`.
     pub fn fd(&self, k: usize) -> RawFd {
         self.fds[k].as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(dev: u64, inode: u64, size: u64) -> ShmPlan {
+        ShmPlan { dev, inode, size, name: format!("o{inode}") }
+    }
+
+    #[test]
+    fn objects_of_two_groups_are_made_once_with_the_largest_size() {
+        let g1 = [obj(5, 10, 4096), obj(5, 11, 4096)];
+        let g2 = [obj(5, 12, 8192), obj(5, 10, 16384)];
+        let g3 = [obj(5, 12, 4096)];
+        let across = plan_across(&[&g1, &g2, &g3]);
+        let got: Vec<(u64, u64)> = across.iter().map(|o| (o.inode, o.size)).collect();
+        assert_eq!(got, [(10, 16384), (12, 8192)], "inode 11 is one group's own");
+        assert!(plan_across(&[&g1]).is_empty(), "one group shares nothing across");
+        assert!(plan_across(&[&g1, &[obj(6, 10, 4096)]]).is_empty(), "another device is another object");
     }
 }

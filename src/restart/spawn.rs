@@ -30,6 +30,8 @@ struct Ctx<'a> {
     interval: u32,
     /// The computation's sockets (`Plan::sockets`), made before the groups.
     sockets: &'a sockets::Made,
+    /// Shared memory that several groups map, made before the groups (`shm::across_groups`).
+    shm_across: &'a shm::Across,
     /// The time namespace's offsets (`timens`), when the images record their clocks.
     time: Option<String>,
 }
@@ -51,7 +53,7 @@ impl<'a> Objects<'a> {
         Ok(Objects {
             pipes: pipes::make(&ctx.plan.groups[g].pipes)?,
             files: files::make(&ctx.plan.groups[g].files)?,
-            shm: shm::make(&ctx.plan.groups[g].shm)?,
+            shm: shm::make(&ctx.plan.groups[g].shm, ctx.shm_across)?,
             ptys: ptys::make(&ctx.plan.groups[g].ptys)?,
             sockets: ctx.sockets,
         })
@@ -91,6 +93,8 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
     // gets it at its fd. Each holder of these copies (we, each P, each C) closes its own once
     // its children have theirs, so that only the restored processes hold them.
     let made = sockets::make(&plan.sockets).map_err(setup::fail)?;
+    let shm_groups: Vec<&[shm::ShmPlan]> = plan.groups.iter().map(|g| g.shm.as_slice()).collect();
+    let shm_across = shm::across_groups(&shm_groups).map_err(setup::fail)?;
     let time = match timens::plan(targets.iter().map(|t| t.img.header().clocks)) {
         Ok(t) if use_ns => Some(t),
         Ok(_) => {
@@ -112,6 +116,7 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
         lifeline_w: lifeline_w.as_raw_fd(),
         interval,
         sockets: &made,
+        shm_across: &shm_across,
         time,
     };
 

@@ -260,6 +260,8 @@ extern "C" fn child() {
     sys::keep_errno(|| {
         let forked_here = FORKER.swap(0, Relaxed) == thread::self_id();
         let fd = CHILD_FD.swap(-1, Relaxed);
+        // A forked child inherits no SEM_UNDO adjustments (semop(2)).
+        crate::resources::sem_undo::forget_all();
         // One thread now: no passage of another thread goes on, nobody else holds the lock, and
         // the parent's checkpoint (if it closed the gate meanwhile) is not this process's.
         IN_FLIGHT.store(0, SeqCst);

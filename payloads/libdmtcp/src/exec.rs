@@ -5,6 +5,8 @@
 //!   value is the one in the environment being passed;
 //! - `DMTCP_DLSYM_OFFSET(_M32)` from the shared-data area (DMTCP's old prepareForExec);
 //! - our startup `DMTCP_*` variables that the caller's environment dropped;
+//! - `DMTCP_SEM_UNDO` (an exec only): this process's SEM_UNDO adjustments, which the kernel
+//!   keeps across execve (`resources::sem_undo`);
 //! - `DMTCP_COORD_HANDOVER`: the registration the new image takes over (`children`): an exec
 //!   keeps this process's coordinator connection open across it (close-on-exec cleared for the
 //!   call only, put back if the exec fails), a spawn registers the child before the call.
@@ -208,7 +210,9 @@ fn run_with_env(
     let mut handing = if spawn { Handing::spawn(basename(name.bytes())) } else { Handing::exec() };
     let mut value = [0u8; handover::MAX_LEN];
     let handover = handing.as_ref().map(|h| h.value(&mut value));
-    let built = match build_env(env, lib, handover) {
+    let mut undo = [0u8; crate::resources::sem_undo::HANDOVER_LEN];
+    let undo_len = if spawn { 0 } else { crate::resources::sem_undo::handover_value(&mut undo) };
+    let built = match build_env(env, lib, handover, &undo[..undo_len]) {
         Ok(r) => Some(r),
         Err(e) => {
             error!(
@@ -300,7 +304,8 @@ fn prepare(target: Target<'_>) -> Option<(&'static [u8], Fixed<4096>)> {
 
 const LD_PRELOAD: &[u8] = b"LD_PRELOAD";
 /// Entries of the caller's environment that we replace.
-const REPLACED: [&str; 4] = [env::ORIG_LD_PRELOAD, env::DLSYM_OFFSET, env::DLSYM_OFFSET_M32, env::COORD_HANDOVER];
+const REPLACED: [&str; 5] =
+    [env::ORIG_LD_PRELOAD, env::DLSYM_OFFSET, env::DLSYM_OFFSET_M32, env::COORD_HANDOVER, env::SEM_UNDO];
 const MAX_ENTRIES: usize = 1 << 20;
 const PTR: usize = core::mem::size_of::<usize>();
 
@@ -344,7 +349,12 @@ impl Strings<'_> {
     }
 }
 
-fn build_env(env: CArray, lib: &[u8], handover: Option<&[u8]>) -> Result<(Mapping, CStrArray), sys::Errno> {
+fn build_env(
+    env: CArray,
+    lib: &[u8],
+    handover: Option<&[u8]>,
+    sem_undo: &[u8],
+) -> Result<(Mapping, CStrArray), sys::Errno> {
     let c = config::get();
     let ours = [c.hijack_lib(false), c.hijack_lib(true)];
     let user = env.env_value(LD_PRELOAD);
@@ -365,8 +375,11 @@ fn build_env(env: CArray, lib: &[u8], handover: Option<&[u8]>) -> Result<(Mappin
         + env::COORD_HANDOVER.len()
         + 2
         + handover.map_or(0, |h| h.len())
+        + env::SEM_UNDO.len()
+        + 2
+        + sem_undo.len()
         + 16;
-    let slots = n + 5 + CARRIED.len() + 1;
+    let slots = n + 6 + CARRIED.len() + 1;
     let ptr_len = slots * PTR;
     let total = (ptr_len + strings_len + 4095) & !4095;
     let mut map = Mapping::new(total)?;
@@ -421,6 +434,14 @@ fn build_env(env: CArray, lib: &[u8], handover: Option<&[u8]>) -> Result<(Mappin
     if let Some(h) = handover {
         s.begin();
         let ok = s.put(env::COORD_HANDOVER.as_bytes()) && s.put(b"=") && s.put(h);
+        let a = s.end().filter(|_| ok).ok_or(libc::E2BIG)?;
+        push(a, ptrs);
+    }
+
+    // DMTCP_SEM_UNDO=<id.num.adj,...>, the adjustments the kernel keeps across the exec.
+    if !sem_undo.is_empty() {
+        s.begin();
+        let ok = s.put(env::SEM_UNDO.as_bytes()) && s.put(b"=") && s.put(sem_undo);
         let a = s.end().filter(|_| ok).ok_or(libc::E2BIG)?;
         push(a, ptrs);
     }

@@ -31,6 +31,9 @@ extern "C" fn dmtcp_init(argc: c_int, argv: *const *const c_char, envp: *const *
         }
         // Read before it leaves the environment.
         let handover = envp.env_value(env::COORD_HANDOVER.as_bytes()).and_then(Handover::parse);
+        if let Some(v) = envp.env_value(env::SEM_UNDO.as_bytes()) {
+            crate::resources::sem_undo::adopt(v);
+        }
         hide_from_environment(envp);
         let c = config::get();
         crate::dlsym::init(c.own_dlsym_offset());
@@ -91,6 +94,7 @@ fn hide_from_environment(envp: CArray) {
     sys::set_env(cstr_of(env::CHECKPOINT_INTERVAL).as_cstr(), None);
     // The handed-over connection is ours alone (read above): an exec'd program never sees it.
     sys::set_env(cstr_of(env::COORD_HANDOVER).as_cstr(), None);
+    sys::set_env(cstr_of(env::SEM_UNDO).as_cstr(), None);
 }
 
 /// The NUL-terminated form of one of the `env` names (all shorter than 64 bytes).

@@ -6,7 +6,8 @@
 //! sendmsg, accept, accept4), with the fortified `__poll_chk`/`__ppoll_chk` and, on i686, the
 //! 64-bit-time symbols (`__ppoll64`, `__select64`, `__pselect64`, `__epoll_pwait2_time64`,
 //! `__sigtimedwait64`, `__semtimedop64`, `__recvmsg64`) a program built with `_TIME_BITS=64`
-//! calls. The sleeps are in `signals`.
+//! calls. The sleeps are in `signals`. The semop wrappers also note SEM_UNDO adjustments
+//! (`sem_calls::noted`, `resources::sem_undo`).
 //!
 //! Design. A call that fails with EINTR is called again when the interruption was our
 //! checkpoint's and no signal of the program's came with it; its timeout then goes on with the
@@ -659,7 +660,12 @@ pub unsafe extern "C" fn msgsnd(id: c_int, buf: *const c_void, size: usize, flag
 pub unsafe extern "C" fn semop(id: c_int, ops: *mut libc::sembuf, n: usize) -> c_int {
     let Some(f) = real::semop() else { return no_real() };
     // SAFETY: forwarding the caller's arguments.
-    again(None, |_| unsafe { f(id, ops, n) })
+    let r = again(None, |_| unsafe { f(id, ops, n) });
+    if r == 0 {
+        // SAFETY: the n sembufs the kernel accepted.
+        unsafe { crate::sem_calls::noted(id, ops, n) };
+    }
+    r
 }
 
 #[no_mangle]
@@ -667,7 +673,12 @@ pub unsafe extern "C" fn semtimedop(id: c_int, ops: *mut libc::sembuf, n: usize,
     let Some(f) = real::semtimedop() else { return no_real() };
     let mut buf = ns_to_ts(0);
     // SAFETY: forwarding the caller's arguments with our timeout copy.
-    again(ts_to_ns(ts), |left| unsafe { f(id, ops, n, ts_arg(ts, left, &mut buf)) })
+    let r = again(ts_to_ns(ts), |left| unsafe { f(id, ops, n, ts_arg(ts, left, &mut buf)) });
+    if r == 0 {
+        // SAFETY: the n sembufs the kernel accepted.
+        unsafe { crate::sem_calls::noted(id, ops, n) };
+    }
+    r
 }
 
 #[cfg(target_pointer_width = "32")]
@@ -676,7 +687,12 @@ pub unsafe extern "C" fn __semtimedop64(id: c_int, ops: *mut libc::sembuf, n: us
     let Some(f) = real::semtimedop64() else { return no_real() };
     let mut buf = Timespec64::ZERO;
     // SAFETY: as semtimedop.
-    again(ts64_to_ns(ts), |left| unsafe { f(id, ops, n, ts64_arg(ts, left, &mut buf)) })
+    let r = again(ts64_to_ns(ts), |left| unsafe { f(id, ops, n, ts64_arg(ts, left, &mut buf)) });
+    if r == 0 {
+        // SAFETY: the n sembufs the kernel accepted.
+        unsafe { crate::sem_calls::noted(id, ops, n) };
+    }
+    r
 }
 
 // ---------------------------------------------------------------------------------------------

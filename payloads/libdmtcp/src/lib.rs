@@ -82,6 +82,8 @@ mod interrupt;
 mod real;
 mod resources;
 #[allow(unsafe_code)]
+mod sem_calls;
+#[allow(unsafe_code)]
 mod shell;
 #[allow(unsafe_code)]
 mod signals;

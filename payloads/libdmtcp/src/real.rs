@@ -110,6 +110,9 @@ real_fns! {
     semop: c"semop" => unsafe extern "C" fn(c_int, *mut libc::sembuf, usize) -> c_int;
     semtimedop: c"semtimedop" => SemtimedopFn<libc::timespec>;
     semtimedop64: c"__semtimedop64" => SemtimedopFn<Timespec64>;
+    // `sem_calls`: semctl (variadic in C; its one optional argument is a word).
+    semctl: c"semctl" => SemctlFn;
+    semctl64: c"__semctl64" => SemctlFn;
     recv: c"recv" => unsafe extern "C" fn(c_int, *mut c_void, usize, c_int) -> isize;
     recvfrom: c"recvfrom" =>
         unsafe extern "C" fn(c_int, *mut c_void, usize, c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> isize;
@@ -157,6 +160,7 @@ pub type EpollPwait2Fn<T> =
     unsafe extern "C" fn(c_int, *mut libc::epoll_event, c_int, *const T, *const libc::sigset_t) -> c_int;
 pub type SigtimedwaitFn<T> = unsafe extern "C" fn(*const libc::sigset_t, *mut libc::siginfo_t, *const T) -> c_int;
 pub type SemtimedopFn<T> = unsafe extern "C" fn(c_int, *mut libc::sembuf, usize, *const T) -> c_int;
+pub type SemctlFn = unsafe extern "C" fn(c_int, c_int, c_int, ...) -> c_int;
 pub type NanosleepFn64 = unsafe extern "C" fn(*const Timespec64, *mut Timespec64) -> c_int;
 /// fcntl's third argument, read only for the commands that take one (an int or a pointer, both
 /// passed in one word on x86_64 and i386).

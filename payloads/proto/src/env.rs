@@ -33,6 +33,10 @@ pub const PIDNS: &str = "DMTCP_PIDNS";
 /// goes on as the same worker instead of registering anew. Set by the exec wrappers, removed from
 /// the environment by the new image's library before the program can see it.
 pub const COORD_HANDOVER: &str = "DMTCP_COORD_HANDOVER";
+/// `ID.NUM.ADJ[,...]` (decimal): the SEM_UNDO adjustments the kernel keeps across an exec,
+/// handed to the new image's library (libdmtcp `resources/sem_undo.rs`) by the exec wrappers and
+/// removed from the environment before the program can see it.
+pub const SEM_UNDO: &str = "DMTCP_SEM_UNDO";
 
 /// File descriptor on which `dmtcp_restart` hands the restored process the facts of the new
 /// run, as `KEY=VALUE` lines with the names above (coordinator, checkpoint folder, binary and

@@ -40,6 +40,7 @@ pub mod mqueue;
 pub mod pipes;
 pub mod process;
 pub mod pty;
+pub mod sem_undo;
 pub mod shm;
 pub mod signal_state;
 pub mod socket_diag;
@@ -120,7 +121,7 @@ pub const NONE: Hooks = Hooks {
 /// kind; it comes after `shm` so that its restore finds the memory the restorer mapped (its
 /// attaches go over the restored areas) with every fd kind done. `mqueue` opens its queues
 /// again at numbers no other kind uses, and before epoll, which may watch them.
-pub static KINDS: [&Hooks; 16] = [
+pub static KINDS: [&Hooks; 17] = [
     &timers::HOOKS,
     &signal_state::HOOKS,
     &process::HOOKS,
@@ -132,6 +133,9 @@ pub static KINDS: [&Hooks; 16] = [
     &memfd::HOOKS,
     &shm::HOOKS,
     &sysv::HOOKS,
+    // After sysv: its records follow the sets' in the image; it gives the adjustments back in
+    // resume, once every set exists with its values again (SETALL would clear them).
+    &sem_undo::HOOKS,
     &mqueue::HOOKS,
     &events::HOOKS,
     &inotify::HOOKS,

@@ -40,8 +40,8 @@
 //! contents back (pages, SETALL, msgsnd of each message with its type); a segment marked for
 //! removal (SHM_DEST) is removed again in `resume`, once every process has attached it.
 //!
-//! Not restored: SEM_UNDO adjustments (the kernel offers no way to read a process's semadj),
-//! the times and last pids of the objects, a queue's byte limit above the namespace default,
+//! SEM_UNDO adjustments are `sem_undo`'s (noted by the semop wrappers, as the kernel offers no
+//! way to read them). Not restored: the times and last pids of the objects, a queue's byte limit above the namespace default,
 //! an attach a process later cut with munmap (the whole segment is attached again).
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
@@ -102,6 +102,7 @@ fn kind_name(k: SysvKind) -> &'static str {
         SysvKind::Shm => "System V shared memory",
         SysvKind::Sem => "System V semaphore set",
         SysvKind::Msg => "System V message queue",
+        SysvKind::SemUndo => "SEM_UNDO adjustment",
     }
 }
 
@@ -170,6 +171,7 @@ fn lock_path(kind: SysvKind, id: c_int, p: &mut Fixed<4200>) -> bool {
         SysvKind::Shm => b"-shm-",
         SysvKind::Sem => b"-sem-",
         SysvKind::Msg => b"-msg-",
+        SysvKind::SemUndo => b"-undo-",
     };
     super::shm::lock_prefix(b"sysv", p) && p.push(k) && super::shm::push_hex(p, id as u32 as u64)
 }
@@ -244,6 +246,8 @@ fn copy_contents(rec: &mut SysvRecord) -> Option<Mapping> {
             rec.count = got;
             Some(m)
         }
+        // Not an object (`sem_undo` writes those records): nothing to copy.
+        SysvKind::SemUndo => None,
     }
 }
 
@@ -419,6 +423,7 @@ fn put_back(o: &Object, copy: &Mapping) -> Result<(), sys::Errno> {
             }
             Ok(())
         }
+        SysvKind::SemUndo => Ok(()),
     }
 }
 

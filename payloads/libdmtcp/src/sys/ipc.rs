@@ -1,7 +1,8 @@
 //! System V IPC calls for `resources::sysv`: attach and detach segments, read and set semaphore
 //! values, copy messages out of a queue without taking them (MSG_COPY) and send them again,
-//! and which user namespace owns our IPC namespace. msgrcv and msgsnd go to the C library's
-//! own (`real`), past our EINTR-proof wrappers of them; the rest are the C library's.
+//! give a semaphore a SEM_UNDO adjustment, and which user namespace owns our IPC namespace.
+//! msgrcv, msgsnd, semop and semctl go to the C library's own (`real`), past our wrappers of
+//! them (`interrupt`, `sem_calls`); the rest are the C library's.
 //!
 //! Rules: no allocation; every pointer passed is derived from a Rust slice of the right length.
 use super::{check, errno, Errno};
@@ -52,6 +53,31 @@ pub fn shm_view_mut(id: c_int, len: usize) -> Result<&'static mut [u8], Errno> {
     Ok(unsafe { core::slice::from_raw_parts_mut(p as *mut u8, len) })
 }
 
+/// The C library's semctl with a word argument (`real`, past our wrapper, which would take a
+/// SETALL of ours for the program's and forget its adjustments).
+///
+/// # Safety
+/// `arg` is what `cmd` takes (a buffer of the right size for GETALL/SETALL, anything else for
+/// the commands that read none).
+unsafe fn semctl(id: c_int, num: c_int, cmd: c_int, arg: usize) -> Result<c_int, Errno> {
+    let Some(f) = crate::real::semctl() else { return Err(libc::ENOSYS) };
+    // SAFETY: the caller's promise about `arg`; semctl reads it only for the commands that take one.
+    check(unsafe { f(id, num, cmd, arg) })
+}
+
+/// Gives this process the SEM_UNDO adjustment `adj` of semaphore `num` of set `id` (the value
+/// the kernel adds at exit) without changing the semaphore's value: one semop of `+v` and `-v`,
+/// the one flagged SEM_UNDO being `-adj`, the positive first, never waiting.
+pub fn sem_adjust(id: c_int, num: u16, adj: i32) -> Result<(), Errno> {
+    let v = i16::try_from(-adj).map_err(|_| libc::ERANGE)?;
+    let undo = libc::sembuf { sem_num: num, sem_op: v, sem_flg: (libc::SEM_UNDO | libc::IPC_NOWAIT) as i16 };
+    let plain = libc::sembuf { sem_num: num, sem_op: -v, sem_flg: libc::IPC_NOWAIT as i16 };
+    let mut ops = if v > 0 { [undo, plain] } else { [plain, undo] };
+    let Some(f) = crate::real::semop() else { return Err(libc::ENOSYS) };
+    // SAFETY: two sembufs of our own, the count given.
+    check(unsafe { f(id, ops.as_mut_ptr(), ops.len()) }).map(|_| ())
+}
+
 /// semctl(GETALL) of a set of `n` semaphores into `buf` (n unsigned shorts, native order).
 pub fn sem_getall(id: c_int, n: usize, buf: &mut [u8]) -> Result<(), Errno> {
     if buf.len() < 2 * n || !(buf.as_ptr() as usize).is_multiple_of(2) {
@@ -59,7 +85,7 @@ pub fn sem_getall(id: c_int, n: usize, buf: &mut [u8]) -> Result<(), Errno> {
     }
     // SAFETY: GETALL writes one unsigned short per semaphore of the set; `buf` is aligned and
     // holds `n` of them, the set's size (from /proc/sysvipc/sem; a set never changes size).
-    check(unsafe { libc::semctl(id, 0, libc::GETALL, buf.as_mut_ptr()) }).map(|_| ())
+    unsafe { semctl(id, 0, libc::GETALL, buf.as_mut_ptr() as usize) }.map(|_| ())
 }
 
 /// semctl(SETALL) of a set of `n` semaphores from `buf` (as `sem_getall` wrote it).
@@ -68,14 +94,14 @@ pub fn sem_setall(id: c_int, n: usize, buf: &[u8]) -> Result<(), Errno> {
         return Err(libc::EINVAL);
     }
     // SAFETY: SETALL reads one unsigned short per semaphore; `buf` holds `n`, the set's size.
-    check(unsafe { libc::semctl(id, 0, libc::SETALL, buf.as_ptr()) }).map(|_| ())
+    unsafe { semctl(id, 0, libc::SETALL, buf.as_ptr() as usize) }.map(|_| ())
 }
 
 /// semctl(GETPID) of semaphore `n`: the last process that changed it, as our pid namespace
 /// sees it (0: none, or one outside it).
 pub fn sem_getpid(id: c_int, n: c_int) -> Result<c_int, Errno> {
     // SAFETY: GETPID takes no argument.
-    check(unsafe { libc::semctl(id, n, libc::GETPID) })
+    unsafe { semctl(id, n, libc::GETPID, 0) }
 }
 
 /// The size of the C `long` that starts a message buffer.

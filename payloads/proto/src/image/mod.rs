@@ -112,6 +112,7 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// their shared descriptions and path pieces, placeholders, event fds, memfds, ptys), the areas'
 /// kernel flags (`AreaRecord::vm`) and shared memory held only by the kernel (`AREA_SHM`),
 /// and the clocks at checkpoint in the header (`hdr::CLOCK_MONOTONIC`, `hdr::CLOCK_BOOTTIME`).
+/// 2.3: a process's SEM_UNDO adjustments (`FD_SYSV` records of kind `SYSV_SEM_UNDO`).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;

@@ -5,6 +5,12 @@
 //! object (`SYSV_CONTENTS`) holds its contents in its own memory, so they are in its image once.
 //! `dmtcp_restart` makes each object of a group once, with its old id and key, in the group's
 //! own IPC namespace (`src/restart/ipc.rs`); the elected process fills it again.
+//!
+//! Since 2.3 the same tag also carries a process's SEM_UNDO adjustment of one semaphore
+//! (`SysvKind::SemUndo`, libdmtcp `resources/sem_undo.rs`): no object to make, a value the
+//! process gives the kernel again after restart. Its fields are read differently: `id` is the
+//! set, `size` the semaphore's number in it, `key` the adjustment (the kernel's semadj, what
+//! it adds to the semaphore when the process exits), and `contents` is false.
 use super::{ImageError, Record, FD_SIZE};
 use crate::le::{get_i32, get_u32, get_u64, put_i32, put_u32, put_u64};
 
@@ -17,11 +23,14 @@ pub const UID: usize = 32; // u32 owner
 pub const GID: usize = 36; // u32
 pub const SIZE: usize = 40; // u64 segment bytes, semaphores in the set, or the queue's byte limit
 pub const COUNT: usize = 48; // u64 attaches of a segment, messages of a queue (informational)
+                             // For SYSV_SEM_UNDO: KEY holds the adjustment (i32), SIZE the semaphore's number in set ID.
 pub const SYSV_BODY_END: usize = 56;
 
 pub const SYSV_SHM: u32 = 1;
 pub const SYSV_SEM: u32 = 2;
 pub const SYSV_MSG: u32 = 3;
+/// A SEM_UNDO adjustment of this process (2.3).
+pub const SYSV_SEM_UNDO: u32 = 4;
 /// This process holds the object's contents (pages, values, messages) and puts them back.
 pub const SYSV_CONTENTS: u32 = 0x100;
 
@@ -29,12 +38,16 @@ pub const SYSV_CONTENTS: u32 = 0x100;
 const MODE_BITS: u32 = 0o3777;
 /// The kernel's own limits (SEMMSL is at most 32000; a segment fits an i64 for ftruncate).
 const MAX_SEMS: u64 = 32000;
+/// SEMAEM, the kernel's bound on an adjustment's magnitude (SEMVMX).
+pub const MAX_SEM_ADJ: i32 = 32767;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SysvKind {
     Shm,
     Sem,
     Msg,
+    /// A SEM_UNDO adjustment of this process (no object; see the module docs).
+    SemUndo,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +73,7 @@ impl SysvRecord {
             SysvKind::Shm => SYSV_SHM,
             SysvKind::Sem => SYSV_SEM,
             SysvKind::Msg => SYSV_MSG,
+            SysvKind::SemUndo => SYSV_SEM_UNDO,
         } | if self.contents { SYSV_CONTENTS } else { 0 };
         put_u32(b, WHAT, what);
         put_i32(b, KEY, self.key);
@@ -78,6 +92,7 @@ impl SysvRecord {
             SYSV_SHM => SysvKind::Shm,
             SYSV_SEM => SysvKind::Sem,
             SYSV_MSG => SysvKind::Msg,
+            SYSV_SEM_UNDO => SysvKind::SemUndo,
             _ => return bad("System V object kind", what as u64),
         };
         let r = SysvRecord {
@@ -102,9 +117,13 @@ impl SysvRecord {
             SysvKind::Shm => r.size > 0 && r.size <= i64::MAX as u64,
             SysvKind::Sem => r.size > 0 && r.size <= MAX_SEMS,
             SysvKind::Msg => r.size <= i32::MAX as u64,
+            SysvKind::SemUndo => r.size < MAX_SEMS,
         };
         if !size_ok {
             return bad("System V size", r.size);
+        }
+        if kind == SysvKind::SemUndo && (r.contents || r.key == 0 || r.key.abs() > MAX_SEM_ADJ) {
+            return bad("SEM_UNDO adjustment", r.key as u32 as u64);
         }
         Ok(r)
     }
@@ -165,7 +184,7 @@ mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         };
-        refuses(&|c| put_u32(c, WHAT, 4), "System V object kind");
+        refuses(&|c| put_u32(c, WHAT, 5), "System V object kind");
         refuses(&|c| put_u32(c, WHAT, 0), "System V object kind");
         refuses(&|c| put_i32(c, ID, -1), "System V id");
         refuses(&|c| put_u32(c, MODE, 0o10000), "System V mode");
@@ -174,5 +193,58 @@ mod tests {
         let mut shm = [0u8; FD_SIZE];
         sample(SysvKind::Shm, 0).encode(&mut shm);
         assert!(FdRecord::decode(&shm).is_err(), "an empty segment");
+    }
+
+    fn undo(adj: i32, num: u64) -> FdRecord {
+        FdRecord {
+            fd: 0,
+            fd_flags: 0,
+            status: 0,
+            body: FdBody::Sysv(SysvRecord {
+                kind: SysvKind::SemUndo,
+                contents: false,
+                key: adj,
+                id: 98304,
+                mode: 0,
+                uid: 0,
+                gid: 0,
+                size: num,
+                count: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn sem_undo_record_round_trips_with_its_adjustment_and_number() {
+        for (adj, num) in [(1, 0), (-3, 7), (MAX_SEM_ADJ, 31999), (-MAX_SEM_ADJ, 1)] {
+            let r = undo(adj, num);
+            let mut b = [0u8; FD_SIZE];
+            r.encode(&mut b);
+            assert_eq!(get_u32(&b, WHAT), SYSV_SEM_UNDO);
+            assert_eq!(get_i32(&b, KEY), adj);
+            assert_eq!(get_u64(&b, SIZE), num);
+            assert_eq!(FdRecord::decode(&b), Ok(r));
+        }
+    }
+
+    #[test]
+    fn sem_undo_record_refuses_a_zero_or_too_large_adjustment_or_number() {
+        for (adj, num, field) in [
+            (0, 0, "SEM_UNDO adjustment"),
+            (MAX_SEM_ADJ + 1, 0, "SEM_UNDO adjustment"),
+            (-MAX_SEM_ADJ - 1, 0, "SEM_UNDO adjustment"),
+            (1, 32000, "System V size"),
+        ] {
+            let mut b = [0u8; FD_SIZE];
+            undo(adj, num).encode(&mut b);
+            match FdRecord::decode(&b) {
+                Err(ImageError::BadField { field: f, .. }) => assert_eq!(f, field, "{adj} {num}"),
+                other => panic!("{adj} {num}: {other:?}"),
+            }
+        }
+        let mut b = [0u8; FD_SIZE];
+        undo(1, 0).encode(&mut b);
+        put_u32(&mut b, WHAT, SYSV_SEM_UNDO | SYSV_CONTENTS);
+        assert!(FdRecord::decode(&b).is_err(), "an adjustment has no contents");
     }
 }
