@@ -212,11 +212,16 @@ pub fn decide() {
             && same_path
             && l.position < c.incremental_chain()
             && l.delta_bytes.saturating_mul(100) <= l.base_bytes.saturating_mul(u64::from(c.incremental_ratio()));
-        s.kinds = sys::Mapping::new(image::MAX_AREAS as usize).ok();
-        if delta {
-            s.ranges = Regions::new(MAX_RANGES).ok();
-        }
-        s.mode = if delta && s.kinds.is_some() && s.ranges.is_some() { Mode::Delta } else { Mode::Full };
+        trace!(
+            "incremental: last image {:#x} at position {}, same path {}, {} delta bytes on {}: {}",
+            l.image_id,
+            l.position,
+            same_path,
+            l.delta_bytes,
+            l.base_bytes,
+            if delta { "a delta" } else { "a full image" }
+        );
+        s.mode = if delta { Mode::Delta } else { Mode::Full };
     })
 }
 
@@ -227,8 +232,14 @@ pub fn prepare(n: usize, mut area: impl FnMut(usize) -> Option<AreaRecord>) -> C
         if s.mode == Mode::Off {
             return Chain::NONE;
         }
-        // Without pagemap no area is followed: each is fresh (a delta then holds all of them).
-        let pagemap = sys::open_read(c"/proc/self/pagemap").unwrap_or(-1);
+        // The tables are mapped now, after the area table was read, so that they are not in
+        // the image. Without them, or without pagemap, no area is followed: each is fresh (a
+        // delta then holds all of them).
+        s.kinds = sys::Mapping::new(n.max(1)).ok();
+        if s.mode == Mode::Delta {
+            s.ranges = Regions::new(MAX_RANGES).ok();
+        }
+        let pagemap = if s.ranges.is_some() { sys::open_read(c"/proc/self/pagemap").unwrap_or(-1) } else { -1 };
         // The new table is collected beside the old one, which `is_tracked` reads meanwhile.
         let mut newt = TrackedBuilder::default();
         for i in 0..n {
@@ -366,7 +377,10 @@ fn scan_into(s: &mut State, pagemap: c_int, i: usize, a: &AreaRecord, q: Scan, t
         }
         let (n, walk_end) = match uffd::pagemap_scan(pagemap, from, a.end, q, room) {
             Ok(v) => v,
-            Err(_) => return false,
+            Err(e) => {
+                trace!("incremental: scan of {:#x}-{:#x} failed: {}", a.start, a.end, crate::log::Bytes(sys::strerror(e)));
+                return false;
+            }
         };
         for p in room[..n].iter_mut() {
             p.categories = (i as u64) << 1 | tag;
@@ -473,6 +487,12 @@ pub fn abort() {
 pub fn restart_info(text: &[u8]) {
     let line = text.split(|&b| b == b'\n').find_map(|l| crate::cstr::env_match(l, dmtcp_proto::env::RESTART_CHAIN.as_bytes()));
     STATE.with(|s| {
+        // The checkpoint's tables were mappings made after the area table was read: not in
+        // the image, so not ours to unmap (their addresses may hold something else now).
+        core::mem::forget(s.kinds.take());
+        core::mem::forget(s.ranges.take());
+        s.n_ranges = 0;
+        s.mode = Mode::Off;
         s.last.image_id = 0;
         // The descriptor was not restored (a new process): made anew in `after_restart`.
         crate::fds::forget_hidden();
@@ -523,6 +543,7 @@ pub fn after_restart() {
         return;
     };
     let n = sys::read_file(c"/proc/self/maps", text.bytes()).unwrap_or(0);
+    let (text_at, text_len) = (text.as_slice().as_ptr() as usize as u64, text.as_slice().len() as u64);
     STATE.with(|s| {
         if !open_uffd(s) {
             s.last.image_id = 0;
@@ -536,19 +557,31 @@ pub fn after_restart() {
             if !private || m.inode != 0 || m.name.first() == Some(&b'/') || m.name.first() == Some(&b'[') && m.name != b"[heap]" && m.name != b"[stack]" {
                 continue;
             }
-            let len = m.end - m.start;
-            let fd = uffd_fd();
-            if uffd::register_wp(fd, m.start, len).is_err() || uffd::write_protect(fd, m.start, len, true).is_err() {
-                continue;
-            }
-            if k < MAX_TRACKED {
-                s.tracked[k] = Range { start: m.start, end: m.end };
-                k += 1;
+            // Our own buffer may have merged with a neighbour of the same kind: its range is
+            // left out (it goes away below, and the area then has exactly the rest).
+            let (lo, hi) = (text_at, text_at + text_len);
+            let parts = if m.start < hi && lo < m.end {
+                [(m.start, m.start.max(lo).min(m.end)), (hi.max(m.start).min(m.end), m.end)]
             } else {
-                complete = false;
+                [(m.start, m.end), (m.end, m.end)]
+            };
+            let fd = uffd_fd();
+            for (start, end) in parts {
+                if end <= start {
+                    continue;
+                }
+                if uffd::register_wp(fd, start, end - start).is_err() || uffd::write_protect(fd, start, end - start, true).is_err() {
+                    continue;
+                }
+                if k < MAX_TRACKED {
+                    s.tracked[k] = Range { start, end };
+                    k += 1;
+                } else {
+                    complete = false;
+                }
             }
         }
-        let _ = complete;
+        trace!("incremental: {} areas protected after the restart{}", k, if complete { "" } else { " (not all)" });
         s.n_tracked = k;
     })
 }
