@@ -152,7 +152,8 @@ mod tests {
     #[test]
     fn a_mismatching_base_is_refused_by_checksum_id_position_and_process() {
         let key = PathBuf::from("/c/a.dmtcp.1");
-        let cases: [(fn(&mut LinkFacts), &str); 4] = [
+        type Edit = fn(&mut LinkFacts);
+        let cases: [(Edit, &str); 4] = [
             (|f| f.checksum = 0xbad, "has checksum 0000000000000bad, not 00000000000000a1"),
             (|f| f.image_id = 99, "its id differs"),
             (|f| f.position = 0, "its position differs"),
