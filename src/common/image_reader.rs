@@ -853,7 +853,7 @@ mod tests {
         let mut b = sample();
         b[1] = b'X';
         assert!(matches!(run(&b, 4096), Err(Problem::NotAnImage("bad magic"))));
-        for v in [image::FormatVersion::new(3, 0), image::FormatVersion::new(2, 3)] {
+        for v in [image::FormatVersion::new(3, 0), image::FormatVersion::new(2, 4)] {
             let mut b = sample();
             dmtcp_proto::le::put_u32(&mut b, hdr::VERSION, v.to_u32());
             image::seal_header(&mut b[..HEADER_SIZE]);
