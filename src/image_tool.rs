@@ -224,6 +224,7 @@ fn tables(img: &CheckedImage, h: &Header) -> Result<Tables, String> {
         f.read_exact(&mut b).map_err(|e| format!("cannot read the image again: {e}"))?;
         match image::Chunk::decode(&b).map_err(|e| e.to_string())? {
             image::Chunk::End => break,
+            image::Chunk::Zero { .. } => {}
             image::Chunk::Data { area, len, .. } => {
                 if let Some(d) = data.get_mut(area as usize) {
                     *d += len;

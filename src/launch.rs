@@ -69,6 +69,18 @@ struct LaunchArgs {
     /// do not compress images (env DMTCP_GZIP=0)
     #[argh(switch, long = "no-gzip")]
     no_gzip: bool,
+    /// incremental checkpoints: after a full image, delta images of the pages changed since
+    /// the last one (env DMTCP_INCREMENTAL=1)
+    #[argh(switch, long = "incremental")]
+    incremental: bool,
+    /// with --incremental, a new full image after N deltas (env DMTCP_INCREMENTAL_CHAIN,
+    /// default 10)
+    #[argh(option, long = "incremental-chain")]
+    incremental_chain: Option<u32>,
+    /// with --incremental, a new full image once the deltas outgrow PCT percent of it (env
+    /// DMTCP_INCREMENTAL_RATIO, default 50)
+    #[argh(option, long = "incremental-ratio")]
+    incremental_ratio: Option<u32>,
     /// signal used to stop threads at checkpoint (env DMTCP_SIGCKPT, default 12 = SIGUSR2)
     #[argh(option, long = "ckpt-signal")]
     ckpt_signal: Option<i32>,
@@ -185,6 +197,8 @@ pub fn main(args: &[OsString]) -> i32 {
         "--interval",
         "--ckptdir",
         "--ckpt-signal",
+        "--incremental-chain",
+        "--incremental-ratio",
         "--tmpdir",
         "--coord-logfile",
         "--with-plugin",
@@ -338,6 +352,15 @@ fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
     }
     if let Some(s) = a.ckpt_signal {
         env.set(ev::SIGCKPT, s.to_string());
+    }
+    if a.incremental {
+        env.set(ev::INCREMENTAL, "1");
+    }
+    if let Some(n) = a.incremental_chain {
+        env.set(ev::INCREMENTAL_CHAIN, n.to_string());
+    }
+    if let Some(n) = a.incremental_ratio {
+        env.set(ev::INCREMENTAL_RATIO, n.to_string());
     }
     if a.quiet > 0 {
         // DMTCP adds each -q to DMTCP_QUIET for the whole computation.

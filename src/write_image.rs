@@ -25,7 +25,20 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-const USAGE: &str = "usage: dmtcp write-image --out PATH [--compress]  (run by libdmtcp.so)";
+const USAGE: &str =
+    "usage: dmtcp write-image --out PATH [--compress] [--chain-link NAME | --chain-prune]  (run by libdmtcp.so)";
+
+/// Incremental checkpoints (`image::chain`): what happens to the images of the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChainStep {
+    /// A plain image: PATH is replaced, nothing else.
+    None,
+    /// A delta: the image now at PATH (its base) is kept as NAME beside it before PATH is
+    /// replaced (a hard link, made durable first).
+    Link(String),
+    /// A full image of a chain: once it is durable, the old chain's links `PATH.<n>` go.
+    Prune,
+}
 
 pub fn main(args: &[std::ffi::OsString]) -> i32 {
     let args = match cli::utf8("dmtcp write-image", args) {
@@ -34,11 +47,20 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     };
     let mut out: Option<PathBuf> = None;
     let mut compress = false;
+    let mut chain = ChainStep::None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--out" => out = it.next().map(PathBuf::from),
             "--compress" => compress = true,
+            "--chain-prune" => chain = ChainStep::Prune,
+            "--chain-link" => match it.next() {
+                Some(n) if !n.is_empty() && !n.contains('/') => chain = ChainStep::Link(n.clone()),
+                _ => {
+                    println!("error {USAGE}");
+                    return 1;
+                }
+            },
             _ => {
                 println!("error {USAGE}");
                 return 1;
@@ -49,9 +71,9 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         println!("error {USAGE}");
         return 1;
     };
-    match write_image(&out, compress, &mut io::stdin().lock()) {
-        Ok(n) => {
-            println!("ok {n}");
+    match write_chained(&out, compress, &chain, &mut io::stdin().lock()) {
+        Ok((n, sum)) => {
+            println!("ok {n} {sum:x}");
             0
         }
         Err(msg) => {
@@ -80,6 +102,8 @@ pub enum WriteError {
         to: PathBuf,
         err: io::Error,
     },
+    /// The base of a delta could not be kept under its chain name.
+    Chain(PathBuf, PathBuf, io::Error),
 }
 
 impl std::fmt::Display for WriteError {
@@ -100,6 +124,9 @@ impl std::fmt::Display for WriteError {
             }
             WriteError::Rename { from, to, err } => {
                 write!(f, "cannot rename {} to {}: {err}", from.display(), to.display())
+            }
+            WriteError::Chain(base, link, e) => {
+                write!(f, "cannot keep the base image {} as {} for a delta: {e}", base.display(), link.display())
             }
         }
     }
@@ -163,15 +190,79 @@ impl HeldBack {
 
 /// Stores the stream read from `input` at `dest`; returns the file's size.
 pub fn write_image(dest: &Path, compress: bool, input: &mut impl Read) -> Result<u64, WriteError> {
+    write_chained(dest, compress, &ChainStep::None, input).map(|(n, _)| n)
+}
+
+/// `write_image` for an image of a chain (`chain`); returns the file's size and checksum.
+///
+/// The order keeps a restorable chain on disk at every moment: a delta's base is linked under
+/// its chain name (a temporary name renamed over any stale one, folder fsynced) before the
+/// delta replaces PATH; a new full image replaces PATH, is made durable, and only then are the
+/// old links removed. A crash leaves either the old chain whole (PATH still the old newest)
+/// or the new one.
+pub fn write_chained(
+    dest: &Path,
+    compress: bool,
+    chain: &ChainStep,
+    input: &mut impl Read,
+) -> Result<(u64, u64), WriteError> {
+    if let ChainStep::Link(name) = chain {
+        if let Err(e) = link_base(dest, name) {
+            // Keep reading: the writing process must not meet a broken pipe.
+            let _ = io::copy(input, &mut io::sink());
+            return Err(e);
+        }
+    }
     let tmp = temp_name(dest);
     let r = store(dest, &tmp, compress, input);
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
     }
+    if r.is_ok() && *chain == ChainStep::Prune {
+        prune_links(dest);
+    }
     r
 }
 
-fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Result<u64, WriteError> {
+fn folder_of(dest: &Path) -> &Path {
+    dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Keeps the image at `dest` as `name` beside it (durable before `dest` is replaced).
+fn link_base(dest: &Path, name: &str) -> Result<(), WriteError> {
+    let dir = folder_of(dest);
+    let link = dir.join(name);
+    let tmp = temp_name(&link);
+    let _ = fs::remove_file(&tmp);
+    fs::hard_link(dest, &tmp).map_err(|e| WriteError::Chain(dest.to_path_buf(), link.clone(), e))?;
+    fs::rename(&tmp, &link).map_err(|err| {
+        let _ = fs::remove_file(&tmp);
+        WriteError::Rename { from: tmp.clone(), to: link.clone(), err }
+    })?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| describe(e, &link))
+}
+
+/// Removes the links `<dest>.<n>` of an older chain (after a new full image is durable).
+fn prune_links(dest: &Path) {
+    let Some(base) = dest.file_name().and_then(|n| n.to_str()) else { return };
+    let Ok(rd) = fs::read_dir(folder_of(dest)) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(n) = name.to_str() else { continue };
+        if is_chain_link(base, n) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Whether `name` is a chain link of the image named `base`: `<base>.<digits>`.
+pub fn is_chain_link(base: &str, name: &str) -> bool {
+    name.strip_prefix(base)
+        .and_then(|r| r.strip_prefix('.'))
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Result<(u64, u64), WriteError> {
     let mut v = Validator::new();
     let mut buf = vec![0u8; BUF_SIZE];
     // The first error (of the stream or of the file) is remembered; the stream is read to its
@@ -247,5 +338,5 @@ fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Resu
         // durability across a power loss on stderr.
         eprintln!("dmtcp write-image: warning: cannot fsync {}: {e}", dir.display());
     }
-    Ok(size)
+    Ok((size, sum))
 }

@@ -58,6 +58,7 @@ fn real_image(m32: bool) -> Real {
         chunks.push(at);
         match Chunk::decode(&bytes[at..at + CHUNK_SIZE]).expect("a real image's chunk") {
             Chunk::Data { len, .. } => at += CHUNK_SIZE + len as usize,
+            Chunk::Zero { .. } => at += CHUNK_SIZE,
             Chunk::End => break,
         }
     }

@@ -10,6 +10,7 @@ mod endurance;
 mod events;
 mod faults;
 mod image_tool;
+mod incremental;
 mod install;
 mod invisible;
 mod ipc;

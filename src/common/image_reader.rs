@@ -66,6 +66,10 @@ pub struct Summary {
     pub len: u64,
     pub chunks: u64,
     pub data_bytes: u64,
+    /// Bytes the image's zero chunks (`Chunk::Zero`, delta images) say are zeros.
+    pub zero_bytes: u64,
+    /// The checksum in the trailer (what a delta built on this image names, `Chain`).
+    pub checksum: u64,
     /// The fd table (pipe ends), version 2.
     pub fds: Vec<FdEntry>,
     /// The shared memory areas only the kernel held (`AREA_SHM`, version 2.1).
@@ -120,6 +124,7 @@ pub struct Validator {
     trailer: [u8; image::TRAILER_SIZE],
     chunks: u64,
     data_bytes: u64,
+    zero_bytes: u64,
     fds: Vec<FdEntry>,
     /// Fd records read (path pieces included), for messages.
     fd_records: u32,
@@ -154,6 +159,7 @@ impl Validator {
             trailer: [0; image::TRAILER_SIZE],
             chunks: 0,
             data_bytes: 0,
+            zero_bytes: 0,
             fds: Vec::new(),
             fd_records: 0,
             path_left: 0,
@@ -315,13 +321,21 @@ impl Validator {
                     let c = Chunk::decode(&self.rec)
                         .map_err(|e| Problem::Corrupt(format!("chunk {}: {e}", self.chunks)))?;
                     self.rec.clear();
-                    let (area, offset, len) = match c {
+                    let (area, offset, len, zero) = match c {
                         Chunk::End => {
                             self.state = State::Trailer;
                             return Ok(rest);
                         }
-                        Chunk::Data { area, offset, len } => (area, offset, len),
+                        Chunk::Data { area, offset, len } => (area, offset, len, false),
+                        Chunk::Zero { area, offset, len } => (area, offset, len, true),
                     };
+                    if zero && self.header().version < image::FormatVersion::new(2, 3) {
+                        return Err(Problem::Corrupt(format!(
+                            "chunk {}: a zero chunk in a {} image",
+                            self.chunks,
+                            self.header().version
+                        )));
+                    }
                     let Some(&size) = self.areas.get(area as usize) else {
                         return Err(Problem::Corrupt(format!(
                             "chunk {} names area {area}, the image has {}",
@@ -336,6 +350,10 @@ impl Validator {
                         )));
                     }
                     self.chunks += 1;
+                    if zero {
+                        self.zero_bytes += len;
+                        return Ok(rest);
+                    }
                     self.data_bytes += len;
                     if len > 0 {
                         self.state = State::ChunkData { left: len };
@@ -442,6 +460,8 @@ impl Validator {
             len: self.pos,
             chunks: self.chunks,
             data_bytes: self.data_bytes,
+            zero_bytes: self.zero_bytes,
+            checksum: computed,
             fds: self.fds,
             shm: self.shm,
         };

@@ -35,6 +35,7 @@
 //! otherwise, `check_owner`), `--debug-restart-pause N` and `--tmpdir`, `--port-file`,
 //! `--coord-logfile`; the restart facts on fd 820 also carry DMTCP's modify-env changes from a
 //! dmtcp_env.txt (`env_changes`) and the pause, which the library applies.
+pub mod chain;
 mod files;
 mod ipc;
 mod pipes;
@@ -186,6 +187,8 @@ fn usage_err(msg: impl std::fmt::Display) -> Fail {
 /// One image as a process to create, with everything its process needs prepared before any fork.
 struct Target {
     img: CheckedImage,
+    /// The older images of its incremental chain, oldest first (`chain`; empty: a full image).
+    bases: Vec<CheckedImage>,
     /// `KEY=VALUE` lines for fd 820.
     info: Vec<u8>,
     restorer: CString,
@@ -255,6 +258,24 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         if strict {
             check_owner(p)?;
         }
+        // A delta image: the rest of its chain, found beside it, every link checked.
+        let bases = chain::resolve(p, &link_facts(&img), |q| {
+            if !q.exists() {
+                return Ok(None);
+            }
+            let b = image_reader::check_file(q).map_err(|e| e.to_string())?;
+            if arch_of(&b) != arch_of(&img) {
+                return Err(format!("an image of another architecture ({})", arch_of(&b).name()));
+            }
+            Ok(Some((link_facts(&b), b)))
+        })
+        .map_err(|e| {
+            eprintln!("{PROGRAM}: {e}");
+            Fail { code: EXIT_FAILURE, msg: String::new() }
+        })?;
+        if !bases.is_empty() {
+            log::debug!("{}: a delta image on {} older images of its chain", p.display(), bases.len());
+        }
         let restorer = tree.restorer(arch_of(&img));
         if !restorer.is_file() {
             return Err(setup::fail(format!(
@@ -264,10 +285,10 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
                 restorer.display()
             )));
         }
-        images.push((img, restorer));
+        images.push((img, restorer, bases));
     }
     // The plan, from what the images say (pure; its errors name the image).
-    let facts: Vec<ImageFacts> = images.iter().map(|(img, _)| facts(img)).collect();
+    let facts: Vec<ImageFacts> = images.iter().map(|(img, _, _)| facts(img)).collect();
     let plan = plan::plan(&facts).map_err(|e| setup::fail(e.to_string()))?;
     for g in 0..plan.groups.len() {
         let order: Vec<i32> = plan.creation_order(g).iter().map(|&i| plan.procs[i].pid).collect();
@@ -286,7 +307,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
     let listeners: Vec<sockets::Listener<'_>> = facts
         .iter()
         .zip(&images)
-        .flat_map(|(f, (img, _))| {
+        .flat_map(|(f, (img, _, _))| {
             f.fds.iter().filter_map(move |fd| match fd.what {
                 FdWhat::InetSocket(rec) => Some(sockets::Listener { image: f, program: img.progname(), rec }),
                 _ => None,
@@ -322,7 +343,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
     let hostname = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
 
     let mut targets = Vec::with_capacity(images.len());
-    for (img, restorer) in images {
+    for (img, restorer, bases) in images {
         let dir = ckptdir_arg.clone().unwrap_or_else(|| image_dir(&img.path));
         let mut info = String::new();
         let mut kv = |k: &str, v: &dyn std::fmt::Display| info.push_str(&format!("{k}={v}\n"));
@@ -341,6 +362,25 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         if pause > 0 {
             kv(ev::RESTART_PAUSE, &pause);
         }
+        // The image of a chain this process comes from: its next checkpoint may be a delta on
+        // it (the library's `dirty`).
+        let ch = img.header().chain;
+        if ch.image_id != 0 {
+            let lens = bases.iter().map(|b| b.summary.len).chain([img.summary.len]);
+            let (base_len, delta_len) =
+                lens.enumerate().fold((0, 0), |(b, d), (k, l)| if k == 0 { (l, d) } else { (b, d + l) });
+            let abs = setup::absolute(&img.path);
+            kv(
+                ev::RESTART_CHAIN,
+                &format!(
+                    "{:x} {:x} {} {base_len} {delta_len} {}",
+                    ch.image_id,
+                    img.summary.checksum,
+                    ch.position,
+                    abs.display()
+                ),
+            );
+        }
         for (name, value) in env_changes(&img.path)? {
             match value {
                 Some(v) => kv(ev::ENV_SET, &format!("{name}={v}")),
@@ -353,7 +393,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         hello.push(0);
         let restorer = CString::new(restorer.as_os_str().as_bytes())
             .map_err(|_| setup::fail("restorer path contains a NUL byte"))?;
-        targets.push(Target { img, info: info.into_bytes(), restorer, hello });
+        targets.push(Target { img, bases, info: info.into_bytes(), restorer, hello });
     }
 
     // 3. Carry the plan out.
@@ -486,6 +526,22 @@ fn arch_of(img: &CheckedImage) -> Arch {
 
 /// What the plan needs of a checked image (the adapter that keeps `plan` independent of the
 /// image reader). Public for `dmtcp image verify`, which plans as dmtcp_restart does.
+/// What the chain walk needs of an image (`chain::resolve`).
+fn link_facts(img: &CheckedImage) -> chain::LinkFacts {
+    let h = img.header();
+    let c = h.chain;
+    chain::LinkFacts {
+        image_id: c.image_id,
+        position: c.position,
+        checksum: img.summary.checksum,
+        base: c
+            .is_delta()
+            .then(|| (String::from_utf8_lossy(c.base_name.as_bytes()).into_owned(), c.base_checksum, c.base_id)),
+        comp_id: h.comp_id,
+        vpid: h.vpid,
+    }
+}
+
 pub fn facts(img: &CheckedImage) -> ImageFacts {
     use dmtcp_proto::image::FdBody;
     let mut paths = Vec::new();

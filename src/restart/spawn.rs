@@ -361,10 +361,10 @@ fn become_restored(
             return e;
         }
     }
-    match prepare(ctx, objects, i, confirm) {
-        Ok(()) => {}
+    let bases = match prepare(ctx, objects, i, confirm) {
+        Ok(b) => b,
         Err(e) => return format!("{name}: {e}"),
-    }
+    };
     ns::restore_mask(old_mask);
     let argv0 = c"mtcp_restart";
     let fd_arg = CString::new(IMAGE_FD.to_string()).expect("digits");
@@ -376,6 +376,11 @@ fn become_restored(
     let mut argv = vec![argv0.as_ptr(), c"--fd".as_ptr(), fd_arg.as_ptr(), c"--stderr-fd".as_ptr(), c"2".as_ptr()];
     for r in &regions {
         argv.extend([c"--region".as_ptr(), r.as_ptr()]);
+    }
+    // An incremental chain: its older images, oldest first.
+    let bases: Vec<CString> = bases.iter().map(|fd| CString::new(fd.to_string()).expect("digits")).collect();
+    for b in &bases {
+        argv.extend([c"--base".as_ptr(), b.as_ptr()]);
     }
     argv.push(std::ptr::null());
     // SAFETY: execv with NUL-terminated strings and a NULL-terminated array that outlive it;
@@ -422,7 +427,7 @@ fn join_group_and_session(ctx: &Ctx<'_>, i: usize) -> Result<(), String> {
 /// IMAGE_FD, raises CAP_CHECKPOINT_RESTORE for the restorer, places the planned fds and closes
 /// every other fd but `confirm` (close-on-exec: it tells our creator that the exec happened,
 /// or why not).
-fn prepare(ctx: &Ctx<'_>, objects: &Objects<'_>, i: usize, confirm: &mut RawFd) -> Result<(), String> {
+fn prepare(ctx: &Ctx<'_>, objects: &Objects<'_>, i: usize, confirm: &mut RawFd) -> Result<Vec<RawFd>, String> {
     let t = &ctx.targets[i];
     let mut s = client::connect(ctx.host, ctx.port, Duration::from_secs(10))
         .map_err(|e| format!("cannot reach the coordinator at {}:{}: {e}", ctx.host, ctx.port))?;
@@ -477,11 +482,33 @@ fn prepare(ctx: &Ctx<'_>, objects: &Objects<'_>, i: usize, confirm: &mut RawFd) 
         eprintln!("{PROGRAM}: warning: {}: fd {fd} collides with dmtcp's own fds; not restored", t.img.path.display());
     }
     let wanted: Vec<(RawFd, RawFd)> = p.fds.iter().map(|pl| (pl.fd, objects.fd(pl.source))).collect();
+    // The older images of an incremental chain: copies above every number the plan places
+    // (before `place_fds`, which may put a program's fd where an image's fd is now), passed
+    // to the restorer as `--base`; it closes them once read.
+    let mut bases = Vec::with_capacity(t.bases.len());
+    let above = wanted.iter().map(|&(fd, _)| fd).chain([IMAGE_FD, *confirm]).max().unwrap_or(IMAGE_FD) + 1;
+    for b in &t.bases {
+        let fd = b.stream.as_raw_fd();
+        // SAFETY: lseek and fcntl(F_DUPFD) on an image fd we own; the copy is a new number.
+        let n = unsafe {
+            libc::lseek(fd, 0, libc::SEEK_SET);
+            libc::fcntl(fd, libc::F_DUPFD, above)
+        };
+        if n < 0 {
+            return Err(format!(
+                "cannot pass {} to the restorer: {}",
+                b.path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        bases.push(n);
+    }
     let mut keep = vec![0, 1, 2, ev::RESTART_INFO_FD, dmtcp_proto::COORD_FD, IMAGE_FD];
+    keep.extend(&bases);
     keep.extend(place_fds(&wanted, confirm)?);
     keep.push(*confirm);
     close_others(&keep);
-    Ok(())
+    Ok(bases)
 }
 
 /// Puts copies of fds at the numbers the plan gives, `wanted`: (number, fd to copy), via

@@ -267,6 +267,8 @@ extern "C" fn child() {
         IN_FLIGHT.store(0, SeqCst);
         LOCK.store(0, SeqCst);
         CLOSED.store(0, SeqCst);
+        // The parent's userfaultfd (incremental checkpoints) is for the parent's memory.
+        fds::drop_inherited_hidden();
         if !config::active() {
             return;
         }

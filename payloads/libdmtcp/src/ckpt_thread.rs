@@ -353,6 +353,8 @@ fn after_restart() -> bool {
         trace!("cannot unmap the restorer: {}", Bytes(sys::strerror(e)));
     }
     resources::restore();
+    // Incremental checkpoints: the restored memory is protected again before anyone writes it.
+    crate::dirty::after_restart();
     crate::config::set_active(true);
     let result = barrier(Barrier::Restart, WorkerState::Restarting);
     resources::resume(Phase::Restarted);

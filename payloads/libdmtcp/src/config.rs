@@ -14,7 +14,7 @@ use dmtcp_proto::{env, le, shared};
 pub const CARRY_LEN: usize = 4200;
 
 /// The variables re-injected at every exec when the caller's environment dropped them.
-pub const CARRIED: [&str; 14] = [
+pub const CARRIED: [&str; 17] = [
     env::COORD_HOST,
     env::COORD_PORT,
     env::SHARED_AREA,
@@ -29,6 +29,9 @@ pub const CARRIED: [&str; 14] = [
     env::COORD_TOKEN,
     env::LOG_FILE,
     env::UNIQUE_CKPT,
+    env::INCREMENTAL,
+    env::INCREMENTAL_CHAIN,
+    env::INCREMENTAL_RATIO,
 ];
 const I_HOST: usize = 0;
 const I_SHARED: usize = 2;
@@ -41,6 +44,12 @@ const I_BIN: usize = 10;
 const I_TOKEN: usize = 11;
 const I_LOG_FILE: usize = 12;
 const I_UNIQUE_CKPT: usize = 13;
+const I_INCREMENTAL: usize = 14;
+const I_INCREMENTAL_CHAIN: usize = 15;
+const I_INCREMENTAL_RATIO: usize = 16;
+/// Defaults of DMTCP_INCREMENTAL_CHAIN and DMTCP_INCREMENTAL_RATIO.
+pub const INCREMENTAL_CHAIN_DEFAULT: u32 = 10;
+pub const INCREMENTAL_RATIO_DEFAULT: u32 = 50;
 
 pub struct Config {
     /// `NAME=value` of each `CARRIED` variable present at startup (empty if absent).
@@ -148,6 +157,28 @@ impl Config {
     /// DMTCP_UNIQUE_CKPT_PLUGIN=1: each checkpoint generation goes into its own subfolder.
     pub fn unique_ckpt(&self) -> bool {
         matches!(self.carried_value(I_UNIQUE_CKPT), b"1" | b"yes" | b"true")
+    }
+
+    /// DMTCP_INCREMENTAL=1 (`--incremental`): delta images after a full one (`dirty`).
+    pub fn incremental(&self) -> bool {
+        matches!(self.carried_value(I_INCREMENTAL), b"1" | b"yes" | b"true")
+    }
+
+    /// DMTCP_INCREMENTAL_CHAIN: the most deltas on one full image (at least 1).
+    pub fn incremental_chain(&self) -> u32 {
+        match parse_u64(self.carried_value(I_INCREMENTAL_CHAIN)) {
+            Some(n) if n >= 1 => core::cmp::min(n, u64::from(dmtcp_proto::image::chain::MAX_POSITION)) as u32,
+            _ => INCREMENTAL_CHAIN_DEFAULT,
+        }
+    }
+
+    /// DMTCP_INCREMENTAL_RATIO: the deltas' bytes, in percent of the base's, that call for a
+    /// new full image.
+    pub fn incremental_ratio(&self) -> u32 {
+        match parse_u64(self.carried_value(I_INCREMENTAL_RATIO)) {
+            Some(n) if n >= 1 => core::cmp::min(n, 100_000) as u32,
+            _ => INCREMENTAL_RATIO_DEFAULT,
+        }
     }
 
     /// The offset for this library's own architecture.
@@ -343,6 +374,7 @@ pub fn read_restart_info() {
     }
     // SAFETY: the other threads are stopped (see config::apply_restart_info).
     unsafe { apply_restart_info(&buf[..n]) };
+    crate::dirty::restart_info(&buf[..n]);
     apply_env_changes(&buf[..n]);
     pause_if_asked(&buf[..n]);
 }

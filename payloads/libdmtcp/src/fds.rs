@@ -19,6 +19,10 @@
 //! table) may do what it likes with its copy, and a fork child drops its copy in our fork
 //! handler before it registers on a connection of its own.
 //!
+//! The userfaultfd of incremental checkpoints (`dirty`) is the second descriptor kept this way
+//! (`hide`, `hidden`): same rules, at `HIDDEN_MIN` or above; a restart does not bring it back
+//! (`dirty::after_restart` makes a new one).
+//!
 //! Restart side: `dmtcp_restart` always hands the connection over at `COORD_FD`; `after_restart`
 //! moves it back to the number it had at checkpoint time, which the program's fds (restored
 //! afterwards) never use, so a program fd at 821 comes back at 821.
@@ -51,8 +55,75 @@ pub fn coord() -> c_int {
     COORD.load(Acquire)
 }
 
-fn ours(fd: c_int) -> bool {
+/// The other hidden descriptor (the userfaultfd of `dirty`), -1: none; and its process.
+static HIDDEN: AtomicI32 = AtomicI32::new(-1);
+static HIDDEN_OWNER: AtomicI32 = AtomicI32::new(0);
+/// Where the hidden descriptor goes (above the coordinator's number and the restart's fds).
+const HIDDEN_MIN: c_int = COORD_FD + 4;
+
+fn is_coord(fd: c_int) -> bool {
     fd >= 0 && fd == COORD.load(Acquire) && sys::getpid() == OWNER.load(Acquire)
+}
+
+/// Whether `fd` is the hidden descriptor of this process (not the coordinator connection).
+pub fn is_hidden(fd: c_int) -> bool {
+    fd >= 0 && fd == HIDDEN.load(Acquire) && sys::getpid() == HIDDEN_OWNER.load(Acquire)
+}
+
+/// The hidden descriptor of this process, or -1.
+pub fn hidden() -> c_int {
+    let fd = HIDDEN.load(Acquire);
+    if is_hidden(fd) {
+        fd
+    } else {
+        -1
+    }
+}
+
+fn ours(fd: c_int) -> bool {
+    is_coord(fd) || is_hidden(fd)
+}
+
+/// Takes `fd` as the hidden descriptor: moved to `HIDDEN_MIN` or the lowest free number above
+/// it, close-on-exec. Returns the number.
+pub fn hide(fd: c_int) -> Result<c_int, Errno> {
+    let r = raw_dup_above(fd, HIDDEN_MIN);
+    raw_close(fd);
+    let n = r?;
+    HIDDEN_OWNER.store(sys::getpid(), Release);
+    HIDDEN.store(n, Release);
+    Ok(n)
+}
+
+/// After a restart: the hidden descriptor of the checkpoint was not restored; its number may be
+/// the program's now.
+pub fn forget_hidden() {
+    HIDDEN.store(-1, Release);
+}
+
+/// In a fork child: closes the copy of the parent's hidden descriptor.
+pub fn drop_inherited_hidden() {
+    let fd = HIDDEN.load(Acquire);
+    if fd >= 0 && HIDDEN_OWNER.load(Acquire) != sys::getpid() {
+        HIDDEN.store(-1, Release);
+        raw_close(fd);
+    }
+}
+
+/// Our descriptors of this process inside `[first, last]`, lowest first (-1: none).
+fn ours_in(first: c_uint, last: c_uint) -> [c_int; 2] {
+    let mut v = [-1, -1];
+    let mut n = 0;
+    let (c, h) = (coord(), hidden());
+    let c = if is_coord(c) { c } else { -1 };
+    let (lo, hi) = if c >= 0 && h >= 0 && h < c { (h, c) } else if c >= 0 { (c, h) } else { (h, -1) };
+    for fd in [lo, hi] {
+        if fd >= 0 && (fd as c_uint) >= first && (fd as c_uint) <= last {
+            v[n] = fd;
+            n += 1;
+        }
+    }
+    v
 }
 
 fn set_coord(fd: c_int) {
@@ -180,7 +251,12 @@ pub fn after_restart() {
 /// If `fd` is ours, moves our connection to another number so the program can have `fd`.
 /// Our old copy stays at `fd` until the caller's call replaces or closes it.
 fn make_room(fd: c_int) -> Result<(), Errno> {
-    if !ours(fd) {
+    if is_hidden(fd) {
+        let n = raw_dup_above(fd, HIDDEN_MIN)?;
+        HIDDEN.store(n, Release);
+        return Ok(());
+    }
+    if !is_coord(fd) {
         return Ok(());
     }
     let n = raw_dup_above(fd, COORD_FD)?;
@@ -215,11 +291,12 @@ fn give(want: c_int, got: c_int, flags: c_int) -> c_int {
 /// `got` came from a call that returns the lowest free number at or above `min`: if our
 /// connection took the number the program would have got without us, the program gets it.
 fn lowest_free(min: c_int, got: c_int, flags: c_int) -> c_int {
-    let o = coord();
-    if got >= 0 && o >= min && o < got {
-        give(o, got, flags)
-    } else {
-        got
+    if got <= 0 || min >= got {
+        return got;
+    }
+    match ours_in(min.max(0) as c_uint, (got - 1) as c_uint)[0] {
+        o if o >= 0 => give(o, got, flags),
+        _ => got,
     }
 }
 
@@ -236,26 +313,35 @@ pub extern "C" fn close(fd: c_int) -> c_int {
 #[no_mangle]
 pub extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     let Some(f) = real::close_range() else { return fail(libc::ENOSYS) };
-    let o = coord();
-    if o < 0 || first > last || (o as c_uint) < first || (o as c_uint) > last {
+    let inside = if first > last { [-1, -1] } else { ours_in(first, last) };
+    if inside[0] < 0 {
         // SAFETY: forwarding the caller's arguments.
         return unsafe { f(first, last, flags) };
     }
-    let o = o as c_uint;
+    // The parts of the caller's range around our fds (lowest first).
+    let mut from = first;
     let mut r = 0;
-    if o > first {
-        // SAFETY: the part of the caller's range below our fd.
-        r = unsafe { f(first, o - 1, flags) };
+    for o in inside.into_iter().filter(|&o| o >= 0) {
+        let o = o as c_uint;
+        if r == 0 && o > from {
+            // SAFETY: a part of the caller's range below one of our fds.
+            r = unsafe { f(from, o - 1, flags) };
+        }
+        from = o + 1;
     }
-    if r == 0 && o < last {
-        // SAFETY: the part of the caller's range above our fd.
-        r = unsafe { f(o + 1, last, flags) };
+    if r == 0 && from > first && from <= last {
+        // SAFETY: the part of the caller's range above our last fd.
+        r = unsafe { f(from, last, flags) };
     }
     r
 }
 
 #[no_mangle]
 pub extern "C" fn closefrom(low: c_int) {
+    if ours_in(low.max(0) as c_uint, c_uint::MAX)[0] >= 0 && hidden() >= 0 {
+        close_range(low.max(0) as c_uint, c_uint::MAX, 0);
+        return;
+    }
     let o = coord();
     if o >= 0 && o >= low {
         if o > low.max(0) {

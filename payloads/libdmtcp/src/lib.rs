@@ -63,6 +63,7 @@ mod config;
 mod coord;
 #[allow(unsafe_code)]
 mod cstr;
+mod dirty;
 mod dlsym;
 #[allow(unsafe_code)]
 mod exec;

@@ -100,6 +100,10 @@ impl Scratch {
         // SAFETY: the first MAPS_MAX bytes of our mapping.
         unsafe { core::slice::from_raw_parts_mut(self.base, MAPS_MAX) }
     }
+    fn areas_ref(&self) -> &[u8] {
+        // SAFETY: the rest of our mapping.
+        unsafe { core::slice::from_raw_parts(self.base.add(AREAS_OFF), SCRATCH_LEN - AREAS_OFF) }
+    }
     fn areas(&mut self) -> &mut [u8] {
         // SAFETY: the rest of our mapping.
         unsafe { core::slice::from_raw_parts_mut(self.base.add(AREAS_OFF), SCRATCH_LEN - AREAS_OFF) }
@@ -374,16 +378,21 @@ pub fn write_image(req: &Request) -> Result<(), Failure> {
     let c = crate::config::get();
     let mut scratch = Scratch::new()?;
     build_path(req)?;
+    crate::dirty::decide();
     let (child, data_fd, status_fd) = spawn_writer(c.dmtcp_bin(), c.compress())?;
     let mut stream = Stream { fd: data_fd, len: 0 };
     crate::progress::start();
     let result = stream_image(req, &mut scratch, &mut stream);
     sys::close(data_fd);
     let verdict = collect_status(child, status_fd);
-    result?;
-    verdict?;
     // The trailer went out past `Stream::put`.
     let written = stream.len + image::TRAILER_SIZE as u64;
+    match (&result, &verdict) {
+        (Ok(()), Ok(sum)) => crate::dirty::commit(*sum, written),
+        _ => crate::dirty::abort(),
+    }
+    result?;
+    verdict?;
     IMAGE_PATH.with(|p| crate::progress::finish(written, p.as_cstr()));
     Ok(())
 }
@@ -463,7 +472,7 @@ static mut CHILD_STACK_MEM: [u8; CHILD_STACK] = [0; CHILD_STACK];
 /// Arguments for the writer child, prepared before the clone (the child only calls dup2 and
 /// execve).
 struct ChildArgs {
-    argv: [*const u8; 6],
+    argv: [*const u8; 8],
     envp: [*const u8; 2],
     data_r: c_int,
     status_w: c_int,
@@ -507,15 +516,31 @@ fn spawn_writer(bin: &[u8], compress: bool) -> Result<(i32, c_int, c_int), Failu
         }
         libc::fcntl(data[1], libc::F_SETPIPE_SZ, 1 << 20);
     }
+    // Incremental checkpoints: a delta keeps the image it builds on as `--chain-link NAME`
+    // beside it; a full image of a chain lets the writer delete the old chain's links.
+    let mut link = Fixed::<300>::new();
+    let delta = crate::dirty::chain_link(&mut link);
+    let mut argv: [*const u8; 8] = [core::ptr::null(); 8];
+    let mut k = 0;
+    let mut arg = |p: *const u8| {
+        argv[k] = p;
+        k += 1;
+    };
+    arg(binz.as_cstr().as_ptr().cast());
+    arg(c"write-image".as_ptr().cast());
+    arg(c"--out".as_ptr().cast());
+    arg(out.as_cstr().as_ptr().cast());
+    if compress {
+        arg(c"--compress".as_ptr().cast());
+    }
+    if delta {
+        arg(c"--chain-link".as_ptr().cast());
+        arg(link.as_cstr().as_ptr().cast());
+    } else if crate::dirty::in_chain() {
+        arg(c"--chain-prune".as_ptr().cast());
+    }
     let args = ChildArgs {
-        argv: [
-            binz.as_cstr().as_ptr().cast(),
-            c"write-image".as_ptr().cast(),
-            c"--out".as_ptr().cast(),
-            out.as_cstr().as_ptr().cast(),
-            if compress { c"--compress".as_ptr().cast() } else { core::ptr::null() },
-            core::ptr::null(),
-        ],
+        argv,
         envp: [c"DMTCP_WRITER=1".as_ptr().cast(), core::ptr::null()],
         data_r: data[0],
         status_w: status[1],
@@ -543,8 +568,9 @@ fn spawn_writer(bin: &[u8], compress: bool) -> Result<(i32, c_int, c_int), Failu
     Ok((pid, data[1], status[0]))
 }
 
-/// Reads the writer's verdict and reaps it.
-fn collect_status(pid: i32, fd: c_int) -> Result<(), Failure> {
+/// Reads the writer's verdict (`ok <bytes> <checksum in hex>`) and reaps it; returns the
+/// image's checksum when the writer said it.
+fn collect_status(pid: i32, fd: c_int) -> Result<Option<u64>, Failure> {
     let mut buf = [0u8; 480];
     let mut n = 0;
     while n < buf.len() {
@@ -559,7 +585,7 @@ fn collect_status(pid: i32, fd: c_int) -> Result<(), Failure> {
     unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
     let text = buf[..n].split(|&c| c == b'\n').next().unwrap_or(b"");
     if text.starts_with(b"ok") {
-        Ok(())
+        Ok(text.split(|&c| c == b' ').nth(2).filter(|h| !h.is_empty()).map(parse_hex))
     } else if let Some(msg) = text.strip_prefix(b"error ") {
         Err(fail(&[msg]))
     } else {
@@ -640,6 +666,12 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
         })?;
     }
 
+    // Incremental checkpoints: full or delta, and the written pages listed, while stopped.
+    header.chain = {
+        let table = scratch.areas_ref();
+        crate::dirty::prepare(n_areas, |i| AreaRecord::decode(&table[i * AREA_SIZE..(i + 1) * AREA_SIZE]).ok())
+    };
+
     // Header.
     fill_header(&mut header, req, n_areas);
     let mut sealed = [0u8; HEADER_SIZE];
@@ -670,8 +702,18 @@ fn stream_image(req: &Request, scratch: &mut Scratch, out: &mut Stream) -> Resul
         // The table holds what was encoded above: a record that does not decode is our bug.
         let a = AreaRecord::decode(&scratch.areas()[i * AREA_SIZE..(i + 1) * AREA_SIZE])
             .map_err(|_| fail(&[b"internal error: an area record of this image does not decode"]))?;
-        let Some(data) = data_of(&a) else { continue };
-        r = write_area(out, pagemap, scratch.work(), i as u32, &a, data);
+        let how = crate::dirty::area(i);
+        if how == crate::dirty::Area::Inherited {
+            r = write_ranges(out, i as u32, &a);
+        } else {
+            if how == crate::dirty::Area::Fresh {
+                // New since the last image of the chain: nothing of an older image shows.
+                r = out.put(&zero_chunk(i as u32, 0, a.len()));
+            }
+            if let (Ok(()), Some(data)) = (&r, data_of(&a)) {
+                r = write_area(out, pagemap, scratch.work(), i as u32, &a, data);
+            }
+        }
         if r.is_err() {
             break;
         }
@@ -691,6 +733,48 @@ fn chunk_header(area: u32, offset: u64, len: u64) -> [u8; image::CHUNK_SIZE] {
     let mut h = [0u8; image::CHUNK_SIZE];
     Chunk::Data { area, offset, len }.encode(&mut h);
     h
+}
+
+fn zero_chunk(area: u32, offset: u64, len: u64) -> [u8; image::CHUNK_SIZE] {
+    let mut h = [0u8; image::CHUNK_SIZE];
+    Chunk::Zero { area, offset, len }.encode(&mut h);
+    h
+}
+
+/// A delta's part of an area followed since the last image (`dirty::Area::Inherited`): zero
+/// chunks for its pages that became absent, then its written pages.
+fn write_ranges(out: &mut Stream, idx: u32, a: &AreaRecord) -> Result<(), Failure> {
+    let readable = a.prot & libc::PROT_READ as u32 != 0;
+    let mut made_readable = false;
+    let r = crate::dirty::ranges_of(idx as usize, |written, s, e| {
+        let (s, e) = (s.max(a.start), e.min(a.end));
+        if e <= s {
+            return Ok(());
+        }
+        if !written {
+            return out.put(&zero_chunk(idx, s - a.start, e - s));
+        }
+        if !readable && !made_readable {
+            // SAFETY: temporarily readable so that we can save it; restored below.
+            unsafe { libc::mprotect(a.start as usize as *mut c_void, a.len() as usize, (a.prot | libc::PROT_READ as u32) as c_int) };
+            made_readable = true;
+        }
+        let mut at = s;
+        while at < e {
+            let l = (e - at).min(64 << 20);
+            out.put(&chunk_header(idx, at - a.start, l))?;
+            // SAFETY: [at, at+l) lies inside this anonymous area of this process, readable
+            // now, and no other thread runs.
+            out.put(unsafe { core::slice::from_raw_parts(at as usize as *const u8, l as usize) })?;
+            at += l;
+        }
+        Ok(())
+    });
+    if made_readable {
+        // SAFETY: back to the area's own protection.
+        unsafe { libc::mprotect(a.start as usize as *mut c_void, a.len() as usize, a.prot as c_int) };
+    }
+    r
 }
 
 /// Record `i` of the area table, as the fixed-size buffer `AreaRecord::encode` fills.

@@ -37,9 +37,10 @@ pub const STACK_SIZE: usize = 256 * 1024;
 #[no_mangle]
 pub static mut STACK: [u8; STACK_SIZE] = [0; STACK_SIZE];
 
-const USAGE: &str = "usage: mtcp_restart [--stderr-fd N] [--region FD:DEV:INODE ...] --fd N\n\
+const USAGE: &str = "usage: mtcp_restart [--stderr-fd N] [--region FD:DEV:INODE ...] [--base FD ...] --fd N\n\
   Restores one dmtcp checkpoint image, read from file descriptor N, into this process.\n\
   --region: the memfd at FD stands for the shared memory object (DEV, INODE) of the image.\n\
+  --base: the older images of an incremental chain, oldest first (N is the newest).\n\
   It is run by dmtcp_restart; users call dmtcp_restart instead.\n";
 
 /// Parses a decimal number.
@@ -82,11 +83,17 @@ pub struct Region {
 
 pub const MAX_REGIONS: usize = 256;
 
+/// The most older images of a chain (`--base`) one restore applies.
+pub const MAX_BASES: usize = 1024;
+
 pub struct Args {
     pub image_fd: usize,
     pub err_fd: usize,
     pub regions: [Region; MAX_REGIONS],
     pub n_regions: usize,
+    /// The chain's older images, oldest first (`--base`).
+    pub bases: [usize; MAX_BASES],
+    pub n_bases: usize,
 }
 
 /// Parses `FD:DEV:INODE` (decimal).
@@ -131,6 +138,8 @@ pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
     let mut image_fd = None;
     let mut regions = [Region { fd: 0, dev: 0, inode: 0 }; MAX_REGIONS];
     let mut n_regions = 0;
+    let mut bases = [0usize; MAX_BASES];
+    let mut n_bases = 0;
     let mut i = 1;
     while i < argc {
         let a = arg(i);
@@ -142,6 +151,19 @@ pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
             b"--version" => {
                 Out::new(1).s("mtcp_restart (dmtcp-rs) ").s(dmtcp_proto::VERSION).s("\n");
                 sys::exit(0);
+            }
+            b"--base" => {
+                let Some(v) = (i + 1 < argc).then(|| arg(i + 1)).and_then(parse_num) else {
+                    Out::new(err_fd).s("mtcp_restart: option --base needs a file descriptor number\n").s(USAGE);
+                    sys::exit(2);
+                };
+                if n_bases == MAX_BASES {
+                    Out::new(err_fd).s("mtcp_restart: too many --base options\n");
+                    sys::exit(2);
+                }
+                bases[n_bases] = v;
+                n_bases += 1;
+                i += 2;
             }
             b"--fd" | b"--stderr-fd" => {
                 let Some(v) = (i + 1 < argc).then(|| arg(i + 1)).and_then(parse_num) else {
@@ -178,7 +200,7 @@ pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
         Out::new(err_fd).s("mtcp_restart: no image given (--fd N)\n").s(USAGE);
         sys::exit(2);
     };
-    restore::run(Args { image_fd, err_fd, regions, n_regions })
+    restore::run(Args { image_fd, err_fd, regions, n_regions, bases, n_bases })
 }
 
 /// First code of a restored thread (see `arch::clone3_thread`).

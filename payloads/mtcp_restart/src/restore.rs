@@ -25,7 +25,15 @@ struct Ctx {
     header: Header,
     areas: &'static [u8],
     threads: &'static [u8],
+    /// Where the tables of an older image of the chain go (after this image's tables).
+    spare: usize,
+    /// Older images of the chain were applied (zero chunks of this image then matter).
+    chained: bool,
 }
+
+/// A buffer for the bytes of an older image that no area of the newest takes.
+const DISCARD: usize = RESTORER_BASE + 0x0380_0000;
+const DISCARD_LEN: usize = 1 << 20;
 
 fn die(err: usize, what: &str) -> ! {
     Out::new(err).s("mtcp_restart: ").s(what).s("\n");
@@ -214,6 +222,8 @@ pub fn run(args: Args) -> ! {
         areas: &all[..n_areas * AREA_SIZE],
         // The fd table after it is dmtcp_restart's (it has put the pipes in place already).
         threads: &all[n_areas * AREA_SIZE..n_areas * AREA_SIZE + n_threads * THREAD_SIZE],
+        spare: tab + page_up(tables),
+        chained: args.n_bases > 0,
     };
     check_tables(&c);
 
@@ -231,6 +241,10 @@ pub fn run(args: Args) -> ! {
     map_areas(&c, &args.regions[..args.n_regions]);
     for r in &args.regions[..args.n_regions] {
         let _ = sys::close(r.fd);
+    }
+    // An incremental chain: the older images' pages first, oldest first (see `apply_older`).
+    for &fd in &args.bases[..args.n_bases] {
+        apply_older(&c, fd);
     }
     read_data(&c);
     protect_areas(&c);
@@ -452,6 +466,20 @@ fn read_data(c: &Ctx) {
         let (idx, off, len) = match Chunk::decode(&h).unwrap_or_else(|e| die_image(c.err, e)) {
             Chunk::End => break,
             Chunk::Data { area, offset, len } => (area as usize, offset, len),
+            Chunk::Zero { area, offset, len } => {
+                if (area as usize) >= n_areas {
+                    die(c.err, "image is corrupt (chunk names no area)");
+                }
+                let a = area_rec(c, area as usize);
+                if !Chunk::fits(offset, len, a.len()) || !restored_anonymous(&a) {
+                    die(c.err, "image is corrupt (zero chunk outside private memory)");
+                }
+                // A fresh mapping is zeros already; over older images' pages it is not.
+                if c.chained {
+                    zero_range(c, (a.start + offset) as usize, len as usize);
+                }
+                continue;
+            }
         };
         if idx >= n_areas {
             die(c.err, "image is corrupt (chunk names no area)");
@@ -476,6 +504,150 @@ fn read_data(c: &Ctx) {
     }
     let mut t = [0u8; image::TRAILER_SIZE];
     let _ = read_exact(c.fd, t.as_mut_ptr(), t.len());
+}
+
+/// Whether the restorer maps `a` as private anonymous memory: where a delta's zero chunks and
+/// older images' pages go (the writer's `dirty::restored_anonymous`).
+fn restored_anonymous(a: &AreaRecord) -> bool {
+    !a.is_shared() && a.flags & image::AREA_FILE == 0
+}
+
+/// Makes `[at, at + len)` of a private anonymous area read as zeros.
+fn zero_range(c: &Ctx, at: usize, len: usize) {
+    if sys::madvise(at, len, MADV_DONTNEED).is_ok() {
+        return;
+    }
+    // (A huge-page area not aligned to its pages, say): write the zeros.
+    if let Err(e) = sys::mprotect(at, len, PROT_READ | PROT_WRITE) {
+        die_errno(c.err, "cannot clear memory of an incremental image", e);
+    }
+    let mut p = at;
+    while p < at + len {
+        #[allow(unsafe_code)]
+        // SAFETY: [at, at + len) lies in one of the areas mapped by `map_areas`, writable now.
+        unsafe {
+            core::ptr::write_volatile(p as *mut u64, 0)
+        };
+        p += 8;
+    }
+}
+
+/// The first area of the newest image whose end lies above `addr` (areas are in address order).
+fn first_area_after(c: &Ctx, addr: u64) -> usize {
+    let (mut lo, mut hi) = (0usize, c.areas.len() / AREA_SIZE);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if area_rec(c, mid).end <= addr {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Reads and drops `len` bytes of `fd`.
+fn discard(c: &Ctx, fd: usize, mut len: usize) {
+    while len > 0 {
+        let k = len.min(DISCARD_LEN);
+        read_exact(fd, DISCARD as *mut u8, k).unwrap_or_else(|_| die(c.err, "an older image of the chain is truncated"));
+        len -= k;
+    }
+}
+
+/// Applies an older image of an incremental chain (`dmtcp_proto::image::chain`): its data and
+/// zero chunks land where they fall inside private anonymous areas of the newest image; the
+/// rest of its bytes is read past. Its own area table only says where its chunks belong.
+fn apply_older(c: &Ctx, fd: usize) {
+    let hdr_at = c.spare;
+    if hdr_at + PAGE > SCRATCH + SCRATCH_MAX {
+        die(c.err, "the images of the chain have too many areas for this restorer");
+    }
+    sys::mmap(hdr_at, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, usize::MAX, 0)
+        .unwrap_or_else(|e| die_errno(c.err, "cannot map scratch memory", e));
+    // (EEXIST: mapped already for an earlier image of the chain.)
+    let _ = sys::mmap(DISCARD, DISCARD_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, usize::MAX, 0);
+    read_exact(fd, hdr_at as *mut u8, HEADER_SIZE).unwrap_or_else(|_| die(c.err, "an older image of the chain is truncated (no header)"));
+    // SAFETY: the page at hdr_at was just mapped read-write and filled.
+    #[allow(unsafe_code)]
+    let raw: &[u8] = unsafe { core::slice::from_raw_parts(hdr_at as *const u8, HEADER_SIZE) };
+    let h = Header::decode(raw).unwrap_or_else(|e| die_image(c.err, e));
+    if h.arch != ARCH {
+        die(c.err, "an older image of the chain is of another architecture");
+    }
+    let tables = h.tables_len();
+    let tab = hdr_at + PAGE;
+    if tab + page_up(tables) > SCRATCH + SCRATCH_MAX {
+        die(c.err, "the images of the chain have too many areas for this restorer");
+    }
+    if tables > 0 {
+        sys::mmap(tab, page_up(tables), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, usize::MAX, 0)
+            .unwrap_or_else(|e| die_errno(c.err, "cannot map scratch memory", e));
+        read_exact(fd, tab as *mut u8, tables).unwrap_or_else(|_| die(c.err, "an older image of the chain is truncated (tables)"));
+    }
+    let n_old = h.num_areas as usize;
+    // SAFETY: `tables` bytes at `tab` were mapped and filled above.
+    #[allow(unsafe_code)]
+    let old: &[u8] = unsafe { core::slice::from_raw_parts(tab as *const u8, n_old * AREA_SIZE) };
+    let n_new = c.areas.len() / AREA_SIZE;
+    let mut hb = [0u8; image::CHUNK_SIZE];
+    loop {
+        read_exact(fd, hb.as_mut_ptr(), hb.len()).unwrap_or_else(|_| die(c.err, "an older image of the chain is truncated (memory data)"));
+        let (idx, off, len, data) = match Chunk::decode(&hb).unwrap_or_else(|e| die_image(c.err, e)) {
+            Chunk::End => break,
+            Chunk::Data { area, offset, len } => (area as usize, offset, len, true),
+            Chunk::Zero { area, offset, len } => (area as usize, offset, len, false),
+        };
+        if idx >= n_old {
+            die(c.err, "an older image of the chain is corrupt (chunk names no area)");
+        }
+        let oa = AreaRecord::decode(&old[idx * AREA_SIZE..(idx + 1) * AREA_SIZE]).unwrap_or_else(|e| die_image(c.err, e));
+        if !Chunk::fits(off, len, oa.len()) {
+            die(c.err, "an older image of the chain is corrupt (chunk outside its area)");
+        }
+        let (start, end) = (oa.start + off, oa.start + off + len);
+        let mut pos = start;
+        let mut i = first_area_after(c, pos);
+        while pos < end {
+            let a = if i < n_new { Some(area_rec(c, i)) } else { None };
+            let (lo, hi) = match a {
+                Some(a) if a.start < end => (a.start.max(pos), a.end.min(end)),
+                _ => (end, end),
+            };
+            if lo > pos && data {
+                discard(c, fd, (lo - pos) as usize);
+            }
+            pos = lo;
+            if hi > lo {
+                let a = a.expect("an area");
+                let n = (hi - lo) as usize;
+                if !restored_anonymous(&a) {
+                    if data {
+                        discard(c, fd, n);
+                    }
+                } else if data {
+                    if map_prot(&a) & PROT_WRITE == 0 {
+                        if let Err(e) = sys::mprotect(lo as usize, n, PROT_READ | PROT_WRITE) {
+                            fill_failed(c, &a, e);
+                        }
+                    }
+                    match read_exact(fd, lo as usize as *mut u8, n) {
+                        Ok(()) => {}
+                        Err(Errno(0)) => die(c.err, "an older image of the chain is truncated (memory data)"),
+                        Err(e) => fill_failed(c, &a, e),
+                    }
+                } else {
+                    zero_range(c, lo as usize, n);
+                }
+                pos = hi;
+            }
+            i += 1;
+        }
+    }
+    let mut t = [0u8; image::TRAILER_SIZE];
+    let _ = read_exact(fd, t.as_mut_ptr(), t.len());
+    let _ = sys::close(fd);
+    let _ = sys::munmap(hdr_at, PAGE + page_up(tables));
 }
 
 /// The saved pages of `a` cannot go back into it (EFAULT: its file is now shorter than at the

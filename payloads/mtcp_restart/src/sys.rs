@@ -30,6 +30,7 @@ pub const MAP_HUGETLB: usize = 0x40000;
 pub const MAP_HUGE_2MB: usize = 21 << 26;
 pub const MAP_HUGE_1GB: usize = 30 << 26;
 pub const MAP_FIXED_NOREPLACE: usize = 0x100000;
+pub const MADV_DONTNEED: usize = 4;
 pub const MADV_DONTFORK: usize = 10;
 pub const MADV_HUGEPAGE: usize = 14;
 pub const MADV_NOHUGEPAGE: usize = 15;

@@ -50,6 +50,14 @@ pub const LOG_FILE: &str = "DMTCP_LOG_FILE";
 pub const COORD_LOG_FILENAME: &str = "DMTCP_COORD_LOG_FILENAME";
 /// 1: each checkpoint generation goes into its own subfolder `ckpt_<computation>_<generation>`.
 pub const UNIQUE_CKPT: &str = "DMTCP_UNIQUE_CKPT_PLUGIN";
+/// `1`: incremental checkpoints (a full image, then delta images of the changed pages).
+pub const INCREMENTAL: &str = "DMTCP_INCREMENTAL";
+/// The most delta images on one full image before a new full one (default 10).
+pub const INCREMENTAL_CHAIN: &str = "DMTCP_INCREMENTAL_CHAIN";
+/// A new full image once the deltas together outgrow this percentage of the base (default 50).
+pub const INCREMENTAL_RATIO: &str = "DMTCP_INCREMENTAL_RATIO";
+/// Restart facts: the image of a chain a process was restored from (`dirty::restart_info`).
+pub const RESTART_CHAIN: &str = "DMTCP_RESTART_CHAIN";
 /// N > 0: a restarted process stops (SIGSTOP) before it resumes, for a debugger to attach.
 pub const RESTART_PAUSE: &str = "DMTCP_RESTART_PAUSE";
 /// The older spelling of DMTCP_RESTART_PAUSE.

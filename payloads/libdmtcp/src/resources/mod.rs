@@ -191,13 +191,13 @@ pub fn resume(phase: Phase) {
 // ---------------------------------------------------------------------------------------------
 // Shared by the fd kinds.
 
-/// Calls `f(fd)` for each of the program's open descriptors (ours, the coordinator connection,
-/// left out; the restart-info fd is closed long before any checkpoint, so a program's fd 820 is
+/// Calls `f(fd)` for each of the program's open descriptors (ours, the coordinator connection
+/// and the userfaultfd of incremental checkpoints (`fds::hidden`), left out; the restart-info fd is closed long before any checkpoint, so a program's fd 820 is
 /// the program's).
 pub fn for_each_program_fd(mut f: impl FnMut(c_int)) {
     crate::sys::for_each_numbered_entry(c"/proc/self/fd", |fd, dir| {
         let fd = fd as c_int;
-        if fd != dir && fd != crate::fds::coord() {
+        if fd != dir && fd != crate::fds::coord() && !crate::fds::is_hidden(fd) {
             f(fd);
         }
     });

@@ -15,6 +15,7 @@ pub mod socket;
 pub mod thread;
 pub mod timers;
 pub mod tty;
+pub mod uffd;
 
 pub type Errno = c_int;
 

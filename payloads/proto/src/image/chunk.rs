@@ -1,5 +1,7 @@
 //! The data section: chunk headers (32 bytes), each followed by `len` bytes for area `area` at
-//! `start + offset`, up to the END chunk (area `END_CHUNK`, offset and length zero).
+//! `start + offset`, up to the END chunk (area `END_CHUNK`, offset and length zero). 2.3 adds
+//! the zero chunk (kind 1 in bytes 4..8, no bytes after it): the range reads as zeros (delta
+//! images, see `chain`).
 use super::error::need;
 use super::{ImageError, Record, CHUNK_SIZE, MAX_AREAS, PAGE_SIZE};
 use crate::le::{get_u32, get_u64, put_u32, put_u64};
@@ -9,6 +11,8 @@ use crate::le::{get_u32, get_u64, put_u32, put_u64};
 pub const AREA: usize = 0; // u32
 pub const OFFSET: usize = 8; // u64
 pub const LEN: usize = 16; // u64
+pub const KIND: usize = 4; // u32: 0 data, 1 zero (2.3)
+pub const KIND_ZERO: u32 = 1;
 
 pub const END_CHUNK: u32 = u32::MAX;
 
@@ -16,6 +20,8 @@ pub const END_CHUNK: u32 = u32::MAX;
 pub enum Chunk {
     /// `len` bytes for area number `area`, at `offset` from its start.
     Data { area: u32, offset: u64, len: u64 },
+    /// `len` bytes of area `area` at `offset` are zeros (no bytes follow; delta images).
+    Zero { area: u32, offset: u64, len: u64 },
     /// The end of the data section.
     End,
 }
@@ -26,6 +32,12 @@ impl Chunk {
         match *self {
             Chunk::Data { area, offset, len } => {
                 put_u32(b, AREA, area);
+                put_u64(b, OFFSET, offset);
+                put_u64(b, LEN, len);
+            }
+            Chunk::Zero { area, offset, len } => {
+                put_u32(b, AREA, area);
+                put_u32(b, KIND, KIND_ZERO);
                 put_u64(b, OFFSET, offset);
                 put_u64(b, LEN, len);
             }
@@ -50,9 +62,10 @@ impl Chunk {
         if area >= MAX_AREAS {
             return bad("area", area.into());
         }
-        // Bytes 4..8 and 24..32 are padding, zero in every image written so far.
-        if b[4..8].iter().chain(&b[24..CHUNK_SIZE]).any(|&c| c != 0) {
-            return bad("padding", get_u32(b, 4).into());
+        // Bytes 4..8 are the kind (0 data, 1 zero), 24..32 padding.
+        let kind = get_u32(b, KIND);
+        if kind > KIND_ZERO || b[24..CHUNK_SIZE].iter().any(|&c| c != 0) {
+            return bad("padding", kind.into());
         }
         // Memory goes in whole pages.
         if !(offset | len).is_multiple_of(PAGE_SIZE) || len == 0 {
@@ -61,7 +74,18 @@ impl Chunk {
         if offset.checked_add(len).is_none() {
             return bad("length", len);
         }
+        if kind == KIND_ZERO {
+            return Ok(Chunk::Zero { area, offset, len });
+        }
         Ok(Chunk::Data { area, offset, len })
+    }
+
+    /// The bytes that follow this chunk header in the stream.
+    pub fn data_len(&self) -> u64 {
+        match *self {
+            Chunk::Data { len, .. } => len,
+            _ => 0,
+        }
     }
 
     /// Whether a data chunk lies inside an area of `area_len` bytes.
@@ -76,7 +100,11 @@ mod tests {
 
     #[test]
     fn chunk_round_trips_at_the_version_2_offsets() {
-        for c in [Chunk::Data { area: 3, offset: 0x2000, len: 0x3000 }, Chunk::End] {
+        for c in [
+            Chunk::Data { area: 3, offset: 0x2000, len: 0x3000 },
+            Chunk::Zero { area: 3, offset: 0x1000, len: 0x1000 },
+            Chunk::End,
+        ] {
             let mut b = [0x11u8; CHUNK_SIZE];
             c.encode(&mut b);
             assert_eq!(Chunk::decode(&b), Ok(c));
@@ -100,6 +128,11 @@ mod tests {
         put_u64(&mut b, LEN, 5);
         assert!(matches!(Chunk::decode(&b), Err(ImageError::BadField { record: Record::Chunk, .. })));
         assert_eq!(Chunk::decode(&b[..31]), Err(ImageError::Short { record: Record::Chunk, len: 31 }));
+        Chunk::Zero { area: 0, offset: 0, len: 0x1000 }.encode(&mut b);
+        put_u32(&mut b, KIND, 2);
+        assert!(matches!(Chunk::decode(&b), Err(ImageError::BadField { field: "padding", .. })));
+        Chunk::Zero { area: 0, offset: 0x10, len: 0x1000 }.encode(&mut b);
+        assert!(matches!(Chunk::decode(&b), Err(ImageError::BadField { field: "length", .. })));
         assert!(Chunk::fits(0x1000, 0x1000, 0x2000));
         assert!(!Chunk::fits(0x1000, 0x1001, 0x2000));
         assert!(!Chunk::fits(u64::MAX, 1, u64::MAX));

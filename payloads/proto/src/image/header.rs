@@ -1,4 +1,5 @@
 //! The image header: 4096 bytes at offset 0, with its own checksum over its first 4088 bytes.
+use super::chain::Chain;
 use super::error::need;
 use super::{checksum, FormatVersion, ImageError, Record, Table, Text, CHECKSUM_SEED, HEADER_SIZE, IMAGE_MAGIC};
 use super::{AREA_SIZE, FD_SIZE, MAX_AREAS, MAX_FDS, MAX_THREADS, PAGE_SIZE, THREAD_SIZE};
@@ -46,7 +47,8 @@ pub mod hdr {
     pub const IS_ROOT: usize = 3124; // u32 1 for the process dmtcp_launch started
     pub const COMPRESSED: usize = 3128; // u32 1 if the writer asked for compression
     pub const NUM_FDS: usize = 3132; // u32 records in the fd table (version 2)
-                                     // [3136, 4072) reserved, zero.
+                                     // [3136, 4072) reserved, zero, but for the chain field of
+                                     // 2.3 (`chain`: [3712, 3996)).
     /// u64 CLOCK_MONOTONIC at checkpoint, in ns, as the process read it (2.1; 0 = not recorded,
     /// as in every 2.0 image). The restart's time namespace continues from it.
     pub const CLOCK_MONOTONIC: usize = 4072;
@@ -163,6 +165,9 @@ pub struct Header {
     /// CLOCK_MONOTONIC and CLOCK_BOOTTIME at checkpoint (ns, as the process saw them), or
     /// None when the image does not have them (2.0). Both or neither.
     pub clocks: Option<Clocks>,
+    /// Where the image stands in a chain of incremental images (2.3; `Chain::NONE`: a full
+    /// image of its own, as every older image).
+    pub chain: Chain,
     /// As read (decode); `encode` computes it.
     pub checksum: u64,
 }
@@ -204,6 +209,7 @@ impl Header {
             is_root: false,
             compressed: false,
             clocks: None,
+            chain: Chain::NONE,
             checksum: 0,
         }
     }
@@ -266,6 +272,7 @@ impl Header {
             put_u64(b, hdr::CLOCK_MONOTONIC, c.monotonic_ns);
             put_u64(b, hdr::CLOCK_BOOTTIME, c.boottime_ns);
         }
+        self.chain.encode(b);
         seal(b);
     }
 
@@ -393,6 +400,7 @@ impl Header {
             is_root: flag(hdr::IS_ROOT, "is_root")?,
             compressed: flag(hdr::COMPRESSED, "compressed")?,
             clocks,
+            chain: Chain::decode(b)?,
             checksum: sum,
         })
     }

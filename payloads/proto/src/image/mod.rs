@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 
 pub mod area;
+pub mod chain;
 pub mod checksum;
 pub mod chunk;
 pub mod error;
@@ -73,6 +74,7 @@ pub mod tty;
 pub mod version;
 
 pub use area::{AreaRecord, AREA_FILE, AREA_HEAP, AREA_SHARED, AREA_SHM, AREA_STACK};
+pub use chain::Chain;
 pub use checksum::{checksum, Checksum, CHECKSUM_SEED};
 pub use chunk::{Chunk, END_CHUNK};
 pub use error::{ImageError, Record, Table};
@@ -112,7 +114,8 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// their shared descriptions and path pieces, placeholders, event fds, memfds, ptys), the areas'
 /// kernel flags (`AreaRecord::vm`) and shared memory held only by the kernel (`AREA_SHM`),
 /// and the clocks at checkpoint in the header (`hdr::CLOCK_MONOTONIC`, `hdr::CLOCK_BOOTTIME`).
-/// 2.3: a process's SEM_UNDO adjustments (`FD_SYSV` records of kind `SYSV_SEM_UNDO`).
+/// 2.3: a process's SEM_UNDO adjustments (`FD_SYSV` records of kind `SYSV_SEM_UNDO`);
+/// incremental images: the header's chain field (`chain`) and `Chunk::Zero`.
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;
