@@ -21,10 +21,10 @@ fn churning_children_survive(m32_parent: bool, m32_child: bool) {
     let cycles = cycles_wanted();
     let p = c_program("spawn_loop", m32_parent);
     let child = c_program("hello", m32_child);
-    // An iteration takes about 0.15 s and a cycle about 3 s on an idle machine: enough
-    // iterations that the program is still running at the last cycle (a busy machine slows the
-    // program's children more than the cycles).
-    let iterations = 60 + 30 * cycles;
+    // An iteration takes at least 60 ms (the program paces itself: a fork under dmtcp costs
+    // what it costs without it) and a cycle about 3 s on an idle machine: enough iterations
+    // that the program is still running at the last cycle.
+    let iterations = 80 + 60 * cycles;
     let args = [iterations.to_string(), child.display().to_string()];
     // As `ckpt::uninterrupted`, with room for the long runs of `scripts/endurance.sh` on a
     // busy machine.

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -121,6 +122,11 @@ int main(int argc, char **argv) {
         if (full(wr, to_echo[1], &e, sizeof e) || full(rd, from_echo[0], &w, sizeof w) || w != e * 2 + 1)
             bad++, fprintf(stderr, "iter %d: echo gave %u\n", i, w);
         sum = sum * 31 + w;
+        /* Pace the loop: with forks as cheap as they are without dmtcp, the loop would end
+           before the test's cycles (each iteration is at least 60 ms). */
+        struct timespec pace = {0, 60 * 1000 * 1000};
+        while (nanosleep(&pace, &pace) != 0 && errno == EINTR) {
+        }
         if (i % 10 == 0) {
             printf("iter %d\n", i);
             fflush(stdout);
