@@ -505,7 +505,7 @@ pub fn restart_info(text: &[u8]) {
         else {
             return;
         };
-        let (id, sum) = (parse_hex(id), parse_hex(sum));
+        let (id, sum) = (crate::writer::parse_hex(id), crate::writer::parse_hex(sum));
         let (Some(pos), Some(base), Some(delta)) =
             (crate::cstr::parse_u64(pos), crate::cstr::parse_u64(base), crate::cstr::parse_u64(delta))
         else {
@@ -519,18 +519,6 @@ pub fn restart_info(text: &[u8]) {
     })
 }
 
-fn parse_hex(s: &[u8]) -> u64 {
-    let mut v = 0u64;
-    for &c in s {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return 0,
-        };
-        v = (v << 4) | u64::from(d);
-    }
-    v
-}
 
 /// After a restart, before the program's threads run: every private anonymous area is
 /// registered and protected, so the next checkpoint's delta is relative to the restored state.

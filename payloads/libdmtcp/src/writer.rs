@@ -149,7 +149,8 @@ impl Stream {
     }
 }
 
-fn parse_hex(s: &[u8]) -> u64 {
+/// A hex number's leading digits (the writer's status line, the restart info's chain line).
+pub(crate) fn parse_hex(s: &[u8]) -> u64 {
     let mut v = 0u64;
     for &c in s {
         let d = match c {
