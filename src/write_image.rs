@@ -213,6 +213,7 @@ pub fn write_chained(
             return Err(e);
         }
     }
+    sweep_dead_temporaries(folder_of(dest));
     let tmp = temp_name(dest);
     let r = store(dest, &tmp, compress, input);
     if r.is_err() {
@@ -222,6 +223,49 @@ pub fn write_chained(
         prune_links(dest);
     }
     r
+}
+
+/// Removes the temporary files (`temp_name`'s pattern, `.<name>.tmp-<pid>-<nanos>`) that
+/// writers which died (SIGKILL, a crash) left in `dir`, so that a killed writer leaves nothing
+/// behind after the next checkpoint. A file is removed only if its writer's pid is gone here
+/// and nobody holds its lock: a writer keeps an exclusive flock on its file while it writes
+/// (`store`), which also covers a writer of another pid namespace whose pid means nothing here.
+pub fn sweep_dead_temporaries(dir: &Path) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else { return 0 };
+    let me = std::process::id();
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(temp_writer_pid) else { continue };
+        if pid == me || pid_alive(pid) {
+            continue;
+        }
+        let Ok(f) = File::open(e.path()) else { continue };
+        // Locked: a writer (of another namespace) is at work on it.
+        let Ok(lock) = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) else { continue };
+        if fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+        drop(lock);
+    }
+    removed
+}
+
+/// The writer's pid in a name of `temp_name`'s pattern (`.<name>.tmp-<pid>-<nanos>`).
+pub fn temp_writer_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp-")?;
+    let (pid, nanos) = tail.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(nanos) {
+        return None;
+    }
+    pid.parse().ok().filter(|&p| p > 0)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(p) = i32::try_from(pid) else { return false };
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None), Err(nix::errno::Errno::ESRCH))
 }
 
 fn folder_of(dest: &Path) -> &Path {
@@ -269,7 +313,16 @@ fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Resu
     // end regardless.
     let mut failed: Option<WriteError> = None;
     let mut held = HeldBack::default();
-    let mut sink = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp) {
+    // The lock says "a writer is at work on this file" to `sweep_dead_temporaries` of another
+    // writer; it goes with our process, however that ends.
+    let mut _lock = None;
+    let opened = OpenOptions::new().write(true).create_new(true).mode(0o600).open(tmp).inspect(|f| {
+        _lock = f
+            .try_clone()
+            .ok()
+            .and_then(|c| nix::fcntl::Flock::lock(c, nix::fcntl::FlockArg::LockExclusiveNonblock).ok());
+    });
+    let mut sink = match opened {
         Ok(f) if compress => {
             let enc = zstd::stream::write::Encoder::new(f, 1).and_then(|mut e| {
                 e.multithread(2)?;
@@ -339,4 +392,47 @@ fn store(dest: &Path, tmp: &Path, compress: bool, input: &mut impl Read) -> Resu
         eprintln!("dmtcp write-image: warning: cannot fsync {}: {e}", dir.display());
     }
     Ok((size, sum))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporaries_of_writers_are_recognised_by_their_pid() {
+        let tmp = temp_name(Path::new("/d/ckpt_a_1-40000.dmtcp"));
+        let name = tmp.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_writer_pid(name), Some(std::process::id()));
+        assert_eq!(temp_writer_pid(".ckpt_a.dmtcp.3.tmp-812-99"), Some(812));
+        for other in ["ckpt_a.dmtcp", ".ckpt_a.dmtcp.tmp-x-1", ".a.tmp-12", "a.tmp-12-3", ".a.tmp-0-3", ".a.tmp--3"] {
+            assert_eq!(temp_writer_pid(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn sweeping_removes_only_temporaries_of_dead_unlocked_writers() {
+        let dir = std::env::temp_dir().join(format!("dmtcp-sweep-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        // A pid that is gone: a child we reaped.
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let dead = c.id();
+        c.wait().unwrap();
+        let stale = dir.join(format!(".ckpt_x.dmtcp.tmp-{dead}-5"));
+        let locked = dir.join(format!(".ckpt_y.dmtcp.tmp-{dead}-6"));
+        let live = dir.join(format!(".ckpt_z.dmtcp.tmp-{}-7", std::process::id()));
+        let image = dir.join("ckpt_x.dmtcp");
+        for p in [&stale, &locked, &live, &image] {
+            fs::write(p, b"x").unwrap();
+        }
+        let held = nix::fcntl::Flock::lock(File::open(&locked).unwrap(), nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| e)
+            .unwrap();
+        assert_eq!(sweep_dead_temporaries(&dir), 1);
+        assert!(!stale.exists() && locked.exists() && live.exists() && image.exists());
+        drop(held);
+        assert_eq!(sweep_dead_temporaries(&dir), 1, "unlocked now");
+        assert!(!locked.exists() && live.exists() && image.exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
