@@ -14,6 +14,7 @@ mod incremental;
 mod install;
 mod invisible;
 mod ipc;
+mod kills;
 mod leftovers;
 mod library;
 mod memory;

@@ -287,6 +287,15 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         }
         images.push((img, restorer, bases));
     }
+    // Images of one computation must come from one checkpoint: process A of generation 3 with
+    // process B of generation 4 would resume a state that never existed. Images of different
+    // computations restarted together are fine.
+    if let Some(msg) =
+        mixed_generations(images.iter().map(|(img, _, _)| (img.path.as_path(), img.comp_id(), img.generation())))
+    {
+        eprintln!("{PROGRAM}: {msg}");
+        return Err(Fail { code: EXIT_FAILURE, msg: String::new() });
+    }
     // The plan, from what the images say (pure; its errors name the image).
     let facts: Vec<ImageFacts> = images.iter().map(|(img, _, _)| facts(img)).collect();
     let plan = plan::plan(&facts).map_err(|e| setup::fail(e.to_string()))?;
@@ -398,6 +407,32 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
 
     // 3. Carry the plan out.
     spawn::carry_out(&plan, &targets, &host, port, a.interval.unwrap_or(dmtcp_proto::INTERVAL_UNCHANGED))
+}
+
+/// The first two images of one computation (same nonzero id) from different checkpoints
+/// (generations), as the message that refuses them.
+pub fn mixed_generations<'a>(images: impl Iterator<Item = (&'a Path, u64, u32)>) -> Option<String> {
+    let mut first: std::collections::HashMap<u64, (&Path, u32)> = std::collections::HashMap::new();
+    for (path, comp, generation) in images {
+        if comp == 0 {
+            continue;
+        }
+        match first.get(&comp) {
+            Some(&(p, g)) if g != generation => {
+                return Some(format!(
+                    "{} (generation {g}) and {} (generation {generation}) are images of computation {comp:x} \
+                     from two different checkpoints; restart the images of one checkpoint",
+                    p.display(),
+                    path.display()
+                ))
+            }
+            Some(_) => {}
+            None => {
+                first.insert(comp, (path, generation));
+            }
+        }
+    }
+    None
 }
 
 /// DMTCP's modify-env: the variable changes that the restarted process of `image` applies to
@@ -625,6 +660,17 @@ mod tests {
         assert!(parse_env_file("A=b c\n", look).unwrap_err().contains("line 1"));
         assert!(parse_env_file("1A=b\n", look).is_err());
         assert!(parse_env_file("A=\"b\n", look).is_err());
+    }
+
+    #[test]
+    fn images_of_two_checkpoints_of_one_computation_are_refused() {
+        use super::mixed_generations;
+        use std::path::Path;
+        let (a, b, c) = (Path::new("/i/a.dmtcp"), Path::new("/i/b.dmtcp"), Path::new("/i/c.dmtcp"));
+        assert_eq!(mixed_generations([(a, 7, 3), (b, 7, 3), (c, 9, 4)].into_iter()), None);
+        assert_eq!(mixed_generations([(a, 0, 3), (b, 0, 4)].into_iter()), None, "no computation id");
+        let msg = mixed_generations([(a, 7, 3), (c, 9, 1), (b, 7, 4)].into_iter()).unwrap();
+        assert!(msg.contains("/i/a.dmtcp (generation 3)") && msg.contains("/i/b.dmtcp (generation 4)"), "{msg}");
     }
 
     #[test]
