@@ -16,6 +16,14 @@
 #       then a blocking checkpoint that must succeed; every 10th time kill it and restart it in
 #       a new pane, which must show the text typed so far. At the end :wq and the file must
 #       hold every line in order.
+#   scripts/endurance.sh --interval N [--duration S] [--load]
+#       Interval checkpoints every N seconds (coordinator -i N) of a running program (grower:
+#       16 MiB, a line every 100 ms) for S seconds (default 600). Every 10 s it samples the
+#       coordinator's VmRSS and fd count and the program's fd count, and keeps a copy of the
+#       image every 60 s; at the end each kept image is restarted under a coordinator of its
+#       own and must run again and take a checkpoint. Fails if an image does not restart, if the program's or the
+#       coordinator's fd count grew, or if the coordinator's VmRSS grew by more than 2 MiB
+#       (from the first sample after a minute of checkpoints to the last).
 #   --load   a busy loop on every core beside the run, as a machine busy with builds would be.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,14 +31,24 @@ mode=children
 count=""
 dmtcp="" port="" dir="" sock=""
 load=""
+duration=600
 usage() {
-  echo "usage: $0 [CYCLES] [--load]   |   $0 --vim [N] [--load]" >&2
+  echo "usage: $0 [CYCLES] [--load]   |   $0 --vim [N] [--load]   |   $0 --interval N [--duration S] [--load]" >&2
   exit 1
 }
+want=""
 for a in "$@"; do
+  if [ -n "$want" ]; then
+    case "$a" in *[!0-9]* | "" | 0) usage ;; esac
+    eval "$want=\$a"
+    want=""
+    continue
+  fi
   case "$a" in
     --load) load=1 ;;
     --vim) mode=vim ;;
+    --interval) mode=interval want=count ;;
+    --duration) want=duration ;;
     *[!0-9]* | "" | 0) usage ;;
     *) count=$a ;;
   esac
@@ -161,7 +179,106 @@ vim_case() {
   [ "$fail" = 0 ]
 }
 
+# ---- interval ---------------------------------------------------------------------------------
+
+interval_case() {
+  local n=${count:-1}
+  dmtcp=$PWD/target/release/dmtcp
+  cargo build --release -q || exit 2
+  dir=$(mktemp -d /tmp/dmtcp-endurance-interval.XXXXXX)
+  local log=target/endurance/interval-$(date +%Y%m%d-%H%M%S).txt fail=0
+  gcc -O2 -o "$dir/grower" tests/c/grower.c || exit 2
+  mkdir -p "$dir/ckpt" "$dir/kept"
+  "$dmtcp" coordinator --coord-port 0 --port-file "$dir/port" --daemon --coord-logfile "$dir/coord.log" \
+    -c "$dir/ckpt" -i "$n" >/dev/null || exit 2
+  port=$(cat "$dir/port")
+  local cpid
+  cpid=$(pgrep -f -- "--port-file $dir/port" | head -1)
+  (cd "$dir" && DMTCP_CHECKPOINT_DIR=$dir/ckpt exec "$dmtcp" launch --join-coordinator --coord-port "$port" --no-gzip \
+    "$dir/grower" 16 16 1000000 100000000 >"$dir/out.txt" 2>"$dir/err.txt") &
+  local lpid=$!
+  cleanup_interval() {
+    "$dmtcp" command -p "$port" --kill >/dev/null 2>&1
+    "$dmtcp" command -p "$port" --quit >/dev/null 2>&1
+    stop_hogs
+  }
+  trap cleanup_interval EXIT
+  start_hogs
+  local ppid="" i
+  for i in $(seq 100); do
+    ppid=$(pgrep -x -P "$(pgrep -P "$lpid" | head -1)" grower 2>/dev/null | head -1)
+    [ -z "$ppid" ] && ppid=$(pgrep -f "^$dir/grower" | head -1)
+    [ -n "$ppid" ] && break
+    sleep 0.1
+  done
+  [ -n "$ppid" ] || { echo "interval: the program did not start" >&2; exit 2; }
+  fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
+  rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+  local t0=$SECONDS kept=0 samples=0 base_rss="" base_cfd="" base_pfd="" last_rss=0 last_cfd=0 last_pfd=0
+  echo "t_s coord_rss_kib coord_fds prog_fds images_written" >"$log"
+  while [ $((SECONDS - t0)) -lt "$duration" ]; do
+    sleep 10
+    local t=$((SECONDS - t0)) written
+    written=$(grep -c "checkpoint [0-9]* complete" "$dir/coord.log" || true)
+    last_rss=$(rss "$cpid") last_cfd=$(fds "$cpid") last_pfd=$(fds "$ppid")
+    samples=$((samples + 1))
+    echo "$t $last_rss $last_cfd $last_pfd $written" >>"$log"
+    if [ -z "$base_rss" ] && [ "$t" -ge 60 ]; then
+      base_rss=$last_rss base_cfd=$last_cfd base_pfd=$last_pfd
+    fi
+    if [ $(((t - 10) % 60)) -lt 10 ]; then
+      # A complete image (renamed into place) at this moment.
+      local img
+      img=$(ls "$dir"/ckpt/ckpt_*.dmtcp 2>/dev/null | head -1)
+      if [ -n "$img" ]; then
+        kept=$((kept + 1))
+        mkdir -p "$dir/kept/$kept" && cp "$img" "$dir/kept/$kept/"
+      fi
+    fi
+  done
+  cleanup_interval
+  wait "$lpid" 2>/dev/null
+  [ -n "$base_rss" ] || base_rss=$last_rss base_cfd=$last_cfd base_pfd=$last_pfd
+  if [ -z "$last_rss" ] || [ "$last_rss" -gt $((base_rss + 2048)) ]; then
+    fail=$((fail + 1)); echo "interval: coordinator VmRSS grew: $base_rss -> $last_rss KiB"
+  fi
+  if [ "$last_cfd" -gt "$base_cfd" ]; then fail=$((fail + 1)); echo "interval: coordinator fds grew: $base_cfd -> $last_cfd"; fi
+  if [ "$last_pfd" -gt "$base_pfd" ]; then fail=$((fail + 1)); echo "interval: program fds grew: $base_pfd -> $last_pfd"; fi
+  [ "$kept" -gt 0 ] || { fail=$((fail + 1)); echo "interval: no image was written (see $dir)"; }
+  local restarted=0 k
+  for k in $(seq "$kept"); do
+    local rp
+    (cd "$dir/kept/$k" && exec "$dmtcp" restart --new-coordinator --coord-port 0 --port-file "$dir/kept/$k/port" \
+      "$dir"/kept/$k/ckpt_*.dmtcp >"$dir/kept/$k/out.txt" 2>"$dir/kept/$k/err.txt") &
+    rp=$!
+    local ok=""
+    for i in $(seq 150); do
+      local st=""
+      [ -s "$dir/kept/$k/port" ] && st=$("$dmtcp" command -p "$(cat "$dir/kept/$k/port")" --status 2>/dev/null)
+      case "$st" in
+        *NUM_PEERS=1*RUNNING=yes*)
+          # Running again: it must also take a checkpoint of its own.
+          "$dmtcp" command -p "$(cat "$dir/kept/$k/port")" --bcheckpoint >/dev/null 2>&1 && ok=1
+          break
+          ;;
+      esac
+      sleep 0.2
+    done
+    [ -s "$dir/kept/$k/port" ] && "$dmtcp" command -p "$(cat "$dir/kept/$k/port")" --kill >/dev/null 2>&1
+    sleep 0.5
+    kill "$rp" 2>/dev/null; wait "$rp" 2>/dev/null
+    [ -s "$dir/kept/$k/port" ] && "$dmtcp" command -p "$(cat "$dir/kept/$k/port")" --quit >/dev/null 2>&1
+    if [ -n "$ok" ]; then restarted=$((restarted + 1)); else fail=$((fail + 1)); echo "interval: kept image $k did not restart (see $dir/kept/$k)"; fi
+  done
+  local written
+  written=$(grep -c "checkpoint [0-9]* complete" "$dir/coord.log" || true)
+  echo "endurance: interval $n s for $duration s${load:+ under load}: $written checkpoints logged, $samples samples (in $log), coordinator VmRSS $base_rss -> $last_rss KiB, coordinator fds $base_cfd -> $last_cfd, program fds $base_pfd -> $last_pfd; $restarted of $kept kept images restarted; $fail failures"
+  [ "$fail" = 0 ] && rm -rf "$dir"
+  [ "$fail" = 0 ]
+}
+
 case "$mode" in
   children) children ;;
+  interval) interval_case ;;
   vim) vim_case ;;
 esac
