@@ -7,6 +7,7 @@ mod ckpt;
 mod coordinator;
 mod doctor;
 mod endurance;
+mod endurance_interval;
 mod events;
 mod faults;
 mod image_tool;
