@@ -11,6 +11,22 @@
 //! `DMT_COORD_INVALID_COMMAND` (exit 2); `coordinator_host` is the host as given or `localhost`.
 //! Our additions to the schema: `error` (what went wrong, in words), `warnings` of a blocking
 //! checkpoint, and the status `DMT_COORD_CKPT_FAILED` of a checkpoint that a process failed.
+
+/// `println!`/`print!` that ignore a closed stdout (`dmtcp command --status | grep -q`): the
+/// command's status is its exit code, not a panic (an abort, with panic = "abort").
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 use crate::common::{cli, client};
 use argh::FromArgs;
 use dmtcp_proto::{status, Cmd, Kind, Msg, INTERVAL_UNCHANGED};
@@ -198,7 +214,7 @@ fn shown_address(host: Option<&str>, port: Option<u16>) -> (String, u16) {
 /// One JSON object on stdout, and the exit code that goes with it (`--json` mode: every outcome
 /// goes this way, nothing goes to stderr).
 fn json_outcome(command: &str, status_name: &str, extra: &str, host: &str, port: u16) -> i32 {
-    println!(
+    outln!(
         "{{\"schema_version\":1,\"command\":{},\"command_status\":{},\"coordinator_host\":{},\"coordinator_port\":{}{extra}}}",
         json_str(command),
         json_str(status_name),
@@ -407,7 +423,7 @@ impl Output<'_> {
     fn failure(&self, status_name: &str, text: &str) -> i32 {
         log::error!("{text}");
         if self.json {
-            println!("{},\"error\":{}}}", self.json_head(status_name), json_str(text));
+            outln!("{},\"error\":{}}}", self.json_head(status_name), json_str(text));
         }
         cli::EXIT_FAILURE
     }
@@ -461,7 +477,7 @@ impl Output<'_> {
                 j.push_str(&format!(",\"error\":{}", json_str(e)));
             }
             j.push('}');
-            println!("{j}");
+            outln!("{j}");
         }
         if let Some(e) = error {
             log::error!("{e}");
@@ -479,7 +495,7 @@ impl Output<'_> {
             Cmd::Status => {
                 let interval =
                     if r.interval == 0 { "0 (checkpoint manually)".to_string() } else { r.interval.to_string() };
-                println!(
+                outln!(
                     "Coordinator:\n  Host: {}\n  Port: {}\nStatus...\n  NUM_PEERS={}\n  RUNNING={}\n  CKPT_INTERVAL={}",
                     self.host,
                     self.port,
@@ -488,7 +504,7 @@ impl Output<'_> {
                     interval
                 );
             }
-            Cmd::List => print!("{text}"),
+            Cmd::List => out!("{text}"),
             Cmd::Checkpoint => log::info!("checkpoint of {procs} started"),
             Cmd::BlockingCkpt => log::info!("checkpoint of {procs} written"),
             Cmd::KillAfterCkpt => {
