@@ -8,6 +8,7 @@ mod coordinator;
 mod doctor;
 mod endurance;
 mod events;
+mod evshare;
 mod faults;
 mod image_tool;
 mod incremental;
