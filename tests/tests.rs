@@ -9,6 +9,7 @@ mod doctor;
 mod endurance;
 mod endurance_interval;
 mod events;
+mod evshare;
 mod faults;
 mod image_tool;
 mod incremental;

@@ -36,6 +36,7 @@
 //! `--coord-logfile`; the restart facts on fd 820 also carry DMTCP's modify-env changes from a
 //! dmtcp_env.txt (`env_changes`) and the pause, which the library applies.
 pub mod chain;
+mod events;
 mod files;
 mod ipc;
 mod pipes;
@@ -612,6 +613,9 @@ pub fn facts(img: &CheckedImage) -> ImageFacts {
                 FdBody::Pty(_) => {
                     let side = if f.end == dmtcp_proto::image::PTY_MASTER { PtySide::Master } else { PtySide::Slave };
                     FdWhat::Pty { index: f.id as u32, side }
+                }
+                FdBody::Eventfd(e) if f.record.fd_flags & dmtcp_proto::image::FD_SHARED != 0 => {
+                    FdWhat::Eventfd { desc: e.desc, count: e.count, semaphore: e.semaphore }
                 }
                 _ => FdWhat::Other(f.kind),
             },

@@ -17,13 +17,14 @@
 //!
 //! What the current images cannot mean (a process id of 0 or 1, two images of one process in
 //! one namespace, parents that form a cycle) is refused with a `PlanError` naming the image.
+pub use super::events::EventfdPlan;
 pub use super::files::FilePlan;
 pub use super::pipes::PipePlan;
 pub use super::ptys::PtyPlan;
 pub use super::shm::ShmPlan;
 use super::sockets;
 pub use super::sockets::SockPlan;
-use super::{files, ipc, pipes, ptys, shm};
+use super::{events, files, ipc, pipes, ptys, shm};
 use dmtcp_proto::image::{InetSocketRecord, SysvRecord, UnixSocketRecord};
 use std::fmt;
 use std::os::fd::RawFd;
@@ -100,6 +101,9 @@ pub enum FdWhat {
     Pty { index: u32, side: PtySide },
     /// A System V IPC object the process counted as the computation's (no fd: `ipc.rs`).
     Sysv(SysvRecord),
+    /// An eventfd made by `dmtcp_restart` (FD_SHARED, image 2.4): its description's key (the
+    /// same in every image whose fd shared it), counter and semaphore flag (`events.rs`).
+    Eventfd { desc: (i32, i32), count: u64, semaphore: bool },
     /// A record of a kind the restart does not recreate (the record's kind number).
     Other(u32),
 }
@@ -152,6 +156,8 @@ pub struct GroupPlan {
     pub shm: Vec<ShmPlan>,
     /// The pty pairs it makes (index = `FdSource::Pty::pty`).
     pub ptys: Vec<PtyPlan>,
+    /// The shared eventfds it makes (index = `FdSource::Eventfd`).
+    pub eventfds: Vec<EventfdPlan>,
     /// The System V objects it makes (`ipc.rs`).
     pub ipc: Vec<SysvRecord>,
     /// Whether it gets an IPC namespace of its own (System V objects or message queues).
@@ -229,6 +235,8 @@ pub enum FdSource {
     Shm(usize),
     /// An end of the group's pty number `pty` (`GroupPlan::ptys`).
     Pty { pty: usize, side: PtySide },
+    /// The group's shared eventfd number i (`GroupPlan::eventfds`).
+    Eventfd(usize),
 }
 
 /// Images that cannot be restarted together.
@@ -293,6 +301,7 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
                     tops: Vec::new(),
                     pipes: Vec::new(),
                     files: Vec::new(),
+                    eventfds: Vec::new(),
                     shm: Vec::new(),
                     ptys: Vec::new(),
                     ipc: Vec::new(),
@@ -350,6 +359,12 @@ pub fn plan(images: &[ImageFacts]) -> Result<Plan, PlanError> {
         }
         let (made, per_member) = files::plan(&members);
         g.files = made;
+        for (&m, fds) in g.members.iter().zip(per_member) {
+            procs[m].fds.extend(fds.placed);
+            procs[m].skipped_fds.extend(fds.skipped);
+        }
+        let (made, per_member) = events::plan(&members);
+        g.eventfds = made;
         for (&m, fds) in g.members.iter().zip(per_member) {
             procs[m].fds.extend(fds.placed);
             procs[m].skipped_fds.extend(fds.skipped);

@@ -4,7 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
-use super::{files, ipc, pipes, ptys, shm, sockets, timens, Never, Target, IMAGE_FD, PROGRAM};
+use super::{events, files, ipc, pipes, ptys, shm, sockets, timens, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
 use crate::common::image_reader;
@@ -43,6 +43,7 @@ struct Objects<'a> {
     files: files::Made,
     shm: shm::Made,
     ptys: ptys::Made,
+    eventfds: events::Made,
     sockets: &'a sockets::Made,
 }
 
@@ -55,6 +56,7 @@ impl<'a> Objects<'a> {
             files: files::make(&ctx.plan.groups[g].files)?,
             shm: shm::make(&ctx.plan.groups[g].shm, ctx.shm_across)?,
             ptys: ptys::make(&ctx.plan.groups[g].ptys)?,
+            eventfds: events::make(&ctx.plan.groups[g].eventfds)?,
             sockets: ctx.sockets,
         })
     }
@@ -68,6 +70,7 @@ impl<'a> Objects<'a> {
             FdSource::File(_) | FdSource::Placeholder => self.files.fd(source),
             FdSource::Shm(k) => self.shm.fd(k),
             FdSource::Pty { pty, side } => self.ptys.fd(pty, side),
+            FdSource::Eventfd(i) => self.eventfds.fd(i),
         }
     }
 }

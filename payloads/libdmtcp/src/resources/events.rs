@@ -21,8 +21,13 @@
 //!   Absolute timers of other clocks (whose origin a restart does not keep) are treated as
 //!   relative. Expirations not yet read (`ticks`) are set back with TFD_IOC_SET_TICKS; where the
 //!   kernel has no such ioctl (32-bit processes) the timer expires once right away instead.
-//! - Not shared across processes: an object inherited over fork comes back as one object per
-//!   process (the fork-sharing of open file descriptions is a later step).
+//! - Shared across processes (eventfd): an eventfd inherited over fork is one object in every
+//!   process that holds it. `drain` (every process stopped) keys each eventfd's description
+//!   like `files` does (the lowest pid holding it and that process's lowest fd of it, found with
+//!   kcmp), and its record gets FD_SHARED: `dmtcp_restart` makes it once, with its counter and
+//!   semaphore flag, and puts it at every holder's fd (`src/restart/events.rs`); `restore` gives
+//!   it its fd flags only. Where kcmp is refused the key is our own (pid, fd): made for us alone.
+//!   signalfd and timerfd are still made per process (one object per process after restart).
 //!
 //! Rules: hooks run in the checkpoint thread with every other thread stopped; no allocation
 //! (fixed tables in .bss); system calls only through the typed wrappers of `sys::events`.
@@ -33,7 +38,7 @@ use crate::sys::{self, events as ev};
 use core::ffi::c_int;
 use dmtcp_proto::image::{EventfdRecord, FdBody, SignalfdRecord, TimerfdRecord};
 
-pub const HOOKS: Hooks = Hooks { name: "eventfd/signalfd/timerfd", save, records, write_records, restore, ..NONE };
+pub const HOOKS: Hooks = Hooks { name: "eventfd/signalfd/timerfd", save, drain, records, write_records, restore, ..NONE };
 
 const MAX_FDS: usize = 256;
 /// Room for one fdinfo (an epoll's holds one line of about 80 bytes per watched fd, an inotify's
@@ -239,6 +244,7 @@ fn parse(kind: EventKind, info: &[u8], same_as: i32, now: u64) -> Option<FdBody>
     Some(match kind {
         EventKind::Eventfd => FdBody::Eventfd(EventfdRecord {
             same_as,
+            desc: (-1, -1),
             count: parse_radix(field(info, b"eventfd-count:")?, 16)?,
             // Kernels before 6.3 do not show it; those eventfds read as counters.
             semaphore: field(info, b"eventfd-semaphore:") == Some(b"1"),
@@ -255,6 +261,32 @@ fn parse(kind: EventKind, info: &[u8], same_as: i32, now: u64) -> Option<FdBody>
         }),
         EventKind::Epoll | EventKind::Inotify => return None,
     })
+}
+
+/// After DMT:Drain: the key of each eventfd's description, and FD_SHARED (module docs).
+fn drain() {
+    use dmtcp_proto::image::FD_SHARED;
+    TABLE.with(|t| {
+        let me = sys::getpid();
+        for i in 0..t.n {
+            let fd = t.recs[i].fd;
+            let FdBody::Eventfd(e) = t.recs[i].body else { continue };
+            let desc = if e.same_as >= 0 {
+                // A dup: the key of the record it is a dup of (an earlier one).
+                t.recs[..i]
+                    .iter()
+                    .find_map(|r| match r.body {
+                        FdBody::Eventfd(o) if r.fd == e.same_as => Some(o.desc),
+                        _ => None,
+                    })
+                    .unwrap_or((me, fd))
+            } else {
+                super::files::lowest_holder(me, fd).unwrap_or((me, fd))
+            };
+            t.recs[i].body = FdBody::Eventfd(EventfdRecord { desc, ..e });
+            t.recs[i].fd_flags |= FD_SHARED;
+        }
+    });
 }
 
 fn records() -> usize {
@@ -281,7 +313,15 @@ fn restore_one(r: &FdRecord, now: u64) {
         FdBody::Timerfd(t) => ("timerfd", t.same_as),
         _ => return,
     };
-    if same >= 0 {
+    if r.fd_flags & dmtcp_proto::image::FD_SHARED != 0 {
+        // Made by dmtcp_restart and already at its number (module docs): its fd flags only.
+        if kind_of(r.fd) == Some(EventKind::Eventfd) {
+            place(r.fd, r.fd, r.fd_flags, r.status, what);
+            return;
+        }
+        // At one of dmtcp's own numbers (not placed by dmtcp_restart): made here, for us alone.
+        trace!("the shared {} of fd {} was not put back by dmtcp_restart; this process gets its own", what, r.fd);
+    } else if same >= 0 {
         place_dup(r.fd, same, r.fd_flags, what);
         return;
     }

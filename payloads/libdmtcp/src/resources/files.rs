@@ -256,7 +256,7 @@ fn drain() {
 }
 
 /// The lowest (pid, fd) below our pid that is our `fd`'s description, if any.
-fn lowest_holder(me: i32, fd: c_int) -> Option<(i32, i32)> {
+pub(super) fn lowest_holder(me: i32, fd: c_int) -> Option<(i32, i32)> {
     let mut best: Option<(i32, i32)> = None;
     sys::for_each_numbered_entry(c"/proc", |pid, _| {
         let pid = pid as i32;

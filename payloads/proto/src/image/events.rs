@@ -5,6 +5,9 @@
 //! keeps in its memory; the records say what the image holds (the tool sees the fd numbers
 //! and kinds, a reader can show them) and give the state a reader can check.
 //!
+//! Exception (2.4): an eventfd with the FD_SHARED flag is made by `dmtcp_restart`, once per open
+//! file description across the computation's processes (`EventfdRecord::desc`).
+//!
 //! Common to the five bodies: `same_as` (i32 at 20) is the fd number of an earlier record of the
 //! same process and kind that shares this fd's open file description (a `dup`), or -1.
 //! The epoll interest list and the inotify watch paths stay in the process's memory: the
@@ -35,12 +38,17 @@ pub const TIMER_SETTIME_FLAGS: u32 = 3;
 pub const MAX_EPOLL_ENTRIES: u32 = 1 << 20;
 pub const MAX_INOTIFY_WATCHES: u32 = 1 << 20;
 
-/// An eventfd: its counter and whether it counts as a semaphore (EFD_SEMAPHORE).
+/// An eventfd: its counter and whether it counts as a semaphore (EFD_SEMAPHORE). Since 2.4 the
+/// record carries the FD_SHARED flag (`fd::FD_SHARED`) and the key of its open file description
+/// (`desc`: the lowest pid holding it and that process's lowest fd of it, the same in every
+/// image whose fd shared it; bytes 32 and 36): `dmtcp_restart` makes the object once and puts it
+/// at every holder's fd. A record without the flag (older images) is made by its process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventfdRecord {
     pub same_as: i32,
     pub count: u64,
     pub semaphore: bool,
+    pub desc: (i32, i32),
 }
 
 /// A signalfd: the signals it reads (bit n-1 for signal n).
@@ -99,6 +107,8 @@ impl EventfdRecord {
         put_u32(b, WORD, self.semaphore as u32);
         put_i32(b, SAME_AS, self.same_as);
         put_u64(b, A, self.count);
+        put_i32(b, B, self.desc.0);
+        put_i32(b, B + 4, self.desc.1);
     }
     pub(crate) fn decode_body(b: &[u8]) -> Result<Self, ImageError> {
         let semaphore = match get_u32(b, WORD) {
@@ -111,7 +121,7 @@ impl EventfdRecord {
         if count == u64::MAX {
             return Err(bad("eventfd count", count));
         }
-        Ok(EventfdRecord { same_as: same_as(b)?, count, semaphore })
+        Ok(EventfdRecord { same_as: same_as(b)?, count, semaphore, desc: (get_i32(b, B), get_i32(b, B + 4)) })
     }
 }
 
@@ -202,7 +212,7 @@ mod tests {
 
     fn bodies() -> [FdBody; 5] {
         [
-            FdBody::Eventfd(EventfdRecord { same_as: -1, count: 0xfffffffffffffffe, semaphore: true }),
+            FdBody::Eventfd(EventfdRecord { same_as: -1, count: 0xfffffffffffffffe, semaphore: true, desc: (4242, 7) }),
             FdBody::Signalfd(SignalfdRecord { same_as: 3, mask: 1 << 9 | 1 << 36 }),
             FdBody::Timerfd(TimerfdRecord {
                 same_as: -1,

@@ -15,6 +15,11 @@ pub const KIND: usize = 4; // u32 FD_PIPE, ...
 pub const FD_FLAGS: usize = 12; // u32 F_GETFD (FD_CLOEXEC)
 pub const STATUS: usize = 16; // u32 F_GETFL (access mode, O_NONBLOCK, ...)
 
+/// A bit of the common FD_FLAGS word beside FD_CLOEXEC (since 2.4): the object was made by
+/// `dmtcp_restart`, once per open file description shared across processes, and is at the fd
+/// already when the process restores (the kind's record names the description's key).
+pub const FD_SHARED: u32 = 16;
+
 /// Kind tags.
 pub const FD_PIPE: u32 = 1;
 pub use super::file::{FD_FILE, FD_PATH, FD_PLACEHOLDER};

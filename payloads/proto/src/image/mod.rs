@@ -81,7 +81,7 @@ pub use error::{ImageError, Record, Table};
 pub use events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
 pub use fd::{
     FdBody, FdRecord, FD_EPOLL, FD_EVENTFD, FD_INET_SOCKET, FD_INOTIFY, FD_MEMFD, FD_MQUEUE, FD_PIPE, FD_PTY,
-    FD_SIGNALFD, FD_SYSV, FD_TERMINAL, FD_TIMERFD, FD_UNIX_SOCKET,
+    FD_SHARED, FD_SIGNALFD, FD_SYSV, FD_TERMINAL, FD_TIMERFD, FD_UNIX_SOCKET,
 };
 pub use file::{
     FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
@@ -116,6 +116,8 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// and the clocks at checkpoint in the header (`hdr::CLOCK_MONOTONIC`, `hdr::CLOCK_BOOTTIME`).
 /// 2.3: a process's SEM_UNDO adjustments (`FD_SYSV` records of kind `SYSV_SEM_UNDO`);
 /// incremental images: the header's chain field (`chain`) and `Chunk::Zero`.
+/// 2.4: eventfds shared across processes: the FD_SHARED flag of the common fd flags and the
+/// eventfd's description key (`EventfdRecord::desc`).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;
