@@ -15,6 +15,7 @@ mod install;
 mod invisible;
 mod ipc;
 mod leftovers;
+mod lowpause;
 mod library;
 mod memory;
 mod mpi;
