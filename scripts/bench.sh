@@ -41,6 +41,10 @@ echo
 t0=$(now); dd if=/dev/zero of="$work/dd" bs=1M count="$MIB" conv=fdatasync status=none; t1=$(now); rm -f "$work/dd"
 write_mbs=$(rate "$MB" "$t0" "$t1")
 echo "machine: sequential write + fdatasync: $write_mbs MB/s"
+# The stop a copy-on-write snapshot would add (issue 11, low pause): fork() of a process holding
+# the same MiB, median of 5.
+gcc -O2 -o "$work/forktime" scripts/bench/forktime.c
+echo "machine: fork() of a $MIB MiB process: $("$work/forktime" "$MIB" | awk '{print $2}') ms"
 printf "\n| content | images | paused (ms) | checkpoint (s) | MB/s | image (MiB) | restart (s) | restart MB/s |\n|---|---|---|---|---|---|---|---|\n" > "$work/table"
 for content in random text; do
   "$work/hold" "$MIB" "$content" dump "$work/bytes"

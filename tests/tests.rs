@@ -19,6 +19,7 @@ mod ipc;
 mod kills;
 mod leftovers;
 mod library;
+mod lowpause;
 mod memory;
 mod mpi;
 mod mutations;
