@@ -45,6 +45,11 @@ pub const FLAG_CKPT_ABANDONED: u32 = 4;
 
 /// Flag in `Msg::flags` of a BlockingCkpt UserCmd: send CkptProgress messages before the result.
 pub const FLAG_PROGRESS: u32 = 8;
+/// Flag in `Msg::flags` of a UserCmdResult: a restart is in progress.
+pub const FLAG_RESTARTING: u32 = 16;
+/// Flag in `Msg::flags` of a UserCmdResult: the last restart begun at this coordinator
+/// completed (every process resumed); not set while it runs or after it failed.
+pub const FLAG_RESTART_DONE: u32 = 32;
 
 /// Payload of `CkptProgress`: image stream bytes written of the expected total, and the bytes
 /// stored on disk (after compression) once the image is complete (0 before). From the
