@@ -240,23 +240,22 @@ fn kill_during_restart(cy: &Cycle, rng: &mut u64, target: Option<i32>, max_ms: u
     let st = exit_within(&mut x, Duration::from_secs(60), &what);
     let text = std::fs::read_to_string(&err).unwrap_or_default();
     let during = text.contains("restart failed");
-    if target.is_none() {
-        assert_eq!(st.signal(), Some(libc::SIGKILL), "{st:?}\n{text}");
-    } else if during {
-        assert_eq!(st.code(), Some(2), "a failed restart exits with code 2: {st:?}\n{text}");
-        // The process killed, or (when its parent had resumed and reaped it first) the one
-        // whose death the restart saw first.
-        let named = text.contains(&format!("(pid {}) was killed by signal 9 (SIGKILL)", target.unwrap()));
-        assert!(
-            named
-                || (text.contains("(pid ")
-                    && ["was killed by signal", "exited with code", "reaped by its parent"].iter().any(|h| text.contains(h))),
-            "the message does not say which process died and how:\n{text}"
-        );
-        assert!(text.contains("before the restart completed"), "{text}");
-    } else {
+    match target {
+        None => assert_eq!(st.signal(), Some(libc::SIGKILL), "{st:?}\n{text}"),
+        Some(killed) if during => {
+            assert_eq!(st.code(), Some(2), "a failed restart exits with code 2: {st:?}\n{text}");
+            // The process killed, or (when its parent had resumed and reaped it first) the one
+            // whose death the restart saw first.
+            let named = text.contains(&format!("(pid {killed}) was killed by signal 9 (SIGKILL)"));
+            let hows = ["was killed by signal", "exited with code", "reaped by its parent"];
+            assert!(
+                named || (text.contains("(pid ") && hows.iter().any(|h| text.contains(h))),
+                "the message does not say which process died and how:\n{text}"
+            );
+            assert!(text.contains("before the restart completed"), "{text}");
+        }
         // The kill came after the restart completed: the computation ended with its process.
-        assert!(!st.success(), "dmtcp_restart succeeded though a process was killed: {st:?}\n{text}");
+        Some(_) => assert!(!st.success(), "dmtcp_restart succeeded though a process was killed: {st:?}\n{text}"),
     }
     coordinator_holds_nothing(cy, &what);
     eprintln!("kills: {what}: {}", if during { "during the restart" } else { "after it completed" });

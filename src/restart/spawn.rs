@@ -350,11 +350,8 @@ fn init_main(ctx: &Ctx<'_>, g: usize, old_mask: &libc::sigset_t, wfd: RawFd) -> 
         }
     }
     // Until X says the restart is complete, each death of a process of the group is told to X.
-    let mut watch: Vec<i32> = if ctx.use_ns {
-        ctx.plan.creation_order(g).iter().map(|&i| ctx.plan.procs[i].pid).collect()
-    } else {
-        tops
-    };
+    let mut watch: Vec<i32> =
+        if ctx.use_ns { ctx.plan.creation_order(g).iter().map(|&i| ctx.plan.procs[i].pid).collect() } else { tops };
     let status = ns::init_loop_watching(root_pid, &mut watch, ctx.done, wfd);
     ns::record::send(wfd, ns::record::STATUS, status);
     ns::child_exit(0)

@@ -185,9 +185,7 @@ impl<'a> Watch<'a> {
         loop {
             match self.tick() {
                 Verdict::Going if Instant::now() < until => std::thread::sleep(POLL_EVERY / 2),
-                Verdict::Going => {
-                    return Verdict::Failed("no verdict from the coordinator on the restart".to_string())
-                }
+                Verdict::Going => return Verdict::Failed("no verdict from the coordinator on the restart".to_string()),
                 v => return v,
             }
         }
