@@ -46,6 +46,14 @@ pub const FLAG_CKPT_ABANDONED: u32 = 4;
 /// Flag in `Msg::flags` of a BlockingCkpt UserCmd: send CkptProgress messages before the result.
 pub const FLAG_PROGRESS: u32 = 8;
 
+/// Flags in `Msg::flags` of a checkpoint UserCmd and of DoCheckpoint: this one checkpoint
+/// writes a delta image where a process can (FLAG_INCREMENTAL: it has a chain to build on, else
+/// a full image that starts one), or a full image (FLAG_FULL: a new chain where the process
+/// keeps one), whatever the processes were launched with. Neither: as launched (a coordinator
+/// started with `--incremental` sets FLAG_INCREMENTAL on every checkpoint it starts).
+pub const FLAG_INCREMENTAL: u32 = 16;
+pub const FLAG_FULL: u32 = 32;
+
 /// Payload of `CkptProgress`: image stream bytes written of the expected total, and the bytes
 /// stored on disk (after compression) once the image is complete (0 before). From the
 /// coordinator, the sums over the computation: `done` processes have stored their image, and

@@ -388,20 +388,24 @@ fn restore() {
             };
             if now.mode & libc::S_IFMT == libc::S_IFSOCK {
                 HELD.with(|held| {
-                let h = &mut held.held[held.n_held];
-                h.0 = e.fd;
-                h.1 = now.ino;
-                match e.class {
-                    Class::File(_) => {
-                        trace!("fd {} ({}) could not be opened again: it holds a placeholder", e.fd, Bytes(e.path.bytes()));
-                        h.2.set(b"file that could not be opened again, ");
-                        h.2.push(&e.path.bytes()[..e.path.bytes().len().min(WHAT_LEN - 40)]);
+                    let h = &mut held.held[held.n_held];
+                    h.0 = e.fd;
+                    h.1 = now.ino;
+                    match e.class {
+                        Class::File(_) => {
+                            trace!(
+                                "fd {} ({}) could not be opened again: it holds a placeholder",
+                                e.fd,
+                                Bytes(e.path.bytes())
+                            );
+                            h.2.set(b"file that could not be opened again, ");
+                            h.2.push(&e.path.bytes()[..e.path.bytes().len().min(WHAT_LEN - 40)]);
+                        }
+                        Class::Unsupported => {
+                            h.2.set(e.what.bytes());
+                        }
                     }
-                    Class::Unsupported => {
-                        h.2.set(e.what.bytes());
-                    }
-                }
-                held.n_held += 1;
+                    held.n_held += 1;
                 });
             }
             report(

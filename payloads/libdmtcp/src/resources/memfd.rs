@@ -182,7 +182,11 @@ fn read_only_mappings_again(fd: c_int) {
         let prot = (if m.perms.first() == Some(&b'r') { libc::PROT_READ } else { 0 })
             | (if m.perms.get(2) == Some(&b'x') { libc::PROT_EXEC } else { 0 });
         let len = (m.end - m.start) as usize;
-        report("mapping a sealed memfd read-only again", fd, sys::remap_shared_fixed(m.start as usize, len, prot, ro, m.offset));
+        report(
+            "mapping a sealed memfd read-only again",
+            fd,
+            sys::remap_shared_fixed(m.start as usize, len, prot, ro, m.offset),
+        );
     }
     sys::close(ro);
 }
@@ -201,7 +205,11 @@ fn resume(phase: super::Phase) {
             }
             let have = sys::fcntl(e.fd, libc::F_GET_SEALS, 0).unwrap_or(0) as u32;
             if have != e.rec.seals {
-                report("adding the memfd's seals", e.fd, sys::fcntl(e.fd, libc::F_ADD_SEALS, e.rec.seals as c_int).map(|_| ()));
+                report(
+                    "adding the memfd's seals",
+                    e.fd,
+                    sys::fcntl(e.fd, libc::F_ADD_SEALS, e.rec.seals as c_int).map(|_| ()),
+                );
             }
         }
     });
