@@ -5,6 +5,10 @@
  * in the middle of the file is never touched (a hole). At the end the parent waits for the
  * child and prints the totals, whether the pattern is intact, and whether the file on disk
  * shows what the mapping shows (it is still the mapping's file), then removes the file.
+ * The parent also holds an fd on a second file, PATH.held, which it filled with write() and
+ * removed at once (as Open MPI does with segments once every rank has them): each round it
+ * pwrites its round number into it, and the child reads it through the same fd at the end
+ * (the fd must still be one object with its contents and size, shared with the child).
  * Prints "step N" (parent) every ten rounds and a RESULT line.
  * Usage: shm_backing PATH [rounds] */
 #define _GNU_SOURCE
@@ -27,8 +31,11 @@ struct region {
     volatile uint64_t slot[2];
 };
 
+static int held = -1;
+
 static void rounds_of(struct region *r, int who, int rounds) {
     for (int i = 0; i < rounds; i++) {
+        if (who == 0 && pwrite(held, &i, sizeof i, 100) != sizeof i) { perror("pwrite held"); exit(1); }
         pthread_mutex_lock(&r->lock);
         r->total++;
         r->slot[who]++;
@@ -52,6 +59,14 @@ int main(int argc, char **argv) {
     if (m == MAP_FAILED) { perror("mmap"); return 1; }
     close(fd);
     struct region *r = (struct region *)m;
+    char hpath[512];
+    snprintf(hpath, sizeof hpath, "%s.held", path);
+    held = open(hpath, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (held < 0) { perror(hpath); return 1; }
+    static char fill[10000];
+    for (int i = 0; i < (int)sizeof fill; i++) fill[i] = (char)('a' + i % 26);
+    if (write(held, fill, sizeof fill) != sizeof fill) { perror("write held"); return 1; }
+    unlink(hpath);
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
     pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
@@ -63,6 +78,15 @@ int main(int argc, char **argv) {
     if (c < 0) { perror("fork"); return 1; }
     if (c == 0) {
         rounds_of(r, 1, rounds);
+        /* Wait for the parent's last round, then check the held file through the shared fd. */
+        while (r->slot[0] < (uint64_t)rounds) usleep(1000);
+        char got[10000];
+        int last = -1;
+        if (pread(held, got, sizeof got, 0) != sizeof got || pread(held, &last, sizeof last, 100) != sizeof last)
+            _exit(3);
+        if (last != rounds - 1 || memcmp(got, fill, 100) != 0 || memcmp(got + 104, fill + 104, sizeof got - 104) != 0)
+            _exit(4);
+        if (lseek(held, 0, SEEK_END) != (off_t)sizeof fill) _exit(5);
         _exit(0);
     }
     rounds_of(r, 0, rounds);
