@@ -33,6 +33,7 @@ mod remote;
 mod restart;
 mod resume;
 mod sharedfd;
+mod shm_backing;
 mod slurm;
 mod sockets;
 mod spawn;

@@ -145,8 +145,8 @@ fn save_fd(e: &mut Entry, fd: c_int) -> bool {
     if super::taken_by_another_kind(fd, info.mode, link) {
         return false;
     }
-    if link.is_some_and(super::memfd::is_memfd) {
-        return false; // memfd owns those
+    if link.is_some_and(super::memfd::takes) {
+        return false; // memfd owns those (and deleted /dev/shm files)
     }
     let tty = sys::isatty(fd);
     if tty && fd <= 2 {
