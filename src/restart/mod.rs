@@ -325,6 +325,21 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         })
         .collect();
     sockets::check_ports(&listeners).map_err(setup::fail)?;
+    // Saved contents of open files (--checkpoint-open-files), before anything opens them.
+    let saved: Vec<files::Saved<'_>> = images
+        .iter()
+        .flat_map(|(img, _, _)| {
+            img.summary.fds.iter().filter_map(move |f| {
+                f.contents.as_ref().map(|contents| files::Saved {
+                    path: PathBuf::from(std::ffi::OsStr::from_bytes(&f.path)),
+                    image: img.path.as_path(),
+                    fd: f.fd,
+                    contents,
+                })
+            })
+        })
+        .collect();
+    files::put_back(&saved, env_set(ev::ALLOW_OVERWRITE).is_some_and(|v| v == "1"));
 
     // 2. The coordinator, and the facts of the new run.
     let (host, port) = client::coord_address(a.coord_host.as_deref(), a.coord_port).map_err(usage_err)?;

@@ -144,8 +144,13 @@ mod tests {
     #[test]
     fn file_data_record_refuses_bad_mode_flags_and_size() {
         let mut b = [0u8; FD_SIZE];
-        FdRecord { fd: 5, fd_flags: 0, status: 0, body: FdBody::FileData(FileDataRecord { mode: 0o600, flags: 0, size: 1 }) }
-            .encode(&mut b);
+        FdRecord {
+            fd: 5,
+            fd_flags: 0,
+            status: 0,
+            body: FdBody::FileData(FileDataRecord { mode: 0o600, flags: 0, size: 1 }),
+        }
+        .encode(&mut b);
         for (off, v, field) in [(MODE, 0o100600u64, "saved file mode"), (FLAGS, 2, "saved file flags")] {
             let mut t = b;
             put_u32(&mut t, off, v as u32);
@@ -179,9 +184,11 @@ mod tests {
 
     #[test]
     fn the_bounds_fit_the_fd_table() {
-        assert!(MAX_SAVED_FILE <= MAX_SAVED_PROCESS);
-        // Every saved byte of a process, plus one data record per file, leaves most of the
-        // table's records to the fds themselves.
-        assert!(data_pieces(MAX_SAVED_PROCESS) < u64::from(MAX_FDS) * 3 / 4);
+        const {
+            assert!(MAX_SAVED_FILE <= MAX_SAVED_PROCESS);
+            // Every saved byte of a process, plus one data record per file, leaves most of
+            // the table's records to the fds themselves.
+            assert!(data_pieces(MAX_SAVED_PROCESS) < MAX_FDS as u64 * 3 / 4);
+        }
     }
 }
