@@ -17,7 +17,7 @@
 //! our design has it (`--tmpdir`, unique checkpoint subfolders, `--coord-logfile`,
 //! `--disable-pid-plugin` = no pid namespace), refused with the reason where it cannot work
 //! (`--with-plugin`: no plugin API), or explained in one warning line (the other plugin
-//! switches, `--pathvirt`, not yet supported). `--checkpoint-open-files` and
+//! switches, `--pathvirt`: path prefixes are mapped by dmtcp_restart, `restart/pathvirt.rs`). `--checkpoint-open-files` and
 //! `--allow-file-overwrite` set DMTCP_CKPT_OPEN_FILES / DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES
 //! for the library (`resources/files.rs`) and `dmtcp_restart` (`restart/files.rs`).
 use crate::common::cli;
@@ -127,7 +127,10 @@ struct LaunchArgs {
     /// image's folder, or $DMTCP_ENV_FILE) of variable changes, as DMTCP's modify-env plugin
     #[argh(switch, long = "modify-env")]
     modify_env: bool,
-    /// not yet supported, accepted with a warning: path virtualisation (DMTCP_PATH_PREFIX)
+    /// path virtualisation, always on at restart: dmtcp_restart takes open files and the
+    /// working folder under a DMTCP_PATH_PREFIX prefix (colon-separated) from the
+    /// DMTCP_NEW_PATH_PREFIX one at the same place; paths the program opens while it runs are
+    /// not translated
     #[argh(switch, long = "pathvirt")]
     pathvirt: bool,
     /// run without the private pid namespace, so that pids change at restart: our pid
@@ -472,7 +475,10 @@ fn dmtcp_compat(a: &LaunchArgs) -> Result<Compat, Fail> {
         );
     }
     if a.pathvirt {
-        cli::explain("--pathvirt", "not yet supported: files must be at their old paths at restart");
+        cli::explain(
+            "--pathvirt",
+            "always on at restart: set DMTCP_PATH_PREFIX (old) and DMTCP_NEW_PATH_PREFIX (new) for dmtcp_restart; paths opened while running are not translated",
+        );
     }
     if a.disable_all_plugins || a.no_plugins || env_is(ev::DISABLE_ALL_PLUGINS, "1") {
         cli::explain("--disable-all-plugins", "no effect: resource kinds are built in and always checkpointed");

@@ -147,3 +147,66 @@ fn a_file_too_big_to_save_is_named_at_checkpoint() {
     assert!(err.contains(&format!("{} (1048577 bytes) is not saved", big.display())), "{err}");
     assert!(err.contains("1048576 bytes each"), "the bound is said: {err}");
 }
+
+/// `--pathvirt`: the computation's folder (its working folder, holding the file it writes) is
+/// moved between checkpoint and restart, and back again in the second cycle; dmtcp_restart,
+/// given DMTCP_PATH_PREFIX (old) and DMTCP_NEW_PATH_PREFIX (new), opens the file and returns to
+/// the working folder under the new prefix. The program's last open of the file by its
+/// relative name must find every line in the moved folder.
+fn a_moved_folder_comes_back(m32: bool) {
+    let p = c_program("fileopts", m32);
+    let reference = uninterrupted(&p, &["data.txt", STEPS], TempDir::new("ref").path());
+    let work = TempDir::new("pathvirt");
+    let (a, b) = (work.join("run"), work.join("moved"));
+    std::fs::create_dir_all(&a).unwrap();
+    let script = format!("cd '{}' && exec '{}' data.txt {STEPS}", a.display(), p.display());
+    // (DMTCP_PATH_PREFIX at launch, as DMTCP users set it, changes nothing: dmtcp_restart reads
+    // both lists from its own environment.)
+    let mut cy = Cycle::launch(Path::new("/bin/sh"), &["-c", script.as_str()], &["--pathvirt"]);
+    for k in 0..2 {
+        let (from, to) = if k == 0 { (&a, &b) } else { (&b, &a) };
+        std::thread::sleep(SETTLE);
+        cy.checkpoint();
+        cy.kill();
+        std::fs::rename(from, to).unwrap();
+        let mut c = role("restart");
+        c.args(["--join-coordinator", "--coord-port", &cy.coord.port.to_string()])
+            .args(cy.images())
+            .env("DMTCP_PATH_PREFIX", from)
+            .env("DMTCP_NEW_PATH_PREFIX", to);
+        cy.restart_with(c, 1);
+        assert!(!from.exists(), "cycle {k}: the old folder was made again");
+        for img in cy.images() {
+            std::fs::remove_file(img).unwrap();
+        }
+    }
+    let last = cy.finish();
+    assert_eq!(result_line(&last), reference, "\n{}", cy.diagnostics());
+    assert!(!last.starts_with("step 1\n"), "the restarted run began from the start:\n{last}");
+    assert!(std::fs::read_to_string(a.join("data.txt")).unwrap().contains(&format!("line {STEPS} ")));
+}
+
+#[test]
+fn pathvirt_restarts_a_computation_whose_folder_moved() {
+    a_moved_folder_comes_back(false);
+}
+
+#[test]
+fn pathvirt_restarts_a_computation_whose_folder_moved_m32() {
+    a_moved_folder_comes_back(true);
+}
+
+/// Prefix lists that do not pair up are refused before anything starts, naming both variables.
+#[test]
+fn pathvirt_refuses_prefix_lists_that_do_not_pair_up() {
+    let out = run(role("restart")
+        .arg("/nonexistent/ckpt_x.dmtcp")
+        .env("DMTCP_PATH_PREFIX", "/a:/b")
+        .env("DMTCP_NEW_PATH_PREFIX", "/c"));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("DMTCP_PATH_PREFIX has 2 prefixes and DMTCP_NEW_PATH_PREFIX has 1"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -466,7 +466,7 @@ fn plugin_and_file_options_are_mapped_refused_or_explained() {
             "--allow-file-overwrite: no effect without --checkpoint-open-files",
         ),
         (&["--modify-env"], &[], "--modify-env: always on"),
-        (&["--pathvirt"], &[], "--pathvirt: not yet supported"),
+        (&["--pathvirt"], &[], "--pathvirt: always on at restart"),
         (&["--disable-all-plugins"], &[], "--disable-all-plugins: no effect"),
         (&["--no-plugins"], &[], "--disable-all-plugins: no effect"),
         (&[], &[("DMTCP_DISABLE_ALL_PLUGINS", "1")], "--disable-all-plugins: no effect"),

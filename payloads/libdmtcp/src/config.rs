@@ -391,6 +391,7 @@ pub fn read_restart_info() {
     // SAFETY: the other threads are stopped (see config::apply_restart_info).
     unsafe { apply_restart_info(&buf[..n]) };
     crate::dirty::restart_info(&buf[..n]);
+    crate::resources::process::restart_info(&buf[..n]);
     apply_env_changes(&buf[..n]);
     pause_if_asked(&buf[..n]);
 }
