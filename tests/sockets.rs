@@ -213,8 +213,11 @@ fn a_listener_without_reuseaddr_listens_again_right_after_a_kill_32() {
 }
 
 /// What every run of sock_bulk must say: each of the four flows arrived whole, every byte at
-/// its offset (12 and 6 MiB over TCP, 4 and 2 MiB over UNIX).
-const BULK: &str = "RESULT parent tcp=6291456,0 unix=2097152,0 child tcp=12582912,0 unix=4194304,0 exit=0";
+/// its offset (12 and 6 MiB over TCP, 4 and 2 MiB over UNIX), and each UNIX end has the send
+/// buffer its program gave it (a refill raises the other end's while it writes into it; the
+/// holder setting its size back during that refill once lost MiB, `Opts::SendBuffer`).
+const BULK: &str = "RESULT parent tcp=6291456,0 unix=2097152,0 sndbuf=kept child tcp=12582912,0 unix=4194304,0 \
+                    sndbuf=kept exit=0";
 
 /// A checkpoint 700 ms into a 2.5 s pause of both readers: the receive queues are full and the
 /// TCP senders' kernels hold MiB in their send queues (the window is full). Two cycles; the

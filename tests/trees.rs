@@ -53,16 +53,22 @@ fn tree_cycles(program: &Path, args: &[&str], peers: usize, vias: &[Via], settle
     })
 }
 
+/// Every child kept its pid, parent, group and session (its exit status says so) and the parent
+/// waited for each by the pid fork had returned.
+const TREE_FORK: &str = "RESULT parent=2 pgid_is_own=0 child0 exit=40 child1 exit=41";
+
 #[test]
 fn forked_children_keep_parent_pids_groups_sessions_and_exit_statuses_via_script_and_images_64() {
     let p = c_program("tree_fork", false);
-    tree_cycles(&p, &["250"], 3, &[Via::Script, Via::Images, Via::Script], Duration::from_millis(400));
+    let last = tree_cycles(&p, &["250"], 3, &[Via::Script, Via::Images, Via::Script], Duration::from_millis(400));
+    assert_eq!(result_line(&last), TREE_FORK);
 }
 
 #[test]
 fn forked_children_keep_parent_pids_groups_sessions_and_exit_statuses_32() {
     let p = c_program("tree_fork", true);
-    tree_cycles(&p, &["250"], 3, &[Via::Images, Via::Script], Duration::from_millis(400));
+    let last = tree_cycles(&p, &["250"], 3, &[Via::Images, Via::Script], Duration::from_millis(400));
+    assert_eq!(result_line(&last), TREE_FORK);
 }
 
 #[test]

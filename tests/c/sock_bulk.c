@@ -94,6 +94,11 @@ static void pause_ms(long ms) {
 static void side(char *res, long delay, int tcp, int ux, int tcp_out, int unix_out, unsigned salt_out,
                  unsigned salt_in) {
     struct flow ft = {tcp, (uint64_t)tcp_out * MIB, salt_out}, fu = {ux, (uint64_t)unix_out * MIB, salt_out + 1};
+    /* The send buffer the program chose must be the one it has at the end (a restart's refill
+     * raises it for a while). */
+    int sb0 = 0, sb1 = 0;
+    socklen_t sl = sizeof sb0;
+    getsockopt(ux, SOL_SOCKET, SO_SNDBUF, &sb0, &sl);
     pthread_t a, b;
     pthread_create(&a, NULL, writer, &ft);
     pthread_create(&b, NULL, writer, &fu);
@@ -103,8 +108,10 @@ static void side(char *res, long delay, int tcp, int ux, int tcp_out, int unix_o
     reader(ux, salt_in + 1, &ug, &ub);
     pthread_join(a, NULL);
     pthread_join(b, NULL);
-    snprintf(res, 128, "tcp=%llu,%llu unix=%llu,%llu", (unsigned long long)tg, (unsigned long long)tb,
-             (unsigned long long)ug, (unsigned long long)ub);
+    sl = sizeof sb1;
+    getsockopt(ux, SOL_SOCKET, SO_SNDBUF, &sb1, &sl);
+    snprintf(res, 128, "tcp=%llu,%llu unix=%llu,%llu sndbuf=%s", (unsigned long long)tg, (unsigned long long)tb,
+             (unsigned long long)ug, (unsigned long long)ub, sb0 == sb1 ? "kept" : "changed");
 }
 
 /* The child's line goes to the parent through a pipe, written once at the end. */

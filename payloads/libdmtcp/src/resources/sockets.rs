@@ -30,14 +30,14 @@
 //! addresses, listeners bound and listening, UDP sockets bound and connected. Where it made a
 //! pair for a socket whose receive queue this process copied, it also gave this process the
 //! other end at a spare fd. `restore` then: binds and listens UNIX sockets again by name (one
-//! holder wins, the others see it bound), gives back options, status flags and close-on-exec,
-//! writes the copied bytes into the other end (found by the peer's inode or address), and
-//! closes that spare fd. A connection whose peer was not in the computation has no socket at its
+//! holder wins, the others see it bound), gives back options (but the send buffer), status
+//! flags and close-on-exec, writes the copied bytes into the other end (found by the peer's
+//! inode or address, its send buffer raised to hold them), and closes that spare fd. A connection whose peer was not in the computation has no socket at its
 //! number: it gets one in a failed state (a TCP connection reset by its peer, or a UNIX socket
 //! whose peer is gone), so the program's next read sees ECONNRESET or end-of-file and its next
 //! write EPIPE, as after a network failure. `resume(Restarted)`, after every process has
-//! refilled (DMT:Restart), applies the shutdowns (a shutdown earlier would refuse a peer's
-//! refill).
+//! refilled (DMT:Restart), gives back the send buffer sizes and applies the shutdowns (either
+//! one earlier would refuse or cut short a peer's refill).
 //!
 //! # Draining a TCP connection completely
 //! A peek sees only the receiver's window; the bytes its peer's kernel still holds in its send
@@ -680,7 +680,7 @@ fn restore() {
             } else if s.family == libc::AF_UNIX {
                 rename_unix(s);
             }
-            restore_options(s);
+            restore_options(s, Opts::BeforeRefill);
             report(
                 "setting close-on-exec",
                 s.fd,
@@ -749,7 +749,8 @@ fn connect_again(s: &Sock) {
     })();
     match r {
         Ok(()) => {
-            restore_options(s);
+            restore_options(s, Opts::BeforeRefill);
+            restore_options(s, Opts::SendBuffer);
             report("setting the status flags", s.fd, sys::fcntl(s.fd, libc::F_SETFL, s.flags & RESTORED_FLAGS).map(|_| ()));
             report("restoring the owner", s.fd, sys::set_owner_ex(s.fd, &s.owner));
             trace!("fd {} waited in an accept queue: connected to its listener again", s.fd);
@@ -864,12 +865,27 @@ fn rename_unix(s: &Sock) {
     }
 }
 
-/// Gives back each option that differs from the fresh socket's (a buffer size only if changed,
-/// so that TCP keeps its autotuning otherwise).
-fn restore_options(s: &Sock) {
+/// Which options `restore_options` gives back.
+#[derive(Clone, Copy, PartialEq)]
+enum Opts {
+    /// All but SO_SNDBUF: in `restore`, while the processes refill each other's sockets.
+    BeforeRefill,
+    /// Only SO_SNDBUF: in `resume(Restarted)`, once every process has refilled (DMT:Restart).
+    /// A refill raises the send buffer of the other end, which may be another process's
+    /// socket: setting that process's recorded size back while the refill is under way took
+    /// the room it was writing into (and lost MiB in flight), so the size comes back after.
+    SendBuffer,
+}
+
+/// Gives back each option (of `which`) that differs from the fresh socket's (a buffer size
+/// only if changed, so that TCP keeps its autotuning otherwise).
+fn restore_options(s: &Sock, which: Opts) {
     for (i, &(level, name)) in OPTIONS.iter().enumerate() {
         let o = &s.opts[i];
         if o.len == 0 || name == libc::IPV6_V6ONLY && level == libc::IPPROTO_IPV6 {
+            continue;
+        }
+        if (name == libc::SO_SNDBUF && level == libc::SOL_SOCKET) != (which == Opts::SendBuffer) {
             continue;
         }
         let mut now = [0u8; 16];
@@ -910,12 +926,10 @@ fn put_back(s: &Sock, bytes: &[u8], mine: &[Sock]) -> bool {
         trace!("no other end of the socket at fd {} to refill it through", s.fd);
         return false;
     };
-    let old = so::getsockopt_int(w, libc::SOL_SOCKET, libc::SO_SNDBUF).ok();
+    // Its holder (this process or another) gives its own size back in `resume(Restarted)`,
+    // after every refill (`Opts::SendBuffer`); a spare end nobody holds keeps the raised one.
     let _ = so::setsockopt_int(w, libc::SOL_SOCKET, libc::SO_SNDBUF, c_int::MAX / 2);
     let ok = send_queue(w, stream, bytes, None);
-    if let Some(v) = old {
-        let _ = so::setsockopt_int(w, libc::SOL_SOCKET, libc::SO_SNDBUF, v / 2);
-    }
     if !mine.iter().any(|o| o.fd == w) {
         sys::close(w);
     }
@@ -1018,6 +1032,10 @@ fn resume(phase: super::Phase) {
         return;
     }
     TABLE.with(|t| {
+        for s in t.socks[..t.n].iter().filter(|s| !s.queued && family_and_type(s.fd) == Some((s.family, s.ty))) {
+            // The same sockets `restore` gave their options to.
+            restore_options(s, Opts::SendBuffer);
+        }
         for s in t.socks[..t.n].iter().filter(|s| s.queued) {
             connect_again(s);
         }
