@@ -11,6 +11,7 @@ mod endurance_interval;
 mod events;
 mod evshare;
 mod faults;
+mod fileopts;
 mod image_tool;
 mod incremental;
 mod install;
