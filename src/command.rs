@@ -83,6 +83,16 @@ struct Args {
     #[argh(switch)]
     kcheckpoint: bool,
 
+    /// with a checkpoint command: write delta images where a process has a chain to build on
+    /// (else a full image that starts one), whatever it was launched with (env
+    /// DMTCP_INCREMENTAL=1)
+    #[argh(switch)]
+    incremental: bool,
+
+    /// with a checkpoint command: write full images (a new chain where a process keeps one)
+    #[argh(switch)]
+    full: bool,
+
     /// set the checkpoint interval to N seconds (0 = checkpoint manually)
     #[argh(option, short = 'i')]
     interval: Option<u32>,
@@ -114,6 +124,8 @@ const KNOWN: &[&str] = &[
     "--checkpoint",
     "--bcheckpoint",
     "--kcheckpoint",
+    "--incremental",
+    "--full",
     "-i",
     "--interval",
     "-k",
@@ -275,8 +287,28 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         Ok(hp) => hp,
         Err(e) => return json_usage(&e.to_string(), a.coord_host.as_deref(), a.coord_port),
     };
+    let flags = match image_flags(&a, cmd) {
+        Ok(f) => f,
+        Err(e) => return json_usage(e, a.coord_host.as_deref(), a.coord_port),
+    };
     let out = Output { json: true, cmd, host: &host, port, shown_host: &shown_host, shown_port };
-    out.exchange_and_report(interval)
+    out.exchange_and_report(interval, flags)
+}
+
+/// The FLAG_INCREMENTAL / FLAG_FULL a checkpoint command asks for, or what is wrong.
+fn image_flags(a: &Args, cmd: Cmd) -> Result<u32, &'static str> {
+    let ckpt = matches!(cmd, Cmd::Checkpoint | Cmd::BlockingCkpt | Cmd::KillAfterCkpt);
+    let env = std::env::var(dmtcp_proto::env::INCREMENTAL).is_ok_and(|v| matches!(v.trim(), "1" | "yes" | "true"));
+    match (a.incremental, a.full) {
+        (true, true) => Err("--incremental and --full ask for opposite images: give one"),
+        (true, false) | (false, true) if !ckpt => {
+            Err("--incremental and --full go with a checkpoint command (--checkpoint, --bcheckpoint, --kcheckpoint)")
+        }
+        (true, false) => Ok(dmtcp_proto::FLAG_INCREMENTAL),
+        (false, true) => Ok(dmtcp_proto::FLAG_FULL),
+        (false, false) if ckpt && env => Ok(dmtcp_proto::FLAG_INCREMENTAL),
+        (false, false) => Ok(0),
+    }
 }
 
 fn commands(a: &Args) -> Vec<Cmd> {
@@ -322,14 +354,18 @@ fn run_text(args: &[std::ffi::OsString]) -> i32 {
         Ok(hp) => hp,
         Err(e) => return usage_error(&e.to_string()),
     };
+    let flags = match image_flags(&a, cmd) {
+        Ok(f) => f,
+        Err(e) => return usage_error(e),
+    };
     let out = Output { json: false, cmd, host: &host, port, shown_host: &host, shown_port: port };
-    out.exchange_and_report(interval)
+    out.exchange_and_report(interval, flags)
 }
 
 impl Output<'_> {
-    fn exchange_and_report(&self, interval: u32) -> i32 {
+    fn exchange_and_report(&self, interval: u32, image_flags: u32) -> i32 {
         let (host, port) = (self.host, self.port);
-        match exchange(host, port, self.cmd, interval) {
+        match exchange(host, port, self.cmd, interval, image_flags) {
             Ok((reply, extra)) => self.result(&reply, &extra),
             Err(Failure::NoCoordinator(why)) => {
                 let text = format!(
@@ -358,11 +394,12 @@ fn connect_error(e: &io::Error) -> String {
     }
 }
 
-fn exchange(host: &str, port: u16, cmd: Cmd, interval: u32) -> Result<(Msg, Vec<u8>), Failure> {
+fn exchange(host: &str, port: u16, cmd: Cmd, interval: u32, image_flags: u32) -> Result<(Msg, Vec<u8>), Failure> {
     let mut s = client::connect(host, port, CONNECT_TIMEOUT).map_err(|e| Failure::NoCoordinator(connect_error(&e)))?;
     let mut m = Msg::new(Kind::UserCmd);
     m.cmd = cmd as u32;
     m.interval = interval;
+    m.flags = image_flags;
     m.pid = std::process::id() as i32;
     if cmd == Cmd::BlockingCkpt {
         m.flags |= dmtcp_proto::FLAG_PROGRESS;

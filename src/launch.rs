@@ -17,7 +17,9 @@
 //! our design has it (`--tmpdir`, unique checkpoint subfolders, `--coord-logfile`,
 //! `--disable-pid-plugin` = no pid namespace), refused with the reason where it cannot work
 //! (`--with-plugin`: no plugin API), or explained in one warning line (the other plugin
-//! switches, `--checkpoint-open-files` and `--pathvirt`, not yet supported).
+//! switches, `--pathvirt`: path prefixes are mapped by dmtcp_restart, `restart/pathvirt.rs`). `--checkpoint-open-files` and
+//! `--allow-file-overwrite` set DMTCP_CKPT_OPEN_FILES / DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES
+//! for the library (`resources/files.rs`) and `dmtcp_restart` (`restart/files.rs`).
 use crate::common::cli;
 use crate::common::client;
 use crate::common::dlsym;
@@ -103,15 +105,18 @@ struct LaunchArgs {
     /// DMTCP_COORD_LOG_FILENAME)
     #[argh(option, long = "coord-logfile")]
     coord_logfile: Option<PathBuf>,
-    /// not yet supported, accepted with a warning: open files are opened again by path at
-    /// restart but their contents are not saved (env DMTCP_CKPT_OPEN_FILES)
+    /// save the contents of the regular files the program holds open in the image (up to 1 MiB
+    /// per file and 2 MiB per process; a bigger file is not saved, with a warning); at restart
+    /// a missing file is made again, a changed one is left as it is now, with a warning (env
+    /// DMTCP_CKPT_OPEN_FILES=1)
     #[argh(switch, long = "checkpoint-open-files")]
     checkpoint_open_files: bool,
     /// the same as --checkpoint-open-files
     #[argh(switch, long = "ckpt-open-files")]
     ckpt_open_files: bool,
-    /// not yet supported, accepted with a warning: goes with --checkpoint-open-files (env
-    /// DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES)
+    /// with --checkpoint-open-files: at restart the saved contents replace a file that
+    /// changed since the checkpoint (env DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES=1, also read
+    /// by dmtcp_restart)
     #[argh(switch, long = "allow-file-overwrite")]
     allow_file_overwrite: bool,
     /// refused: DMTCP plugins need DMTCP's plugin API, which dmtcp-rs does not have; every
@@ -122,7 +127,10 @@ struct LaunchArgs {
     /// image's folder, or $DMTCP_ENV_FILE) of variable changes, as DMTCP's modify-env plugin
     #[argh(switch, long = "modify-env")]
     modify_env: bool,
-    /// not yet supported, accepted with a warning: path virtualisation (DMTCP_PATH_PREFIX)
+    /// path virtualisation, always on at restart: dmtcp_restart takes open files and the
+    /// working folder under a DMTCP_PATH_PREFIX prefix (colon-separated) from the
+    /// DMTCP_NEW_PATH_PREFIX one at the same place; paths the program opens while it runs are
+    /// not translated
     #[argh(switch, long = "pathvirt")]
     pathvirt: bool,
     /// run without the private pid namespace, so that pids change at restart: our pid
@@ -378,6 +386,12 @@ fn run(a: LaunchArgs, command: &[OsString]) -> Result<Never, Fail> {
     if compat.no_pidns {
         env.set(ev::PIDNS, "0");
     }
+    if compat.ckpt_open_files {
+        env.set(ev::CKPT_OPEN_FILES, "1");
+    }
+    if compat.allow_overwrite {
+        env.set(ev::ALLOW_OVERWRITE, "1");
+    }
     if a.strict {
         env.set(ev::STRICT, "1");
     }
@@ -400,6 +414,10 @@ struct Compat {
     unique_ckpt: Option<bool>,
     /// Run without the private pid namespace (DMTCP's pid plugin disabled).
     no_pidns: bool,
+    /// --checkpoint-open-files / DMTCP_CKPT_OPEN_FILES=1.
+    ckpt_open_files: bool,
+    /// --allow-file-overwrite / DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES=1.
+    allow_overwrite: bool,
 }
 
 /// Whether DMTCP_<name> is set to `value`.
@@ -445,14 +463,10 @@ fn dmtcp_compat(a: &LaunchArgs) -> Result<Compat, Fail> {
         .or_else(|| std::env::var_os(ev::COORD_LOG_FILENAME).filter(|v| !v.is_empty()).map(PathBuf::from))
         .map(|f| absolute(&f));
     let no_pidns = a.disable_pid_plugin || env_is("DMTCP_PID_PLUGIN", "0");
-    if a.checkpoint_open_files || a.ckpt_open_files || env_is(ev::CKPT_OPEN_FILES, "1") {
-        cli::explain(
-            "--checkpoint-open-files",
-            "not yet supported: open files are opened again by path at restart, their contents are not saved",
-        );
-    }
-    if a.allow_file_overwrite || env_is(ev::ALLOW_OVERWRITE, "1") {
-        cli::explain("--allow-file-overwrite", "not yet supported: it goes with --checkpoint-open-files");
+    let ckpt_open_files = a.checkpoint_open_files || a.ckpt_open_files || env_is(ev::CKPT_OPEN_FILES, "1");
+    let allow_overwrite = a.allow_file_overwrite || env_is(ev::ALLOW_OVERWRITE, "1");
+    if allow_overwrite && !ckpt_open_files {
+        cli::explain("--allow-file-overwrite", "no effect without --checkpoint-open-files: no file contents are saved");
     }
     if a.modify_env {
         cli::explain(
@@ -461,7 +475,10 @@ fn dmtcp_compat(a: &LaunchArgs) -> Result<Compat, Fail> {
         );
     }
     if a.pathvirt {
-        cli::explain("--pathvirt", "not yet supported: files must be at their old paths at restart");
+        cli::explain(
+            "--pathvirt",
+            "always on at restart: set DMTCP_PATH_PREFIX (old) and DMTCP_NEW_PATH_PREFIX (new) for dmtcp_restart; paths opened while running are not translated",
+        );
     }
     if a.disable_all_plugins || a.no_plugins || env_is(ev::DISABLE_ALL_PLUGINS, "1") {
         cli::explain("--disable-all-plugins", "no effect: resource kinds are built in and always checkpointed");
@@ -487,7 +504,7 @@ fn dmtcp_compat(a: &LaunchArgs) -> Result<Compat, Fail> {
             cli::explain(if set { &option } else { &var }, &format!("no effect: {why}"));
         }
     }
-    Ok(Compat { tmpdir, coord_logfile, unique_ckpt, no_pidns })
+    Ok(Compat { tmpdir, coord_logfile, unique_ckpt, no_pidns, ckpt_open_files, allow_overwrite })
 }
 
 /// The program's environment: ours, with the launcher's variables set or removed.

@@ -197,8 +197,8 @@ pub fn write_image(dest: &Path, compress: bool, input: &mut impl Read) -> Result
 ///
 /// The order keeps a restorable chain on disk at every moment: a delta's base is linked under
 /// its chain name (a temporary name renamed over any stale one, folder fsynced) before the
-/// delta replaces PATH; a new full image replaces PATH, is made durable, and only then are the
-/// old links removed. A crash leaves either the old chain whole (PATH still the old newest)
+/// delta replaces PATH; a new full image (or a plain one) replaces PATH, is made durable, and
+/// only then are the old links removed. A crash leaves either the old chain whole (PATH still the old newest)
 /// or the new one.
 pub fn write_chained(
     dest: &Path,
@@ -219,7 +219,9 @@ pub fn write_chained(
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    if r.is_ok() && *chain == ChainStep::Prune {
+    // A plain image (a process that kept a chain before: `dmtcp_command --incremental` then a
+    // plain checkpoint) leaves no chain either: its old links go too.
+    if r.is_ok() && !matches!(chain, ChainStep::Link(_)) {
         prune_links(dest);
     }
     r

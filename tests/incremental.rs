@@ -130,3 +130,67 @@ fn broken_incremental_chain_is_refused_naming_the_file() {
     assert!(err.contains(&format!("its base image {} has checksum", base.display())), "{err}");
     assert!(err.contains("the chain of incremental images is broken"), "{err}");
 }
+
+/// `dmtcp_command --incremental` / `--full` choose the images of one checkpoint of a
+/// computation launched without `--incremental`: the first asked-for delta finds no chain and
+/// writes a full image that starts one, the next is a delta on it, `--full` starts a new chain,
+/// a plain checkpoint writes plain images, and a process restarted from a chain's image goes
+/// on with deltas when asked. Restarted from the newest images each time; the result is the
+/// uninterrupted run's.
+fn commands_choose_full_or_delta(m32: bool) {
+    let program = c_program("incr_pool", m32);
+    let args = ["400"];
+    let reference = {
+        let d = TempDir::new("ref");
+        uninterrupted(&program, &args, d.path())
+    };
+    let mut cy = Cycle::launch_n(&program, &args, &["--no-gzip"], PEERS);
+    let ckpt = |cy: &Cycle, how: &[&str]| {
+        std::thread::sleep(Duration::from_millis(250));
+        let mut a = vec!["--bcheckpoint"];
+        a.extend_from_slice(how);
+        let out = cy.coord.command(&a);
+        assert!(out.status.success(), "{a:?}: {}{}\n{}", stdout(&out), stderr(&out), cy.diagnostics());
+        let images = cy.images();
+        assert_eq!(images.len(), PEERS, "{images:?}\n{}", cy.diagnostics());
+        images.iter().map(|i| links_of(i).len()).collect::<Vec<_>>()
+    };
+    let all = |n: usize| vec![n; PEERS];
+    assert_eq!(ckpt(&cy, &["--incremental"]), all(0), "no chain yet: a full image starts one");
+    assert_eq!(ckpt(&cy, &["--incremental"]), all(1), "a delta on it");
+    assert_eq!(ckpt(&cy, &["--full"]), all(0), "--full starts a new chain");
+    cy.kill();
+    cy.restart(PEERS);
+    assert_eq!(ckpt(&cy, &["--incremental"]), all(1), "after a restart from the chain's image: a delta");
+    cy.kill();
+    cy.restart(PEERS);
+    assert_eq!(ckpt(&cy, &[]), all(0), "as launched: plain images, the chain's links removed");
+    cy.kill();
+    cy.restart(PEERS);
+    let last = cy.finish();
+    assert_eq!(result_line(&last), reference, "\n{}", cy.diagnostics());
+}
+
+#[test]
+fn incremental_and_full_commands_choose_the_images_of_one_checkpoint_64() {
+    commands_choose_full_or_delta(false);
+}
+
+#[test]
+fn incremental_and_full_commands_choose_the_images_of_one_checkpoint_32() {
+    commands_choose_full_or_delta(true);
+}
+
+/// Both, or either with a command that is not a checkpoint, is a usage error naming it.
+#[test]
+fn incremental_or_full_without_a_checkpoint_command_is_refused() {
+    for (args, want) in [
+        (&["--bcheckpoint", "--incremental", "--full"][..], "--incremental and --full ask for opposite images"),
+        (&["--status", "--incremental"][..], "--incremental and --full go with a checkpoint command"),
+        (&["--kill", "--full"][..], "--incremental and --full go with a checkpoint command"),
+    ] {
+        let out = run(role("command").args(["--coord-port", "1"]).args(args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", describe(&role("command"), &out));
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+}

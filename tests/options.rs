@@ -459,13 +459,14 @@ fn plugin_and_file_options_are_mapped_refused_or_explained() {
         );
     }
     let explained: &[Explained] = &[
-        (&["--checkpoint-open-files"], &[], "--checkpoint-open-files: not yet supported"),
-        (&["--ckpt-open-files"], &[], "--checkpoint-open-files: not yet supported"),
-        (&[], &[("DMTCP_CKPT_OPEN_FILES", "1")], "--checkpoint-open-files: not yet supported"),
-        (&["--allow-file-overwrite"], &[], "--allow-file-overwrite: not yet supported"),
-        (&[], &[("DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES", "1")], "--allow-file-overwrite: not yet supported"),
+        (&["--allow-file-overwrite"], &[], "--allow-file-overwrite: no effect without --checkpoint-open-files"),
+        (
+            &[],
+            &[("DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES", "1")],
+            "--allow-file-overwrite: no effect without --checkpoint-open-files",
+        ),
         (&["--modify-env"], &[], "--modify-env: always on"),
-        (&["--pathvirt"], &[], "--pathvirt: not yet supported"),
+        (&["--pathvirt"], &[], "--pathvirt: always on at restart"),
         (&["--disable-all-plugins"], &[], "--disable-all-plugins: no effect"),
         (&["--no-plugins"], &[], "--disable-all-plugins: no effect"),
         (&[], &[("DMTCP_DISABLE_ALL_PLUGINS", "1")], "--disable-all-plugins: no effect"),

@@ -104,6 +104,18 @@ pub struct FdEntry {
     /// A memfd's device (major << 32 | minor) and size; 0 for other kinds.
     pub dev: u64,
     pub size: u64,
+    /// A regular file's saved contents (`--checkpoint-open-files`, image 2.5): its FD_FILE_DATA
+    /// record and the bytes of its FD_FILE_BYTES records.
+    pub contents: Option<SavedContents>,
+}
+
+/// The saved contents of an open file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedContents {
+    pub mode: u32,
+    /// Launched with `--allow-file-overwrite`.
+    pub overwrite: bool,
+    pub bytes: Vec<u8>,
 }
 
 /// Streaming image checker; see the module docs.
@@ -132,6 +144,8 @@ pub struct Validator {
     /// the next piece.
     path_left: u32,
     next_piece: u32,
+    /// Saved bytes still to come in FD_FILE_BYTES records for the last file record.
+    data_left: u64,
     shm: Vec<ShmArea>,
 }
 
@@ -164,6 +178,7 @@ impl Validator {
             fd_records: 0,
             path_left: 0,
             next_piece: 0,
+            data_left: 0,
             shm: Vec::new(),
         }
     }
@@ -309,6 +324,10 @@ impl Validator {
                         State::Fds { left: left - 1 }
                     } else if self.path_left > 0 {
                         return Err(Problem::Corrupt(format!("fd record {n}: the fd table ends inside a path")));
+                    } else if self.data_left > 0 {
+                        return Err(Problem::Corrupt(format!(
+                            "fd record {n}: the fd table ends inside a saved file's contents"
+                        )));
                     } else {
                         State::ChunkHeader
                     };
@@ -404,6 +423,54 @@ impl Validator {
         if self.path_left > 0 {
             let fd = self.fds.last().map_or(-1, |f| f.fd);
             return Err(format!("the path of fd {fd} is cut short"));
+        }
+        match &r.body {
+            FdBody::FileData(d) => {
+                let Some(file) = self
+                    .fds
+                    .last_mut()
+                    .filter(|f| f.fd == r.fd && f.contents.is_none() && self.data_left == 0)
+                    .filter(|f| matches!(f.record.body, FdBody::File(x) if x.what == image::FileWhat::Regular))
+                else {
+                    return Err(format!("saved contents of fd {} without its regular file's record", r.fd));
+                };
+                file.contents = Some(SavedContents {
+                    mode: d.mode,
+                    overwrite: d.overwrite(),
+                    bytes: Vec::with_capacity(d.size as usize),
+                });
+                self.data_left = d.size;
+                return Ok(());
+            }
+            FdBody::FileBytes(p) => {
+                let Some((file, saved)) = self
+                    .fds
+                    .last_mut()
+                    .filter(|_| self.data_left > 0)
+                    .and_then(|f| f.contents.as_mut().map(|c| (f.fd, c)))
+                else {
+                    return Err(format!("a piece of saved contents of fd {} without its record", r.fd));
+                };
+                let want = (saved.bytes.len() / image::DATA_PIECE) as u32;
+                if file != r.fd || p.index != want {
+                    return Err(format!(
+                        "saved contents piece {} of fd {} out of place (fd {file} wants piece {want})",
+                        p.index, r.fd
+                    ));
+                }
+                let n = (self.data_left as usize).min(image::DATA_PIECE);
+                if p.bytes[n..].iter().any(|&c| c != 0) {
+                    return Err(format!("bad bytes after the saved contents of fd {}", r.fd));
+                }
+                saved.bytes.extend_from_slice(&p.bytes[..n]);
+                self.data_left -= n as u64;
+                return Ok(());
+            }
+            _ => {}
+        }
+        if self.data_left > 0 {
+            let fd = self.fds.last().map_or(-1, |f| f.fd);
+            return Err(format!("the saved contents of fd {fd} are cut short"));
         }
         if let FdBody::File(f) = &r.body {
             self.path_left = f.path_len;
@@ -506,6 +573,7 @@ impl From<&FdRecord> for FdEntry {
                 path: Vec::new(),
                 dev: 0,
                 size: 0,
+                contents: None,
             };
         }
         FdEntry {
@@ -518,6 +586,7 @@ impl From<&FdRecord> for FdEntry {
             path: Vec::new(),
             dev: r.memfd().map_or(0, |m| m.dev),
             size: r.memfd().map_or(0, |m| m.size),
+            contents: None,
         }
     }
 }
@@ -806,6 +875,65 @@ mod tests {
         assert_eq!(sum.fds[0].path, long);
         assert_eq!(sum.fds[1].path, b"/tmp/x");
         assert_eq!(sum.fds[1].kind, image::FD_FILE);
+    }
+
+    /// `file_with_path` followed by saved contents `bytes` (mode 0o640, overwrite allowed).
+    fn file_with_contents(fd: i32, path: &[u8], bytes: &[u8]) -> Vec<FdRecord> {
+        let mut v = file_with_path(fd, path);
+        let data = image::FileDataRecord { mode: 0o640, flags: image::DATA_OVERWRITE, size: bytes.len() as u64 };
+        v.push(FdRecord { fd, fd_flags: 0, status: 0, body: FdBody::FileData(data) });
+        for (i, c) in bytes.chunks(image::DATA_PIECE).enumerate() {
+            let mut b = [0u8; image::DATA_PIECE];
+            b[..c.len()].copy_from_slice(c);
+            v.push(FdRecord {
+                fd,
+                fd_flags: 0,
+                status: 0,
+                body: FdBody::FileBytes(image::FileBytes { index: i as u32, bytes: b }),
+            });
+        }
+        v
+    }
+
+    #[test]
+    fn saved_file_contents_come_back_whole_from_their_pieces() {
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let mut fds = file_with_contents(3, b"/tmp/log", &bytes);
+        fds.extend(file_with_contents(4, b"/tmp/empty", b""));
+        fds.extend(file_with_path(5, b"/tmp/x"));
+        let sum = run(&stream_with_fds(1, &fds, |_| {}), 97).unwrap();
+        assert_eq!(sum.fds.len(), 3, "contents are not entries of their own");
+        let c = sum.fds[0].contents.as_ref().unwrap();
+        assert_eq!((c.mode, c.overwrite, &c.bytes), (0o640, true, &bytes));
+        assert_eq!(sum.fds[1].contents.as_ref().unwrap().bytes, b"");
+        assert_eq!(sum.fds[2].contents, None);
+    }
+
+    #[test]
+    fn refuses_saved_contents_cut_short_out_of_order_or_alone() {
+        let whole = file_with_contents(3, b"/a", &[7u8; 100]); // file, path, data, 3 pieces
+        assert_eq!(whole.len(), 6);
+        let in_stream = |fds: &[FdRecord]| corrupt(run(&stream_with_fds(1, fds, |_| {}), 4096));
+        assert!(in_stream(&whole[..5]).contains("ends inside a saved file's contents"));
+        let mut other = whole[..5].to_vec();
+        other.extend(file_with_path(4, b"/x"));
+        assert!(in_stream(&other).contains("the saved contents of fd 3 are cut short"));
+        let swapped = [whole[0], whole[1], whole[2], whole[4], whole[3], whole[5]];
+        assert!(in_stream(&swapped).contains("out of place"));
+        let mut wrong_fd = whole.clone();
+        wrong_fd[4].fd = 9;
+        assert!(in_stream(&wrong_fd).contains("out of place"));
+        // Data with no file before it, after another kind, or twice.
+        assert!(in_stream(&whole[2..]).contains("without its regular file's record"));
+        let twice = [whole[0], whole[1], whole[2], whole[3], whole[4], whole[5], whole[2]];
+        assert!(in_stream(&twice).contains("without its regular file's record"));
+        assert!(in_stream(&[whole[0], whole[1], whole[3]]).contains("without its record"));
+        // Garbage after the last byte.
+        let mut tail = whole.clone();
+        let FdBody::FileBytes(mut p) = tail[5].body else { unreachable!() };
+        p.bytes[image::DATA_PIECE - 1] = 1;
+        tail[5].body = FdBody::FileBytes(p);
+        assert!(in_stream(&tail).contains("bad bytes after the saved contents"));
     }
 
     #[test]

@@ -372,7 +372,8 @@ pub mod record {
     pub const EXEC_ERRNO: u32 = 2;
     /// /proc could not be mounted in the new namespace (value: errno).
     pub const PROC_ERRNO: u32 = 3;
-    /// Creating the restored processes failed (the message went to stderr).
+    /// Creating the restored processes failed (the message went to stderr). Also written by
+    /// a failing restorer (`mtcp_restart --fail-fd`, its `RECORD_FAILED`; value: its exit code).
     pub const FAILED: u32 = 4;
     /// Pid of C in X's namespace (so that X can kill a whole namespace).
     pub const INIT_PID: u32 = 5;

@@ -98,6 +98,7 @@ impl Coord {
             interval: cfg.interval,
             exit_on_last: cfg.exit_on_last,
             kill_after_ckpt: cfg.kill_after_ckpt,
+            incremental: cfg.incremental,
             strict: cfg.strict,
             timeout: cfg.timeout,
             stale_timeout: cfg.stale_timeout,

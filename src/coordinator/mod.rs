@@ -99,6 +99,12 @@ struct Opts {
     #[argh(switch)]
     kill_after_ckpt: bool,
 
+    /// every checkpoint (interval ones too) writes delta images where a process has a chain
+    /// to build on, whatever the processes were launched with; `dmtcp_command --full` still
+    /// asks for full ones (env DMTCP_INCREMENTAL=1)
+    #[argh(switch)]
+    incremental: bool,
+
     /// fail a checkpoint when an fd of the computation cannot be restored, instead of a
     /// warning (env DMTCP_STRICT=1)
     #[argh(switch)]
@@ -140,6 +146,7 @@ struct Config {
     logfile: Option<PathBuf>,
     exit_on_last: bool,
     kill_after_ckpt: bool,
+    incremental: bool,
     strict: bool,
     timeout: Option<Duration>,
     stale_timeout: Option<Duration>,
@@ -206,6 +213,9 @@ impl Config {
             logfile,
             exit_on_last: o.exit_on_last,
             kill_after_ckpt: o.kill_after_ckpt,
+            incremental: o.incremental
+                || env_nonempty(dmtcp_proto::env::INCREMENTAL)
+                    .is_some_and(|v| matches!(v.as_str(), "1" | "yes" | "true")),
             strict: o.strict || env_nonempty(dmtcp_proto::env::STRICT).is_some_and(|v| v == "1"),
             timeout: o.timeout.and_then(secs),
             stale_timeout: secs(o.stale_timeout.unwrap_or(DEFAULT_STALE_TIMEOUT)),

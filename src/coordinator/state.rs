@@ -8,8 +8,8 @@
 //! runs): a worker that arrives at another barrier than the one due is dropped.
 use dmtcp_proto::barrier::Barrier;
 use dmtcp_proto::{
-    split_worker_payload, status, Cmd, Kind, Msg, WorkerState, FLAG_CKPT_ABANDONED, FLAG_EXIT_AFTER_CKPT, FLAG_STRICT,
-    INTERVAL_UNCHANGED,
+    split_worker_payload, status, Cmd, Kind, Msg, WorkerState, FLAG_CKPT_ABANDONED, FLAG_EXIT_AFTER_CKPT, FLAG_FULL,
+    FLAG_INCREMENTAL, FLAG_STRICT, INTERVAL_UNCHANGED,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -31,6 +31,9 @@ pub struct Settings {
     pub interval: u32,
     pub exit_on_last: bool,
     pub kill_after_ckpt: bool,
+    /// `--incremental`: every checkpoint this coordinator starts asks for delta images
+    /// (FLAG_INCREMENTAL), but one a command asks to be full.
+    pub incremental: bool,
     /// `--strict`: an fd that cannot be restored abandons the checkpoint (a process can ask
     /// for it too, FLAG_STRICT on its FdWarning).
     pub strict: bool,
@@ -146,6 +149,8 @@ impl Client {
 struct Ckpt {
     generation: u32,
     kill_after: bool,
+    /// FLAG_INCREMENTAL or FLAG_FULL (or 0: as the processes were launched), for DoCheckpoint.
+    image_flags: u32,
     /// Workers taking part that are still connected.
     participants: BTreeSet<ClientId>,
     /// Image paths reported, by client (kept when the worker exits afterwards).
@@ -736,15 +741,22 @@ impl Computation {
             if c.kill_after {
                 m.flags |= FLAG_EXIT_AFTER_CKPT;
             }
+            m.flags |= c.image_flags;
         }
         m
     }
 
     /// Starts a checkpoint of every worker if they are all running; false if it cannot start.
-    fn start_ckpt(&mut self, now: Duration, kill_after: bool, requester: Option<ClientId>) -> bool {
+    /// `asked`: the command's FLAG_INCREMENTAL / FLAG_FULL (0 for the coordinator's own).
+    fn start_ckpt(&mut self, now: Duration, kill_after: bool, requester: Option<ClientId>, asked: u32) -> bool {
         if !self.can_start_ckpt() {
             return false;
         }
+        let image_flags = match asked & (FLAG_INCREMENTAL | FLAG_FULL) {
+            0 if self.cfg.incremental => FLAG_INCREMENTAL,
+            f if f & FLAG_FULL != 0 => FLAG_FULL,
+            f => f,
+        };
         self.generation += 1;
         let participants: BTreeSet<ClientId> = self.sorted_workers().into_iter().collect();
         let n = participants.len();
@@ -752,6 +764,7 @@ impl Computation {
         self.ckpt = Some(Ckpt {
             generation: self.generation,
             kill_after,
+            image_flags,
             participants: participants.clone(),
             filenames: BTreeMap::new(),
             requesters: requester.into_iter().collect(),
@@ -767,9 +780,14 @@ impl Computation {
         self.next_barrier = Some(Barrier::first_of_checkpoint());
         self.next_ckpt = None;
         log::info!(
-            "checkpoint {} of {n} process{} started{}",
+            "checkpoint {} of {n} process{} started{}{}",
             self.generation,
             if n == 1 { "" } else { "es" },
+            match image_flags {
+                FLAG_INCREMENTAL => " (incremental)",
+                FLAG_FULL => " (full images)",
+                _ => "",
+            },
             if kill_after { " (they exit afterwards)" } else { "" }
         );
         let m = self.do_checkpoint_msg();
@@ -1175,7 +1193,7 @@ impl Computation {
     fn user_cmd_from(&mut self, now: Duration, client: ClientId, msg: &Msg) {
         let cmd = Cmd::from_u32(msg.cmd);
         if let Some(c @ Cmd::BlockingCkpt) = cmd {
-            if self.start_ckpt(now, false, Some(client)) {
+            if self.start_ckpt(now, false, Some(client), msg.flags) {
                 if msg.flags & dmtcp_proto::FLAG_PROGRESS != 0 {
                     self.want_progress(client);
                 }
@@ -1185,7 +1203,7 @@ impl Computation {
             return self.send_and_close(client, r.msg, r.text.as_bytes());
         }
         let r = match cmd {
-            Some(c) => self.user_cmd(now, c, msg.interval),
+            Some(c) => self.user_cmd(now, c, msg.interval, msg.flags),
             None => {
                 let mut m = Msg::new(Kind::UserCmdResult);
                 m.cmd = msg.cmd;
@@ -1251,13 +1269,13 @@ impl Computation {
     }
 
     /// Every command but a blocking checkpoint (whose reply comes later).
-    fn user_cmd(&mut self, now: Duration, cmd: Cmd, interval: u32) -> Reply {
+    fn user_cmd(&mut self, now: Duration, cmd: Cmd, interval: u32, flags: u32) -> Reply {
         let ok = |me: &Self| Reply { msg: me.result_msg(cmd, status::SUCCESS), text: String::new() };
         match cmd {
             Cmd::Status => ok(self),
             Cmd::List => Reply { text: self.list_text(), ..ok(self) },
             Cmd::Checkpoint | Cmd::KillAfterCkpt | Cmd::BlockingCkpt => {
-                if self.start_ckpt(now, cmd == Cmd::KillAfterCkpt, None) {
+                if self.start_ckpt(now, cmd == Cmd::KillAfterCkpt, None, flags) {
                     ok(self)
                 } else {
                     self.not_running_reply(cmd)
@@ -1354,7 +1372,7 @@ impl Computation {
             }
         }
         if let Some(t) = self.next_ckpt {
-            if now >= t && self.interval > 0 && !self.start_ckpt(now, false, None) {
+            if now >= t && self.interval > 0 && !self.start_ckpt(now, false, None, 0) {
                 // Not every process is running: try again shortly.
                 self.next_ckpt = Some(now + INTERVAL_RETRY);
             }
@@ -1380,12 +1398,12 @@ impl Computation {
             "s" | "status" => out = self.status_text(),
             "l" | "t" | "list" => out = self.list_text(),
             "c" | "checkpoint" => {
-                if !self.start_ckpt(now, false, None) {
+                if !self.start_ckpt(now, false, None, 0) {
                     out = format!("cannot checkpoint: {}\n", self.not_running_reply(Cmd::Checkpoint).text);
                 }
             }
             "kc" | "ck" | "kcheckpoint" => {
-                if !self.start_ckpt(now, true, None) {
+                if !self.start_ckpt(now, true, None, 0) {
                     out = format!("cannot checkpoint: {}\n", self.not_running_reply(Cmd::KillAfterCkpt).text);
                 }
             }

@@ -21,6 +21,24 @@
 //! connection already handles, which is why it was chosen over an fd on /dev/null (writes would
 //! vanish silently) or a closed number (EBADF, and the number reused by the next open).
 //!
+//! # Saved contents (`--checkpoint-open-files`)
+//! An image launched with it carries the bytes of the regular files its process held open
+//! (`image_reader::SavedContents`). `put_back` runs in `dmtcp_restart` itself, with its own
+//! credentials, once for the whole computation and before any group or process exists (so
+//! `make` and every process then open the file as put back), one path once even when several
+//! images saved it:
+//! - a missing file is made again (and the folders above it) with its contents and its
+//!   permission bits;
+//! - a file that is there with the same contents is left as it is;
+//! - a file that changed since the checkpoint is left as it is now, with a warning naming it,
+//!   unless the computation was launched with `--allow-file-overwrite`
+//!   (DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES=1, noted in the image, or set for
+//!   `dmtcp_restart`): then the saved contents replace it in place (same inode, so hard links
+//!   and other holders see them).
+//!
+//! A changed file is never replaced silently: the program gets it as it is now, and the warning
+//! names the file and the switch that would have replaced it.
+//!
 //! The shape is `pipes.rs`'s (the model for kinds made before the processes exist): a pure
 //! `plan`, unit-tested in `plan.rs`, and `make`, run by the group's init.
 use super::pipes::ProcFds;
@@ -29,7 +47,7 @@ use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One open file description to open again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +162,88 @@ fn open(p: &FilePlan) -> std::io::Result<OwnedFd> {
     Ok(f.into())
 }
 
+/// One file's saved contents, with the image and fd that carried it (for messages).
+pub struct Saved<'a> {
+    pub path: PathBuf,
+    pub image: &'a Path,
+    pub fd: RawFd,
+    pub contents: &'a crate::common::image_reader::SavedContents,
+}
+
+/// What `put_back` did with a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutBack {
+    Recreated,
+    Unchanged,
+    Replaced,
+    /// Changed since the checkpoint and not allowed to be replaced: left (warned).
+    KeptChanged,
+    /// Could not be made or read (warned).
+    Failed,
+}
+
+/// Puts the saved contents back (module docs); `allow` is DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES
+/// of `dmtcp_restart`'s own environment. Returns, per distinct path in order, what it did.
+pub fn put_back(saved: &[Saved<'_>], allow: bool) -> Vec<(PathBuf, PutBack)> {
+    let mut done: Vec<(PathBuf, PutBack)> = Vec::new();
+    for s in saved {
+        if done.iter().any(|(p, _)| *p == s.path) {
+            continue;
+        }
+        let r = put_back_one(s, allow || s.contents.overwrite).unwrap_or_else(|e| {
+            log::warn!(
+                "cannot put back the saved contents of {} ({} fd {}): {e}",
+                s.path.display(),
+                s.image.display(),
+                s.fd
+            );
+            PutBack::Failed
+        });
+        log::debug!("{}: {r:?}", s.path.display());
+        done.push((s.path.clone(), r));
+    }
+    done
+}
+
+fn put_back_one(s: &Saved<'_>, overwrite: bool) -> std::io::Result<PutBack> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let bytes = &s.contents.bytes;
+    match std::fs::symlink_metadata(&s.path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = s.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(s.contents.mode).open(&s.path)?;
+            f.write_all(bytes)?;
+            // The umask may have taken bits away.
+            f.set_permissions(std::fs::Permissions::from_mode(s.contents.mode))?;
+            log::info!("{}: made again with its saved contents ({} bytes)", s.path.display(), bytes.len());
+            Ok(PutBack::Recreated)
+        }
+        Err(e) => Err(e),
+        Ok(_) => {
+            let now = std::fs::read(&s.path)?;
+            if now == *bytes {
+                return Ok(PutBack::Unchanged);
+            }
+            if !overwrite {
+                log::warn!(
+                    "{} changed since the checkpoint: the program gets it as it is now (launch with \
+                     --allow-file-overwrite, or set DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES=1, to have the \
+                     checkpointed contents replace it)",
+                    s.path.display()
+                );
+                return Ok(PutBack::KeptChanged);
+            }
+            let mut f = OpenOptions::new().write(true).truncate(true).open(&s.path)?;
+            f.write_all(bytes)?;
+            log::info!("{}: replaced by its checkpointed contents (--allow-file-overwrite)", s.path.display());
+            Ok(PutBack::Replaced)
+        }
+    }
+}
+
 /// An unconnected AF_UNIX SOCK_SEQPACKET socket (see the module docs).
 fn placeholder() -> nix::Result<OwnedFd> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
@@ -163,6 +263,39 @@ impl Made {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saved_contents_make_a_missing_file_leave_an_equal_one_and_replace_a_changed_one_only_if_allowed() {
+        use crate::common::image_reader::SavedContents;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("dmtcp-files-putback-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let c = SavedContents { mode: 0o751, overwrite: false, bytes: b"saved\n".to_vec() };
+        let one = |path: &Path, c: &SavedContents, allow| {
+            let s = Saved { path: path.to_path_buf(), image: Path::new("img"), fd: 3, contents: c };
+            put_back(&[s], allow)[0].1
+        };
+        let gone = dir.join("sub/gone");
+        assert_eq!(one(&gone, &c, false), PutBack::Recreated);
+        assert_eq!(std::fs::read(&gone).unwrap(), b"saved\n");
+        assert_eq!(std::fs::metadata(&gone).unwrap().permissions().mode() & 0o7777, 0o751);
+        assert_eq!(one(&gone, &c, false), PutBack::Unchanged);
+        std::fs::write(&gone, b"changed").unwrap();
+        assert_eq!(one(&gone, &c, false), PutBack::KeptChanged);
+        assert_eq!(std::fs::read(&gone).unwrap(), b"changed");
+        assert_eq!(one(&gone, &c, true), PutBack::Replaced);
+        assert_eq!(std::fs::read(&gone).unwrap(), b"saved\n");
+        std::fs::write(&gone, b"changed again").unwrap();
+        let allowed = SavedContents { overwrite: true, ..c.clone() };
+        assert_eq!(one(&gone, &allowed, false), PutBack::Replaced, "allowed at launch");
+        // One path saved by two images is put back once.
+        let twice = [
+            Saved { path: gone.clone(), image: Path::new("a"), fd: 3, contents: &c },
+            Saved { path: gone.clone(), image: Path::new("b"), fd: 4, contents: &c },
+        ];
+        assert_eq!(put_back(&twice, false).len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_placeholder_fails_reads_and_writes_with_enotconn() {

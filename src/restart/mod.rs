@@ -39,6 +39,7 @@ pub mod chain;
 mod events;
 mod files;
 mod ipc;
+mod pathvirt;
 mod pipes;
 pub mod plan;
 mod ptys;
@@ -68,6 +69,9 @@ pub const IMAGE_FD: RawFd = 822;
 
 #[derive(FromArgs)]
 #[argh(help_triggers("--help"))]
+#[argh(
+    note = "Environment: DMTCP_PATH_PREFIX and DMTCP_NEW_PATH_PREFIX (colon-separated, paired in order): open files and the working folder under an old prefix are taken from the new one (DMTCP's pathvirt; paths the program opens later are not translated). DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES=1: the contents saved by --checkpoint-open-files replace a file that changed since the checkpoint."
+)]
 /// Restart a computation from checkpoint images: dmtcp_restart [options] ckpt_*.dmtcp
 struct RestartArgs {
     /// coordinator host (env DMTCP_COORD_HOST, default 127.0.0.1)
@@ -207,6 +211,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
             None => 0,
         },
     };
+    let moved = pathvirt::PathMap::from_env().map_err(usage_err)?;
     let strict = !(a.no_strict_checking || env_set(ev::DISABLE_STRICT_CHECKING).is_some_and(|v| v != "0"));
     // Setup (the shared-data area) and a coordinator it starts read these from our environment;
     // dmtcp_restart is single-threaded, so changing it is sound.
@@ -299,7 +304,16 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         return Err(Fail { code: EXIT_FAILURE, msg: String::new() });
     }
     // The plan, from what the images say (pure; its errors name the image).
-    let facts: Vec<ImageFacts> = images.iter().map(|(img, _, _)| facts(img)).collect();
+    let mut facts: Vec<ImageFacts> = images.iter().map(|(img, _, _)| facts(img)).collect();
+    // Path virtualisation (pathvirt.rs): open files under an old prefix are opened at the new one.
+    if !moved.is_empty() {
+        log::debug!("path prefixes taken from new ones: {moved:?}");
+    }
+    for f in &mut facts {
+        for p in &mut f.paths {
+            *p = moved.apply(p);
+        }
+    }
     let plan = plan::plan(&facts).map_err(|e| setup::fail(e.to_string()))?;
     for g in 0..plan.groups.len() {
         let order: Vec<i32> = plan.creation_order(g).iter().map(|&i| plan.procs[i].pid).collect();
@@ -326,6 +340,22 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
         })
         .collect();
     sockets::check_ports(&listeners).map_err(setup::fail)?;
+    // Saved contents of open files (--checkpoint-open-files), before anything opens them.
+    let moved_ref = &moved;
+    let saved: Vec<files::Saved<'_>> = images
+        .iter()
+        .flat_map(|(img, _, _)| {
+            img.summary.fds.iter().filter_map(move |f| {
+                f.contents.as_ref().map(|contents| files::Saved {
+                    path: moved_ref.apply(Path::new(std::ffi::OsStr::from_bytes(&f.path))),
+                    image: img.path.as_path(),
+                    fd: f.fd,
+                    contents,
+                })
+            })
+        })
+        .collect();
+    files::put_back(&saved, env_set(ev::ALLOW_OVERWRITE).is_some_and(|v| v == "1"));
 
     // 2. The coordinator, and the facts of the new run.
     let (host, port) = client::coord_address(a.coord_host.as_deref(), a.coord_port).map_err(usage_err)?;
@@ -391,6 +421,16 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
                     abs.display()
                 ),
             );
+        }
+        let cwd = img.header().cwd;
+        if let Some(new) = moved.translate(Path::new(std::ffi::OsStr::from_bytes(cwd.as_bytes()))) {
+            log::debug!(
+                "{}: working folder {} becomes {}",
+                img.path.display(),
+                cwd.as_bytes().escape_ascii(),
+                new.display()
+            );
+            kv(ev::RESTART_CWD, &new.display());
         }
         for (name, value) in env_changes(&img.path)? {
             match value {

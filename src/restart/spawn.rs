@@ -16,6 +16,7 @@ use dmtcp_proto::{Kind, Msg, WorkerState};
 use std::ffi::CString;
 use std::io::{Seek, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::time::Duration;
 
 /// What the processes of the restart share, fixed before the first fork.
@@ -303,9 +304,15 @@ fn group_main(ctx: &Ctx<'_>, g: usize, ids: ns::Ids, old_mask: &libc::sigset_t, 
     ns::child_exit(if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) })
 }
 
+/// The pid of the group's init (C, or P without a namespace) as this process sees it, which a
+/// failing restorer kills when it cannot kill the whole namespace (`--fail-kill`): P's exit
+/// then tells X of the failure. Set by `init_main`; its children inherit it.
+static GROUP_INIT: AtomicI32 = AtomicI32::new(0);
+
 /// C: makes the group's objects, creates the processes the plan gives it, then reaps and
 /// forwards until the root is gone.
 fn init_main(ctx: &Ctx<'_>, g: usize, old_mask: &libc::sigset_t, wfd: RawFd) -> ! {
+    GROUP_INIT.store(std::process::id() as i32, Relaxed);
     let group = &ctx.plan.groups[g];
     let mut root_pid = 0;
     let objects = match Objects::make(ctx, g) {
@@ -423,7 +430,7 @@ fn become_restored(
             return e;
         }
     }
-    let bases = match prepare(ctx, objects, i, wfd, confirm) {
+    let (bases, err_fd, fail_fd) = match prepare(ctx, objects, i, wfd, confirm) {
         Ok(b) => b,
         Err(e) => return format!("{name}: {e}"),
     };
@@ -435,7 +442,25 @@ fn become_restored(
         .iter()
         .map(|r| CString::new(format!("{}:{}:{}", r.fd, r.dev, r.inode)).expect("digits"))
         .collect();
-    let mut argv = vec![argv0.as_ptr(), c"--fd".as_ptr(), fd_arg.as_ptr(), c"--stderr-fd".as_ptr(), c"2".as_ptr()];
+    // The restorer's messages go to our stderr (the program's fd 2 may be a pipe to a process
+    // that is being restored too, as a rank's is to mpirun), and a failure is told through
+    // the group's record pipe and takes the restart's processes down, so that a restart that
+    // cannot be done ends with the restorer's message and a non-zero exit, never waits.
+    let err_arg = CString::new(err_fd.to_string()).expect("digits");
+    let fail_arg = CString::new(fail_fd.to_string()).expect("digits");
+    let kill_arg =
+        CString::new(if ctx.use_ns { "-1".to_string() } else { GROUP_INIT.load(Relaxed).to_string() }).expect("digits");
+    let mut argv = vec![
+        argv0.as_ptr(),
+        c"--fd".as_ptr(),
+        fd_arg.as_ptr(),
+        c"--stderr-fd".as_ptr(),
+        err_arg.as_ptr(),
+        c"--fail-fd".as_ptr(),
+        fail_arg.as_ptr(),
+        c"--fail-kill".as_ptr(),
+        kill_arg.as_ptr(),
+    ];
     for r in &regions {
         argv.extend([c"--region".as_ptr(), r.as_ptr()]);
     }
@@ -495,7 +520,7 @@ fn prepare(
     i: usize,
     wfd: RawFd,
     confirm: &mut RawFd,
-) -> Result<Vec<RawFd>, String> {
+) -> Result<(Vec<RawFd>, RawFd, RawFd), String> {
     let t = &ctx.targets[i];
     let mut s = client::connect(ctx.host, ctx.port, Duration::from_secs(10))
         .map_err(|e| format!("cannot reach the coordinator at {}:{}: {e}", ctx.host, ctx.port))?;
@@ -577,12 +602,24 @@ fn prepare(
         }
         bases.push(n);
     }
+    // Our stderr and the group's record pipe, for the restorer's messages and failures
+    // (`--stderr-fd`, `--fail-fd`), above the program's numbers too; it closes them.
+    let mut ours = [2, wfd];
+    for fd in &mut ours {
+        // SAFETY: fcntl(F_DUPFD) of an fd we hold to a new number (not close-on-exec).
+        let n = unsafe { libc::fcntl(*fd, libc::F_DUPFD, above) };
+        if n < 0 {
+            return Err(format!("cannot pass fd {fd} to the restorer: {}", std::io::Error::last_os_error()));
+        }
+        *fd = n;
+    }
     let mut keep = vec![0, 1, 2, ev::RESTART_INFO_FD, dmtcp_proto::COORD_FD, IMAGE_FD];
     keep.extend(&bases);
+    keep.extend(ours);
     keep.extend(place_fds(&wanted, confirm)?);
     keep.push(*confirm);
     close_others(&keep);
-    Ok(bases)
+    Ok((bases, ours[0], ours[1]))
 }
 
 /// Puts copies of fds at the numbers the plan gives, `wanted`: (number, fd to copy), via

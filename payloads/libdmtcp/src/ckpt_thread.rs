@@ -246,6 +246,7 @@ fn checkpoint(m: &Msg) -> bool {
                 num_peers: req_base.2,
                 vpid: coord::VPID.load(Relaxed),
                 n_threads: n,
+                image_flags: m.flags & (dmtcp_proto::FLAG_INCREMENTAL | dmtcp_proto::FLAG_FULL),
             };
             crate::api::writing();
             threads::record_ckpt_thread(BASE.load(Relaxed));

@@ -14,7 +14,7 @@ use dmtcp_proto::{env, le, shared};
 pub const CARRY_LEN: usize = 4200;
 
 /// The variables re-injected at every exec when the caller's environment dropped them.
-pub const CARRIED: [&str; 17] = [
+pub const CARRIED: [&str; 19] = [
     env::COORD_HOST,
     env::COORD_PORT,
     env::SHARED_AREA,
@@ -32,6 +32,8 @@ pub const CARRIED: [&str; 17] = [
     env::INCREMENTAL,
     env::INCREMENTAL_CHAIN,
     env::INCREMENTAL_RATIO,
+    env::CKPT_OPEN_FILES,
+    env::ALLOW_OVERWRITE,
 ];
 const I_HOST: usize = 0;
 const I_SHARED: usize = 2;
@@ -47,6 +49,8 @@ const I_UNIQUE_CKPT: usize = 13;
 const I_INCREMENTAL: usize = 14;
 const I_INCREMENTAL_CHAIN: usize = 15;
 const I_INCREMENTAL_RATIO: usize = 16;
+const I_CKPT_OPEN_FILES: usize = 17;
+const I_ALLOW_OVERWRITE: usize = 18;
 /// Defaults of DMTCP_INCREMENTAL_CHAIN and DMTCP_INCREMENTAL_RATIO.
 pub const INCREMENTAL_CHAIN_DEFAULT: u32 = 10;
 pub const INCREMENTAL_RATIO_DEFAULT: u32 = 50;
@@ -160,6 +164,18 @@ impl Config {
     }
 
     /// DMTCP_INCREMENTAL=1 (`--incremental`): delta images after a full one (`dirty`).
+    /// Whether the contents of open regular files go into the image (DMTCP_CKPT_OPEN_FILES=1,
+    /// `--checkpoint-open-files`).
+    pub fn ckpt_open_files(&self) -> bool {
+        matches!(self.carried_value(I_CKPT_OPEN_FILES), b"1" | b"yes" | b"true")
+    }
+
+    /// Whether saved contents may replace a file that changed since the checkpoint
+    /// (DMTCP_ALLOW_OVERWRITE_WITH_CKPTED_FILES=1, `--allow-file-overwrite`).
+    pub fn allow_file_overwrite(&self) -> bool {
+        matches!(self.carried_value(I_ALLOW_OVERWRITE), b"1" | b"yes" | b"true")
+    }
+
     pub fn incremental(&self) -> bool {
         matches!(self.carried_value(I_INCREMENTAL), b"1" | b"yes" | b"true")
     }
@@ -375,6 +391,7 @@ pub fn read_restart_info() {
     // SAFETY: the other threads are stopped (see config::apply_restart_info).
     unsafe { apply_restart_info(&buf[..n]) };
     crate::dirty::restart_info(&buf[..n]);
+    crate::resources::process::restart_info(&buf[..n]);
     apply_env_changes(&buf[..n]);
     pause_if_asked(&buf[..n]);
 }

@@ -33,6 +33,10 @@
 //! registered and protected, and the chain continues from the image restored
 //! (`DMTCP_RESTART_CHAIN` in the restart facts), so the next delta is relative to that state.
 //! Without userfaultfd or PAGEMAP_SCAN (older kernels), one log line and full images.
+//! One checkpoint may ask otherwise than the launch (`dmtcp_command --incremental` / `--full`,
+//! or a coordinator started with `--incremental`: the DoCheckpoint's FLAG_INCREMENTAL or
+//! FLAG_FULL, `decide`): a process that kept no chain then starts one with a full image, and one
+//! restored from a chain's image is protected again after the restart whatever its launch said.
 //!
 //! Rules: runs on the checkpoint thread with every other thread stopped (or, in
 //! `after_restart`, before they run again): no allocation (tables in .bss through
@@ -194,21 +198,27 @@ fn is_tracked(s: &State, a: &AreaRecord) -> bool {
 }
 
 /// Decides whether this checkpoint writes a full image of a chain, a delta or a plain image
-/// (before the writer is started: its arguments say which).
-pub fn decide() {
+/// (before the writer is started: its arguments say which). `flags`: the checkpoint's
+/// FLAG_INCREMENTAL (`dmtcp_command --incremental`, or a coordinator started with
+/// `--incremental`: incremental for this one even if not launched so) or FLAG_FULL (a full
+/// image that starts a new chain; a process without a chain writes a plain image).
+pub fn decide(flags: u32) {
     let c = crate::config::get();
+    let asked = flags & dmtcp_proto::FLAG_INCREMENTAL != 0;
+    let full = flags & dmtcp_proto::FLAG_FULL != 0 && !asked;
     STATE.with(|s| {
         s.mode = Mode::Off;
         s.kinds = None;
         s.ranges = None;
         s.n_ranges = 0;
-        if !c.incremental() || !open_uffd(s) {
+        if !(c.incremental() || asked || full && s.last.image_id != 0) || !open_uffd(s) {
             s.last.image_id = 0;
             return;
         }
         let same_path = crate::writer::with_image_path(|p| p == s.last.path.bytes());
         let l = &s.last;
-        let delta = l.image_id != 0
+        let delta = !full
+            && l.image_id != 0
             && same_path
             && l.position < c.incremental_chain()
             && l.delta_bytes.saturating_mul(100) <= l.base_bytes.saturating_mul(u64::from(c.incremental_ratio()));
@@ -378,7 +388,12 @@ fn scan_into(s: &mut State, pagemap: c_int, i: usize, a: &AreaRecord, q: Scan, t
         let (n, walk_end) = match uffd::pagemap_scan(pagemap, from, a.end, q, room) {
             Ok(v) => v,
             Err(e) => {
-                trace!("incremental: scan of {:#x}-{:#x} failed: {}", a.start, a.end, crate::log::Bytes(sys::strerror(e)));
+                trace!(
+                    "incremental: scan of {:#x}-{:#x} failed: {}",
+                    a.start,
+                    a.end,
+                    crate::log::Bytes(sys::strerror(e))
+                );
                 return false;
             }
         };
@@ -485,7 +500,8 @@ pub fn abort() {
 /// The restart facts' `DMTCP_RESTART_CHAIN=<id> <checksum> <position> <base bytes> <delta
 /// bytes> <path>` (hex, hex, decimal...): the image this process was restored from.
 pub fn restart_info(text: &[u8]) {
-    let line = text.split(|&b| b == b'\n').find_map(|l| crate::cstr::env_match(l, dmtcp_proto::env::RESTART_CHAIN.as_bytes()));
+    let line =
+        text.split(|&b| b == b'\n').find_map(|l| crate::cstr::env_match(l, dmtcp_proto::env::RESTART_CHAIN.as_bytes()));
     STATE.with(|s| {
         // The checkpoint's tables were mappings made after the area table was read: not in
         // the image, so not ours to unmap (their addresses may hold something else now).
@@ -514,16 +530,24 @@ pub fn restart_info(text: &[u8]) {
         if id == 0 || pos > u64::from(image::chain::MAX_POSITION) {
             return;
         }
-        s.last = Last { image_id: id, position: pos as u32, checksum: sum, base_bytes: base, delta_bytes: delta, path: Fixed::new() };
+        s.last = Last {
+            image_id: id,
+            position: pos as u32,
+            checksum: sum,
+            base_bytes: base,
+            delta_bytes: delta,
+            path: Fixed::new(),
+        };
         s.last.path.set(path);
     })
 }
 
-
 /// After a restart, before the program's threads run: every private anonymous area is
 /// registered and protected, so the next checkpoint's delta is relative to the restored state.
 pub fn after_restart() {
-    if !crate::config::get().incremental() {
+    // Restored from an image of a chain (`restart_info`): its process kept one, whether it was
+    // launched incremental or a command asked for it; the next delta builds on this state.
+    if !crate::config::get().incremental() && STATE.with(|s| s.last.image_id == 0) {
         return;
     }
     let Ok(mut text) = sys::Mapping::new(4 << 20) else {
@@ -542,7 +566,11 @@ pub fn after_restart() {
         for line in text.as_slice()[..n].split(|&c| c == b'\n') {
             let Some(m) = crate::writer::parse_line(line) else { continue };
             let private = m.perms.get(3) == Some(&b'p');
-            if !private || m.inode != 0 || m.name.first() == Some(&b'/') || m.name.first() == Some(&b'[') && m.name != b"[heap]" && m.name != b"[stack]" {
+            if !private
+                || m.inode != 0
+                || m.name.first() == Some(&b'/')
+                || m.name.first() == Some(&b'[') && m.name != b"[heap]" && m.name != b"[stack]"
+            {
                 continue;
             }
             // Our own buffer may have merged with a neighbour of the same kind: its range is
@@ -558,7 +586,9 @@ pub fn after_restart() {
                 if end <= start {
                     continue;
                 }
-                if uffd::register_wp(fd, start, end - start).is_err() || uffd::write_protect(fd, start, end - start, true).is_err() {
+                if uffd::register_wp(fd, start, end - start).is_err()
+                    || uffd::write_protect(fd, start, end - start, true).is_err()
+                {
                     continue;
                 }
                 if k < MAX_TRACKED {

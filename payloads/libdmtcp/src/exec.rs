@@ -190,12 +190,7 @@ fn with_env_spawning(target: Option<Target<'_>>, env: CArray, call: impl FnOnce(
     run_with_env(target, env, true, call)
 }
 
-fn run_with_env(
-    target: Option<Target<'_>>,
-    env: CArray,
-    spawn: bool,
-    call: impl FnOnce(CStrArray) -> c_int,
-) -> c_int {
+fn run_with_env(target: Option<Target<'_>>, env: CArray, spawn: bool, call: impl FnOnce(CStrArray) -> c_int) -> c_int {
     let Some(target) = target.filter(|_| config::active()) else {
         return call(env.as_ptr());
     };

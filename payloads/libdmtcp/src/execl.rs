@@ -17,7 +17,6 @@ pub const EXECLE: usize = 2;
 /// Longest argument list accepted (ARG_MAX allows more, no real program passes more this way).
 const MAX_ARGS: usize = 1 << 16;
 
-
 /// The list entry `i`: the first `nregs` come from `regs`, the others from `stack`.
 ///
 /// # Safety

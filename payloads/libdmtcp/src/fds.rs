@@ -116,7 +116,13 @@ fn ours_in(first: c_uint, last: c_uint) -> [c_int; 2] {
     let mut n = 0;
     let (c, h) = (coord(), hidden());
     let c = if is_coord(c) { c } else { -1 };
-    let (lo, hi) = if c >= 0 && h >= 0 && h < c { (h, c) } else if c >= 0 { (c, h) } else { (h, -1) };
+    let (lo, hi) = if c >= 0 && h >= 0 && h < c {
+        (h, c)
+    } else if c >= 0 {
+        (c, h)
+    } else {
+        (h, -1)
+    };
     for fd in [lo, hi] {
         if fd >= 0 && (fd as c_uint) >= first && (fd as c_uint) <= last {
             v[n] = fd;

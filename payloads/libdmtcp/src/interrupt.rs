@@ -127,9 +127,8 @@ fn handled(sig: c_int) -> bool {
     let mut old = [0usize; 8];
     // SAFETY: rt_sigaction with no new action only writes the old one (the kernel's
     // struct sigaction: handler, flags, restorer, 8-byte mask; 32 bytes is enough).
-    let r = unsafe {
-        libc::syscall(libc::SYS_rt_sigaction, sig, core::ptr::null::<c_void>(), old.as_mut_ptr(), 8usize)
-    };
+    let r =
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, core::ptr::null::<c_void>(), old.as_mut_ptr(), 8usize) };
     r == 0 && old[0] != libc::SIG_DFL && old[0] != libc::SIG_IGN
 }
 
@@ -437,7 +436,9 @@ fn set_tv(tv: *mut libc::timeval, left: Option<i64>) {
     if let (false, Some(n)) = (tv.is_null(), left) {
         if Some(n) != tv_to_ns(tv) {
             // SAFETY: the caller's non-null timeval, which select may write.
-            unsafe { *tv = libc::timeval { tv_sec: (n / 1_000_000_000) as _, tv_usec: ((n % 1_000_000_000) / 1000) as _ } };
+            unsafe {
+                *tv = libc::timeval { tv_sec: (n / 1_000_000_000) as _, tv_usec: ((n % 1_000_000_000) / 1000) as _ }
+            };
         }
     }
 }

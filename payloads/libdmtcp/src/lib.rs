@@ -68,17 +68,17 @@ mod dlsym;
 #[allow(unsafe_code)]
 mod exec;
 #[allow(unsafe_code)]
-mod fds;
-#[allow(unsafe_code)]
 mod execl;
+#[allow(unsafe_code)]
+mod fds;
 #[allow(unsafe_code)]
 mod init;
 // Image write progress for the coordinator (no unsafe).
-mod progress;
 #[allow(unsafe_code)]
 mod inotify_calls;
 #[allow(unsafe_code)]
 mod interrupt;
+mod progress;
 #[allow(unsafe_code)]
 mod real;
 mod resources;

@@ -24,11 +24,7 @@ static LAST_MS: AtomicI64 = AtomicI64::new(0);
 pub fn start() {
     let mut buf = [0u8; 128];
     let resident = match sys::read_file(c"/proc/self/statm", &mut buf) {
-        Ok(n) => buf[..n]
-            .split(|&b| b == b' ')
-            .nth(1)
-            .and_then(crate::cstr::parse_u64)
-            .unwrap_or(0),
+        Ok(n) => buf[..n].split(|&b| b == b' ').nth(1).and_then(crate::cstr::parse_u64).unwrap_or(0),
         Err(_) => 0,
     };
     TOTAL.store(resident * PAGE, Relaxed);

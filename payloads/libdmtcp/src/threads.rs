@@ -126,8 +126,8 @@ pub static EPOCH: AtomicU32 = AtomicU32::new(0);
 pub static RSEQ_OFFSET: AtomicUsize = AtomicUsize::new(0);
 pub static RSEQ_SIZE: AtomicU32 = AtomicU32::new(0);
 
-use crate::sys::thread::{futex_wait, futex_wait_ms, futex_wake, tgkill};
 pub use crate::sys::thread::gettid;
+use crate::sys::thread::{futex_wait, futex_wait_ms, futex_wake, tgkill};
 
 /// Records this thread's kernel state in `s` (TLS, tid address, robust list, rseq, altstack,
 /// name, pending signals). Async-signal-safe.

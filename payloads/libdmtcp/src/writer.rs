@@ -28,7 +28,9 @@ use crate::cstr::Fixed;
 use crate::sys;
 use crate::threads::{self, Slot, CKPT_SLOT};
 use core::ffi::{c_int, c_void};
-use dmtcp_proto::image::{self, hdr, AreaRecord, Arch, Chunk, Header, Span, ThreadRecord, Trailer, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
+use dmtcp_proto::image::{
+    self, hdr, Arch, AreaRecord, Chunk, Header, Span, ThreadRecord, Trailer, AREA_SIZE, HEADER_SIZE, THREAD_SIZE,
+};
 
 const PAGE: usize = 4096;
 // The scratch mapping (MAP_NORESERVE: only what is used costs memory): /proc/self/smaps (about
@@ -50,6 +52,8 @@ pub struct Request {
     pub vpid: i32,
     /// Slots 0..n_threads hold the stopped user threads.
     pub n_threads: usize,
+    /// The DoCheckpoint's FLAG_INCREMENTAL / FLAG_FULL (`dirty::decide`).
+    pub image_flags: u32,
 }
 
 /// A failed checkpoint, with a message for the coordinator and the log.
@@ -143,7 +147,8 @@ struct Stream {
 impl Stream {
     fn put(&mut self, b: &[u8]) -> Result<(), Failure> {
         self.len += b.len() as u64;
-        let r = sys::write_all(self.fd, b).map_err(|e| fail(&[b"the image writer stopped reading: ", sys::strerror(e)]));
+        let r =
+            sys::write_all(self.fd, b).map_err(|e| fail(&[b"the image writer stopped reading: ", sys::strerror(e)]));
         crate::progress::note(self.len);
         r
     }
@@ -202,7 +207,10 @@ fn vm_flags(line: &[u8]) -> u32 {
 }
 
 /// Calls `f` for each entry of the smaps text, with its VmFlags folded in.
-fn for_each_smaps_entry<'a>(text: &'a [u8], mut f: impl FnMut(MapLine<'a>) -> Result<(), Failure>) -> Result<(), Failure> {
+fn for_each_smaps_entry<'a>(
+    text: &'a [u8],
+    mut f: impl FnMut(MapLine<'a>) -> Result<(), Failure>,
+) -> Result<(), Failure> {
     let mut cur: Option<MapLine<'a>> = None;
     for line in text.split(|&c| c == b'\n') {
         if let Some(rest) = line.strip_prefix(b"VmFlags:") {
@@ -379,7 +387,7 @@ pub fn write_image(req: &Request) -> Result<(), Failure> {
     let c = crate::config::get();
     let mut scratch = Scratch::new()?;
     build_path(req)?;
-    crate::dirty::decide();
+    crate::dirty::decide(req.image_flags);
     let (child, data_fd, status_fd) = spawn_writer(c.dmtcp_bin(), c.compress())?;
     let mut stream = Stream { fd: data_fd, len: 0 };
     crate::progress::start();
@@ -400,7 +408,7 @@ pub fn write_image(req: &Request) -> Result<(), Failure> {
 
 /// The path an image of this process gets (for the C API's `dmtcp_get_ckpt_filename`).
 pub fn image_path_for(comp_id: u64, vpid: i32, out: &mut Fixed<4200>) -> bool {
-    let req = Request { comp_id, generation: 0, num_peers: 0, vpid, n_threads: 0 };
+    let req = Request { comp_id, generation: 0, num_peers: 0, vpid, n_threads: 0, image_flags: 0 };
     build_path_in(&req, out).is_ok()
 }
 
@@ -757,7 +765,13 @@ fn write_ranges(out: &mut Stream, idx: u32, a: &AreaRecord) -> Result<(), Failur
         }
         if !readable && !made_readable {
             // SAFETY: temporarily readable so that we can save it; restored below.
-            unsafe { libc::mprotect(a.start as usize as *mut c_void, a.len() as usize, (a.prot | libc::PROT_READ as u32) as c_int) };
+            unsafe {
+                libc::mprotect(
+                    a.start as usize as *mut c_void,
+                    a.len() as usize,
+                    (a.prot | libc::PROT_READ as u32) as c_int,
+                )
+            };
             made_readable = true;
         }
         let mut at = s;
@@ -865,7 +879,14 @@ fn probe_pages(w: &mut Work, page: usize, n: usize, keep: &mut [bool; BATCH]) {
 }
 
 /// Writes the stored pages of one area as chunks of consecutive pages.
-fn write_area(out: &mut Stream, pagemap: c_int, mut w: Work, idx: u32, a: &AreaRecord, data: Data) -> Result<(), Failure> {
+fn write_area(
+    out: &mut Stream,
+    pagemap: c_int,
+    mut w: Work,
+    idx: u32,
+    a: &AreaRecord,
+    data: Data,
+) -> Result<(), Failure> {
     let w = &mut w;
     let (start, end, prot) = (a.start as usize, a.end as usize, a.prot);
     let readable = prot & libc::PROT_READ as u32 != 0;

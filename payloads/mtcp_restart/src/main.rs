@@ -37,8 +37,12 @@ pub const STACK_SIZE: usize = 256 * 1024;
 #[no_mangle]
 pub static mut STACK: [u8; STACK_SIZE] = [0; STACK_SIZE];
 
-const USAGE: &str = "usage: mtcp_restart [--stderr-fd N] [--region FD:DEV:INODE ...] [--base FD ...] --fd N\n\
+const USAGE: &str = "usage: mtcp_restart [--stderr-fd N] [--fail-fd N] [--fail-kill PID] [--region FD:DEV:INODE ...]\n\
+                    [--base FD ...] --fd N\n\
   Restores one dmtcp checkpoint image, read from file descriptor N, into this process.\n\
+  --stderr-fd: where messages go (closed before the program runs again).\n\
+  --fail-fd: on failure, a failure record is written there (closed like --stderr-fd).\n\
+  --fail-kill: on failure, SIGKILL to PID first (-1: every process of the pid namespace).\n\
   --region: the memfd at FD stands for the shared memory object (DEV, INODE) of the image.\n\
   --base: the older images of an incremental chain, oldest first (N is the newest).\n\
   It is run by dmtcp_restart; users call dmtcp_restart instead.\n";
@@ -89,6 +93,10 @@ pub const MAX_BASES: usize = 1024;
 pub struct Args {
     pub image_fd: usize,
     pub err_fd: usize,
+    /// Where a failure is told (`--fail-fd`; usize::MAX: nowhere).
+    pub fail_fd: usize,
+    /// Who is killed on a failure (`--fail-kill`; 0: nobody).
+    pub fail_kill: isize,
     pub regions: [Region; MAX_REGIONS],
     pub n_regions: usize,
     /// The chain's older images, oldest first (`--base`).
@@ -135,6 +143,8 @@ pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
         cstr(unsafe { *argv.add(j) })
     };
     let mut err_fd = 2usize;
+    let mut fail_fd = usize::MAX;
+    let mut fail_kill = 0isize;
     let mut image_fd = None;
     let mut regions = [Region { fd: 0, dev: 0, inode: 0 }; MAX_REGIONS];
     let mut n_regions = 0;
@@ -165,13 +175,25 @@ pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
                 n_bases += 1;
                 i += 2;
             }
-            b"--fd" | b"--stderr-fd" => {
+            b"--fail-kill" => {
+                let v = (i + 1 < argc).then(|| arg(i + 1));
+                let Some(pid) = v.and_then(|v| if v == b"-1" { Some(-1) } else { parse_num(v).map(|p| p as isize) })
+                else {
+                    Out::new(err_fd).s("mtcp_restart: option --fail-kill needs a pid or -1\n").s(USAGE);
+                    sys::exit(2);
+                };
+                fail_kill = pid;
+                i += 2;
+            }
+            b"--fd" | b"--stderr-fd" | b"--fail-fd" => {
                 let Some(v) = (i + 1 < argc).then(|| arg(i + 1)).and_then(parse_num) else {
                     Out::new(err_fd).s("mtcp_restart: option ").b(a).s(" needs a file descriptor number\n").s(USAGE);
                     sys::exit(2);
                 };
                 if a == b"--stderr-fd" {
                     err_fd = v;
+                } else if a == b"--fail-fd" {
+                    fail_fd = v;
                 } else {
                     image_fd = Some(v);
                 }
@@ -200,7 +222,7 @@ pub unsafe extern "C" fn restorer_main(sp: *const usize) -> ! {
         Out::new(err_fd).s("mtcp_restart: no image given (--fd N)\n").s(USAGE);
         sys::exit(2);
     };
-    restore::run(Args { image_fd, err_fd, regions, n_regions, bases, n_bases })
+    restore::run(Args { image_fd, err_fd, fail_fd, fail_kill, regions, n_regions, bases, n_bases })
 }
 
 /// First code of a restored thread (see `arch::clone3_thread`).
@@ -211,5 +233,5 @@ pub extern "C" fn thread_entry(start: usize) -> ! {
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     Out::new(2).s("mtcp_restart: internal error\n");
-    sys::exit(70)
+    restore::fail(70)
 }

@@ -5,6 +5,7 @@ use crate::arch::{self, ARCH, RESTORER_BASE};
 use crate::out::Out;
 use crate::sys::{self, *};
 use crate::{Args, Region};
+use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering::Relaxed};
 use dmtcp_proto::image::{self, AreaRecord, Chunk, Header, ImageError, ThreadRecord, AREA_SIZE, HEADER_SIZE, THREAD_SIZE};
 
 const PAGE: usize = 4096;
@@ -35,14 +36,44 @@ struct Ctx {
 const DISCARD: usize = RESTORER_BASE + 0x0380_0000;
 const DISCARD_LEN: usize = 1 << 20;
 
+/// Where a failure is told (`--fail-fd`: the write end of the group's record pipe of
+/// `dmtcp_restart`), and which processes go down with it (`--fail-kill`: -1, every process of
+/// the restart's pid namespace, or the pid of the group's init without one; 0 none). Set once
+/// by `run`, before anything can fail, and forgotten once the fds are closed.
+static FAIL_FD: AtomicUsize = AtomicUsize::new(usize::MAX);
+static FAIL_KILL: AtomicIsize = AtomicIsize::new(0);
+
+/// The tag of a failure in `dmtcp_restart`'s record pipe (`common::ns::record::FAILED`).
+const RECORD_FAILED: u32 = 4;
+
+/// Ends a restore that cannot go on, so that `dmtcp_restart` learns of it instead of waiting
+/// for a process that will never join: the failure record goes into its pipe, the processes of
+/// the restart are killed (their peers would wait for this one forever; the group's init then
+/// reports and `dmtcp_restart` exits non-zero), then this process exits with `code`. The
+/// message itself was written before, on the error fd (`dmtcp_restart`'s own stderr).
+pub fn fail(code: usize) -> ! {
+    let fd = FAIL_FD.load(Relaxed);
+    if fd != usize::MAX {
+        let mut rec = [0u8; 8];
+        rec[..4].copy_from_slice(&RECORD_FAILED.to_le_bytes());
+        rec[4..].copy_from_slice(&(code as u32).to_le_bytes());
+        let _ = sys::write(fd, &rec);
+    }
+    let kill = FAIL_KILL.load(Relaxed);
+    if kill != 0 {
+        let _ = sys::kill(kill, SIGKILL);
+    }
+    sys::exit(code)
+}
+
 fn die(err: usize, what: &str) -> ! {
     Out::new(err).s("mtcp_restart: ").s(what).s("\n");
-    sys::exit(3)
+    fail(3)
 }
 
 fn die_errno(err: usize, what: &str, e: Errno) -> ! {
     Out::new(err).s("mtcp_restart: ").s(what).s(" (errno ").dec(e.0 as u64).s(")\n");
-    sys::exit(3)
+    fail(3)
 }
 
 fn read_exact(fd: usize, mut p: *mut u8, mut len: usize) -> Result<(), Errno> {
@@ -161,11 +192,13 @@ fn die_image(err: usize, e: ImageError) -> ! {
     let _ = core::fmt::write(&mut w, format_args!("{e}"));
     let n = w.n;
     Out::new(err).s("mtcp_restart: ").b(&msg[..n]).s("\n");
-    sys::exit(3)
+    fail(3)
 }
 
 pub fn run(args: Args) -> ! {
     let err = args.err_fd;
+    FAIL_FD.store(args.fail_fd, Relaxed);
+    FAIL_KILL.store(args.fail_kill, Relaxed);
     sys::block_all_signals();
 
     // 1. Header and tables.
@@ -191,7 +224,7 @@ pub fn run(args: Args) -> ! {
             .s(" but the image is ")
             .s(header.arch.name())
             .s("\n");
-        sys::exit(3)
+        fail(3)
     }
     let tables = header.tables_len();
     if PAGE + tables > SCRATCH_MAX {
@@ -251,8 +284,24 @@ pub fn run(args: Args) -> ! {
     set_mm(&c);
     let _ = sys::close(c.fd);
 
-    // 4. Threads, then this one as the main thread.
-    start_threads(&c)
+    // 4. Threads, then this one as the main thread. The error and failure fds are
+    // dmtcp_restart's, not the program's: closed before any thread of the program runs (its
+    // checkpoint thread makes fds as it restores). What still fails reports on fd 2.
+    let pid = sys::getpid() as i32;
+    for raw in c.threads.chunks_exact(THREAD_SIZE) {
+        let t = thread_rec(&c, raw);
+        if t.is_main() && t.tid != pid {
+            Out::new(c.err).s("mtcp_restart: warning: restored without its old pid ").dec(t.tid as u64).s("\n");
+        }
+    }
+    if args.fail_fd != usize::MAX {
+        FAIL_FD.store(usize::MAX, Relaxed);
+        let _ = sys::close(args.fail_fd);
+    }
+    if c.err != 2 {
+        let _ = sys::close(c.err);
+    }
+    start_threads(&Ctx { err: 2, ..c })
 }
 
 struct Buf<'a> {
@@ -284,7 +333,7 @@ fn check_tables(c: &Ctx) {
                 .s("-")
                 .hex(e as u64)
                 .s(", inside the range this restorer occupies; it cannot be restored\n");
-            sys::exit(3);
+            fail(3);
         }
     }
     let mut mains = 0;
@@ -380,7 +429,7 @@ fn map_areas(c: &Ctx, regions: &[Region]) {
                         .s(" ")
                         .b(name)
                         .s(" (run by dmtcp_restart)\n");
-                    sys::exit(3)
+                    fail(3)
                 }
             }
         } else if a.is_shared() {
@@ -390,14 +439,18 @@ fn map_areas(c: &Ctx, regions: &[Region]) {
             } else {
                 O_RDONLY
             };
-            match sys::open(&path[..=name.len()], oflags) {
+            let mut opened = sys::open(&path[..=name.len()], oflags);
+            if opened == Err(Errno(ENOENT)) && oflags == O_RDWR && name.starts_with(b"/dev/shm/") {
+                opened = recreate_backing(c, &path[..=name.len()], a.offset + a.len());
+            }
+            match opened {
                 Ok(fd) => {
                     let r = sys::mmap(start, len, mprot, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, a.offset);
                     let _ = sys::close(fd);
                     r
                 }
                 Err(e) => {
-                    Out::new(c.err).s("mtcp_restart: cannot reopen shared mapping of ").b(name).s("\n");
+                    Out::new(c.err).s("mtcp_restart: cannot reopen shared mapping of ").b(name).s(" (errno ").dec(e.0 as u64).s(")\n");
                     die_errno(c.err, "open failed", e)
                 }
             }
@@ -456,6 +509,41 @@ fn map_areas(c: &Ctx, regions: &[Region]) {
             }
         }
     }
+}
+
+/// The mode a recreated /dev/shm backing file gets (the image does not record the file's own;
+/// owner-only, as Open MPI and most programs create theirs).
+const BACKING_MODE: u32 = 0o600;
+
+/// Makes again a /dev/shm file that backed a writable MAP_SHARED area and is gone (mpirun
+/// removes its ranks' segment files when it is killed): created with O_EXCL (another process
+/// of the restart that maps it too may have made it first: then that one is opened), grown to
+/// `size` (at least the area's end in the file) with fallocate, or ftruncate where the file
+/// system cannot allocate. The image's pages then fill it like any shared file mapping: the
+/// elected process's image holds the resident pages of a writable tmpfs mapping, and a page
+/// it did not hold was a hole (zeros). The processes wait at the RESTART barrier before any
+/// runs, so none sees the file before it is filled.
+fn recreate_backing(c: &Ctx, path: &[u8], size: u64) -> Result<usize, Errno> {
+    let fd = match sys::create_excl(path, BACKING_MODE) {
+        Ok(fd) => fd,
+        Err(Errno(EEXIST)) => {
+            // Made by another restorer a moment ago: it may not have grown it yet, and this
+            // process may be the one whose image fills it (fallocate never shrinks a file).
+            let fd = sys::open(path, O_RDWR)?;
+            let _ = sys::fallocate(fd, size);
+            return Ok(fd);
+        }
+        Err(e) => return Err(e),
+    };
+    let _ = sys::fchmod(fd, BACKING_MODE);
+    if sys::fallocate(fd, size).is_err() {
+        if let Err(e) = sys::ftruncate(fd, size) {
+            let _ = sys::close(fd);
+            return Err(e);
+        }
+    }
+    Out::new(c.err).s("mtcp_restart: note: recreated the missing shared memory file ").b(&path[..path.len() - 1]).s("\n");
+    Ok(fd)
 }
 
 fn read_data(c: &Ctx) {
@@ -766,11 +854,11 @@ fn start_threads(c: &Ctx) -> ! {
         let t = thread_rec(c, raw);
         let tid = t.tid;
         if t.is_main() {
-            main = Some(t);
-            if tid != pid && !warned {
-                Out::new(c.err).s("mtcp_restart: warning: restored without its old pid ").dec(tid as u64).s("\n");
+            if tid != pid {
+                // Told by `run`; the other threads' ids then cannot be the old ones either.
                 warned = true;
             }
+            main = Some(t);
             continue;
         }
         // Start the thread on its own stack, below the point where it stopped.
@@ -835,7 +923,7 @@ pub fn thread_start(rec_addr: usize) -> ! {
     #[allow(unsafe_code)]
     let raw: &[u8] = unsafe { core::slice::from_raw_parts(rec_addr as *const u8, THREAD_SIZE) };
     // Decoded onto this thread's temporary stack (below its saved sp), which `resume` leaves.
-    let t = ThreadRecord::decode(raw).unwrap_or_else(|_| sys::exit(3));
+    let t = ThreadRecord::decode(raw).unwrap_or_else(|_| fail(3));
     #[cfg(target_arch = "x86")]
     arch::load_gs(t.gs as u32);
     // SAFETY: the record holds this thread's saved context, whose stack is restored.

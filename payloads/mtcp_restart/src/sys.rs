@@ -43,6 +43,10 @@ pub const MREMAP_FIXED: usize = 2;
 pub const O_RDONLY: usize = 0;
 pub const O_RDWR: usize = 2;
 pub const O_CLOEXEC: usize = 0o2000000;
+pub const O_CREAT: usize = 0o100;
+pub const O_EXCL: usize = 0o200;
+pub const ENOENT: i32 = 2;
+pub const SIGKILL: usize = 9;
 #[cfg(target_arch = "x86")]
 pub const O_LARGEFILE: usize = 0o100000;
 #[cfg(not(target_arch = "x86"))]
@@ -65,6 +69,32 @@ pub fn close(fd: usize) -> R {
 pub fn open(path: &[u8], flags: usize) -> R {
     debug_assert!(path.last() == Some(&0));
     res(syscall6(nr::OPENAT, AT_FDCWD as usize, path.as_ptr() as usize, flags | O_CLOEXEC | O_LARGEFILE, 0, 0, 0))
+}
+
+/// Creates a NUL-terminated path that must not exist yet (O_CREAT | O_EXCL), read-write, with
+/// `mode` (less the umask; see `fchmod`).
+pub fn create_excl(path: &[u8], mode: u32) -> R {
+    debug_assert!(path.last() == Some(&0));
+    let flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_LARGEFILE;
+    res(syscall6(nr::OPENAT, AT_FDCWD as usize, path.as_ptr() as usize, flags, mode as usize, 0, 0))
+}
+
+pub fn fchmod(fd: usize, mode: u32) -> R {
+    res(syscall6(nr::FCHMOD, fd, mode as usize, 0, 0, 0, 0))
+}
+
+/// Allocates `len` bytes of the file from its start (fallocate mode 0).
+pub fn fallocate(fd: usize, len: u64) -> R {
+    res(arch::fallocate(fd, len))
+}
+
+pub fn ftruncate(fd: usize, len: u64) -> R {
+    res(arch::ftruncate(fd, len))
+}
+
+/// kill(2); `pid` -1 is every process this one may signal (in a pid namespace: all of it).
+pub fn kill(pid: isize, sig: usize) -> R {
+    res(syscall6(nr::KILL, pid as usize, sig, 0, 0, 0, 0))
 }
 
 pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: u64) -> R {

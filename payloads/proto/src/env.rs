@@ -75,3 +75,10 @@ pub const ENV_SET: &str = "DMTCP_ENV_SET";
 pub const ENV_UNSET: &str = "DMTCP_ENV_UNSET";
 /// The modify-env file `dmtcp_restart` reads instead of `dmtcp_env.txt` of the image's folder.
 pub const ENV_FILE: &str = "DMTCP_ENV_FILE";
+/// Path virtualisation (DMTCP's pathvirt): colon-separated old path prefixes, and the new
+/// prefixes they are taken from at restart, in the same order (read by `dmtcp_restart`).
+pub const PATH_PREFIX: &str = "DMTCP_PATH_PREFIX";
+pub const NEW_PATH_PREFIX: &str = "DMTCP_NEW_PATH_PREFIX";
+/// Restart-info line (fd 820): the working folder the process returns to instead of its own
+/// (its old one, under a translated prefix).
+pub const RESTART_CWD: &str = "DMTCP_RESTART_CWD";

@@ -51,6 +51,14 @@ pub const FLAG_RESTARTING: u32 = 16;
 /// completed (every process resumed); not set while it runs or after it failed.
 pub const FLAG_RESTART_DONE: u32 = 32;
 
+/// Flags in `Msg::flags` of a checkpoint UserCmd and of DoCheckpoint: this one checkpoint
+/// writes a delta image where a process can (FLAG_INCREMENTAL: it has a chain to build on, else
+/// a full image that starts one), or a full image (FLAG_FULL: a new chain where the process
+/// keeps one), whatever the processes were launched with. Neither: as launched (a coordinator
+/// started with `--incremental` sets FLAG_INCREMENTAL on every checkpoint it starts).
+pub const FLAG_INCREMENTAL: u32 = 16;
+pub const FLAG_FULL: u32 = 32;
+
 /// Payload of `CkptProgress`: image stream bytes written of the expected total, and the bytes
 /// stored on disk (after compression) once the image is complete (0 before). From the
 /// coordinator, the sums over the computation: `done` processes have stored their image, and

@@ -4,6 +4,7 @@ use super::*;
 
 fn settings() -> Settings {
     Settings {
+        incremental: false,
         interval: 0,
         exit_on_last: false,
         kill_after_ckpt: false,
@@ -1080,4 +1081,51 @@ fn bcheckpoint_progress_sums_each_workers_last_figures_and_comes_before_the_answ
     let s = sums(&acts, req)[0];
     assert_eq!((s.written, s.stored, s.done, s.elapsed_ms), (70, 30, 1, 2000));
     assert!(matches!(to_req[1], Action::SendAndClose { msg, .. } if msg.kind == Kind::UserCmdResult));
+}
+
+// ---- Incremental or full, per checkpoint ------------------------------------------------
+
+/// The DoCheckpoint each worker gets for a checkpoint command with `flags`.
+fn ckpt_flags_for(t: &mut T, ids: &[ClientId], cmd: Cmd, flags: u32) -> Vec<u32> {
+    let id = t.connect();
+    let mut m = Msg::new(Kind::UserCmd);
+    m.cmd = cmd as u32;
+    m.flags = flags;
+    let acts = t.msg(id, m, &[]);
+    let got = ids.iter().map(|&w| only_send(&acts, w).flags & (FLAG_INCREMENTAL | FLAG_FULL)).collect();
+    t.walk_barriers(ids);
+    for (k, &w) in ids.iter().enumerate() {
+        t.filename(w, &format!("/i/{k}"));
+    }
+    t.feed(Input::ScriptWritten(Ok("s".into())));
+    for &w in ids {
+        t.worker_msg(w, Kind::WorkerResuming, WorkerState::Running, &[]);
+    }
+    got
+}
+
+#[test]
+fn a_command_asks_every_process_for_delta_or_full_images_of_one_checkpoint() {
+    let mut t = T::new();
+    let ids = [t.join("a"), t.join("b")];
+    let inc = FLAG_INCREMENTAL;
+    assert_eq!(ckpt_flags_for(&mut t, &ids, Cmd::BlockingCkpt, inc), vec![inc, inc]);
+    assert_eq!(ckpt_flags_for(&mut t, &ids, Cmd::Checkpoint, FLAG_FULL), vec![FLAG_FULL, FLAG_FULL]);
+    assert_eq!(ckpt_flags_for(&mut t, &ids, Cmd::Checkpoint, 0), vec![0, 0], "as launched");
+    // Other bits of a command's flags are not passed on.
+    assert_eq!(ckpt_flags_for(&mut t, &ids, Cmd::BlockingCkpt, FLAG_EXIT_AFTER_CKPT), vec![0, 0]);
+}
+
+#[test]
+fn an_incremental_coordinator_asks_for_deltas_on_its_own_checkpoints_but_a_full_one_wins() {
+    let mut t = T::with(Settings { incremental: true, interval: 10, ..settings() });
+    let a = t.at(1.0).join("a");
+    let acts = t.tick(11.0);
+    assert_eq!(only_send(&acts, a).flags & (FLAG_INCREMENTAL | FLAG_FULL), FLAG_INCREMENTAL, "interval checkpoint");
+    t.walk_barriers(&[a]);
+    t.filename(a, "/i/a");
+    t.feed(Input::ScriptWritten(Ok("s".into())));
+    t.worker_msg(a, Kind::WorkerResuming, WorkerState::Running, &[]);
+    assert_eq!(ckpt_flags_for(&mut t, &[a], Cmd::Checkpoint, 0), vec![FLAG_INCREMENTAL]);
+    assert_eq!(ckpt_flags_for(&mut t, &[a], Cmd::KillAfterCkpt, FLAG_FULL), vec![FLAG_FULL]);
 }

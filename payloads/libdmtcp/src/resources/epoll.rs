@@ -75,7 +75,8 @@ fn save() {
             let same = same_as(fd, t.recs[..t.n].iter().map(|r| r.fd));
             let (fd_flags, status) = fd_flags(fd);
             let entries = if same < 0 { save_entries(fd, t) } else { 0 };
-            t.recs[t.n] = FdRecord { fd, fd_flags, status, body: FdBody::Epoll(EpollRecord { same_as: same, entries }) };
+            t.recs[t.n] =
+                FdRecord { fd, fd_flags, status, body: FdBody::Epoll(EpollRecord { same_as: same, entries }) };
             t.n += 1;
         });
     });
@@ -90,14 +91,18 @@ fn save_entries(ep: c_int, t: &mut Table) -> u32 {
             return;
         };
         for line in info.split(|&c| c == b'\n').filter(|l| l.starts_with(b"tfd:")) {
-            let (Some(tfd), Some(events), Some(data)) = (word(line, b"tfd:", 10), word(line, b"events:", 16), word(line, b"data:", 16))
+            let (Some(tfd), Some(events), Some(data)) =
+                (word(line, b"tfd:", 10), word(line, b"events:", 16), word(line, b"data:", 16))
             else {
                 warn!("epoll fd {}: cannot read the entry {}", ep, Bytes(line));
                 continue;
             };
             let tfd = tfd as c_int;
             if ev::epoll_target_is(ep, tfd) == Some(false) {
-                warn!("epoll fd {}: the file it watches as fd {} is no longer at that number; it is not restored", ep, tfd);
+                warn!(
+                    "epoll fd {}: the file it watches as fd {} is no longer at that number; it is not restored",
+                    ep, tfd
+                );
                 continue;
             }
             if t.ne == MAX_ENTRIES {
@@ -138,7 +143,12 @@ fn restore() {
         }
         for e in &t.entries[..t.ne] {
             if let Err(err) = ev::epoll_add(e.ep, e.tfd, e.events, e.data) {
-                warn!("epoll fd {}: cannot watch fd {} again after restart: {}", e.ep, e.tfd, Bytes(sys::strerror(err)));
+                warn!(
+                    "epoll fd {}: cannot watch fd {} again after restart: {}",
+                    e.ep,
+                    e.tfd,
+                    Bytes(sys::strerror(err))
+                );
             }
         }
     });

@@ -38,7 +38,8 @@ use crate::sys::{self, events as ev};
 use core::ffi::c_int;
 use dmtcp_proto::image::{EventfdRecord, FdBody, SignalfdRecord, TimerfdRecord};
 
-pub const HOOKS: Hooks = Hooks { name: "eventfd/signalfd/timerfd", save, drain, records, write_records, restore, ..NONE };
+pub const HOOKS: Hooks =
+    Hooks { name: "eventfd/signalfd/timerfd", save, drain, records, write_records, restore, ..NONE };
 
 const MAX_FDS: usize = 256;
 /// Room for one fdinfo (an epoll's holds one line of about 80 bytes per watched fd, an inotify's
@@ -178,7 +179,11 @@ pub fn place(tmp: c_int, fd: c_int, fd_flags: u32, status: u32, what: &str) -> b
             return false;
         }
     } else {
-        report("setting close-on-exec", fd, sys::fcntl(fd, libc::F_SETFD, if cloexec { libc::FD_CLOEXEC } else { 0 }).map(|_| ()));
+        report(
+            "setting close-on-exec",
+            fd,
+            sys::fcntl(fd, libc::F_SETFD, if cloexec { libc::FD_CLOEXEC } else { 0 }).map(|_| ()),
+        );
     }
     let fl = sys::fcntl(fd, libc::F_GETFL, 0).unwrap_or(0);
     let want = (fl & !libc::O_NONBLOCK) | (status as c_int & libc::O_NONBLOCK);
@@ -190,7 +195,13 @@ pub fn place(tmp: c_int, fd: c_int, fd_flags: u32, status: u32, what: &str) -> b
 pub fn place_dup(fd: c_int, of: c_int, fd_flags: u32, what: &str) {
     let cloexec = fd_flags & libc::FD_CLOEXEC as u32 != 0;
     if let Err(e) = sys::dup3(of, fd, if cloexec { libc::O_CLOEXEC } else { 0 }) {
-        warn!("cannot put the {} back at fd {} (a dup of fd {}) after restart: {}", what, fd, of, Bytes(sys::strerror(e)));
+        warn!(
+            "cannot put the {} back at fd {} (a dup of fd {}) after restart: {}",
+            what,
+            fd,
+            of,
+            Bytes(sys::strerror(e))
+        );
     }
 }
 
@@ -249,7 +260,9 @@ fn parse(kind: EventKind, info: &[u8], same_as: i32, now: u64) -> Option<FdBody>
             // Kernels before 6.3 do not show it; those eventfds read as counters.
             semaphore: field(info, b"eventfd-semaphore:") == Some(b"1"),
         }),
-        EventKind::Signalfd => FdBody::Signalfd(SignalfdRecord { same_as, mask: parse_radix(field(info, b"sigmask:")?, 16)? }),
+        EventKind::Signalfd => {
+            FdBody::Signalfd(SignalfdRecord { same_as, mask: parse_radix(field(info, b"sigmask:")?, 16)? })
+        }
         EventKind::Timerfd => FdBody::Timerfd(TimerfdRecord {
             same_as,
             clock: parse_radix(field(info, b"clockid:")?, 10)? as u32,
@@ -326,7 +339,9 @@ fn restore_one(r: &FdRecord, now: u64) {
         return;
     }
     let made = match &r.body {
-        FdBody::Eventfd(e) => ev::eventfd(e.count, libc::EFD_CLOEXEC | if e.semaphore { libc::EFD_SEMAPHORE } else { 0 }),
+        FdBody::Eventfd(e) => {
+            ev::eventfd(e.count, libc::EFD_CLOEXEC | if e.semaphore { libc::EFD_SEMAPHORE } else { 0 })
+        }
         FdBody::Signalfd(s) => ev::signalfd(s.mask, libc::SFD_CLOEXEC),
         FdBody::Timerfd(t) => ev::timerfd_create(t.clock as c_int, libc::TFD_CLOEXEC),
         _ => return,

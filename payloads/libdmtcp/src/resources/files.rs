@@ -20,6 +20,17 @@
 //! without it, a process we may not inspect) the description is keyed by our own pid and fd:
 //! it is opened for this process alone, as before (never wrongly merged with another).
 //!
+//! # Saved contents (`--checkpoint-open-files`, DMTCP_CKPT_OPEN_FILES=1)
+//! The bytes of each regular file held open go into the fd table after its path
+//! (`dmtcp_proto::image::file_data`), once per file per process: by the fd that is the key of
+//! its description (so one description shared by several processes is saved by one of them),
+//! and only the first description of a (device, inode) in this process. Bounded by
+//! `MAX_SAVED_FILE` per file and `MAX_SAVED_PROCESS` per process; a file over either is not
+//! saved (a warning names it) and is opened again as it is at restart. The bytes are read in
+//! `write_records` with pread, which moves no offset; through the fd itself when it can read,
+//! else through a read-only open of /proc/self/fd/N, closed at once. dmtcp_restart puts the
+//! contents back before the processes exist (`src/restart/files.rs`).
+//!
 //! # Paths
 //! A path of any length up to PATH_MAX is kept here (in .bss, so in the image) and written
 //! into the fd table as the file record and its FD_PATH pieces (`dmtcp_proto::image::file`).
@@ -32,7 +43,10 @@ use crate::cstr::Fixed;
 use crate::log::Bytes;
 use crate::sys;
 use core::ffi::c_int;
-use dmtcp_proto::image::{FdBody, FdRecord, FileRecord, FileWhat, PathPiece, PlaceholderRecord, Text, MAX_PATH};
+use dmtcp_proto::image::{
+    FdBody, FdRecord, FileBytes, FileDataRecord, FileRecord, FileWhat, PathPiece, PlaceholderRecord, Text,
+    DATA_OVERWRITE, DATA_PIECE, MAX_PATH, MAX_SAVED_FILE, MAX_SAVED_PROCESS,
+};
 
 pub const HOOKS: Hooks = Hooks { name: "files", save, drain, records, write_records, restore, ..NONE };
 
@@ -63,6 +77,10 @@ struct Entry {
     mode: u32,
     dev: u64,
     ino: u64,
+    /// st_size at checkpoint.
+    size: u64,
+    /// Whether its contents go into the image (module docs).
+    saved: bool,
     /// The description's key (module docs).
     desc: (i32, i32),
     path: Fixed<PATH_LEN>,
@@ -104,6 +122,8 @@ static TABLE: Exclusive<Table> = Exclusive::new(Table {
             mode: 0,
             dev: 0,
             ino: 0,
+            size: 0,
+            saved: false,
             desc: (0, 0),
             path: Fixed::new(),
             what: Fixed::new(),
@@ -145,8 +165,8 @@ fn save_fd(e: &mut Entry, fd: c_int) -> bool {
     if super::taken_by_another_kind(fd, info.mode, link) {
         return false;
     }
-    if link.is_some_and(super::memfd::is_memfd) {
-        return false; // memfd owns those
+    if link.is_some_and(super::memfd::takes) {
+        return false; // memfd owns those (and deleted /dev/shm files)
     }
     let tty = sys::isatty(fd);
     if tty && fd <= 2 {
@@ -159,6 +179,8 @@ fn save_fd(e: &mut Entry, fd: c_int) -> bool {
     e.mode = info.mode;
     e.dev = info.dev;
     e.ino = info.ino;
+    e.size = info.size;
+    e.saved = false;
     e.desc = (sys::getpid(), fd);
     e.path.clear();
     e.what.clear();
@@ -252,7 +274,36 @@ fn drain() {
                 }
             }
         }
+        if crate::config::get().ckpt_open_files() {
+            choose_saved(t, me);
+        }
     });
+}
+
+/// Which files' contents go into the image (module docs).
+fn choose_saved(t: &mut Table, me: i32) {
+    let mut total = 0u64;
+    for i in 0..t.n {
+        let e = &t.fds[i];
+        if e.class != Class::File(FileWhat::Regular) || e.desc != (me, e.fd) {
+            continue;
+        }
+        if t.fds[..i].iter().any(|o| o.saved && o.dev == e.dev && o.ino == e.ino) {
+            continue;
+        }
+        if e.size > MAX_SAVED_FILE || total + e.size > MAX_SAVED_PROCESS {
+            warn!(
+                "{} ({} bytes) is not saved in the image: open files are saved up to {} bytes each and {} per process; it is opened again as it is at restart",
+                Bytes(e.path.bytes()),
+                e.size,
+                MAX_SAVED_FILE,
+                MAX_SAVED_PROCESS
+            );
+            continue;
+        }
+        total += e.size;
+        t.fds[i].saved = true;
+    }
 }
 
 /// The lowest (pid, fd) below our pid that is our `fd`'s description, if any.
@@ -283,10 +334,83 @@ pub(super) fn lowest_holder(me: i32, fd: c_int) -> Option<(i32, i32)> {
     best
 }
 
+/// The records after a file's own: its path pieces, and its saved contents if any.
 fn pieces(e: &Entry) -> usize {
     match e.class {
-        Class::File(_) => e.path.bytes().len().div_ceil(dmtcp_proto::image::PATH_PIECE),
+        Class::File(_) => e.path.bytes().len().div_ceil(dmtcp_proto::image::PATH_PIECE) + data_records(e),
         Class::Unsupported => 0,
+    }
+}
+
+fn path_pieces(e: &Entry) -> usize {
+    e.path.bytes().len().div_ceil(dmtcp_proto::image::PATH_PIECE)
+}
+
+/// The FD_FILE_DATA record and its FD_FILE_BYTES pieces.
+fn data_records(e: &Entry) -> usize {
+    if e.saved {
+        1 + dmtcp_proto::image::file_data::data_pieces(e.size) as usize
+    } else {
+        0
+    }
+}
+
+/// Pieces read per pread.
+const BATCH: usize = 93;
+
+/// Writes the saved contents of `e` (module docs): exactly `data_records(e)` records, the
+/// bytes that cannot be read (a file shortened from outside meanwhile) as zeros.
+fn write_contents(e: &Entry, fd_flags: u32, put: &mut RecordSink<'_>) {
+    let overwrite = if crate::config::get().allow_file_overwrite() { DATA_OVERWRITE } else { 0 };
+    let data = FileDataRecord { mode: e.mode & 0o7777, flags: overwrite, size: e.size };
+    put(&FdRecord { fd: e.fd, fd_flags, status: 0, body: FdBody::FileData(data) });
+    let mut own = -1;
+    let src = if e.flags & libc::O_ACCMODE != libc::O_WRONLY {
+        e.fd
+    } else {
+        let mut p = Fixed::<32>::new();
+        let mut num = [0u8; 20];
+        p.push(b"/proc/self/fd/");
+        p.push(crate::cstr::fmt_u64(e.fd as u64, &mut num));
+        match sys::open_read(p.as_cstr()) {
+            Ok(fd) => {
+                own = fd;
+                fd
+            }
+            Err(err) => {
+                warn!("cannot read {} to save it: {}", Bytes(e.path.bytes()), Bytes(sys::strerror(err)));
+                -1
+            }
+        }
+    };
+    let mut buf = [0u8; BATCH * DATA_PIECE];
+    let n_pieces = data.pieces();
+    let mut index = 0u64;
+    while index < n_pieces {
+        let off = index * DATA_PIECE as u64;
+        let want = (e.size - off).min(buf.len() as u64) as usize;
+        buf.fill(0);
+        let mut got = 0;
+        while src >= 0 && got < want {
+            match sys::pread(src, &mut buf[got..want], off + got as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        for chunk in buf[..want].chunks(DATA_PIECE) {
+            let mut bytes = [0u8; DATA_PIECE];
+            bytes[..chunk.len()].copy_from_slice(chunk);
+            put(&FdRecord {
+                fd: e.fd,
+                fd_flags,
+                status: 0,
+                body: FdBody::FileBytes(FileBytes { index: index as u32, bytes }),
+            });
+            index += 1;
+        }
+    }
+    if own >= 0 {
+        sys::close(own);
     }
 }
 
@@ -313,9 +437,15 @@ fn write_records(put: &mut RecordSink<'_>) {
                 }
             };
             put(&FdRecord { fd: e.fd, fd_flags, status: e.flags as u32, body });
-            for i in 0..pieces(e) {
+            if e.class == Class::Unsupported {
+                continue;
+            }
+            for i in 0..path_pieces(e) {
                 let piece = PathPiece::of(e.path.bytes(), i as u32);
                 put(&FdRecord { fd: e.fd, fd_flags, status: 0, body: FdBody::Path(piece) });
+            }
+            if e.saved {
+                write_contents(e, fd_flags, put);
             }
         }
     });
@@ -388,20 +518,24 @@ fn restore() {
             };
             if now.mode & libc::S_IFMT == libc::S_IFSOCK {
                 HELD.with(|held| {
-                let h = &mut held.held[held.n_held];
-                h.0 = e.fd;
-                h.1 = now.ino;
-                match e.class {
-                    Class::File(_) => {
-                        trace!("fd {} ({}) could not be opened again: it holds a placeholder", e.fd, Bytes(e.path.bytes()));
-                        h.2.set(b"file that could not be opened again, ");
-                        h.2.push(&e.path.bytes()[..e.path.bytes().len().min(WHAT_LEN - 40)]);
+                    let h = &mut held.held[held.n_held];
+                    h.0 = e.fd;
+                    h.1 = now.ino;
+                    match e.class {
+                        Class::File(_) => {
+                            trace!(
+                                "fd {} ({}) could not be opened again: it holds a placeholder",
+                                e.fd,
+                                Bytes(e.path.bytes())
+                            );
+                            h.2.set(b"file that could not be opened again, ");
+                            h.2.push(&e.path.bytes()[..e.path.bytes().len().min(WHAT_LEN - 40)]);
+                        }
+                        Class::Unsupported => {
+                            h.2.set(e.what.bytes());
+                        }
                     }
-                    Class::Unsupported => {
-                        h.2.set(e.what.bytes());
-                    }
-                }
-                held.n_held += 1;
+                    held.n_held += 1;
                 });
             }
             report(

@@ -123,7 +123,8 @@ fn save_instance(fd: c_int, t: &mut Table, noted: &mut Watches, live: &mut [bool
             return;
         };
         for line in info.split(|&c| c == b'\n').filter(|l| l.starts_with(b"inotify ")) {
-            let (Some(wd), Some(ino), Some(mask)) = (word(line, b"wd:", 16), word(line, b"ino:", 16), word(line, b"mask:", 16))
+            let (Some(wd), Some(ino), Some(mask)) =
+                (word(line, b"wd:", 16), word(line, b"ino:", 16), word(line, b"mask:", 16))
             else {
                 continue;
             };
@@ -218,7 +219,13 @@ fn add_again<'a>(fd: c_int, watches: impl Iterator<Item = &'a Saved>, last_wd: c
         match ev::inotify_add_watch(fd, path.as_cstr(), s.mask) {
             Ok(wd) if wd == s.wd => next = wd + 1,
             Ok(wd) => {
-                warn!("inotify fd {}: the watch on {} came back as {} instead of {}", fd, Bytes(path.bytes()), wd, s.wd);
+                warn!(
+                    "inotify fd {}: the watch on {} came back as {} instead of {}",
+                    fd,
+                    Bytes(path.bytes()),
+                    wd,
+                    s.wd
+                );
                 next = next.max(wd + 1);
             }
             Err(e) => {

@@ -1,4 +1,5 @@
-//! memfds the program holds open (memfd_create; often passed to children over fork): each one
+//! memfds the program holds open (memfd_create; often passed to children over fork), and fds
+//! held open on a deleted /dev/shm file, which are the same thing to us (`takes`): each one
 //! is listed in the image's fd table (`FD_MEMFD`, named by its (device, inode)), and
 //! `dmtcp_restart` makes one memfd per object (`src/restart/shm.rs`, the same object as the
 //! mappings of it) and puts it at the old fd in every process that had it. The contents: in
@@ -34,6 +35,14 @@ pub fn is_memfd(link: &[u8]) -> bool {
     link.starts_with(b"/memfd:")
 }
 
+/// Whether this kind takes the fd whose link is `link`: a memfd, or a /dev/shm file deleted
+/// while held open (a shm_open segment already unlinked, as Open MPI's are): both are shared
+/// memory only the kernel holds, whose content goes into the image and which is made again
+/// at restart (as a memfd); `files` could only give such a file a placeholder.
+pub fn takes(link: &[u8]) -> bool {
+    is_memfd(link) || (link.starts_with(b"/dev/shm/") && link.ends_with(b" (deleted)"))
+}
+
 #[derive(Clone, Copy)]
 struct Entry {
     fd: c_int,
@@ -67,7 +76,7 @@ fn save() {
         t.n = 0;
         super::for_each_program_fd(|fd| {
             let mut buf = [0u8; 300];
-            if !super::fd_target(fd, &mut buf).is_some_and(is_memfd) {
+            if !super::fd_target(fd, &mut buf).is_some_and(takes) {
                 return;
             }
             let Ok((dev, inode, size)) = sys::object_of(fd) else { return };
@@ -182,7 +191,11 @@ fn read_only_mappings_again(fd: c_int) {
         let prot = (if m.perms.first() == Some(&b'r') { libc::PROT_READ } else { 0 })
             | (if m.perms.get(2) == Some(&b'x') { libc::PROT_EXEC } else { 0 });
         let len = (m.end - m.start) as usize;
-        report("mapping a sealed memfd read-only again", fd, sys::remap_shared_fixed(m.start as usize, len, prot, ro, m.offset));
+        report(
+            "mapping a sealed memfd read-only again",
+            fd,
+            sys::remap_shared_fixed(m.start as usize, len, prot, ro, m.offset),
+        );
     }
     sys::close(ro);
 }
@@ -201,7 +214,11 @@ fn resume(phase: super::Phase) {
             }
             let have = sys::fcntl(e.fd, libc::F_GET_SEALS, 0).unwrap_or(0) as u32;
             if have != e.rec.seals {
-                report("adding the memfd's seals", e.fd, sys::fcntl(e.fd, libc::F_ADD_SEALS, e.rec.seals as c_int).map(|_| ()));
+                report(
+                    "adding the memfd's seals",
+                    e.fd,
+                    sys::fcntl(e.fd, libc::F_ADD_SEALS, e.rec.seals as c_int).map(|_| ()),
+                );
             }
         }
     });

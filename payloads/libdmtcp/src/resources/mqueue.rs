@@ -273,7 +273,13 @@ fn restore() {
                 sys::close(fd);
             }
             if e.msgs.is_some() {
-                match ipc::mq_create(e.name.as_cstr(), libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC, e.rec.mode, e.rec.maxmsg, e.rec.msgsize) {
+                match ipc::mq_create(
+                    e.name.as_cstr(),
+                    libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+                    e.rec.mode,
+                    e.rec.maxmsg,
+                    e.rec.msgsize,
+                ) {
                     Ok(wr) => {
                         send_back(e, wr);
                         sys::close(wr);

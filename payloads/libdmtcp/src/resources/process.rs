@@ -47,6 +47,22 @@ fn save() {
     });
 }
 
+/// The restart-info line DMTCP_RESTART_CWD (path virtualisation, `src/restart/pathvirt.rs`):
+/// the working folder to return to instead of the saved one.
+pub fn restart_info(text: &[u8]) {
+    for line in text.split(|&b| b == b'\n') {
+        if let Some(v) = crate::cstr::env_match(line, dmtcp_proto::env::RESTART_CWD.as_bytes()) {
+            SAVED.with(|s| {
+                if v.len() < CWD_LEN {
+                    s.cwd.set(v);
+                } else {
+                    warn!("the working folder {} is too long; keeping {}", Bytes(v), Bytes(s.cwd.bytes()));
+                }
+            });
+        }
+    }
+}
+
 fn restore() {
     SAVED.with(|s| {
         for (r, lim) in s.rlimits.iter().enumerate() {

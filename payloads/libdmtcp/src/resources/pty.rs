@@ -321,11 +321,7 @@ fn restore() {
                 report("setting the pty's window size", s, t::set_winsize(s, w));
             }
             if let Err(e) = t::set_controlling_terminal(s) {
-                warn!(
-                    "cannot make the pty at fd {} our controlling terminal again: {}",
-                    s,
-                    Bytes(sys::strerror(e))
-                );
+                warn!("cannot make the pty at fd {} our controlling terminal again: {}", s, Bytes(sys::strerror(e)));
                 continue;
             }
             if p.foreground > 0 {

@@ -48,13 +48,12 @@ struct Table {
     store_all: bool,
 }
 
-static TABLE: Exclusive<Table> =
-    Exclusive::new(Table {
-        won: [Key { dev: 0, inode: 0, offset: 0, len: 0 }; MAX_WON],
-        stored: [false; MAX_WON],
-        n: 0,
-        store_all: false,
-    });
+static TABLE: Exclusive<Table> = Exclusive::new(Table {
+    won: [Key { dev: 0, inode: 0, offset: 0, len: 0 }; MAX_WON],
+    stored: [false; MAX_WON],
+    n: 0,
+    store_all: false,
+});
 
 static COMP_ID: AtomicU64 = AtomicU64::new(0);
 static GENERATION: AtomicU32 = AtomicU32::new(0);

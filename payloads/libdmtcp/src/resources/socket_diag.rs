@@ -118,7 +118,11 @@ pub fn tcp_socket(src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_proto::image::
     families[..n].iter().find_map(|&f| tcp_inode_in(f, src, dst))
 }
 
-fn tcp_inode_in(family: c_int, src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_proto::image::InetAddr) -> Option<TcpInfo> {
+fn tcp_inode_in(
+    family: c_int,
+    src: &dmtcp_proto::image::InetAddr,
+    dst: &dmtcp_proto::image::InetAddr,
+) -> Option<TcpInfo> {
     const IPPROTO_TCP: u8 = 6;
     let mut req = [0u8; NLMSG_HDRLEN + 56];
     let len = req.len() as u32;
@@ -149,7 +153,9 @@ fn tcp_inode_in(family: c_int, src: &dmtcp_proto::image::InetAddr, dst: &dmtcp_p
     if b.len() < NLMSG_HDRLEN + 72 || u16_at(b, 4) != SOCK_DIAG_BY_FAMILY {
         return None;
     }
-    Some(TcpInfo { inode: u32_at(b, NLMSG_HDRLEN + 68).into(), wqueue: u32_at(b, NLMSG_HDRLEN + 60),
+    Some(TcpInfo {
+        inode: u32_at(b, NLMSG_HDRLEN + 68).into(),
+        wqueue: u32_at(b, NLMSG_HDRLEN + 60),
         rqueue: u32_at(b, NLMSG_HDRLEN + 56),
     })
 }

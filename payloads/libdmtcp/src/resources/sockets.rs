@@ -83,8 +83,7 @@ use dmtcp_proto::image::socket_inet::{INET_PENDING, INET_REUSEADDR, INET_REUSEPO
 use dmtcp_proto::image::socket_unix::{SHUT_RCV, SHUT_SEND, UNIX_BOUND};
 use dmtcp_proto::image::{InetAddr, InetSocketRecord, SockState, UnixSocketRecord};
 
-pub const HOOKS: Hooks =
-    Hooks { name: "sockets", save, drain, records, write_records, refill, restore, resume };
+pub const HOOKS: Hooks = Hooks { name: "sockets", save, drain, records, write_records, refill, restore, resume };
 
 const MAX_SOCKETS: usize = 256;
 const LINK_LEN: usize = 64;
@@ -406,8 +405,7 @@ fn nothing_sent(s: &Sock, theirs: usize) -> bool {
         warn!(
             "fd {} is a connection that waits in a listener's accept queue with {} bytes sent to it: they cannot \
              be kept, and after a restart it fails as if reset",
-            s.fd,
-            sent
+            s.fd, sent
         );
     }
     sent == 0
@@ -686,7 +684,11 @@ fn restore() {
                 s.fd,
                 sys::fcntl(s.fd, libc::F_SETFD, if s.cloexec { libc::FD_CLOEXEC } else { 0 }).map(|_| ()),
             );
-            report("setting the status flags", s.fd, sys::fcntl(s.fd, libc::F_SETFL, s.flags & RESTORED_FLAGS).map(|_| ()));
+            report(
+                "setting the status flags",
+                s.fd,
+                sys::fcntl(s.fd, libc::F_SETFL, s.flags & RESTORED_FLAGS).map(|_| ()),
+            );
             if s.state != SockState::Listening {
                 report("restoring the owner", s.fd, sys::set_owner_ex(s.fd, &s.owner));
             }
@@ -751,7 +753,11 @@ fn connect_again(s: &Sock) {
         Ok(()) => {
             restore_options(s, Opts::BeforeRefill);
             restore_options(s, Opts::SendBuffer);
-            report("setting the status flags", s.fd, sys::fcntl(s.fd, libc::F_SETFL, s.flags & RESTORED_FLAGS).map(|_| ()));
+            report(
+                "setting the status flags",
+                s.fd,
+                sys::fcntl(s.fd, libc::F_SETFL, s.flags & RESTORED_FLAGS).map(|_| ()),
+            );
             report("restoring the owner", s.fd, sys::set_owner_ex(s.fd, &s.owner));
             trace!("fd {} waited in an accept queue: connected to its listener again", s.fd);
         }

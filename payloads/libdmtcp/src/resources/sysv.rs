@@ -186,7 +186,11 @@ fn elect(kind: SysvKind, id: c_int) -> Result<bool, ()> {
     match sys::create_exclusive(path.as_cstr()) {
         Ok(won) => Ok(won),
         Err(e) => {
-            warn!("cannot create {} ({}); this process stores the object", Bytes(path.bytes()), Bytes(sys::strerror(e)));
+            warn!(
+                "cannot create {} ({}); this process stores the object",
+                Bytes(path.bytes()),
+                Bytes(sys::strerror(e))
+            );
             Err(())
         }
     }
@@ -439,9 +443,8 @@ fn restore() {
             let writable = lines.clone().any(|b| b.prot & libc::PROT_WRITE != 0);
             let exec = lines.clone().any(|b| b.prot & libc::PROT_EXEC != 0);
             // What shmat gives the whole attach; a line the program mprotect'ed differs.
-            let given = libc::PROT_READ
-                | if writable { libc::PROT_WRITE } else { 0 }
-                | if exec { libc::PROT_EXEC } else { 0 };
+            let given =
+                libc::PROT_READ | if writable { libc::PROT_WRITE } else { 0 } | if exec { libc::PROT_EXEC } else { 0 };
             if first {
                 let flags = libc::SHM_REMAP
                     | if writable { 0 } else { libc::SHM_RDONLY }
@@ -458,7 +461,11 @@ fn restore() {
             }
             if a.prot != given {
                 if let Err(e) = ipc::mprotect(a.start, a.end - a.start, a.prot) {
-                    warn!("after restart: mprotect of System V shared memory at {:#x}: {}", a.start, Bytes(sys::strerror(e)));
+                    warn!(
+                        "after restart: mprotect of System V shared memory at {:#x}: {}",
+                        a.start,
+                        Bytes(sys::strerror(e))
+                    );
                 }
             }
         }

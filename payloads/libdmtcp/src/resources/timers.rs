@@ -164,7 +164,6 @@ fn save_posix_timers(s: &mut Saved) {
     trace!("saved {} POSIX timers", *n);
 }
 
-
 /// Calls `f` for each complete entry of /proc/<pid>/timers text:
 /// ```text
 /// ID: 3
@@ -266,10 +265,7 @@ fn restore() {
                 }
             }
             Err(e) => {
-                trace!(
-                    "no PR_TIMER_CREATE_RESTORE_IDS here ({}): making POSIX timer ids in order",
-                    Bytes(strerror(e))
-                );
+                trace!("no PR_TIMER_CREATE_RESTORE_IDS here ({}): making POSIX timer ids in order", Bytes(strerror(e)));
                 make_in_order(s);
             }
         }

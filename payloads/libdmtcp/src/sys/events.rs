@@ -55,7 +55,7 @@ pub fn timerfd_settime(fd: c_int, flags: c_int, value_ns: u64, interval_ns: u64)
 /// CONFIG_CHECKPOINT_RESTORE; 64-bit processes only, as the kernel has no compat handler).
 pub fn timerfd_set_ticks(fd: c_int, ticks: u64) -> Result<(), Errno> {
     const TFD_IOC_SET_TICKS: u32 = 1 << 30 | 8 << 16 | (b'T' as u32) << 8; // _IOW('T', 0, u64)
-    // SAFETY: the ioctl reads one u64.
+                                                                           // SAFETY: the ioctl reads one u64.
     check(unsafe { libc::ioctl(fd, TFD_IOC_SET_TICKS as _, &ticks as *const u64) }).map(|_| ())
 }
 

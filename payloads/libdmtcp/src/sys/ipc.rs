@@ -116,9 +116,8 @@ pub fn msg_copy(id: c_int, index: usize, buf: &mut [u8]) -> Result<usize, Errno>
     let Some(f) = crate::real::msgrcv() else { return Err(libc::ENOSYS) };
     // SAFETY: buf is aligned for the C long and holds its length; the kernel writes at most
     // buf.len() - MTYPE_LEN bytes of text after it.
-    let r = unsafe {
-        f(id, buf.as_mut_ptr().cast(), buf.len() - MTYPE_LEN, index as c_long, libc::IPC_NOWAIT | MSG_COPY)
-    };
+    let r =
+        unsafe { f(id, buf.as_mut_ptr().cast(), buf.len() - MTYPE_LEN, index as c_long, libc::IPC_NOWAIT | MSG_COPY) };
     if r < 0 {
         Err(errno())
     } else {
@@ -211,7 +210,9 @@ pub fn mq_create(name: &core::ffi::CStr, oflag: c_int, mode: u32, maxmsg: u64, m
     a.mq_msgsize = msgsize as _;
     // SAFETY: a NUL-terminated name; O_CREAT takes the mode and the attributes, which the
     // kernel copies.
-    check(unsafe { libc::mq_open(name.as_ptr(), oflag | libc::O_CREAT, mode as libc::mode_t, &mut a as *mut libc::mq_attr) })
+    check(unsafe {
+        libc::mq_open(name.as_ptr(), oflag | libc::O_CREAT, mode as libc::mode_t, &mut a as *mut libc::mq_attr)
+    })
 }
 
 /// mq_unlink(name).

@@ -177,7 +177,14 @@ impl FileInfo {
 }
 
 fn file_info(st: &libc::stat64) -> FileInfo {
-    FileInfo { mode: st.st_mode, uid: st.st_uid, gid: st.st_gid, dev: st.st_dev, ino: st.st_ino, size: st.st_size as u64 }
+    FileInfo {
+        mode: st.st_mode,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: st.st_size as u64,
+    }
 }
 
 pub fn fstat(fd: c_int) -> Result<FileInfo, Errno> {
@@ -537,7 +544,14 @@ pub fn same_file_description(pid_a: i32, a: c_int, pid_b: i32, b: c_int) -> Resu
     const KCMP_FILE: libc::c_long = 0;
     // SAFETY: kcmp takes integers only.
     let r = unsafe {
-        libc::syscall(libc::SYS_kcmp, pid_a as libc::c_long, pid_b as libc::c_long, KCMP_FILE, a as libc::c_long, b as libc::c_long)
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid_a as libc::c_long,
+            pid_b as libc::c_long,
+            KCMP_FILE,
+            a as libc::c_long,
+            b as libc::c_long,
+        )
     };
     if r < 0 {
         Err(errno())
@@ -661,7 +675,8 @@ pub fn close_raw(fd: c_int) {
 /// when this call made it, Ok(false) when it existed.
 pub fn create_exclusive(path: &CStr) -> Result<bool, Errno> {
     // SAFETY: path is NUL-terminated; the mode argument is what O_CREAT reads.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
+    let fd =
+        unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC, 0o600) };
     if fd >= 0 {
         close(fd);
         return Ok(true);
@@ -938,7 +953,13 @@ pub fn remake_ended_child(pid: i32, code: c_int, status: c_int) -> Result<(), Er
                 act[0] = libc::SIG_DFL;
                 libc::syscall(libc::SYS_rt_sigaction, status, act.as_ptr(), core::ptr::null_mut::<c_void>(), 8);
                 let none = [0u64; 1];
-                libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, none.as_ptr(), core::ptr::null_mut::<c_void>(), 8);
+                libc::syscall(
+                    libc::SYS_rt_sigprocmask,
+                    libc::SIG_SETMASK,
+                    none.as_ptr(),
+                    core::ptr::null_mut::<c_void>(),
+                    8,
+                );
                 libc::syscall(libc::SYS_kill, libc::syscall(libc::SYS_getpid), status);
             }
             exit_now(128 + status);

@@ -125,7 +125,14 @@ pub fn setitimer(which: c_int, v: &Itimerval) -> Result<Itimerval, Errno> {
 pub fn timer_restore_ids(on: bool) -> Result<(), Errno> {
     // SAFETY: prctl with integer arguments only.
     check(unsafe {
-        libc::syscall(libc::SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, c_long::from(on), 0 as c_long, 0 as c_long, 0 as c_long)
+        libc::syscall(
+            libc::SYS_prctl,
+            PR_TIMER_CREATE_RESTORE_IDS,
+            c_long::from(on),
+            0 as c_long,
+            0 as c_long,
+            0 as c_long,
+        )
     })
     .map(|_| ())
 }

@@ -89,7 +89,13 @@ pub struct Scan {
 
 /// Scans `[start, end)` of this process (`pagemap`: /proc/self/pagemap open for reading) into
 /// `out`; returns (regions filled, where the walk ended: below `end` when `out` was full).
-pub fn pagemap_scan(pagemap: c_int, start: u64, end: u64, s: Scan, out: &mut [PageRegion]) -> Result<(usize, u64), Errno> {
+pub fn pagemap_scan(
+    pagemap: c_int,
+    start: u64,
+    end: u64,
+    s: Scan,
+    out: &mut [PageRegion],
+) -> Result<(usize, u64), Errno> {
     let mut arg = [
         12 * 8,
         s.flags,

@@ -44,6 +44,10 @@ pub mod nr {
     pub const CLONE3: usize = 435;
     pub const MADVISE: usize = 219;
     pub const MLOCK2: usize = 376;
+    pub const KILL: usize = 37;
+    pub const FCHMOD: usize = 94;
+    pub const FTRUNCATE64: usize = 194;
+    pub const FALLOCATE: usize = 324;
 }
 
 /// Raw system call with up to six arguments; returns the kernel's value (negative errno).
@@ -82,6 +86,16 @@ pub fn syscall6(n: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: u
 /// mmap2 takes its offset in pages.
 pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: u64) -> isize {
     syscall6(nr::MMAP2, addr, len, prot, flags, fd, (off / 4096) as usize)
+}
+
+/// fallocate(fd, 0, 0, len): i386 passes each 64-bit argument as two registers (low first).
+pub fn fallocate(fd: usize, len: u64) -> isize {
+    syscall6(nr::FALLOCATE, fd, 0, 0, 0, len as u32 as usize, (len >> 32) as usize)
+}
+
+/// ftruncate64(fd, len), the length as two registers (low first).
+pub fn ftruncate(fd: usize, len: u64) -> isize {
+    syscall6(nr::FTRUNCATE64, fd, len as u32 as usize, (len >> 32) as usize, 0, 0, 0)
 }
 
 /// Sets this thread's TLS from a thread record: the GDT entry, then %gs.

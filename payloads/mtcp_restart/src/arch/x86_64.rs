@@ -42,6 +42,10 @@ pub mod nr {
     pub const CLONE3: usize = 435;
     pub const MADVISE: usize = 28;
     pub const MLOCK2: usize = 325;
+    pub const KILL: usize = 62;
+    pub const FTRUNCATE: usize = 77;
+    pub const FCHMOD: usize = 91;
+    pub const FALLOCATE: usize = 285;
 }
 
 /// Raw system call with up to six arguments; returns the kernel's value (negative errno).
@@ -59,6 +63,16 @@ pub fn syscall6(n: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: u
 }
 
 /// mmap takes its offset in bytes here.
+/// fallocate(fd, 0, 0, len).
+pub fn fallocate(fd: usize, len: u64) -> isize {
+    syscall6(nr::FALLOCATE, fd, 0, 0, len as usize, 0, 0)
+}
+
+/// ftruncate(fd, len).
+pub fn ftruncate(fd: usize, len: u64) -> isize {
+    syscall6(nr::FTRUNCATE, fd, len as usize, 0, 0, 0, 0)
+}
+
 pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, off: u64) -> isize {
     syscall6(nr::MMAP, addr, len, prot, flags, fd, off as usize)
 }

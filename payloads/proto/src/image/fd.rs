@@ -4,6 +4,7 @@
 //! like `pipe.rs`), one `FdBody` variant and one kind tag.
 use super::error::need;
 use super::events::{EpollRecord, EventfdRecord, InotifyRecord, SignalfdRecord, TimerfdRecord};
+use super::file_data::{FileBytes, FileDataRecord};
 use super::{FileRecord, ImageError, PathPiece, PipeRecord, PlaceholderRecord, Record, FD_SIZE};
 use super::{InetSocketRecord, MemfdRecord, MqueueRecord, PtyRecord, SysvRecord, UnixSocketRecord};
 use crate::le::{get_i32, get_u32, put_i32, put_u32};
@@ -23,6 +24,7 @@ pub const FD_SHARED: u32 = 16;
 /// Kind tags.
 pub const FD_PIPE: u32 = 1;
 pub use super::file::{FD_FILE, FD_PATH, FD_PLACEHOLDER};
+pub use super::file_data::{FD_FILE_BYTES, FD_FILE_DATA};
 /// The event kinds (`events.rs`); 30-39 are kept for their extra records.
 pub const FD_EVENTFD: u32 = 4;
 pub const FD_SIGNALFD: u32 = 5;
@@ -52,6 +54,10 @@ pub enum FdBody {
     File(FileRecord),
     /// A piece of the path of the `File` record before it.
     Path(PathPiece),
+    /// The saved contents of the `File` record before it (`file_data.rs`), after its path.
+    FileData(FileDataRecord),
+    /// A piece of those contents.
+    FileBytes(FileBytes),
     /// An fd no kind restores: a placeholder holds its number after restart.
     Placeholder(PlaceholderRecord),
     Eventfd(EventfdRecord),
@@ -73,6 +79,8 @@ impl FdBody {
             FdBody::Pipe(_) => PipeRecord::KIND,
             FdBody::File(_) => FileRecord::KIND,
             FdBody::Path(_) => PathPiece::KIND,
+            FdBody::FileData(_) => FileDataRecord::KIND,
+            FdBody::FileBytes(_) => FileBytes::KIND,
             FdBody::Placeholder(_) => PlaceholderRecord::KIND,
             FdBody::Eventfd(_) => EventfdRecord::KIND,
             FdBody::Signalfd(_) => SignalfdRecord::KIND,
@@ -147,6 +155,8 @@ impl FdRecord {
             FdBody::Pipe(p) => p.encode_body(b),
             FdBody::File(f) => f.encode_body(b),
             FdBody::Path(p) => p.encode_body(b),
+            FdBody::FileData(d) => d.encode_body(b),
+            FdBody::FileBytes(d) => d.encode_body(b),
             FdBody::Placeholder(p) => p.encode_body(b),
             FdBody::Eventfd(e) => e.encode_body(b),
             FdBody::Signalfd(s) => s.encode_body(b),
@@ -173,6 +183,8 @@ impl FdRecord {
             PipeRecord::KIND => FdBody::Pipe(PipeRecord::decode_body(b)?),
             FileRecord::KIND => FdBody::File(FileRecord::decode_body(b)?),
             PathPiece::KIND => FdBody::Path(PathPiece::decode_body(b)?),
+            FileDataRecord::KIND => FdBody::FileData(FileDataRecord::decode_body(b)?),
+            FileBytes::KIND => FdBody::FileBytes(FileBytes::decode_body(b)?),
             PlaceholderRecord::KIND => FdBody::Placeholder(PlaceholderRecord::decode_body(b)?),
             EventfdRecord::KIND => FdBody::Eventfd(EventfdRecord::decode_body(b)?),
             SignalfdRecord::KIND => FdBody::Signalfd(SignalfdRecord::decode_body(b)?),

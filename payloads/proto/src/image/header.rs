@@ -507,7 +507,7 @@ mod tests {
     fn header_fields_sit_at_the_version_2_offsets() {
         let b = encoded(&sample());
         assert_eq!(&b[..8], b"DMTCPIMG");
-        assert_eq!(get_u32(&b, 8), 2 | 4 << 16, "version 2.4");
+        assert_eq!(get_u32(&b, 8), 2 | 5 << 16, "version 2.5");
         assert_eq!(get_u32(&b, 12), 2);
         assert_eq!(get_u32(&b, 16), 4096);
         assert_eq!(get_u32(&b, 20), 3);
@@ -579,7 +579,8 @@ mod tests {
     #[test]
     fn header_refuses_other_versions() {
         let b = encoded(&sample());
-        for v in [FormatVersion::new(3, 0), FormatVersion::new(2, 5), FormatVersion::new(1, 0)] {
+        let next = FormatVersion::new(FormatVersion::CURRENT.major, FormatVersion::CURRENT.minor + 1);
+        for v in [FormatVersion::new(3, 0), next, FormatVersion::new(1, 0)] {
             let bad = resealed(b, |b| put_u32(b, hdr::VERSION, v.to_u32()));
             assert_eq!(Header::decode(&bad), Err(ImageError::Version(v.to_u32())), "{v}");
         }

@@ -60,6 +60,7 @@ pub mod error;
 pub mod events;
 pub mod fd;
 pub mod file;
+pub mod file_data;
 pub mod header;
 pub mod memfd;
 pub mod mqueue;
@@ -87,6 +88,7 @@ pub use file::{
     FileRecord, FileWhat, PathPiece, PlaceholderRecord, FD_FILE, FD_PATH, FD_PLACEHOLDER, MAX_PATH, PATH_PIECE,
     PLACEHOLDER_TEXT,
 };
+pub use file_data::{FileBytes, FileDataRecord, DATA_OVERWRITE, DATA_PIECE, MAX_SAVED_FILE, MAX_SAVED_PROCESS};
 pub use header::{hdr, Arch, Clocks, Header, Span};
 pub use memfd::MemfdRecord;
 pub use mqueue::{MqueueRecord, MQ_HOLDER, MQ_UNLINKED};
@@ -118,6 +120,8 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// incremental images: the header's chain field (`chain`) and `Chunk::Zero`.
 /// 2.4: eventfds shared across processes: the FD_SHARED flag of the common fd flags and the
 /// eventfd's description key (`EventfdRecord::desc`).
+/// 2.5: the saved contents of open regular files (`--checkpoint-open-files`: `FD_FILE_DATA`
+/// and `FD_FILE_BYTES` records after a file's path, `file_data.rs`).
 pub const IMAGE_VERSION: u32 = FormatVersion::CURRENT.to_u32();
 pub const HEADER_SIZE: usize = 4096;
 pub const AREA_SIZE: usize = 512;

@@ -12,7 +12,7 @@ pub struct FormatVersion {
 
 impl FormatVersion {
     /// What this build writes and reads up to.
-    pub const CURRENT: FormatVersion = FormatVersion { major: 2, minor: 4 };
+    pub const CURRENT: FormatVersion = FormatVersion { major: 2, minor: 5 };
     /// The oldest major this build reads (1 had no fd table).
     pub const MIN_MAJOR: u16 = 2;
 
@@ -58,7 +58,7 @@ mod tests {
     fn todays_version_2_field_is_2_0() {
         assert_eq!(FormatVersion::from_u32(2), V(2, 0));
         assert_eq!(V(2, 0).to_u32(), 2);
-        assert_eq!(super::super::IMAGE_VERSION, V(2, 4).to_u32(), "this build writes 2.4");
+        assert_eq!(super::super::IMAGE_VERSION, V(2, 5).to_u32(), "this build writes 2.5");
         assert_eq!(FormatVersion::check(FormatVersion::from_u32(2)), Ok(()), "2.0 images are still read");
         for v in [V(0, 0), V(2, 7), V(65535, 65535), V(3, 1)] {
             assert_eq!(FormatVersion::from_u32(v.to_u32()), v);
@@ -104,13 +104,14 @@ mod tests {
     }
 
     #[test]
-    fn this_build_reads_2_0_to_2_4() {
+    fn this_build_reads_2_0_to_2_5() {
         assert!(FormatVersion::check(V(2, 0)).is_ok());
         assert!(FormatVersion::check(V(2, 1)).is_ok());
         assert!(FormatVersion::check(V(2, 2)).is_ok());
         assert!(FormatVersion::check(V(2, 3)).is_ok());
         assert!(FormatVersion::check(V(2, 4)).is_ok());
-        assert_eq!(FormatVersion::check(V(2, 5)), Err(ImageError::Version(V(2, 5).to_u32())));
+        assert!(FormatVersion::check(V(2, 5)).is_ok());
+        assert_eq!(FormatVersion::check(V(2, 6)), Err(ImageError::Version(V(2, 6).to_u32())));
         assert_eq!(FormatVersion::check(V(3, 0)), Err(ImageError::Version(3)));
         assert_eq!(FormatVersion::check(V(1, 0)), Err(ImageError::Version(1)));
         assert_eq!(FormatVersion::check(FormatVersion::from_u32(99)), Err(ImageError::Version(99)));
