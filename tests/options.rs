@@ -658,7 +658,13 @@ fn restart_pause_stops_before_resuming(m32: bool) {
     };
     assert!(wait_until(Duration::from_secs(10), || state() == "T"), "state {} of {host}", state());
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(!job.running(), "the computation resumed while paused");
+    assert!(
+        !job.running(),
+        "the computation resumed while paused: state {} of {host}\n{}\n{}",
+        state(),
+        stdout(&job.coord.command(&["--list"])),
+        job.diagnostics()
+    );
     assert_eq!(state(), "T");
     assert!(Command::new("kill").args(["-CONT", &host.to_string()]).status().unwrap().success());
     job.wait_running();
