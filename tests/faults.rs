@@ -4,18 +4,8 @@
 use crate::ckpt::{result_line, uninterrupted, Cycle};
 use crate::util::*;
 use dmtcp::common::image_reader;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".tmp"))
-        .collect()
-}
 
 #[test]
 fn coordinator_killed_during_checkpoint_the_program_goes_on() {
@@ -34,7 +24,7 @@ fn coordinator_killed_during_checkpoint_the_program_goes_on() {
     assert_eq!(result_line(&last), reference);
     let err = std::fs::read_to_string(cy.work.join("err-0.txt")).unwrap();
     assert!(err.contains("lost contact with the coordinator"), "stderr of the program:\n{err}");
-    assert!(leftovers(&cy.ckdir).is_empty(), "{:?}", leftovers(&cy.ckdir));
+    assert!(temporaries(&cy.ckdir).is_empty(), "{:?}", temporaries(&cy.ckdir));
     for img in cy.images() {
         image_reader::check_file(&img).unwrap_or_else(|e| panic!("partial image left: {}: {e}", img.display()));
     }
@@ -54,7 +44,7 @@ fn program_killed_while_its_image_is_written_leaves_no_image() {
     unsafe { libc::kill(host, libc::SIGKILL) };
     assert!(wait_until(Duration::from_secs(20), || cy.coord.peers() == 0));
     // The writer notices the stream ended early and removes its temporary file.
-    assert!(wait_until(Duration::from_secs(10), || leftovers(&cy.ckdir).is_empty()), "{:?}", leftovers(&cy.ckdir));
+    assert!(wait_until(Duration::from_secs(10), || temporaries(&cy.ckdir).is_empty()), "{:?}", temporaries(&cy.ckdir));
     assert!(cy.images().is_empty(), "an image of a killed checkpoint was left: {:?}", cy.images());
 }
 
@@ -94,7 +84,7 @@ fn full_disk_fails_the_checkpoint_keeps_the_previous_image_and_the_program_runs(
     assert!(stderr(&out).contains("disk full") || stderr(&out).contains("No space"), "{}", stderr(&out));
     assert_eq!(std::fs::read(&first[0]).unwrap(), before, "the previous image changed");
     image_reader::check_file(&first[0]).unwrap();
-    assert!(leftovers(&cy.ckdir).is_empty(), "{:?}", leftovers(&cy.ckdir));
+    assert!(temporaries(&cy.ckdir).is_empty(), "{:?}", temporaries(&cy.ckdir));
     let last = cy.finish();
     assert_eq!(result_line(&last), reference);
 }

@@ -275,3 +275,14 @@ pub fn require_tester() {
         "running as root but there is no user `tester` to run as: create it with `useradd -m tester` (.ci/run does)"
     );
 }
+
+/// Names in `dir` of temporary files (`*.tmp*`: an image being written, a script before its
+/// rename) that a checkpoint or a killed writer may leave behind.
+pub fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect()
+}

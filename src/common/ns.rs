@@ -377,6 +377,32 @@ pub mod record {
     pub const FAILED: u32 = 4;
     /// Pid of C in X's namespace (so that X can kill a whole namespace).
     pub const INIT_PID: u32 = 5;
+    /// A restored process died before `dmtcp_restart` said the restart was complete (value:
+    /// its pid in the group's namespace); the next record, DIED_STATUS, is its wait status.
+    pub const DIED: u32 = 6;
+    pub const DIED_STATUS: u32 = 7;
+    /// A restored process was accepted by the coordinator (value: the low 32 bits of the
+    /// coordinator's timestamp of this restart, which tells this restart from an earlier one);
+    /// sent with ACCEPTED_PID.
+    pub const ACCEPTED: u32 = 8;
+
+    /// Value of ACCEPTED_PID: the pid (in the group's namespace) of the accepted process.
+    pub const ACCEPTED_PID: u32 = 9;
+
+    /// DIED and DIED_STATUS in one write (16 bytes: atomic on a pipe).
+    pub fn send_died(fd: super::RawFd, pid: i32, status: i32) {
+        send_pair(fd, (DIED, pid), (DIED_STATUS, status));
+    }
+
+    /// Two records in one write (16 bytes: atomic on a pipe).
+    pub fn send_pair(fd: super::RawFd, a: (u32, i32), b: (u32, i32)) {
+        let mut buf = [0u8; 16];
+        buf[..4].copy_from_slice(&a.0.to_le_bytes());
+        buf[4..8].copy_from_slice(&a.1.to_le_bytes());
+        buf[8..12].copy_from_slice(&b.0.to_le_bytes());
+        buf[12..].copy_from_slice(&b.1.to_le_bytes());
+        super::write_all_raw(fd, &buf);
+    }
 
     pub fn send(fd: super::RawFd, tag: u32, value: i32) {
         let mut b = [0u8; 8];
@@ -454,6 +480,29 @@ pub fn restore_mask(old: &libc::sigset_t) {
     unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
 }
 
+/// Waits for the next blocked signal, at most `limit` (None: for ever). Returns (signo,
+/// si_code, si_pid), or None when `limit` passed.
+fn next_signal_within(
+    set: &libc::sigset_t,
+    limit: Option<std::time::Duration>,
+) -> Option<(libc::c_int, libc::c_int, libc::pid_t)> {
+    let Some(limit) = limit else { return Some(next_signal(set)) };
+    let ts = libc::timespec { tv_sec: limit.as_secs() as libc::time_t, tv_nsec: limit.subsec_nanos() as libc::c_long };
+    loop {
+        // SAFETY: sigtimedwait fills a local siginfo_t (see next_signal) and reads a local timespec.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigtimedwait(set, &mut info, &ts);
+            if sig > 0 {
+                return Some((sig, info.si_code, info.si_pid()));
+            }
+            if Errno::last() == Errno::EAGAIN {
+                return None;
+            }
+        }
+    }
+}
+
 /// Waits for the next blocked signal. Returns (signo, si_code, si_pid).
 fn next_signal(set: &libc::sigset_t) -> (libc::c_int, libc::c_int, libc::pid_t) {
     loop {
@@ -474,6 +523,27 @@ fn next_signal(set: &libc::sigset_t) -> (libc::c_int, libc::c_int, libc::pid_t) 
 /// did not come from the kernel to every child still running. `on_exit` is called as each one
 /// ends, with its index and raw wait status, and may return more pids to kill with SIGKILL.
 pub fn wait_forwarding(pids: &[libc::pid_t], mut on_exit: impl FnMut(usize, i32) -> Vec<libc::pid_t>) {
+    wait_forwarding_ticking(pids, |e| match e {
+        Waited::Exited(i, status) => on_exit(i, status),
+        Waited::Tick => Vec::new(),
+    })
+}
+
+/// What `wait_forwarding_ticking` tells its caller.
+pub enum Waited {
+    /// Child `pids[i]` ended with this raw wait status.
+    Exited(usize, i32),
+    /// About every `TICK`, whatever happened.
+    Tick,
+}
+
+/// How often `wait_forwarding_ticking` calls back when nothing happens.
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `wait_forwarding` that also calls `on` with `Waited::Tick` about every `TICK` (so that a
+/// caller can bound what it waits for); whatever `on` returns is killed with SIGKILL.
+pub fn wait_forwarding_ticking(pids: &[libc::pid_t], mut on: impl FnMut(Waited) -> Vec<libc::pid_t>) {
+    let mut on_exit = |i: usize, status| on(if i == usize::MAX { Waited::Tick } else { Waited::Exited(i, status) });
     let set = wait_set();
     let mut live: Vec<bool> = vec![true; pids.len()];
     while live.iter().any(|&l| l) {
@@ -496,7 +566,13 @@ pub fn wait_forwarding(pids: &[libc::pid_t], mut on_exit: impl FnMut(usize, i32)
         if !live.iter().any(|&l| l) {
             break;
         }
-        let (sig, code, _) = next_signal(&set);
+        let Some((sig, code, _)) = next_signal_within(&set, Some(TICK)) else {
+            for victim in on_exit(usize::MAX, 0) {
+                // SAFETY: kill(2) of a process we were told belongs to our tree.
+                unsafe { libc::kill(victim, libc::SIGKILL) };
+            }
+            continue;
+        };
         if sig == libc::SIGCHLD || code == SI_KERNEL {
             continue;
         }
@@ -514,7 +590,16 @@ pub fn wait_forwarding(pids: &[libc::pid_t], mut on_exit: impl FnMut(usize, i32)
 /// gone, to every remaining process), and returns `root`'s raw wait status when `root` has
 /// exited and no child is left. Allocation-free.
 pub fn init_loop(root: libc::pid_t) -> i32 {
+    init_loop_watching(root, &mut [], -1, -1)
+}
+
+/// `init_loop` that, until `done` (a pipe's read end) becomes readable or hangs up, reports
+/// through `wfd` (record DIED) each process of `watch` that dies: reaped here, or a zombie
+/// of another process of the group (its status read from /proc). `watch` holds pids, each set
+/// to 0 once reported. Allocation-free but for reading /proc.
+pub fn init_loop_watching(root: libc::pid_t, watch: &mut [libc::pid_t], done: RawFd, wfd: RawFd) -> i32 {
     let set = wait_set();
+    let mut watching = !watch.is_empty() && done >= 0;
     // SAFETY: getppid(2) has no preconditions. Inside a new namespace it is 0 (the parent is
     // outside), which is also the si_pid of signals sent from outside.
     let parent = unsafe { libc::getppid() };
@@ -528,6 +613,12 @@ pub fn init_loop(root: libc::pid_t) -> i32 {
                 if r == root {
                     root_status = Some(status);
                 }
+                if watching {
+                    if let Some(w) = watch.iter_mut().find(|w| **w == r) {
+                        record::send_died(wfd, r, status);
+                        *w = 0;
+                    }
+                }
                 continue;
             }
             if r < 0 && Errno::last() == Errno::ECHILD {
@@ -539,13 +630,38 @@ pub fn init_loop(root: libc::pid_t) -> i32 {
             }
             break;
         }
-        let (sig, code, from) = next_signal(&set);
+        if watching {
+            let mut p = libc::pollfd { fd: done, events: libc::POLLIN, revents: 0 };
+            // SAFETY: poll(2) on a local pollfd.
+            if unsafe { libc::poll(&mut p, 1, 0) } == 1 {
+                watching = false;
+            }
+            for w in watch.iter_mut().filter(|w| **w > 0) {
+                if let Some(status) = zombie_status(*w) {
+                    record::send_died(wfd, *w, status);
+                    *w = 0;
+                }
+            }
+        }
+        let Some((sig, code, from)) = next_signal_within(&set, watching.then_some(TICK)) else { continue };
         if sig == libc::SIGCHLD || code == SI_KERNEL || (from != parent && from != 0) {
             continue;
         }
         // SAFETY: kill(2); -1 means every process we may signal (in a namespace: all of it).
         unsafe { libc::kill(if root_status.is_none() { root } else { -1 }, sig) };
     }
+}
+
+/// The wait status of `pid` if it is a zombie (the last field of /proc/<pid>/stat, exit_code),
+/// or -1 if it is gone (reaped by its parent: a process of the group that already resumed).
+fn zombie_status(pid: libc::pid_t) -> Option<i32> {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Some(-1) };
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace();
+    if fields.next()? != "Z" {
+        return None;
+    }
+    fields.last()?.parse().ok()
 }
 
 /// Ends X the way the program ended: the same exit code, or the same signal.

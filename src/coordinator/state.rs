@@ -195,6 +195,9 @@ pub struct Computation {
     next_vpid: i32,
     ckpt: Option<Ckpt>,
     restart: Option<Restart>,
+    /// The last restart begun here completed (every process resumed); false while one runs
+    /// and after one failed. `dmtcp_restart` watches it (FLAG_RESTART_DONE in the status).
+    restart_done: bool,
     /// The barrier being gathered, if anyone arrived.
     barrier: Option<Arrivals>,
     /// The barrier the group must pass next (None: no barrier is due).
@@ -266,6 +269,7 @@ impl Computation {
             next_vpid: FIRST_VPID,
             ckpt: None,
             restart: None,
+            restart_done: false,
             barrier: None,
             next_barrier: None,
             kill_in_progress: false,
@@ -654,6 +658,7 @@ impl Computation {
                 }
                 self.generation = msg.generation;
                 self.restart = Some(Restart { expected: msg.num_peers.max(1), participants: BTreeSet::new() });
+                self.restart_done = false;
                 self.next_barrier = Some(Barrier::first_of_restart());
                 self.ever_had_worker = true;
                 log::info!(
@@ -1122,14 +1127,36 @@ impl Computation {
                 c.last_progress = now;
             }
         }
+        let mut restart_failed = false;
         if let Some(r) = &mut self.restart {
             if r.participants.remove(&client) {
-                log::warn!("process {} exited during the restart", w.vpid);
-                r.expected = r.expected.saturating_sub(1);
-                if r.participants.is_empty() {
+                if w.state == WorkerState::Running {
+                    // It resumed (the last restart barrier was passed) and then ended: the
+                    // program's own doing.
+                    log::warn!("process {} exited during the restart", w.vpid);
+                    r.expected = r.expected.saturating_sub(1);
+                    if r.participants.is_empty() {
+                        self.restart = None;
+                    }
+                } else {
+                    // Died before it resumed: the others would resume a computation with a
+                    // process missing. The restart fails and its other processes are killed.
+                    log::error!(
+                        "process {}[{}:{}] died before the restart completed; the restart failed and its other \
+                         processes are killed",
+                        w.prog,
+                        w.vpid,
+                        w.pid
+                    );
                     self.restart = None;
+                    self.barrier = None;
+                    self.next_barrier = None;
+                    restart_failed = true;
                 }
             }
+        }
+        if restart_failed {
+            self.kill_all(now);
         }
         self.check_barrier(now);
         self.check_ckpt_done(now);
@@ -1154,6 +1181,7 @@ impl Computation {
         if done {
             log::info!("restart complete: {} processes running", r.participants.len());
             self.restart = None;
+            self.restart_done = true;
             self.barrier = None;
             self.next_barrier = None;
             self.arm_interval(now);
@@ -1197,6 +1225,12 @@ impl Computation {
         m.coord_timestamp = self.timestamp;
         m.generation = self.generation;
         m.state = self.min_state() as u32;
+        if self.restart.is_some() {
+            m.flags |= dmtcp_proto::FLAG_RESTARTING;
+        }
+        if self.restart_done {
+            m.flags |= dmtcp_proto::FLAG_RESTART_DONE;
+        }
         m
     }
 

@@ -49,6 +49,7 @@ mod sockets;
 #[allow(unsafe_code)]
 mod spawn;
 pub mod timens;
+mod watch;
 
 use crate::common::cli::{self, EXIT_FAILURE, EXIT_USAGE};
 use crate::common::client;

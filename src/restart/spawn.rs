@@ -4,6 +4,7 @@
 //! Every decision (who creates whom, in which order, sessions and groups, which fd gets what)
 //! is the plan's (`plan.rs`); this file only does it.
 use super::plan::{FdSource, GroupStep, Plan};
+use super::watch::{self, Verdict};
 use super::{events, files, ipc, pipes, ptys, shm, sockets, timens, Never, Target, IMAGE_FD, PROGRAM};
 use crate::common::cli::EXIT_FAILURE;
 use crate::common::client;
@@ -27,6 +28,10 @@ struct Ctx<'a> {
     use_ns: bool,
     lifeline: RawFd,
     lifeline_w: RawFd,
+    /// X writes a byte into `done_w` once the restart is complete; each group's init watches
+    /// its processes until then (`ns::init_loop_watching`).
+    done: RawFd,
+    done_w: RawFd,
     /// `-i/--interval` (seconds), or INTERVAL_UNCHANGED.
     interval: u32,
     /// The computation's sockets (`Plan::sockets`), made before the groups.
@@ -93,6 +98,7 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
     };
     // X keeps `lifeline_w` until it exits; P and C watch the other end (ns::die_with_parent).
     let (lifeline_r, lifeline_w) = ns::pipe().map_err(|e| setup::fail(format!("pipe: {e}")))?;
+    let (done_r, done_w) = ns::pipe().map_err(|e| setup::fail(format!("pipe: {e}")))?;
     // Made here, before any group: every group inherits them, and each process that holds one
     // gets it at its fd. Each holder of these copies (we, each P, each C) closes its own once
     // its children have theirs, so that only the restored processes hold them.
@@ -118,6 +124,8 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
         use_ns,
         lifeline: lifeline_r.as_raw_fd(),
         lifeline_w: lifeline_w.as_raw_fd(),
+        done: done_r.as_raw_fd(),
+        done_w: done_w.as_raw_fd(),
         interval,
         sockets: &made,
         shm_across: &shm_across,
@@ -146,36 +154,80 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
     }
     drop(made);
 
-    // Wait, and end like the root process.
+    // Wait, watching the restart until it completes, and end like the root process.
+    let mut watch = watch::Watch::new(plan, targets, host, port, use_ns).map_err(setup::fail)?;
     let groups = plan.groups.len();
     let mut records: Vec<Vec<u8>> = vec![Vec::new(); groups];
     let mut exits: Vec<Option<i32>> = vec![None; groups];
     let mut failed = false;
-    ns::wait_forwarding(&pids, |i, status| {
-        exits[i] = Some(status);
+    let mut done_w = Some(done_w);
+    let victims = |exits: &[Option<i32>], records: &[Vec<u8>]| {
+        let mut v = Vec::new();
+        for (j, rec) in records.iter().enumerate() {
+            if exits[j].is_none() {
+                v.extend(ns::record::parse(rec).iter().filter(|&&(t, _)| t == ns::record::INIT_PID).map(|&(_, p)| p));
+                v.push(pids[j]);
+            }
+        }
+        v
+    };
+    let fail = |msg: &str| {
+        if !msg.is_empty() {
+            eprintln!("{PROGRAM}: restart failed: {msg}; the other processes of the restart are killed");
+        }
+    };
+    ns::wait_forwarding_ticking(&pids, |ev| {
         for (j, p) in pipes.iter().enumerate() {
             ns::drain_nonblocking(p, &mut records[j]);
         }
-        let bad = ns::record::parse(&records[i]).iter().any(|&(t, _)| t == ns::record::FAILED)
-            || ns::record::parse(&records[i]).iter().all(|&(t, _)| t != ns::record::STATUS);
-        if bad && !failed {
-            failed = true;
-            // Take every other namespace down with it: its processes would wait for their peers.
-            let mut victims = Vec::new();
-            for (j, rec) in records.iter().enumerate() {
-                if j != i && exits[j].is_none() {
-                    victims.extend(
-                        ns::record::parse(rec).iter().filter(|&&(t, _)| t == ns::record::INIT_PID).map(|&(_, v)| v),
-                    );
-                    victims.push(pids[j]);
-                }
-            }
-            return victims;
+        for (j, rec) in records.iter().enumerate() {
+            watch.records(j, &ns::record::parse(rec));
         }
-        Vec::new()
+        if failed {
+            return Vec::new();
+        }
+        let mut verdict = Verdict::Going;
+        if let ns::Waited::Exited(i, status) = ev {
+            exits[i] = Some(status);
+            let recs = ns::record::parse(&records[i]);
+            if recs.iter().any(|&(t, _)| t == ns::record::FAILED) {
+                // Said by the process that failed.
+                verdict = Verdict::Failed(String::new());
+            } else if recs.iter().all(|&(t, _)| t != ns::record::STATUS) {
+                // The group's init was killed: its processes are gone with it.
+                verdict = Verdict::Failed(format!("the init of namespace group {i} {}", watch::how(status)));
+            } else if !watch.complete {
+                watch.group_ended(i, status);
+            }
+        }
+        if matches!(verdict, Verdict::Going) {
+            verdict = watch.tick();
+        }
+        match verdict {
+            Verdict::Going => Vec::new(),
+            Verdict::Complete => {
+                log::debug!("the restart is complete");
+                if let Some(w) = done_w.take() {
+                    ns::write_all_raw(w.as_raw_fd(), b"1");
+                }
+                Vec::new()
+            }
+            Verdict::Failed(msg) => {
+                failed = true;
+                fail(&msg);
+                victims(&exits, &records)
+            }
+        }
     });
     for (j, p) in pipes.iter().enumerate() {
         ns::drain_nonblocking(p, &mut records[j]);
+        watch.records(j, &ns::record::parse(&records[j]));
+    }
+    if !failed && !watch.complete {
+        if let Verdict::Failed(msg) = watch.settle() {
+            failed = true;
+            fail(&msg);
+        }
     }
     if failed {
         std::process::exit(EXIT_FAILURE);
@@ -195,6 +247,8 @@ pub(super) fn carry_out(plan: &Plan, targets: &[Target], host: &str, port: u16, 
 fn group_main(ctx: &Ctx<'_>, g: usize, ids: ns::Ids, old_mask: &libc::sigset_t, w: OwnedFd) -> ! {
     let wfd = w.as_raw_fd();
     ns::die_with_parent(ctx.lifeline, ctx.lifeline_w);
+    // SAFETY: close(2) of our inherited copy of X's end (its OwnedFd is X's, never dropped here).
+    unsafe { libc::close(ctx.done_w) };
     if !ctx.use_ns {
         // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) on ourselves: orphans of the group come to us.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -269,9 +323,11 @@ fn init_main(ctx: &Ctx<'_>, g: usize, old_mask: &libc::sigset_t, wfd: RawFd) -> 
             ns::child_exit(EXIT_FAILURE);
         }
     };
+    let mut tops = Vec::new();
     for &i in &group.tops {
         match spawn(ctx, &objects, i, old_mask, wfd) {
             Ok(pid) => {
+                tops.push(pid);
                 if i == group.root {
                     root_pid = pid;
                 }
@@ -300,7 +356,10 @@ fn init_main(ctx: &Ctx<'_>, g: usize, old_mask: &libc::sigset_t, wfd: RawFd) -> 
             eprintln!("{PROGRAM}: warning: without a pid namespace the root process is not ours to wait for");
         }
     }
-    let status = ns::init_loop(root_pid);
+    // Until X says the restart is complete, each death of a process of the group is told to X.
+    let mut watch: Vec<i32> =
+        if ctx.use_ns { ctx.plan.creation_order(g).iter().map(|&i| ctx.plan.procs[i].pid).collect() } else { tops };
+    let status = ns::init_loop_watching(root_pid, &mut watch, ctx.done, wfd);
     ns::record::send(wfd, ns::record::STATUS, status);
     ns::child_exit(0)
 }
@@ -491,6 +550,12 @@ fn prepare(
         Kind::RejectNotRunning => return Err(format!("the coordinator at {}:{} refuses: {why}", ctx.host, ctx.port)),
         k => return Err(format!("unexpected answer {k:?} from the coordinator")),
     }
+    // X tells this restart at the coordinator from an earlier one by its timestamp.
+    ns::record::send_pair(
+        wfd,
+        (ns::record::ACCEPTED, reply.coord_timestamp as u32 as i32),
+        (ns::record::ACCEPTED_PID, nix::unistd::getpid().as_raw()),
+    );
     let _ = s.set_read_timeout(None);
     let info = image_reader::memfd("dmtcp-restart-info").map_err(|e| format!("memfd: {e}"))?;
     let mut f = std::fs::File::from(info);

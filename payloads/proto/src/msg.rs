@@ -45,6 +45,11 @@ pub const FLAG_CKPT_ABANDONED: u32 = 4;
 
 /// Flag in `Msg::flags` of a BlockingCkpt UserCmd: send CkptProgress messages before the result.
 pub const FLAG_PROGRESS: u32 = 8;
+/// Flag in `Msg::flags` of a UserCmdResult: a restart is in progress.
+pub const FLAG_RESTARTING: u32 = 16;
+/// Flag in `Msg::flags` of a UserCmdResult: the last restart begun at this coordinator
+/// completed (every process resumed); not set while it runs or after it failed.
+pub const FLAG_RESTART_DONE: u32 = 32;
 
 /// Flags in `Msg::flags` of a checkpoint UserCmd and of DoCheckpoint: this one checkpoint
 /// writes a delta image where a process can (FLAG_INCREMENTAL: it has a chain to build on, else

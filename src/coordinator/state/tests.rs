@@ -658,18 +658,24 @@ fn restart_is_refused_by_a_running_computation_and_during_a_checkpoint() {
 }
 
 #[test]
-fn a_process_dying_during_restart_lowers_the_count_awaited() {
+fn a_process_dying_before_it_resumed_fails_the_restart_and_kills_the_others() {
     let mut t = T::new();
     let (a, _) = t.restart_worker(40000, 3, 0x9);
     let (b, _) = t.restart_worker(41000, 3, 0x9);
     t.arrive(a, Barrier::Restart, WorkerState::Restarting);
-    t.leave(b);
-    // Two are expected now; the third restarts and completes the barrier.
-    let (c, acts) = t.restart_worker(42000, 3, 0x9);
-    assert_eq!(reply_to(&acts, c).unwrap().0.kind, Kind::RejectWrongComp, "the count changed");
-    let (c, acts) = t.restart_worker(42000, 2, 0x9);
-    assert_eq!(only_send(&acts, c).kind, Kind::Accept);
-    assert_eq!(released(&t.arrive(c, Barrier::Restart, WorkerState::Restarting), Barrier::Restart), vec![a, c]);
+    // b dies before it resumed: a would resume a computation with a process missing.
+    let acts = t.leave(b);
+    assert_eq!(recipients(&acts, Kind::KillPeer), vec![a]);
+    t.leave(a);
+    let (st, _) = t.answer(Cmd::Status, 0);
+    assert_eq!(st.flags & (dmtcp_proto::FLAG_RESTARTING | dmtcp_proto::FLAG_RESTART_DONE), 0, "{st:?}");
+    // Nothing of it is left: the same images restart again, and complete.
+    let ids: Vec<_> = [40000, 41000, 42000].iter().map(|&v| t.restart_worker(v, 3, 0x9)).collect();
+    for (c, acts) in &ids {
+        assert_eq!(only_send(acts, *c).kind, Kind::Accept);
+    }
+    let (st, _) = t.answer(Cmd::Status, 0);
+    assert_ne!(st.flags & dmtcp_proto::FLAG_RESTARTING, 0, "{st:?}");
 }
 
 // ---- Timers ---------------------------------------------------------------------------
