@@ -9,8 +9,11 @@
 //! - a time namespace inside it (the restart's clocks, `ns::unshare_time`);
 //! - the payloads: both restorers execute (the 32-bit one needs the kernel's ia32 support), and
 //!   the 32-bit C library that 32-bit programs and our 32-bit library need is there;
-//! - soft-dirty page tracking and userfaultfd, which incremental checkpoints and lazy restarts
-//!   will use;
+//! - soft-dirty page tracking and userfaultfd (lazy restarts will use them);
+//! - incremental checkpoints (`--incremental`): what `libdmtcp`'s `dirty` needs, tried on a page
+//!   of our own, unprivileged (`ns::probes::incremental`): userfaultfd with UFFD_USER_MODE_ONLY
+//!   and UFFD_FEATURE_WP_ASYNC, and the PAGEMAP_SCAN ioctl of /proc/self/pagemap. Optional:
+//!   without them `--incremental` writes full images;
 //! - the checkpoint folder: exists or can be made, a file can be written and synced in it, and
 //!   it has room;
 //! - the coordinator: the one at the address launch would use answers, or none is there and
@@ -53,7 +56,7 @@ struct DoctorArgs {
     /// the coordinator's port (default: $DMTCP_COORD_PORT, else 7779)
     #[argh(option, short = 'p', long = "coord-port")]
     coord_port: Option<u16>,
-    /// also fail on the checks of features not in use yet (soft-dirty, userfaultfd)
+    /// also fail on the optional checks (soft-dirty, userfaultfd, incremental)
     #[argh(switch, long = "strict")]
     strict: bool,
     /// print only the failing checks
@@ -72,7 +75,7 @@ pub struct Check {
     pub detail: String,
     /// How to fix a failure (empty when it passed).
     pub fix: String,
-    /// False for the features no part of dmtcp uses yet (soft-dirty, userfaultfd): their
+    /// False for the features dmtcp works without (soft-dirty, userfaultfd, incremental): their
     /// failure is shown, and fails the exit code only with --strict.
     pub required: bool,
 }
@@ -153,6 +156,7 @@ pub fn run_checks(dir: &Path, host: &str, port: u16) -> Vec<Check> {
     v.extend(payload_checks());
     v.push(optional(soft_dirty()));
     v.push(optional(userfaultfd()));
+    v.push(optional(incremental()));
     v.push(ckpt_folder(dir));
     v.push(coordinator(host, port));
     v
@@ -385,6 +389,49 @@ fn userfaultfd() -> Check {
             },
         ),
     }
+}
+
+fn incremental() -> Check {
+    use ns::probes::IncrementalStep as Step;
+    const NAME: &str = "incremental";
+    const THEN: &str = "; `--incremental` writes full images here";
+    let Err(gap) = ns::probes::incremental() else {
+        return pass(
+            NAME,
+            "incremental checkpoints work: userfaultfd (user-mode only) with asynchronous write-protect \
+             (UFFD_FEATURE_WP_ASYNC) and PAGEMAP_SCAN on /proc/self/pagemap",
+        );
+    };
+    let errno = gap.errno.map_or_else(String::new, |e| format!(": {}", e.desc()));
+    let (what, fix) = match gap.what {
+        Step::Userfaultfd => (
+            format!("no userfaultfd with UFFD_USER_MODE_ONLY{errno}"),
+            if gap.errno == Some(Errno::ENOSYS) {
+                "use a kernel built with CONFIG_USERFAULTFD (Linux 6.7 or later); in a container, allow the \
+                 userfaultfd system call"
+            } else {
+                "use Linux 6.7 or later; in a container, allow the userfaultfd system call (Docker: \
+                 --security-opt seccomp=unconfined)"
+            },
+        ),
+        Step::WpAsync => (
+            format!("userfaultfd has no asynchronous write-protect (UFFD_FEATURE_WP_ASYNC){errno}"),
+            "use Linux 6.7 or later",
+        ),
+        Step::WriteProtect => (
+            format!("userfaultfd cannot write-protect an anonymous page{errno}"),
+            "use Linux 6.7 or later built with CONFIG_PTE_MARKER_UFFD_WP",
+        ),
+        Step::PagemapScan => (
+            if gap.errno.is_some() {
+                format!("no PAGEMAP_SCAN ioctl on /proc/self/pagemap{errno}")
+            } else {
+                "PAGEMAP_SCAN did not report a page written since it was write-protected".into()
+            },
+            "use Linux 6.7 or later",
+        ),
+    };
+    fail(NAME, what + THEN, fix)
 }
 
 // ---- checkpoint folder --------------------------------------------------------------------

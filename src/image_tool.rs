@@ -8,7 +8,11 @@
 //!   for its architecture in the payload tree, and, for the whole set, the restart plan
 //!   (`restart::plan`: parents, sessions, shared pipes and files that must fit together). It
 //!   says what is wrong and exits non-zero.
-//! - `ls`: one line per image.
+//! - `ls`: one line per image, a delta marked with its position in its chain.
+//! - every verb: an image's incremental chain (`dmtcp_proto::image::chain`): a full image, or a
+//!   delta at position N with each older image it needs (the file name beside it, whether it
+//!   is there and whether it matches), walked by the restart's own `restart::chain_bases`; a
+//!   broken chain makes the image unusable, as it is for `dmtcp_restart`.
 //!
 //! `--json` prints one JSON object on stdout instead of text.
 //!
@@ -50,7 +54,7 @@ enum Sub {
 
 #[derive(FromArgs)]
 #[argh(subcommand, name = "info", help_triggers("--help"))]
-/// everything an image holds: ids, areas, threads, fds, sizes, checksum
+/// everything an image holds: ids, chain, areas, threads, fds, sizes, checksum
 struct InfoArgs {
     /// print one JSON object instead of text
     #[argh(switch, long = "json")]
@@ -74,7 +78,7 @@ struct VerifyArgs {
 
 #[derive(FromArgs)]
 #[argh(subcommand, name = "ls", help_triggers("--help"))]
-/// one line per image: architecture, program, pid, generation, sizes, status
+/// one line per image: architecture, program, pid, generation, full or delta N, sizes, status
 struct LsArgs {
     /// print one JSON object instead of text
     #[argh(switch, long = "json")]
@@ -153,6 +157,89 @@ struct Checked {
     threads: Vec<ThreadRecord>,
     /// Bytes of data in the image, per area.
     area_data: Vec<u64>,
+    chain: ChainView,
+}
+
+/// Where an image stands in its incremental chain, as `dmtcp_restart` would walk it.
+struct ChainView {
+    /// 0: a full image.
+    position: u32,
+    /// 0: a full image in no chain (written without `--incremental`).
+    image_id: u64,
+    /// For a delta: the older images, nearest first, up to the first broken link.
+    links: Vec<Link>,
+    /// The restart's message for the broken link.
+    broken: Option<String>,
+}
+
+struct Link {
+    name: String,
+    path: PathBuf,
+    position: u32,
+    /// False: missing.
+    present: bool,
+    /// Why it does not fit (None: it matches).
+    mismatch: Option<String>,
+}
+
+impl ChainView {
+    fn of(path: &Path, img: &CheckedImage, h: &Header) -> ChainView {
+        let mut seen: Vec<(PathBuf, u32)> = Vec::new();
+        let walk = crate::restart::chain_bases(path, img, |q, f| seen.push((q.to_path_buf(), f.position)));
+        let name = |p: &Path| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into());
+        let good = |(p, position): &(PathBuf, u32)| Link {
+            name: name(p),
+            path: p.clone(),
+            position: *position,
+            present: true,
+            mismatch: None,
+        };
+        let (mut links, mut broken) = (Vec::new(), None);
+        match walk {
+            Ok(_) => links.extend(seen.iter().map(good)),
+            Err(e) => {
+                let bad = e.base().to_path_buf();
+                links.extend(seen.iter().filter(|(p, _)| *p != bad).map(good));
+                // The position the broken link should have: one below the image naming it.
+                let above = links.last().map_or(h.chain.position, |l| l.position);
+                use crate::restart::chain::ChainError;
+                let (present, mismatch) = match &e {
+                    ChainError::Missing { .. } => (false, None),
+                    ChainError::Unreadable { why, .. } => (true, Some(why.clone())),
+                    ChainError::Checksum { want, got, .. } => {
+                        (true, Some(format!("its checksum is {got:016x}, the delta names {want:016x}")))
+                    }
+                    ChainError::Mismatch { what, .. } => (true, Some(format!("it is {what}"))),
+                };
+                links.push(Link { name: name(&bad), path: bad, position: above.saturating_sub(1), present, mismatch });
+                broken = Some(e.to_string());
+            }
+        }
+        ChainView { position: h.chain.position, image_id: h.chain.image_id, links, broken }
+    }
+
+    fn is_delta(&self) -> bool {
+        self.position > 0
+    }
+
+    /// `full` or `delta N` (ls's column).
+    fn short(&self) -> String {
+        if self.is_delta() {
+            format!("delta {}", self.position)
+        } else {
+            "full".into()
+        }
+    }
+}
+
+impl Link {
+    fn state(&self) -> String {
+        match (&self.mismatch, self.present) {
+            (_, false) => "missing".into(),
+            (None, true) => "there, matches".into(),
+            (Some(why), true) => format!("there, does not match: {why}"),
+        }
+    }
 }
 
 impl Report {
@@ -167,8 +254,10 @@ impl Report {
             Ok(t) => t,
             Err(e) => return Report { path: path.into(), disk_size, image: None, problem: Some(e) },
         };
-        let mut problem = None;
-        if verify {
+        let chain = ChainView::of(path, &img, &header);
+        // A delta whose chain is broken cannot be restarted: unusable, as for dmtcp_restart.
+        let mut problem = chain.broken.clone();
+        if verify && problem.is_none() {
             // dmtcp_restart needs the restorer of the image's architecture.
             match payloads::tree() {
                 Ok(tree) => {
@@ -188,7 +277,7 @@ impl Report {
         Report {
             path: path.into(),
             disk_size,
-            image: Some(Checked { img, header, areas, threads, area_data }),
+            image: Some(Checked { img, header, areas, threads, area_data, chain }),
             problem,
         }
     }
@@ -353,11 +442,12 @@ fn to_text(verb: Verb, reports: &[Report], set: Option<&Result<(), String>>) -> 
             Verb::Ls => {
                 let _ = writeln!(
                     s,
-                    "{p}  {}  {}  pid {}  generation {}  {} on disk, {} raw  {status}",
+                    "{p}  {}  {}  pid {}  generation {}  {}  {} on disk, {} raw  {status}",
                     arch_name(h.arch),
                     text_of(&h.progname),
                     h.vpid,
                     h.generation,
+                    c.chain.short(),
                     size(disk),
                     size(raw)
                 );
@@ -405,6 +495,7 @@ fn to_text(verb: Verb, reports: &[Report], set: Option<&Result<(), String>>) -> 
                     if h.num_peers == 1 { "" } else { "es" },
                     h.ckpt_time
                 );
+                chain_text(&mut s, &c.chain);
                 let mapped: u64 = c.areas.iter().map(|a| a.len()).sum();
                 let _ = writeln!(
                     s,
@@ -456,6 +547,56 @@ fn to_text(verb: Verb, reports: &[Report], set: Option<&Result<(), String>>) -> 
         }
     }
     s
+}
+
+fn chain_text(s: &mut String, c: &ChainView) {
+    if !c.is_delta() {
+        let _ = if c.image_id == 0 {
+            writeln!(s, "  chain: a full image (not incremental)")
+        } else {
+            writeln!(s, "  chain: a full image, the base of an incremental chain (image id {:#018x})", c.image_id)
+        };
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  chain: a delta at position {} (image id {:#018x}), on {} older image{}: {}",
+        c.position,
+        c.image_id,
+        c.position,
+        if c.position == 1 { "" } else { "s" },
+        if c.broken.is_some() { "broken" } else { "complete" }
+    );
+    for l in &c.links {
+        let _ = writeln!(s, "    position {:<4} {}: {}", l.position, l.name, l.state());
+    }
+}
+
+fn chain_json(c: &ChainView) -> String {
+    let links: Vec<String> = c
+        .links
+        .iter()
+        .map(|l| {
+            format!(
+                "{{\"position\":{},\"name\":{},\"path\":{},\"present\":{},\"matches\":{},\"problem\":{}}}",
+                l.position,
+                js(&l.name),
+                js(&l.path.to_string_lossy()),
+                l.present,
+                l.present && l.mismatch.is_none(),
+                opt_js(l.mismatch.as_deref())
+            )
+        })
+        .collect();
+    format!(
+        "{{\"kind\":{},\"position\":{},\"image_id\":{},\"complete\":{},\"problem\":{},\"bases\":[{}]}}",
+        js(if c.is_delta() { "delta" } else { "full" }),
+        c.position,
+        c.image_id,
+        c.broken.is_none(),
+        opt_js(c.broken.as_deref()),
+        links.join(",")
+    )
 }
 
 fn js(s: &str) -> String {
@@ -516,6 +657,7 @@ fn image_json(verb: Verb, r: &Report) -> String {
             c.img.compressed,
             c.img.summary.len
         );
+        let _ = write!(o, ",\"chain\":{}", chain_json(&c.chain));
         if verb == Verb::Info {
             let _ = write!(
                 o,

@@ -2,7 +2,8 @@
 //! `tester`), and with checks made to fail for real: user namespaces switched off by the
 //! `user.max_user_namespaces` sysctl of a user namespace of the test's own (so that the rest of
 //! the machine, and the tests running beside this one, keep theirs), a checkpoint folder that
-//! cannot be made, a coordinator port held by another program.
+//! cannot be made, a coordinator port held by another program, and what incremental
+//! checkpoints need refused by a seccomp filter of the test's own (`tests/c/deny_syscall.c`).
 use crate::util::*;
 use std::io::Write;
 use std::process::{Command, Output};
@@ -52,8 +53,51 @@ fn doctor_passes_every_check_launch_and_restart_need_here() {
     assert!(j.starts_with("{\"ok\":true,\"checks\":["), "{j}");
     required_checks_pass(&j);
     // The checks of later features are there, passing or not, and never required.
-    for name in ["soft-dirty", "userfaultfd"] {
+    for name in ["soft-dirty", "userfaultfd", "incremental"] {
         assert!(check(&j, name).contains("\"required\":false"), "{j}");
+    }
+}
+
+/// The incremental check passes here (as tests/incremental.rs needs; unprivileged, as CI's
+/// `tester` run shows), and fails, saying what is missing and that full images are written
+/// then, when a seccomp filter of the test's own refuses each thing it needs: userfaultfd
+/// itself, the UFFDIO_API ioctl (asynchronous write-protect), the PAGEMAP_SCAN ioctl. Optional:
+/// the exit code stays 0 unless --strict.
+#[test]
+fn doctor_says_whether_incremental_checkpoints_work_and_what_is_missing() {
+    let base = ["--json", "--ckptdir", "/tmp", "--coord-port"];
+    let out = doctor(&[&base[..], &[&free_port()]].concat());
+    let j = stdout(&out);
+    let c = check(&j, "incremental");
+    assert!(c.contains("\"ok\":true") && c.contains("incremental checkpoints work"), "{c}");
+    let deny = c_program("deny_syscall", false);
+    const SYS_USERFAULTFD: &str = "323";
+    const SYS_IOCTL: &str = "16";
+    for (rule, says) in [
+        (&[SYS_USERFAULTFD, "38"][..], "no userfaultfd with UFFD_USER_MODE_ONLY: Function not implemented"),
+        (
+            &[SYS_IOCTL, "22", "0xC018AA3F"][..],
+            "no asynchronous write-protect (UFFD_FEATURE_WP_ASYNC): Invalid argument",
+        ),
+        (&[SYS_IOCTL, "25", "0xC0606610"][..], "no PAGEMAP_SCAN ioctl on /proc/self/pagemap: Not a typewriter"),
+    ] {
+        let run_denied = |strict: bool| {
+            let mut cmd = Command::new(&deny);
+            cmd.args(rule).arg("--").arg(dmtcp()).arg("doctor").args(base).arg(free_port());
+            if strict {
+                cmd.arg("--strict");
+            }
+            run(&mut cmd)
+        };
+        let out = run_denied(false);
+        assert!(out.status.success(), "{says}: optional\n{}\n{}", stdout(&out), stderr(&out));
+        let j = stdout(&out);
+        let c = check(&j, "incremental");
+        assert!(c.contains("\"ok\":false") && c.contains("\"required\":false"), "{c}");
+        assert!(c.contains(says) && c.contains("`--incremental` writes full images here"), "{says}: {c}");
+        assert!(c.contains("Linux 6.7 or later"), "{c}");
+        required_checks_pass(&j);
+        assert_eq!(run_denied(true).status.code(), Some(2), "{says}: --strict fails on it");
     }
 }
 

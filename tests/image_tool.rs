@@ -170,3 +170,108 @@ fn image_help_lists_the_subcommands_and_their_options() {
         assert!(stdout(&out).contains("--json"), "{sub}: {}", stdout(&out));
     }
 }
+
+/// `info`, `ls` and `verify` on a real incremental chain (a full image and two deltas on it,
+/// made by a launched program with `--incremental`): the newest image is a delta at position 2
+/// whose two bases are there and match; the same delta beside a missing base, and beside a
+/// base of another checkpoint under the base's name, is shown broken at that link, exits 2, and
+/// `verify` says what `dmtcp_restart` says.
+fn shows_an_incremental_chain(m32: bool) {
+    let prog = c_program("ckpt_threads", m32);
+    let mut cy = Cycle::launch(
+        &prog,
+        &["100000"],
+        &["--incremental", "--incremental-chain", "3", "--incremental-ratio", "1000"],
+    );
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(200));
+        cy.checkpoint();
+    }
+    let imgs = cy.images();
+    assert_eq!(imgs.len(), 1, "{imgs:?}");
+    let newest = imgs[0].clone();
+    let name = newest.file_name().unwrap().to_str().unwrap().to_string();
+    let link = |n: u32| newest.with_file_name(format!("{name}.{n}"));
+    assert!(link(0).is_file() && link(1).is_file(), "{}", cy.diagnostics());
+    cy.kill();
+
+    let out = image(&["info"], &[&newest]);
+    let t = stdout(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains(&format!("{}: ok\n", newest.display())), "{t}");
+    assert!(
+        t.contains("  chain: a delta at position 2 (image id 0x") && t.contains("on 2 older images: complete"),
+        "{t}"
+    );
+    assert!(t.contains(&format!("    position 1    {name}.1: there, matches\n")), "{t}");
+    assert!(t.contains(&format!("    position 0    {name}.0: there, matches\n")), "{t}");
+    let out = image(&["info"], &[&link(0)]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("  chain: a full image, the base of an incremental chain"), "{}", stdout(&out));
+
+    let out = image(&["info", "--json"], &[&newest]);
+    assert!(out.status.success());
+    assert_json(&out);
+    let j = stdout(&out);
+    assert!(j.contains("\"chain\":{\"kind\":\"delta\",\"position\":2,") && j.contains("\"complete\":true"), "{j}");
+    assert_eq!(j.matches("\"present\":true,\"matches\":true").count(), 2, "{j}");
+    assert!(j.contains(&format!("\"position\":0,\"name\":\"{name}.0\"")), "{j}");
+
+    // ls marks the deltas.
+    let out = image(&["ls"], &[&link(0), &link(1), &newest]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let l: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(l.len(), 3, "{l:?}");
+    assert!(l[0].contains("  full  ") && l[1].contains("  delta 1  ") && l[2].contains("  delta 2  "), "{l:?}");
+    let out = image(&["ls", "--json"], &[&newest]);
+    assert_json(&out);
+    assert!(stdout(&out).contains("\"kind\":\"delta\""), "{}", stdout(&out));
+
+    // Broken: the base at position 0 missing, or another checkpoint's image in its place.
+    let missing = TempDir::new("chain-missing");
+    let other = TempDir::new("chain-other");
+    for (d, n) in [(&missing, 1), (&missing, 2), (&other, 1), (&other, 2)] {
+        let from = if n == 2 { newest.clone() } else { link(1) };
+        let to = if n == 2 { d.join(&name) } else { d.join(format!("{name}.1")) };
+        std::fs::copy(from, to).unwrap();
+    }
+    std::fs::copy(&newest, other.join(format!("{name}.0"))).unwrap();
+    for (d, state, says) in [
+        (&missing, "missing", "is missing; the chain of incremental images is broken"),
+        (&other, "there, does not match: its checksum is ", "has checksum"),
+    ] {
+        let img = d.join(&name);
+        let base0 = d.join(format!("{name}.0"));
+        let out = image(&["info"], &[&img]);
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+        let t = stdout(&out);
+        let first = t.lines().next().unwrap();
+        assert!(first.starts_with(&format!("{}: ", img.display())) && first.contains(says), "{t}");
+        assert!(first.contains(&format!("its base image {}", base0.display())), "{t}");
+        assert!(t.contains("on 2 older images: broken"), "{t}");
+        assert!(t.contains(&format!("    position 1    {name}.1: there, matches\n")), "{t}");
+        assert!(t.contains(&format!("    position 0    {name}.0: {state}")), "{t}");
+        let out = image(&["info", "--json"], &[&img]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_json(&out);
+        assert!(stdout(&out).contains("\"complete\":false"), "{}", stdout(&out));
+        // verify refuses it with dmtcp_restart's words.
+        let out = image(&["verify"], &[&img]);
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+        let line = stdout(&out).lines().next().unwrap().to_string();
+        let r = run(role("restart").args(["--new-coordinator", "--coord-port", "0"]).arg(&img));
+        assert_eq!(r.status.code(), Some(2), "{}", stderr(&r));
+        let problem = line.split_once(": ").unwrap().1;
+        assert!(stderr(&r).contains(problem), "verify: {problem}\nrestart: {}", stderr(&r));
+    }
+}
+
+#[test]
+fn image_info_shows_an_incremental_chain_and_its_broken_link_64() {
+    shows_an_incremental_chain(false);
+}
+
+#[test]
+fn image_info_shows_an_incremental_chain_and_its_broken_link_32() {
+    shows_an_incremental_chain(true);
+}

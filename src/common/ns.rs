@@ -842,4 +842,120 @@ pub mod probes {
             Err(e) => attempt(libc::O_CLOEXEC as libc::c_long | UFFD_USER_MODE_ONLY).map(|()| true).map_err(|_| e),
         }
     }
+
+    /// What incremental checkpoints need that is missing (`incremental`): the step that failed
+    /// and its errno (None: the step ran but the kernel did not report the written page).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct IncrementalGap {
+        pub what: IncrementalStep,
+        pub errno: Option<Errno>,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum IncrementalStep {
+        /// userfaultfd(UFFD_USER_MODE_ONLY).
+        Userfaultfd,
+        /// UFFDIO_API with UFFD_FEATURE_WP_ASYNC (and WP_UNPOPULATED, as libdmtcp asks).
+        WpAsync,
+        /// UFFDIO_REGISTER in write-protect mode and UFFDIO_WRITEPROTECT on an anonymous page.
+        WriteProtect,
+        /// The PAGEMAP_SCAN ioctl of /proc/self/pagemap listing the page written since.
+        PagemapScan,
+    }
+
+    /// What `payloads/libdmtcp/src/dirty.rs` does, on one page of our own, as an unprivileged
+    /// process: a user-mode-only userfaultfd with asynchronous write-protection, the page
+    /// registered and protected, written, and found written by PAGEMAP_SCAN. Everything made is
+    /// undone (descriptors closed, page unmapped). The constants are the kernel's
+    /// `include/uapi/linux/{userfaultfd,fs}.h` (as `payloads/libdmtcp/src/sys/uffd.rs`).
+    pub fn incremental() -> Result<(), IncrementalGap> {
+        const UFFD_USER_MODE_ONLY: libc::c_long = 1;
+        const UFFD_API: u64 = 0xAA;
+        const FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
+        const FEATURE_WP_ASYNC: u64 = 1 << 15;
+        const UFFDIO_API: libc::c_ulong = 0xC018_AA3F;
+        const UFFDIO_REGISTER: libc::c_ulong = 0xC020_AA00;
+        const UFFDIO_WRITEPROTECT: libc::c_ulong = 0xC018_AA06;
+        const PAGEMAP_SCAN: libc::c_ulong = 0xC060_6610;
+        const PAGE_IS_WRITTEN: u64 = 1 << 1;
+        const PM_SCAN_WP_MATCHING: u64 = 1;
+        const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
+        const PAGE: usize = 4096;
+        let gap = |what, errno| IncrementalGap { what, errno };
+        // SAFETY: userfaultfd(2) takes only flags; the new fd is ours and closed below.
+        let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC as libc::c_long | UFFD_USER_MODE_ONLY) };
+        if fd < 0 {
+            return Err(gap(IncrementalStep::Userfaultfd, Some(Errno::last())));
+        }
+        let fd = fd as libc::c_int;
+        let ioctl = |fd: libc::c_int, req: libc::c_ulong, arg: &mut [u64]| -> Result<libc::c_long, Errno> {
+            // SAFETY: `arg` is the structure of u64 fields the request reads and writes, of the
+            // size the request number encodes (checked by each caller's array length).
+            let r = unsafe { libc::ioctl(fd, req as _, arg.as_mut_ptr()) };
+            if r < 0 {
+                Err(Errno::last())
+            } else {
+                Ok(r as libc::c_long)
+            }
+        };
+        // SAFETY: a fresh private anonymous page of our own, unmapped below.
+        let page = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        let result = (|| {
+            let mut api = [UFFD_API, FEATURE_WP_ASYNC | FEATURE_WP_UNPOPULATED, 0];
+            ioctl(fd, UFFDIO_API, &mut api).map_err(|e| gap(IncrementalStep::WpAsync, Some(e)))?;
+            if page == libc::MAP_FAILED {
+                return Err(gap(IncrementalStep::WriteProtect, Some(Errno::last())));
+            }
+            let addr = page as u64;
+            // SAFETY: `page` is our mapping, PAGE bytes, readable and writable.
+            unsafe { std::ptr::write_volatile(page.cast::<u8>(), 1) };
+            let wp = |e| gap(IncrementalStep::WriteProtect, Some(e));
+            ioctl(fd, UFFDIO_REGISTER, &mut [addr, PAGE as u64, 1 << 1, 0]).map_err(wp)?;
+            ioctl(fd, UFFDIO_WRITEPROTECT, &mut [addr, PAGE as u64, 1]).map_err(wp)?;
+            // The write fault is resolved by the kernel itself (asynchronous mode).
+            // SAFETY: as above; the page is ours, only write-protected for the userfaultfd.
+            unsafe { std::ptr::write_volatile(page.cast::<u8>(), 2) };
+            let scan = |e| gap(IncrementalStep::PagemapScan, Some(e));
+            let pagemap = std::fs::File::open("/proc/self/pagemap")
+                .map_err(|e| scan(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+            let mut region = [0u64; 3];
+            let mut arg = [
+                12 * 8,
+                PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+                addr,
+                addr + PAGE as u64,
+                0,
+                region.as_mut_ptr() as u64,
+                1,
+                0,
+                0,
+                PAGE_IS_WRITTEN,
+                0,
+                PAGE_IS_WRITTEN,
+            ];
+            use std::os::fd::AsRawFd;
+            let n = ioctl(pagemap.as_raw_fd(), PAGEMAP_SCAN, &mut arg).map_err(scan)?;
+            if n == 1 && region[0] == addr && region[2] & PAGE_IS_WRITTEN != 0 {
+                Ok(())
+            } else {
+                Err(gap(IncrementalStep::PagemapScan, None))
+            }
+        })();
+        if page != libc::MAP_FAILED {
+            // SAFETY: unmapping the page mapped above, which nothing refers to any more.
+            unsafe { libc::munmap(page, PAGE) };
+        }
+        // SAFETY: closing the userfaultfd we opened.
+        unsafe { libc::close(fd) };
+        result
+    }
 }

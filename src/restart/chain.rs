@@ -58,6 +58,18 @@ impl fmt::Display for ChainError {
     }
 }
 
+impl ChainError {
+    /// The base image the broken link names.
+    pub fn base(&self) -> &Path {
+        match self {
+            ChainError::Missing { base, .. }
+            | ChainError::Unreadable { base, .. }
+            | ChainError::Checksum { base, .. }
+            | ChainError::Mismatch { base, .. } => base,
+        }
+    }
+}
+
 impl std::error::Error for ChainError {}
 
 /// The result of loading one file: `None` when it does not exist.

@@ -266,17 +266,7 @@ fn run(a: RestartArgs) -> Result<Never, Fail> {
             check_owner(p)?;
         }
         // A delta image: the rest of its chain, found beside it, every link checked.
-        let bases = chain::resolve(p, &link_facts(&img), |q| {
-            if !q.exists() {
-                return Ok(None);
-            }
-            let b = image_reader::check_file(q).map_err(|e| e.to_string())?;
-            if arch_of(&b) != arch_of(&img) {
-                return Err(format!("an image of another architecture ({})", arch_of(&b).name()));
-            }
-            Ok(Some((link_facts(&b), b)))
-        })
-        .map_err(|e| {
+        let bases = chain_bases(p, &img, |_, _| {}).map_err(|e| {
             eprintln!("{PROGRAM}: {e}");
             Fail { code: EXIT_FAILURE, msg: String::new() }
         })?;
@@ -601,8 +591,29 @@ fn arch_of(img: &CheckedImage) -> Arch {
     }
 }
 
-/// What the plan needs of a checked image (the adapter that keeps `plan` independent of the
-/// image reader). Public for `dmtcp image verify`, which plans as dmtcp_restart does.
+/// The older images of `img`'s chain (the image at `p`), oldest first, every link checked as
+/// the restart checks it (`chain::resolve` over files beside it); `seen` is told each base read
+/// and checked by `image_reader`, nearest first, before its link is checked. Public for
+/// `dmtcp image info`, which shows a chain as dmtcp_restart would walk it.
+pub fn chain_bases(
+    p: &Path,
+    img: &CheckedImage,
+    mut seen: impl FnMut(&Path, &chain::LinkFacts),
+) -> Result<Vec<CheckedImage>, chain::ChainError> {
+    chain::resolve(p, &link_facts(img), |q| {
+        if !q.exists() {
+            return Ok(None);
+        }
+        let b = image_reader::check_file(q).map_err(|e| e.to_string())?;
+        if arch_of(&b) != arch_of(img) {
+            return Err(format!("an image of another architecture ({})", arch_of(&b).name()));
+        }
+        let f = link_facts(&b);
+        seen(q, &f);
+        Ok(Some((f, b)))
+    })
+}
+
 /// What the chain walk needs of an image (`chain::resolve`).
 fn link_facts(img: &CheckedImage) -> chain::LinkFacts {
     let h = img.header();
@@ -619,6 +630,8 @@ fn link_facts(img: &CheckedImage) -> chain::LinkFacts {
     }
 }
 
+/// What the plan needs of a checked image (the adapter that keeps `plan` independent of the
+/// image reader). Public for `dmtcp image verify`, which plans as dmtcp_restart does.
 pub fn facts(img: &CheckedImage) -> ImageFacts {
     use dmtcp_proto::image::FdBody;
     let mut paths = Vec::new();
