@@ -492,5 +492,10 @@ fn pause_if_asked(info: &[u8]) {
     let pid = crate::sys::getpid();
     // Said even with DMTCP_QUIET: the user asked for the stop and must know where it is.
     error!("restart paused before resuming (--debug-restart-pause {level}): attach with `gdb -p {pid}`, or resume with `kill -CONT {pid}`");
-    let _ = crate::sys::kill(pid, libc::SIGSTOP);
+    // At ourselves, not at the process: a process-directed SIGSTOP wakes one thread of the
+    // kernel's choice (the leader, often busy in the restorer's last system calls) and this
+    // thread went on through the restart, reported the process running, and the whole group
+    // stopped only later, once the leader took the signal. Taken here, on the way out of
+    // tgkill, the group stop holds every thread before this one goes on.
+    crate::sys::thread::tgkill(pid, crate::threads::gettid(), libc::SIGSTOP);
 }
